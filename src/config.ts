@@ -1,0 +1,272 @@
+/**
+ * Settings: one table describes every setting; each is read from the command line, the
+ * environment, the config file, or its default, in that order of precedence.
+ *
+ * The config file is postgresql.conf-style: `key = value`, `#` comments, values optionally in
+ * single quotes ('' for a quote inside). Keys use underscores; the matching flag uses dashes
+ * (`compress_level` ↔ `--compress-level`) and the variable is WALSHIP_ + the key in capitals.
+ */
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { WalshipError } from './errors.js';
+
+export const DEFAULT_CONFIG_PATH = '/etc/walship/walship.conf';
+
+type Kind = 'string' | 'int' | 'bool' | 'enum';
+
+export interface SettingDef {
+  key: string;
+  kind: Kind;
+  description: string;
+  values?: readonly string[];
+  min?: number;
+  max?: number;
+  /** Default as text; undefined = no default (the setting is required where it is used). */
+  default?: () => string | undefined;
+}
+
+export const SETTINGS = [
+  {
+    key: 'repo',
+    kind: 'string',
+    description: 'Repository URL: an absolute path, file:///abs/path, or s3://bucket/prefix.',
+  },
+  {
+    key: 'catalog',
+    kind: 'string',
+    description: 'Path of the local SQLite catalog.',
+    default: () => join(process.env.XDG_STATE_HOME || join(homedir(), '.local', 'state'), 'walship', 'catalog.db'),
+  },
+  {
+    key: 'compress_level',
+    kind: 'int',
+    min: 1,
+    max: 19,
+    description: 'zstd compression level for archived WAL (1 = fastest).',
+    default: () => '1',
+  },
+  {
+    key: 'fetch_on_error',
+    kind: 'enum',
+    values: ['abort', 'retry'],
+    description:
+      'What archive-fetch exits with on a failure other than "not in the archive": abort = 255, recovery stops; retry = 3, PostgreSQL treats the file as unavailable (for standbys that also stream).',
+    default: () => 'abort',
+  },
+  {
+    key: 'log_level',
+    kind: 'enum',
+    values: ['error', 'warn', 'info', 'debug'],
+    description: 'Least severe log level written to stderr.',
+    default: () => 'info',
+  },
+  {
+    key: 'log_format',
+    kind: 'enum',
+    values: ['text', 'json'],
+    description: 'Log line format on stderr: text (key=value) or json (one object per line).',
+    default: () => 'text',
+  },
+  {
+    key: 's3_endpoint',
+    kind: 'string',
+    description: 'S3 endpoint URL for S3-compatible stores (MinIO, Ceph, R2, ...); empty = AWS.',
+  },
+  {
+    key: 's3_region',
+    kind: 'string',
+    description: 'S3 region.',
+    default: () => process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || 'us-east-1',
+  },
+  {
+    key: 's3_force_path_style',
+    kind: 'bool',
+    description: 'Path-style addressing (bucket in the path, as most S3-compatible stores want).',
+    default: () => 'off',
+  },
+  {
+    key: 's3_storage_class',
+    kind: 'string',
+    description: 'Storage class for new objects (STANDARD, STANDARD_IA, ...); empty = the bucket default.',
+  },
+  {
+    key: 's3_sse',
+    kind: 'enum',
+    values: ['none', 'AES256', 'aws:kms'],
+    description: 'Server-side encryption of new objects.',
+    default: () => 'none',
+  },
+  {
+    key: 's3_sse_kms_key_id',
+    kind: 'string',
+    description: 'KMS key id when s3_sse = aws:kms.',
+  },
+  {
+    key: 's3_request_timeout',
+    kind: 'int',
+    min: 100,
+    max: 3_600_000,
+    description: 'Timeout of one S3 request attempt, in milliseconds.',
+    default: () => '30000',
+  },
+  {
+    key: 's3_max_retries',
+    kind: 'int',
+    min: 0,
+    max: 20,
+    description: 'Retries of a failed S3 request (throttling, 5xx, connection errors), with backoff.',
+    default: () => '4',
+  },
+] as const satisfies readonly SettingDef[];
+
+export type SettingKey = (typeof SETTINGS)[number]['key'];
+
+export interface Config {
+  repo?: string;
+  catalog: string;
+  compress_level: number;
+  fetch_on_error: 'abort' | 'retry';
+  log_level: 'error' | 'warn' | 'info' | 'debug';
+  log_format: 'text' | 'json';
+  s3_endpoint?: string;
+  s3_region: string;
+  s3_force_path_style: boolean;
+  s3_storage_class?: string;
+  s3_sse: 'none' | 'AES256' | 'aws:kms';
+  s3_sse_kms_key_id?: string;
+  s3_request_timeout: number;
+  s3_max_retries: number;
+  /** Where the config file came from, if one was read. */
+  configFile?: string;
+}
+
+export function flagName(key: string): string {
+  return key.replace(/_/g, '-');
+}
+export function envName(key: string): string {
+  return `WALSHIP_${key.toUpperCase()}`;
+}
+
+/** Parses postgresql.conf-style text. Throws CONFIG_INVALID naming the file and line. */
+export function parseConfigText(text: string, source: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const known = new Set<string>(SETTINGS.map((s) => s.key));
+  const lines = text.split(/\r?\n/);
+  for (let i = 0; i < lines.length; i++) {
+    const where = `${source}:${i + 1}`;
+    const line = lines[i]!;
+    const m = /^\s*([A-Za-z0-9_.-]+)\s*=?\s*(.*?)\s*$/.exec(stripComment(line));
+    if (!m || m[1] === undefined) {
+      if (stripComment(line).trim() === '') continue;
+      throw new WalshipError('CONFIG_INVALID', `${where}: expected "key = value"`);
+    }
+    const key = m[1].replace(/-/g, '_').toLowerCase();
+    if (!known.has(key)) throw new WalshipError('CONFIG_INVALID', `${where}: unknown setting "${m[1]}"`);
+    let value = m[2]!;
+    if (value.startsWith("'")) {
+      if (!/^'(?:[^']|'')*'$/.test(value)) throw new WalshipError('CONFIG_INVALID', `${where}: unterminated quoted value for ${key}`);
+      value = value.slice(1, -1).replace(/''/g, "'");
+    }
+    out.set(key, value);
+  }
+  return out;
+}
+
+function stripComment(line: string): string {
+  let inQuote = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (c === "'") inQuote = !inQuote;
+    else if (c === '#' && !inQuote) return line.slice(0, i);
+  }
+  return line;
+}
+
+function coerce(def: SettingDef, raw: string, source: string): unknown {
+  const bad = (why: string) => new WalshipError('CONFIG_INVALID', `invalid ${def.key} = '${raw}' (${source}): ${why}`);
+  switch (def.kind) {
+    case 'string':
+      return raw === '' ? undefined : raw;
+    case 'int': {
+      if (!/^-?\d+$/.test(raw.trim())) throw bad('expected a whole number');
+      const n = Number(raw);
+      if ((def.min !== undefined && n < def.min) || (def.max !== undefined && n > def.max)) {
+        throw bad(`expected ${def.min} to ${def.max}`);
+      }
+      return n;
+    }
+    case 'bool': {
+      const v = raw.trim().toLowerCase();
+      if (['on', 'true', 'yes', '1'].includes(v)) return true;
+      if (['off', 'false', 'no', '0'].includes(v)) return false;
+      throw bad('expected on or off');
+    }
+    case 'enum':
+      if (!def.values!.includes(raw)) throw bad(`expected one of ${def.values!.join(', ')}`);
+      return raw;
+  }
+}
+
+export interface ResolveInput {
+  /** Values from the command line, keyed by setting key (underscore form). */
+  flags: Partial<Record<string, string | undefined>>;
+  /** Explicit --config path. */
+  configPath?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Resolves every setting: flag > env > config file > default. */
+export function resolveConfig(input: ResolveInput): Config {
+  const env = input.env ?? process.env;
+  const explicitPath = input.configPath ?? (env.WALSHIP_CONFIG || undefined);
+  const path = explicitPath ?? DEFAULT_CONFIG_PATH;
+  let fileValues = new Map<string, string>();
+  let configFile: string | undefined;
+  let text: string | undefined;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (explicitPath !== undefined || code !== 'ENOENT') {
+      throw new WalshipError('CONFIG_INVALID', `cannot read config file ${path}: ${code ?? String(err)}`);
+    }
+  }
+  if (text !== undefined) {
+    fileValues = parseConfigText(text, path);
+    configFile = path;
+  }
+  const out: Record<string, unknown> = { configFile };
+  for (const def of SETTINGS as readonly SettingDef[]) {
+    const fromFlag = input.flags[def.key];
+    const fromEnv = env[envName(def.key)];
+    let raw: string | undefined;
+    let source: string;
+    if (fromFlag !== undefined) {
+      raw = fromFlag;
+      source = `--${flagName(def.key)}`;
+    } else if (fromEnv !== undefined && fromEnv !== '') {
+      raw = fromEnv;
+      source = envName(def.key);
+    } else if (fileValues.has(def.key)) {
+      raw = fileValues.get(def.key);
+      source = configFile!;
+    } else {
+      raw = def.default?.();
+      source = 'default';
+    }
+    out[def.key] = raw === undefined ? undefined : coerce(def, raw, source);
+  }
+  return out as unknown as Config;
+}
+
+/** The repository URL, or CONFIG_MISSING naming every way to set it. */
+export function requireRepo(cfg: Config): string {
+  if (!cfg.repo) {
+    throw new WalshipError(
+      'CONFIG_MISSING',
+      `no repository configured: pass --repo, set ${envName('repo')}, or put "repo = ..." in ${cfg.configFile ?? DEFAULT_CONFIG_PATH}`,
+    );
+  }
+  return cfg.repo;
+}

@@ -1,0 +1,120 @@
+/**
+ * Every error walship reports has a name (its code), a one-line message that says what to do,
+ * and an exit code. This file is the one place where errors map to exit codes.
+ */
+
+export const ExitCode = {
+  OK: 0,
+  /** archive-fetch only: the file is not in the archive (the normal end of recovery). */
+  NOT_FOUND: 1,
+  /** Bad command line or configuration. */
+  USAGE: 2,
+  /** The input file is not acceptable WAL (wrong name, truncated, corrupt, content does not match name). */
+  INVALID_INPUT: 3,
+  /** A different file is already archived under that name. */
+  CONFLICT: 4,
+  /** The file or repository belongs to another cluster (system identifier, version, segment size). */
+  WRONG_CLUSTER: 5,
+  /** The repository could not be read or written (unreachable, permissions, I/O). */
+  REPOSITORY: 6,
+  /** The local SQLite catalog could not be opened, migrated or written. */
+  CATALOG: 7,
+  /** An archived object is damaged (checksum mismatch, undecodable data). */
+  CORRUPT: 8,
+  /** A recovery target cannot be reached with what is archived. */
+  UNREACHABLE_TARGET: 9,
+  /** A bug in walship. */
+  INTERNAL: 70,
+  /**
+   * archive-fetch, policy `fetch_on_error = abort` (the default): any failure other than
+   * "not in the archive". PostgreSQL treats exit codes above 125 as fatal and aborts recovery
+   * instead of ending it early on a timeline that silently forks history.
+   */
+  FETCH_ABORT: 255,
+  /**
+   * archive-fetch, policy `fetch_on_error = retry`: PostgreSQL sees "not available" (1-125) and,
+   * on a standby, falls back to streaming and asks again later. Distinct from 1 so logs tell
+   * "missing" from "failed".
+   */
+  FETCH_RETRY: 3,
+} as const;
+
+export type ErrorCode =
+  | 'USAGE'
+  | 'CONFIG_MISSING'
+  | 'CONFIG_INVALID'
+  | 'NOT_WAL'
+  | 'INVALID_WAL'
+  | 'FILE_UNREADABLE'
+  | 'WAL_CONFLICT'
+  | 'WRONG_CLUSTER'
+  | 'REPOSITORY_UNAVAILABLE'
+  | 'REPOSITORY_INVALID'
+  | 'CATALOG_ERROR'
+  | 'CATALOG_MISMATCH'
+  | 'OBJECT_CORRUPT'
+  | 'OBJECT_LOST'
+  | 'NOT_IN_ARCHIVE'
+  | 'TARGET_UNREACHABLE'
+  | 'DEST_UNWRITABLE'
+  | 'INTERNAL';
+
+const EXIT_BY_CODE: Record<ErrorCode, number> = {
+  USAGE: ExitCode.USAGE,
+  CONFIG_MISSING: ExitCode.USAGE,
+  CONFIG_INVALID: ExitCode.USAGE,
+  NOT_WAL: ExitCode.INVALID_INPUT,
+  INVALID_WAL: ExitCode.INVALID_INPUT,
+  FILE_UNREADABLE: ExitCode.INVALID_INPUT,
+  WAL_CONFLICT: ExitCode.CONFLICT,
+  WRONG_CLUSTER: ExitCode.WRONG_CLUSTER,
+  REPOSITORY_UNAVAILABLE: ExitCode.REPOSITORY,
+  REPOSITORY_INVALID: ExitCode.REPOSITORY,
+  CATALOG_ERROR: ExitCode.CATALOG,
+  CATALOG_MISMATCH: ExitCode.CATALOG,
+  OBJECT_CORRUPT: ExitCode.CORRUPT,
+  OBJECT_LOST: ExitCode.CORRUPT,
+  NOT_IN_ARCHIVE: ExitCode.NOT_FOUND,
+  TARGET_UNREACHABLE: ExitCode.UNREACHABLE_TARGET,
+  DEST_UNWRITABLE: ExitCode.REPOSITORY,
+  INTERNAL: ExitCode.INTERNAL,
+};
+
+export class WalshipError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = 'WalshipError';
+  }
+  get exitCode(): number {
+    return EXIT_BY_CODE[this.code];
+  }
+}
+
+export type FetchErrorPolicy = 'abort' | 'retry';
+
+/** The exit code for an error, given the command it ended and (for archive-fetch) the policy. */
+export function exitCodeFor(err: unknown, command: string, fetchPolicy: FetchErrorPolicy = 'abort'): number {
+  const we = asWalshipError(err);
+  if (command === 'archive-fetch') {
+    if (we.code === 'NOT_IN_ARCHIVE') return ExitCode.NOT_FOUND;
+    return fetchPolicy === 'retry' ? ExitCode.FETCH_RETRY : ExitCode.FETCH_ABORT;
+  }
+  return we.exitCode;
+}
+
+export function asWalshipError(err: unknown): WalshipError {
+  if (err instanceof WalshipError) return err;
+  const e = err as NodeJS.ErrnoException | undefined;
+  const msg = e && typeof e.message === 'string' ? e.message : String(err);
+  return new WalshipError('INTERNAL', `unexpected error: ${msg.split('\n')[0]}`, { cause: err });
+}
+
+/** One line describing a system error (errno code and message), for wrapping into a WalshipError. */
+export function describeSystemError(err: unknown): string {
+  const e = err as NodeJS.ErrnoException | undefined;
+  if (e && typeof e.code === 'string') return `${e.code}: ${(e.message ?? '').split('\n')[0]}`;
+  if (e && typeof e.message === 'string') return e.message.split('\n')[0]!;
+  return String(err);
+}

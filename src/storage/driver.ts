@@ -1,0 +1,45 @@
+/**
+ * The one small interface every repository backend implements (filesystem, S3).
+ * Keys are relative, '/'-separated paths such as `wal/0000000100000000/000000010000000000000003.zst`.
+ * Drivers store bytes and string metadata; they know nothing about WAL.
+ *
+ * Errors: a driver returns null / 'exists' for the expected cases and throws WalshipError
+ * REPOSITORY_UNAVAILABLE (cannot reach or read the store) or REPOSITORY_INVALID (misconfigured,
+ * e.g. the root does not exist) for everything else. It never reports a failure as "absent".
+ */
+export interface ObjectInfo {
+  key: string;
+  size: number;
+  /** Metadata stored beside the object, when the backend keeps it separately (S3). */
+  meta?: Record<string, string>;
+}
+
+export interface PutOptions {
+  /** Metadata to keep beside the object where the backend supports it (S3 user metadata). */
+  meta?: Record<string, string>;
+  /** A MIME type, where the backend keeps one. */
+  contentType?: string;
+}
+
+export interface StorageDriver {
+  /** A printable description of where this driver stores (never includes credentials). */
+  readonly location: string;
+  /** The whole object, or null when no object has that key. */
+  get(key: string): Promise<Buffer | null>;
+  /** Bytes [start, start+length) of the object (fewer at its end), or null when absent. */
+  getRange(key: string, start: number, length: number): Promise<Buffer | null>;
+  /** Size (and separately stored metadata) of the object, or null when absent. */
+  head(key: string): Promise<ObjectInfo | null>;
+  /**
+   * Stores the object durably unless an object already has that key. Returns 'created' only
+   * once the data is durable (fsync + rename on a filesystem, a completed PUT on S3). Nothing
+   * is ever visible under `key` half-written.
+   */
+  putIfAbsent(key: string, body: Buffer, opts?: PutOptions): Promise<'created' | 'exists'>;
+  /** Every object whose key starts with `prefix`, in no particular order. */
+  list(prefix: string): AsyncIterable<ObjectInfo>;
+  /** Checks the repository root is usable; throws REPOSITORY_* otherwise. */
+  check(): Promise<void>;
+  /** Creates the repository root if the backend has such a thing (a directory). */
+  create(): Promise<void>;
+}

@@ -1,0 +1,261 @@
+/**
+ * Test harness: real PostgreSQL clusters run as an unprivileged OS user in temp directories,
+ * reachable only through a unix socket in their own directory.
+ *
+ * Binaries: $WALSHIP_PG_BIN, else `pg_config --bindir`, else the newest /usr/lib/postgresql/N/bin.
+ * User: $WALSHIP_PG_USER, else `postgres` if it exists, else a `walship-test` user is created.
+ * When the tests do not run as root, clusters run as the current user.
+ */
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync, appendFileSync, chmodSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '');
+export const WALSHIP_BIN = join(ROOT, 'bin', 'walship.js');
+
+export function pgBinDir(): string {
+  if (process.env.WALSHIP_PG_BIN) return process.env.WALSHIP_PG_BIN;
+  try {
+    const d = execFileSync('pg_config', ['--bindir'], { encoding: 'utf8' }).trim();
+    if (existsSync(join(d, 'initdb'))) return d;
+  } catch {
+    /* fall through */
+  }
+  const base = '/usr/lib/postgresql';
+  const versions = existsSync(base) ? readdirSync(base).filter((v) => existsSync(join(base, v, 'bin', 'initdb'))) : [];
+  versions.sort((a, b) => Number(b) - Number(a));
+  if (versions.length === 0) throw new Error('no PostgreSQL server binaries found: set WALSHIP_PG_BIN');
+  return join(base, versions[0]!, 'bin');
+}
+
+export interface OsUser {
+  name: string;
+  uid: number;
+  gid: number;
+}
+
+let cachedUser: OsUser | undefined;
+export function pgUser(): OsUser {
+  if (cachedUser) return cachedUser;
+  if (process.getuid!() !== 0) {
+    cachedUser = { name: process.env.USER ?? 'me', uid: process.getuid!(), gid: process.getgid!() };
+    return cachedUser;
+  }
+  const name = process.env.WALSHIP_PG_USER ?? 'postgres';
+  const lookup = (n: string) => spawnSync('id', ['-u', n], { encoding: 'utf8' });
+  let res = lookup(name);
+  let user = name;
+  if (res.status !== 0) {
+    user = 'walship-test';
+    if (lookup(user).status !== 0) execFileSync('useradd', ['--system', '--no-create-home', '--shell', '/bin/sh', user]);
+    res = lookup(user);
+  }
+  const uid = Number(res.stdout.trim());
+  const gid = Number(spawnSync('id', ['-g', user], { encoding: 'utf8' }).stdout.trim());
+  cachedUser = { name: user, uid, gid };
+  return cachedUser;
+}
+
+/** A temp dir owned by the cluster user (so PostgreSQL and walship running as it can write). */
+export function userTempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), `walship-${prefix}-`));
+  const u = pgUser();
+  chmodSync(dir, 0o755);
+  chownSync(dir, u.uid, u.gid);
+  return dir;
+}
+
+/** Runs a command as the cluster user; resolves with stdout, rejects with stderr on failure. */
+export function runAsUser(
+  cmd: string,
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string; allowFail?: boolean } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const u = pgUser();
+  return new Promise((resolveP, reject) => {
+    const child = spawn(cmd, args, {
+      uid: u.uid,
+      gid: u.gid,
+      cwd: opts.cwd ?? '/',
+      env: { ...process.env, HOME: opts.cwd ?? tmpdir(), ...opts.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      const c = code ?? (signal ? 128 : 1);
+      if (c !== 0 && !opts.allowFail) reject(new Error(`${cmd} ${args.join(' ')} exited ${c}: ${stderr || stdout}`));
+      else resolveP({ code: c, stdout, stderr });
+    });
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+/** The shell command line that runs walship (for archive_command / restore_command). */
+export function walshipCommand(args: string): string {
+  return `${process.execPath} ${WALSHIP_BIN} ${args}`;
+}
+
+const live = new Set<PgCluster>();
+process.on('exit', () => {
+  for (const c of live) {
+    spawnSync(join(pgBinDir(), 'pg_ctl'), ['-D', c.dataDir, 'stop', '-m', 'immediate'], { uid: pgUser().uid, gid: pgUser().gid });
+  }
+});
+
+export interface ClusterOptions {
+  /** Extra postgresql.conf settings. */
+  conf?: Record<string, string | number>;
+  /** Directory to use (created by userTempDir when absent). */
+  baseDir?: string;
+  /** Skip initdb: the data directory is prepared by the caller (e.g. restored from a backup). */
+  noInit?: boolean;
+  walSegSizeMb?: number;
+}
+
+export class PgCluster {
+  readonly bin = pgBinDir();
+  readonly baseDir: string;
+  readonly dataDir: string;
+  readonly socketDir: string;
+  readonly port: number;
+  running = false;
+
+  private constructor(baseDir: string) {
+    this.baseDir = baseDir;
+    this.dataDir = join(baseDir, 'data');
+    this.socketDir = baseDir;
+    this.port = 20000 + Math.floor(Math.random() * 30000);
+  }
+
+  /** initdb (unless noInit), write settings, do not start. */
+  static async create(opts: ClusterOptions = {}): Promise<PgCluster> {
+    const c = new PgCluster(opts.baseDir ?? userTempDir('pg'));
+    if (!opts.noInit) {
+      const args = ['-D', c.dataDir, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8', '--locale=C'];
+      if (opts.walSegSizeMb) args.push(`--wal-segsize=${opts.walSegSizeMb}`);
+      await runAsUser(join(c.bin, 'initdb'), args, { cwd: c.baseDir });
+    }
+    c.setConf({
+      listen_addresses: "''",
+      port: c.port,
+      unix_socket_directories: `'${c.socketDir}'`,
+      fsync: 'off',
+      logging_collector: 'off',
+      max_wal_senders: 4,
+      wal_level: 'replica',
+      ...opts.conf,
+    });
+    return c;
+  }
+
+  /** Appends settings to postgresql.conf (later lines win). */
+  setConf(conf: Record<string, string | number>): void {
+    const lines = Object.entries(conf).map(([k, v]) => `${k} = ${v}`);
+    appendFileSync(join(this.dataDir, 'postgresql.conf'), `\n${lines.join('\n')}\n`);
+  }
+
+  get logFile(): string {
+    return join(this.baseDir, 'server.log');
+  }
+
+  async start(opts: { wait?: boolean } = {}): Promise<void> {
+    const args = ['-D', this.dataDir, '-l', this.logFile, '-s', 'start'];
+    if (opts.wait === false) args.push('-W');
+    else args.push('-w', '-t', '120');
+    live.add(this);
+    this.running = true;
+    await runAsUser(join(this.bin, 'pg_ctl'), args, { cwd: this.baseDir });
+  }
+
+  async stop(mode: 'fast' | 'immediate' | 'smart' = 'fast'): Promise<void> {
+    if (!this.running) return;
+    await runAsUser(join(this.bin, 'pg_ctl'), ['-D', this.dataDir, '-s', '-w', '-t', '120', 'stop', '-m', mode], {
+      cwd: this.baseDir,
+      allowFail: true,
+    });
+    this.running = false;
+    live.delete(this);
+  }
+
+  /** Stops the server and removes its directory. */
+  async destroy(): Promise<void> {
+    await this.stop('immediate').catch(() => undefined);
+    rmSync(this.baseDir, { recursive: true, force: true });
+  }
+
+  /** Runs SQL through psql; returns rows as arrays of strings (tab-separated, unaligned). */
+  async sql(query: string, db = 'postgres'): Promise<string[][]> {
+    const { stdout } = await runAsUser(
+      join(this.bin, 'psql'),
+      ['-X', '-q', '-At', '-F', '\t', '-v', 'ON_ERROR_STOP=1', '-h', this.socketDir, '-p', String(this.port), '-U', 'postgres', '-d', db, '-f', '-'],
+      { cwd: this.baseDir, input: query },
+    );
+    return stdout
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => l.split('\t'));
+  }
+
+  /** The first column of the first row. */
+  async value(query: string, db = 'postgres'): Promise<string> {
+    const rows = await this.sql(query, db);
+    return rows[0]?.[0] ?? '';
+  }
+
+  /** pg_switch_wal(); returns the name of the segment it closed. */
+  async switchWal(): Promise<string> {
+    return this.value('SELECT pg_walfile_name(pg_switch_wal())');
+  }
+
+  /** Waits until pg_stat_archiver reports `name` (or a later file) archived. */
+  async waitArchived(name: string, timeoutMs = 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const row = (await this.sql('SELECT coalesce(last_archived_wal, \'\'), failed_count, coalesce(last_failed_wal, \'\') FROM pg_stat_archiver'))[0]!;
+      if (row[0]! >= name && row[0]!.length === name.length) return;
+      if (Date.now() > deadline) {
+        throw new Error(`timed out waiting for ${name} to be archived (last archived ${row[0]}, failed ${row[1]} last failed ${row[2]})`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /** Waits until the server accepts connections and is out of recovery. */
+  async waitPromoted(timeoutMs = 120_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const r = await this.value('SELECT pg_is_in_recovery()').catch(() => 't');
+      if (r === 'f') return;
+      if (Date.now() > deadline) throw new Error('timed out waiting for recovery to finish');
+      await new Promise((r2) => setTimeout(r2, 200));
+    }
+  }
+
+  /** pg_basebackup into `dir` (owned by the cluster user), with WAL fetched from the archive later. */
+  async baseBackup(dir: string, label = 'walship-test'): Promise<void> {
+    await runAsUser(
+      join(this.bin, 'pg_basebackup'),
+      ['-h', this.socketDir, '-p', String(this.port), '-U', 'postgres', '-D', dir, '-X', 'none', '-c', 'fast', '-l', label, '--no-sync'],
+      { cwd: this.baseDir },
+    );
+  }
+
+  /** The system identifier from pg_controldata. */
+  async systemIdentifier(): Promise<string> {
+    const { stdout } = await runAsUser(join(this.bin, 'pg_controldata'), ['-D', this.dataDir], { cwd: this.baseDir, env: { LC_ALL: 'C' } });
+    return /Database system identifier:\s+(\d+)/.exec(stdout)![1]!;
+  }
+}
+
+/** Writes a file and gives it to the cluster user. */
+export function writeUserFile(path: string, content: string | Buffer, mode = 0o600): void {
+  writeFileSync(path, content, { mode });
+  const u = pgUser();
+  chownSync(path, u.uid, u.gid);
+}
