@@ -1,21 +1,394 @@
-/** S3 driver: placeholder until the S3 issue lands. */
+/**
+ * S3 repository driver (AWS S3 and S3-compatible stores).
+ *
+ * - Objects live under `<prefix>/<key>` in the bucket (prefix '' = the bucket root).
+ * - "Absent" is reported only for a 404 on an object, and only once the bucket itself has been
+ *   seen to exist (HEAD responses have no body, so a missing bucket looks like a missing key).
+ * - putIfAbsent() HEADs first (some stores ignore If-None-Match), then writes with
+ *   `If-None-Match: *` so that, on stores that honour it, two writers can never both win.
+ * - Every other failure becomes REPOSITORY_UNAVAILABLE (transport, timeouts, 5xx, throttling,
+ *   after the SDK's standard retries) or REPOSITORY_INVALID (missing bucket, access denied,
+ *   bad credentials, other 4xx), with a one-line message saying what to do.
+ *
+ * This is the only module that imports the AWS SDK; storage/open.ts loads it on demand.
+ * Credentials come from the SDK's default provider chain only (environment, profile, role).
+ */
+import { createHash } from 'node:crypto';
+import {
+  S3Client,
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  UploadPartCommand,
+  type CompletedPart,
+  type ServerSideEncryption,
+  type StorageClass,
+} from '@aws-sdk/client-s3';
 import { WalshipError } from '../errors.js';
 import type { Config } from '../config.js';
-import type { ObjectInfo, StorageDriver } from './driver.js';
+import type { ObjectInfo, PutOptions, StorageDriver } from './driver.js';
+
+/** Bodies larger than this are uploaded in parts (a single PUT is limited to 5 GiB). */
+export const MULTIPART_THRESHOLD = 64 * 1024 * 1024;
+/** Size of each part of a multipart upload (S3 wants at least 5 MiB, except the last part). */
+export const MULTIPART_PART_SIZE = 16 * 1024 * 1024;
+/** Parts uploaded at the same time. */
+const PART_CONCURRENCY = 4;
+
+/** Test and tuning knobs; production code uses the defaults. */
+export interface S3DriverOptions {
+  /** MaxKeys of each ListObjectsV2 page (S3 caps it at 1000). */
+  listPageSize?: number;
+  multipartThreshold?: number;
+  partSize?: number;
+}
+
+/** The fields of an SDK or Node error that tell what went wrong. */
+interface SdkError {
+  name?: string;
+  message?: string;
+  code?: string;
+  errors?: unknown[];
+  $metadata?: { httpStatusCode?: number; attempts?: number };
+}
+
+const CREDENTIAL_HINT =
+  'check credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or the instance role) and the bucket policy';
+/** S3 error codes that mean the credentials or permissions are wrong. */
+const AUTH_ERRORS = new Set([
+  'AccessDenied',
+  'AllAccessDisabled',
+  'InvalidAccessKeyId',
+  'SignatureDoesNotMatch',
+  'ExpiredToken',
+  'InvalidToken',
+  'TokenRefreshRequired',
+  'InvalidSecurity',
+]);
+/** S3 error codes (with a 4xx status) that are transient rather than misconfiguration. */
+const TRANSIENT_4XX = new Set(['RequestTimeout', 'SlowDown', 'Throttling', 'ThrottlingException', 'TooManyRequestsException']);
+
+// The SDK prints a multi-line "upgrade node" warning on Node < 22 to stderr, which would end up
+// in PostgreSQL's log on every archive_command; walship supports Node 20, so silence it.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 export class S3Driver implements StorageDriver {
   readonly location: string;
-  constructor(bucket: string, prefix: string, _cfg: Config) {
-    this.location = `s3://${bucket}/${prefix}`;
+  private readonly client: S3Client;
+  /** Where requests go, for messages (no userinfo). */
+  private readonly endpoint: string;
+  private readonly cfg: Config;
+  private readonly pageSize: number;
+  private readonly multipartThreshold: number;
+  private readonly partSize: number;
+  /** Set once the bucket has been seen to exist, so 404s on objects can be trusted. */
+  private bucketSeen = false;
+  /** putIfAbsent calls in flight per key, so calls in this process for one key run one at a time. */
+  private readonly inflight = new Map<string, Promise<unknown>>();
+
+  constructor(
+    readonly bucket: string,
+    readonly prefix: string,
+    cfg: Config,
+    opts: S3DriverOptions = {},
+  ) {
+    this.cfg = cfg;
+    this.location = `s3://${bucket}${prefix ? `/${prefix}` : ''}`;
+    this.endpoint = cfg.s3_endpoint ? printableEndpoint(cfg.s3_endpoint) : `AWS S3 (${cfg.s3_region})`;
+    this.pageSize = opts.listPageSize ?? 1000;
+    this.multipartThreshold = opts.multipartThreshold ?? MULTIPART_THRESHOLD;
+    this.partSize = opts.partSize ?? MULTIPART_PART_SIZE;
+    if (cfg.s3_endpoint !== undefined && !/^https?:\/\/[^/]/i.test(cfg.s3_endpoint)) {
+      throw new WalshipError('CONFIG_INVALID', `invalid s3_endpoint '${this.endpoint}': expected a URL such as https://minio.example.com:9000`);
+    }
+    const timeout = cfg.s3_request_timeout;
+    this.client = new S3Client({
+      region: cfg.s3_region,
+      endpoint: cfg.s3_endpoint,
+      forcePathStyle: cfg.s3_force_path_style,
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      retryMode: 'standard',
+      maxAttempts: cfg.s3_max_retries + 1,
+      // Options for the SDK's NodeHttpHandler: each attempt must connect, and get its response
+      // headers, within the timeout; a body that stalls that long also fails the request.
+      requestHandler: {
+        connectionTimeout: timeout,
+        requestTimeout: timeout,
+        socketTimeout: timeout,
+        throwOnRequestTimeout: true,
+      },
+    });
   }
-  private no(): never {
-    throw new WalshipError('CONFIG_INVALID', 's3:// repositories are not supported yet');
+
+  /** The object key in the bucket. */
+  private fullKey(key: string): string {
+    if (key.split('/').some((p) => p === '..' || p === '' || p === '.')) throw new Error(`bad storage key ${key}`);
+    return this.prefix ? `${this.prefix}/${key}` : key;
   }
-  get(): Promise<Buffer | null> { return this.no(); }
-  getRange(): Promise<Buffer | null> { return this.no(); }
-  head(): Promise<ObjectInfo | null> { return this.no(); }
-  putIfAbsent(): Promise<'created' | 'exists'> { return this.no(); }
-  list(): AsyncIterable<ObjectInfo> { return this.no(); }
-  check(): Promise<void> { return this.no(); }
-  create(): Promise<void> { return this.no(); }
+
+  private where(key?: string): string {
+    return key === undefined ? this.location : `s3://${this.bucket}/${this.fullKey(key)}`;
+  }
+
+  async check(): Promise<void> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+      this.bucketSeen = true;
+    } catch (err) {
+      // HEAD responses have no body: a 404 here can only mean the bucket is missing.
+      if (status(err) === 404) throw this.noSuchBucket();
+      throw this.fail('access', undefined, err);
+    }
+  }
+
+  /** Buckets are never created by walship: this only verifies the bucket is there and usable. */
+  async create(): Promise<void> {
+    await this.check();
+  }
+
+  async get(key: string): Promise<Buffer | null> {
+    try {
+      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.fullKey(key) }));
+      return await readBody(res.Body);
+    } catch (err) {
+      if (status(err) === 404) return this.absent(err);
+      throw this.fail('read', key, err);
+    }
+  }
+
+  async getRange(key: string, start: number, length: number): Promise<Buffer | null> {
+    if (length <= 0) return (await this.head(key)) ? Buffer.alloc(0) : null;
+    try {
+      const res = await this.client.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: this.fullKey(key), Range: `bytes=${start}-${start + length - 1}` }),
+      );
+      const buf = await readBody(res.Body);
+      // A store that ignores Range answers 200 with the whole object.
+      return res.ContentRange ? buf : buf.subarray(start, start + length);
+    } catch (err) {
+      if (status(err) === 404) return this.absent(err);
+      // 416: the object exists but starts before `start`; like a short read at the end of a file.
+      if (status(err) === 416) return Buffer.alloc(0);
+      throw this.fail('read', key, err);
+    }
+  }
+
+  async head(key: string): Promise<ObjectInfo | null> {
+    try {
+      const res = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.fullKey(key) }));
+      return { key, size: res.ContentLength ?? 0, meta: res.Metadata ?? {} };
+    } catch (err) {
+      if (status(err) === 404) return this.absent(err);
+      throw this.fail('stat', key, err);
+    }
+  }
+
+  /** A 404 on an object means "absent" only while the bucket itself exists. */
+  private async absent(err: unknown): Promise<null> {
+    if ((err as SdkError).name === 'NoSuchBucket') throw this.noSuchBucket();
+    if (!this.bucketSeen) await this.check();
+    return null;
+  }
+
+  async putIfAbsent(key: string, body: Buffer, opts: PutOptions = {}): Promise<'created' | 'exists'> {
+    checkMeta(key, opts.meta);
+    // Calls for one key in this process run one after the other, so the HEAD below sees the
+    // winner even on stores that ignore If-None-Match.
+    const prev = this.inflight.get(key) ?? Promise.resolve();
+    const run = prev.catch(() => undefined).then(() => this.putOnce(key, body, opts));
+    this.inflight.set(key, run);
+    try {
+      return await run;
+    } finally {
+      if (this.inflight.get(key) === run) this.inflight.delete(key);
+    }
+  }
+
+  private async putOnce(key: string, body: Buffer, opts: PutOptions): Promise<'created' | 'exists'> {
+    if (await this.head(key)) return 'exists';
+    const common = {
+      Bucket: this.bucket,
+      Key: this.fullKey(key),
+      ContentType: opts.contentType ?? 'application/octet-stream',
+      Metadata: opts.meta,
+      StorageClass: this.cfg.s3_storage_class as StorageClass | undefined,
+      ...this.encryption(),
+    };
+    try {
+      if (body.length > this.multipartThreshold) return await this.putMultipart(common, body);
+      await this.client.send(new PutObjectCommand({ ...common, Body: body, ContentMD5: md5(body), IfNoneMatch: '*' }));
+      return 'created';
+    } catch (err) {
+      if (isPreconditionFailed(err)) return 'exists';
+      // 409: another writer's conditional write was in progress; report "exists" only if it won.
+      if (status(err) === 409 && (await this.head(key))) return 'exists';
+      throw this.fail('write', key, err);
+    }
+  }
+
+  private encryption(): { ServerSideEncryption?: ServerSideEncryption; SSEKMSKeyId?: string } {
+    if (this.cfg.s3_sse === 'none') return {};
+    if (this.cfg.s3_sse === 'aws:kms') return { ServerSideEncryption: 'aws:kms', SSEKMSKeyId: this.cfg.s3_sse_kms_key_id };
+    return { ServerSideEncryption: 'AES256' };
+  }
+
+  /**
+   * Multipart upload: parts are uploaded a few at a time, then completed with If-None-Match: *.
+   * Nothing is visible under the key until the completion succeeds; on failure the upload is
+   * aborted (best effort; a bucket lifecycle rule should clean up what an abort misses).
+   */
+  private async putMultipart(
+    common: { Bucket: string; Key: string; ContentType: string; Metadata?: Record<string, string>; StorageClass?: StorageClass },
+    body: Buffer,
+  ): Promise<'created'> {
+    const { Bucket, Key } = common;
+    const { UploadId } = await this.client.send(new CreateMultipartUploadCommand(common));
+    if (!UploadId) throw new Error('CreateMultipartUpload returned no UploadId');
+    try {
+      const count = Math.ceil(body.length / this.partSize);
+      const parts: CompletedPart[] = new Array(count);
+      let next = 0;
+      const worker = async (): Promise<void> => {
+        while (next < count) {
+          const i = next++;
+          const chunk = body.subarray(i * this.partSize, (i + 1) * this.partSize);
+          const res = await this.client.send(
+            new UploadPartCommand({ Bucket, Key, UploadId, PartNumber: i + 1, Body: chunk, ContentMD5: md5(chunk) }),
+          );
+          parts[i] = { PartNumber: i + 1, ETag: res.ETag };
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(PART_CONCURRENCY, count) }, worker));
+      await this.client.send(
+        new CompleteMultipartUploadCommand({ Bucket, Key, UploadId, MultipartUpload: { Parts: parts }, IfNoneMatch: '*' }),
+      );
+      return 'created';
+    } catch (err) {
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId })).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+    const base = this.prefix ? `${this.prefix}/` : '';
+    let token: string | undefined;
+    do {
+      let page;
+      try {
+        page = await this.client.send(
+          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: base + prefix, MaxKeys: this.pageSize, ContinuationToken: token }),
+        );
+      } catch (err) {
+        if (status(err) === 404) throw this.noSuchBucket();
+        throw this.fail('list', undefined, err);
+      }
+      for (const obj of page.Contents ?? []) {
+        if (obj.Key === undefined || !obj.Key.startsWith(base)) continue;
+        yield { key: obj.Key.slice(base.length), size: obj.Size ?? 0 };
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+      if (page.IsTruncated && !token) {
+        throw new WalshipError('REPOSITORY_UNAVAILABLE', `cannot list ${this.location}: the store returned a truncated listing without a continuation token`);
+      }
+    } while (token);
+  }
+
+  private noSuchBucket(): WalshipError {
+    return new WalshipError(
+      'REPOSITORY_INVALID',
+      `bucket "${this.bucket}" does not exist at ${this.endpoint}: create it (walship does not create buckets), or check the repo URL, s3_endpoint and s3_region`,
+    );
+  }
+
+  /** Turns any failure into a one-line WalshipError naming the object, the cause and a remedy. */
+  private fail(what: string, key: string | undefined, err: unknown): WalshipError {
+    if (err instanceof WalshipError) return err;
+    const e = (err ?? {}) as SdkError;
+    const httpStatus = status(err);
+    const name = e.name ?? '';
+    const attempts = e.$metadata?.attempts;
+    const tries = attempts && attempts > 1 ? ` after ${attempts} attempts` : '';
+    const head = `cannot ${what} ${this.where(key)}`;
+    const make = (code: 'REPOSITORY_UNAVAILABLE' | 'REPOSITORY_INVALID', cause: string, hint: string) =>
+      new WalshipError(code, `${head}: ${oneLine(cause)}${tries}; ${hint}`, { cause: err });
+
+    if (name === 'CredentialsProviderError' || /could not load credentials/i.test(e.message ?? '')) {
+      return make('REPOSITORY_INVALID', 'no AWS credentials found', 'set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, or attach an instance role');
+    }
+    if (name === 'NoSuchBucket') return this.noSuchBucket();
+    if (httpStatus === undefined) {
+      // No HTTP response at all: connection refused/reset, DNS, timeouts.
+      const cause = name === 'TimeoutError' ? `no response from ${this.endpoint} within s3_request_timeout=${this.cfg.s3_request_timeout} ms` : `cannot reach ${this.endpoint} (${describeTransport(e)})`;
+      return make('REPOSITORY_UNAVAILABLE', cause, 'check s3_endpoint and the network, or raise s3_request_timeout / s3_max_retries');
+    }
+    const cause = `${name || 'error'} (HTTP ${httpStatus})${e.message && e.message !== name && e.message !== 'UnknownError' ? `: ${e.message}` : ''}`;
+    if (httpStatus >= 500 || httpStatus === 429 || TRANSIENT_4XX.has(name)) {
+      return make('REPOSITORY_UNAVAILABLE', cause, 'the store is failing or throttling requests; try again later');
+    }
+    if (httpStatus === 403 || httpStatus === 401 || AUTH_ERRORS.has(name)) return make('REPOSITORY_INVALID', cause, CREDENTIAL_HINT);
+    if (name === 'RequestTimeTooSkewed') return make('REPOSITORY_INVALID', cause, 'fix the system clock');
+    if (httpStatus === 301 || name === 'PermanentRedirect' || name === 'AuthorizationHeaderMalformed') {
+      return make('REPOSITORY_INVALID', cause, 'the bucket is in another region or needs another endpoint: check s3_region, s3_endpoint and s3_force_path_style');
+    }
+    return make('REPOSITORY_INVALID', cause, 'check the repo URL and the s3_* settings');
+  }
+}
+
+function status(err: unknown): number | undefined {
+  return (err as SdkError | undefined)?.$metadata?.httpStatusCode;
+}
+
+function isPreconditionFailed(err: unknown): boolean {
+  return status(err) === 412 || (err as SdkError).name === 'PreconditionFailed';
+}
+
+/** The whole response body as a Buffer (a stalled body fails through the socket timeout). */
+async function readBody(body: { transformToByteArray(): Promise<Uint8Array> } | undefined): Promise<Buffer> {
+  if (!body) return Buffer.alloc(0);
+  const bytes = await body.transformToByteArray();
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+function md5(buf: Buffer): string {
+  return createHash('md5').update(buf).digest('base64');
+}
+
+/** User metadata must survive HTTP headers unchanged: lowercase keys, printable ASCII values. */
+function checkMeta(key: string, meta: Record<string, string> | undefined): void {
+  for (const [k, v] of Object.entries(meta ?? {})) {
+    if (!/^[a-z0-9][a-z0-9-]*$/.test(k) || !/^[\x20-\x7e]*$/.test(v)) {
+      throw new WalshipError('INTERNAL', `metadata ${JSON.stringify(k)} of ${key} cannot be stored in S3: keys must be lowercase [a-z0-9-], values printable ASCII`);
+    }
+  }
+}
+
+/** Connection-level error text, e.g. "ECONNREFUSED 127.0.0.1:9000" (Node may wrap it in an AggregateError). */
+function describeTransport(e: SdkError): string {
+  const inner = (e.errors?.[0] ?? e) as SdkError;
+  const msg = inner.message || e.message || '';
+  const text = e.code && !msg.includes(e.code) ? `${e.code}${msg ? `: ${msg}` : ''}` : msg || e.code || e.name || 'unknown error';
+  return text;
+}
+
+/** The endpoint URL without any userinfo, for messages. */
+function printableEndpoint(endpoint: string): string {
+  try {
+    const u = new URL(endpoint);
+    u.username = '';
+    u.password = '';
+    return u.toString().replace(/\/$/, '');
+  } catch {
+    return endpoint;
+  }
+}
+
+function oneLine(s: string): string {
+  const line = s.replace(/\s+/g, ' ').trim();
+  return line.length > 300 ? `${line.slice(0, 297)}...` : line;
 }

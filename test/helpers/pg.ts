@@ -7,7 +7,7 @@
  * When the tests do not run as root, clusters run as the current user.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync, appendFileSync, chmodSync } from 'node:fs';
+import { chownSync, existsSync, readFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync, appendFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -92,8 +92,14 @@ export function runAsUser(
       if (c !== 0 && !opts.allowFail) reject(new Error(`${cmd} ${args.join(' ')} exited ${c}: ${stderr || stdout}`));
       else resolveP({ code: c, stdout, stderr });
     });
+    child.stdin.on('error', () => undefined); // the child may exit without reading its input
     child.stdin.end(opts.input ?? '');
   });
+}
+
+/** A postgresql.conf string literal. */
+export function confString(s: string): string {
+  return `'${s.replace(/'/g, "''")}'`;
 }
 
 /** The shell command line that runs walship (for archive_command / restore_command). */
@@ -116,6 +122,8 @@ export interface ClusterOptions {
   /** Skip initdb: the data directory is prepared by the caller (e.g. restored from a backup). */
   noInit?: boolean;
   walSegSizeMb?: number;
+  /** Environment for the server (and so for archive_command / restore_command). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export class PgCluster {
@@ -125,6 +133,7 @@ export class PgCluster {
   readonly socketDir: string;
   readonly port: number;
   running = false;
+  env: NodeJS.ProcessEnv = {};
 
   private constructor(baseDir: string) {
     this.baseDir = baseDir;
@@ -136,6 +145,7 @@ export class PgCluster {
   /** initdb (unless noInit), write settings, do not start. */
   static async create(opts: ClusterOptions = {}): Promise<PgCluster> {
     const c = new PgCluster(opts.baseDir ?? userTempDir('pg'));
+    c.env = opts.env ?? {};
     if (!opts.noInit) {
       const args = ['-D', c.dataDir, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8', '--locale=C'];
       if (opts.walSegSizeMb) args.push(`--wal-segsize=${opts.walSegSizeMb}`);
@@ -170,7 +180,12 @@ export class PgCluster {
     else args.push('-w', '-t', '120');
     live.add(this);
     this.running = true;
-    await runAsUser(join(this.bin, 'pg_ctl'), args, { cwd: this.baseDir });
+    try {
+      await runAsUser(join(this.bin, 'pg_ctl'), args, { cwd: this.baseDir, env: this.env });
+    } catch (err) {
+      const log = existsSync(this.logFile) ? readFileSync(this.logFile, 'utf8').split('\n').slice(-15).join('\n') : '(no log)';
+      throw new Error(`${(err as Error).message}\nserver log:\n${log}`);
+    }
   }
 
   async stop(mode: 'fast' | 'immediate' | 'smart' = 'fast'): Promise<void> {

@@ -1,0 +1,102 @@
+/**
+ * The format of an archived object: a zstd skippable frame holding walship's metadata as JSON,
+ * then the zstd-compressed file. `zstd -d` decompresses it as is (it skips the metadata frame),
+ * so an archived file can be recovered by hand without walship.
+ *
+ * The metadata makes every object self-describing: a catalog can be rebuilt from the objects
+ * alone (on S3 it is also stored as object metadata, so a HEAD is enough).
+ */
+import { createHash } from 'node:crypto';
+
+/** One of zstd's skippable-frame magics (0x184D2A50-0x184D2A5F). */
+const SKIPPABLE_MAGIC = 0x184d2a57;
+const ZSTD_MAGIC = 0xfd2fb528;
+/** Enough to read the metadata frame of any object with one ranged read. */
+export const HEADER_READ_BYTES = 4096;
+
+export interface ObjectMeta {
+  format: 1;
+  name: string;
+  sha256: string;
+  rawSize: number;
+  compression: 'zstd';
+  pushedAt: string;
+  timeline: number;
+  /** Segments only: what the long page header said. */
+  systemIdentifier?: string;
+  pgMajor?: number;
+  segSize?: number;
+  startLsn?: number;
+}
+
+export function sha256(buf: Buffer): string {
+  return createHash('sha256').update(buf).digest('hex');
+}
+
+let zstd: typeof import('zstd-napi') | undefined;
+async function loadZstd(): Promise<typeof import('zstd-napi')> {
+  zstd ??= await import('zstd-napi');
+  return zstd;
+}
+
+export async function encodeObject(raw: Buffer, meta: ObjectMeta, level: number): Promise<Buffer> {
+  const z = await loadZstd();
+  const json = Buffer.from(JSON.stringify(meta), 'utf8');
+  const head = Buffer.alloc(8);
+  head.writeUInt32LE(SKIPPABLE_MAGIC, 0);
+  head.writeUInt32LE(json.length, 4);
+  const body = z.compress(raw, { compressionLevel: level });
+  return Buffer.concat([head, json, body]);
+}
+
+export class EnvelopeError extends Error {}
+
+/** Reads the metadata frame at the start of an object (the whole object or its first bytes). */
+export function decodeMeta(buf: Buffer): { meta: ObjectMeta; bodyOffset: number } {
+  if (buf.length < 8 || buf.readUInt32LE(0) !== SKIPPABLE_MAGIC) {
+    throw new EnvelopeError('object does not start with walship metadata');
+  }
+  const len = buf.readUInt32LE(4);
+  if (8 + len > buf.length) throw new EnvelopeError('object metadata is truncated');
+  let meta: ObjectMeta;
+  try {
+    meta = JSON.parse(buf.subarray(8, 8 + len).toString('utf8')) as ObjectMeta;
+  } catch {
+    throw new EnvelopeError('object metadata is not valid JSON');
+  }
+  if (meta.format !== 1 || typeof meta.sha256 !== 'string' || typeof meta.rawSize !== 'number' || typeof meta.name !== 'string') {
+    throw new EnvelopeError('object metadata lacks required fields');
+  }
+  return { meta, bodyOffset: 8 + len };
+}
+
+/**
+ * Decodes a whole object and verifies size and checksum. Throws EnvelopeError describing what
+ * is wrong (undecodable data, size or checksum mismatch).
+ */
+export async function decodeObject(buf: Buffer): Promise<{ meta: ObjectMeta; raw: Buffer }> {
+  const { meta, bodyOffset } = decodeMeta(buf);
+  if (meta.compression !== 'zstd') throw new EnvelopeError(`unknown compression "${meta.compression}"`);
+  const body = buf.subarray(bodyOffset);
+  if (body.length < 4 || body.readUInt32LE(0) !== ZSTD_MAGIC) throw new EnvelopeError('compressed data is missing or not zstd');
+  const z = await loadZstd();
+  let raw: Buffer;
+  try {
+    raw = z.decompress(body);
+  } catch (err) {
+    throw new EnvelopeError(`compressed data is corrupt (${(err as Error).message})`);
+  }
+  if (raw.length !== meta.rawSize) throw new EnvelopeError(`decompressed to ${raw.length} bytes, expected ${meta.rawSize}`);
+  const sum = sha256(raw);
+  if (sum !== meta.sha256) throw new EnvelopeError(`checksum mismatch: content sha256 ${sum}, recorded ${meta.sha256}`);
+  return { meta, raw };
+}
+
+/** The metadata as S3 user-metadata strings (lowercase keys). */
+export function metaToHeaders(meta: ObjectMeta): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(meta)) {
+    if (v !== undefined) out[`walship-${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`] = String(v);
+  }
+  return out;
+}

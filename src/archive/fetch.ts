@@ -1,0 +1,104 @@
+/**
+ * archive-fetch: find, verify, decompress, deliver.
+ *
+ * "Not in the archive" (NOT_IN_ARCHIVE, exit 1) is reported only when the repository answered
+ * that the object does not exist AND the repository is a real walship repository AND the
+ * catalog (if any) does not claim the file was archived. Everything else is a hard failure.
+ */
+import { open, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { WalshipError, describeSystemError } from '../errors.js';
+import { parseWalFileName } from '../wal/names.js';
+import { readLongPageHeader } from '../wal/page.js';
+import { Catalog } from '../catalog/catalog.js';
+import { logger } from '../log.js';
+import { describeIdentity, readIdentity } from './identity.js';
+import { decodeObject, EnvelopeError } from './envelope.js';
+import { objectKeyFor } from './keys.js';
+import type { ArchiveContext } from './push.js';
+
+export interface FetchResult {
+  name: string;
+  dest: string;
+  rawSize: number;
+}
+
+export async function fetchFile(ctx: Omit<ArchiveContext, 'compressLevel'>, name: string, dest: string): Promise<FetchResult> {
+  const file = parseWalFileName(name);
+  if (!file) {
+    throw new WalshipError('USAGE', `"${name}" is not a WAL file name (a segment, .partial, .history or .backup file)`);
+  }
+  const key = objectKeyFor(file);
+
+  const cat = Catalog.open(ctx.catalogPath, { readonly: true });
+  let expectedSha: string | undefined;
+  try {
+    cat?.checkRepository(ctx.repoUrl);
+    expectedSha = cat?.walFile(name)?.sha256;
+  } finally {
+    cat?.close();
+  }
+
+  const [obj, identity] = await Promise.all([ctx.storage.get(key), readIdentity(ctx.storage)]);
+  if (identity === null) {
+    throw new WalshipError(
+      'REPOSITORY_INVALID',
+      `repository ${ctx.storage.location} has no walship identity: wrong --repo, or nothing was ever archived there`,
+    );
+  }
+  if (obj === null) {
+    if (expectedSha !== undefined) {
+      throw new WalshipError(
+        'OBJECT_LOST',
+        `${name} is recorded in catalog ${ctx.catalogPath} as archived, but ${key} is missing from repository ${ctx.storage.location}`,
+      );
+    }
+    throw new WalshipError('NOT_IN_ARCHIVE', `${name} is not in the archive`);
+  }
+
+  let raw: Buffer;
+  try {
+    const decoded = await decodeObject(obj);
+    if (decoded.meta.name !== name) throw new EnvelopeError(`it holds ${decoded.meta.name}`);
+    if (expectedSha !== undefined && decoded.meta.sha256 !== expectedSha) {
+      throw new EnvelopeError(`its checksum ${decoded.meta.sha256} differs from the catalog's ${expectedSha}`);
+    }
+    raw = decoded.raw;
+  } catch (err) {
+    if (err instanceof EnvelopeError) {
+      throw new WalshipError('OBJECT_CORRUPT', `archived ${name} (${ctx.storage.location}/${key}) is damaged: ${err.message}`);
+    }
+    throw err;
+  }
+  if ((file.kind === 'segment' || file.kind === 'partial') && raw.length >= 40) {
+    const h = readLongPageHeader(raw);
+    if (h.systemIdentifier !== identity.systemIdentifier) {
+      throw new WalshipError(
+        'WRONG_CLUSTER',
+        `archived ${name} is from the cluster with system identifier ${h.systemIdentifier}, but repository ${ctx.storage.location} belongs to ${describeIdentity(identity)}`,
+      );
+    }
+  }
+
+  const target = resolve(dest);
+  await writeAtomically(target, raw);
+  logger.debug('delivered', { file: name, dest, bytes: raw.length });
+  return { name, dest: target, rawSize: raw.length };
+}
+
+/** Writes through a temporary file in the same directory and renames it into place. */
+export async function writeAtomically(target: string, data: Buffer): Promise<void> {
+  const tmp = join(dirname(target), `.${basename(target)}.walship-${process.pid}.tmp`);
+  try {
+    const fh = await open(tmp, 'w', 0o600);
+    try {
+      await fh.writeFile(data);
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, target);
+  } catch (err) {
+    await rm(tmp, { force: true }).catch(() => undefined);
+    throw new WalshipError('DEST_UNWRITABLE', `cannot write ${target}: ${describeSystemError(err)}`);
+  }
+}

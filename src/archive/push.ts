@@ -1,0 +1,219 @@
+/**
+ * archive-push: validate, checksum, compress, store durably, index.
+ *
+ * Order matters for safety: the repository write (durable, create-only) comes first and is
+ * what makes the push succeed; the catalog is indexed after it. A crash between the two is
+ * repaired by PostgreSQL's retry: the object is found identical and indexed then.
+ */
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { WalshipError, describeSystemError } from '../errors.js';
+import { parseWalFileName, type WalFileName } from '../wal/names.js';
+import { validateSegment, type SegmentInfo } from '../wal/page.js';
+import { parseBackupHistoryFile, parseHistoryFile } from '../wal/history.js';
+import type { StorageDriver } from '../storage/driver.js';
+import { Catalog } from '../catalog/catalog.js';
+import { logger } from '../log.js';
+import { VERSION } from '../version.js';
+import { checkIdentity, ensureIdentity, readIdentity } from './identity.js';
+import { HEADER_READ_BYTES, decodeMeta, encodeObject, metaToHeaders, sha256, EnvelopeError, type ObjectMeta } from './envelope.js';
+import { objectKeyFor } from './keys.js';
+
+export interface ArchiveContext {
+  storage: StorageDriver;
+  /** Canonical repository URL (what the catalog is bound to). */
+  repoUrl: string;
+  catalogPath: string;
+  compressLevel: number;
+}
+
+export interface PushResult {
+  name: string;
+  outcome: 'archived' | 'already-archived';
+  rawSize: number;
+  storedSize: number;
+  sha256: string;
+}
+
+export function classifyOrRefuse(path: string): WalFileName {
+  const name = basename(path);
+  const file = parseWalFileName(name);
+  if (!file) {
+    throw new WalshipError(
+      'NOT_WAL',
+      `"${name}" is not a WAL file name (expected a 24-hex-digit segment, a .partial, a .history or a .backup file); nothing was archived`,
+    );
+  }
+  return file;
+}
+
+/** What the catalog needs of a file, learned by validating it. Throws INVALID_WAL. */
+interface Validated {
+  segment?: SegmentInfo;
+  history?: ReturnType<typeof parseHistoryFile>;
+  backup?: ReturnType<typeof parseBackupHistoryFile>;
+}
+
+export function validateFile(file: WalFileName, raw: Buffer): Validated {
+  switch (file.kind) {
+    case 'segment':
+    case 'partial':
+      return { segment: validateSegment(raw, file) };
+    case 'history': {
+      const history = parseHistoryFile(raw.toString('utf8'));
+      const last = history?.[history.length - 1];
+      if (!history || !last || last.parent >= file.timeline) {
+        throw new WalshipError('INVALID_WAL', `${file.name} is not a valid timeline history file; refusing to archive it`);
+      }
+      return { history };
+    }
+    case 'backup': {
+      const backup = parseBackupHistoryFile(raw.toString('utf8'));
+      if (!backup) throw new WalshipError('INVALID_WAL', `${file.name} is not a valid backup history file; refusing to archive it`);
+      return { backup };
+    }
+  }
+}
+
+async function readExistingMeta(storage: StorageDriver, key: string): Promise<{ meta: ObjectMeta; size: number } | null> {
+  const head = await storage.getRange(key, 0, HEADER_READ_BYTES);
+  if (head === null) return null;
+  try {
+    const info = await storage.head(key);
+    return { meta: decodeMeta(head).meta, size: info?.size ?? head.length };
+  } catch (err) {
+    if (err instanceof EnvelopeError) {
+      throw new WalshipError('OBJECT_CORRUPT', `archived object ${key} is unreadable (${err.message}); it is left untouched, inspect it by hand`);
+    }
+    throw err;
+  }
+}
+
+function conflict(name: string, archived: string, incoming: string): WalshipError {
+  return new WalshipError(
+    'WAL_CONFLICT',
+    `${name} is already archived with different content (archived sha256 ${archived}, this file sha256 ${incoming}); ` +
+      'refusing to overwrite: check that two clusters do not share this repository',
+  );
+}
+
+export async function pushFile(ctx: ArchiveContext, path: string): Promise<PushResult> {
+  const file = classifyOrRefuse(path);
+  let raw: Buffer;
+  try {
+    raw = await readFile(path);
+  } catch (err) {
+    throw new WalshipError('FILE_UNREADABLE', `cannot read ${path}: ${describeSystemError(err)}`);
+  }
+  const v = validateFile(file, raw);
+
+  await ctx.storage.check();
+  const identity = v.segment
+    ? await ensureIdentity(ctx.storage, { systemIdentifier: v.segment.systemIdentifier, pgMajor: v.segment.pgMajor, segSize: v.segment.segSize }, VERSION)
+    : await readIdentity(ctx.storage);
+  if (v.segment && identity) {
+    checkIdentity(identity, { ...v.segment }, file.name, ctx.storage.location);
+  }
+
+  const sum = sha256(raw);
+  const key = objectKeyFor(file);
+  let outcome: PushResult['outcome'] = 'archived';
+  let stored = await readExistingMeta(ctx.storage, key);
+  let storedSize: number;
+  let pushedAt = new Date().toISOString();
+  if (stored) {
+    pushedAt = stored.meta.pushedAt;
+    if (stored.meta.sha256 !== sum) throw conflict(file.name, stored.meta.sha256, sum);
+    outcome = 'already-archived';
+    storedSize = stored.size;
+  } else {
+    const meta: ObjectMeta = {
+      format: 1,
+      name: file.name,
+      sha256: sum,
+      rawSize: raw.length,
+      compression: 'zstd',
+      pushedAt,
+      timeline: file.timeline,
+      ...(v.segment && {
+        systemIdentifier: v.segment.systemIdentifier,
+        pgMajor: v.segment.pgMajor,
+        segSize: v.segment.segSize,
+        startLsn: v.segment.startLsn,
+      }),
+    };
+    const body = await encodeObject(raw, meta, ctx.compressLevel);
+    const res = await ctx.storage.putIfAbsent(key, body, { meta: metaToHeaders(meta), contentType: 'application/zstd' });
+    storedSize = body.length;
+    if (res === 'exists') {
+      // A concurrent push stored it first: same content is fine, other content is a conflict.
+      stored = await readExistingMeta(ctx.storage, key);
+      if (!stored) throw new WalshipError('REPOSITORY_UNAVAILABLE', `${key} was reported to exist but cannot be read back`);
+      if (stored.meta.sha256 !== sum) throw conflict(file.name, stored.meta.sha256, sum);
+      outcome = 'already-archived';
+      storedSize = stored.size;
+      pushedAt = stored.meta.pushedAt;
+    }
+  }
+
+  indexFile(ctx, file, v, { sha256: sum, rawSize: raw.length, storedSize, key, identity, pushedAt });
+  if (outcome === 'already-archived') {
+    logger.info('already archived with identical content', { file: file.name, sha256: sum.slice(0, 16) });
+  } else {
+    logger.info('archived', { file: file.name, raw: raw.length, stored: storedSize });
+  }
+  return { name: file.name, outcome, rawSize: raw.length, storedSize, sha256: sum };
+}
+
+function indexFile(
+  ctx: ArchiveContext,
+  file: WalFileName,
+  v: Validated,
+  o: { sha256: string; rawSize: number; storedSize: number; key: string; pushedAt: string; identity: Awaited<ReturnType<typeof readIdentity>> },
+): void {
+  const cat = Catalog.open(ctx.catalogPath)!;
+  try {
+    cat.bindRepository(ctx.repoUrl, o.identity ?? undefined);
+    cat.write(`index ${file.name}`, () => {
+      const seg = v.segment;
+      cat.upsertWalFile({
+        name: file.name,
+        kind: file.kind,
+        timeline: file.timeline,
+        seg_no: seg ? seg.segNo : null,
+        start_lsn: seg ? seg.startLsn : null,
+        end_lsn: seg ? seg.startLsn + seg.segSize : null,
+        raw_size: o.rawSize,
+        stored_size: o.storedSize,
+        sha256: o.sha256,
+        compression: 'zstd',
+        object_key: o.key,
+        pushed_at: o.pushedAt,
+      });
+      const last = v.history?.[v.history.length - 1];
+      if (last) {
+        cat.upsertTimeline({ timeline: file.timeline, parent: last.parent, switchpoint: last.switchpoint, reason: last.reason, history_file: file.name });
+      }
+      const b = v.backup;
+      if (b) {
+        cat.upsertBackup({
+          name: file.name,
+          source: 'history-file',
+          label: b.label,
+          start_lsn: b.startLsn,
+          stop_lsn: b.stopLsn,
+          checkpoint_lsn: b.checkpointLsn,
+          start_timeline: b.startTimeline,
+          stop_timeline: b.stopTimeline,
+          start_time: b.startTime,
+          stop_time: b.stopTime,
+          start_time_text: b.startTimeText,
+          stop_time_text: b.stopTimeText,
+          status: 'complete',
+        });
+      }
+    });
+  } finally {
+    cat.close();
+  }
+}

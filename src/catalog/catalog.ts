@@ -1,0 +1,258 @@
+/**
+ * The local SQLite catalog: an index of what the repository holds, for fast questions
+ * (what is archived, which time ranges are recoverable). SQLite in WAL mode with a busy
+ * timeout; every write is one transaction, so concurrent pushes never corrupt it.
+ */
+import { mkdirSync, existsSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { createRequire } from 'node:module';
+import type BetterSqlite3 from 'better-sqlite3';
+import { WalshipError, describeSystemError } from '../errors.js';
+import { MIGRATIONS } from './schema.js';
+
+const require = createRequire(import.meta.url);
+
+export interface WalFileRow {
+  name: string;
+  kind: 'segment' | 'partial' | 'history' | 'backup';
+  timeline: number;
+  seg_no: number | null;
+  start_lsn: number | null;
+  end_lsn: number | null;
+  raw_size: number;
+  stored_size: number;
+  sha256: string;
+  compression: string;
+  object_key: string;
+  pushed_at: string;
+}
+
+export interface TimelineRow {
+  timeline: number;
+  parent: number;
+  switchpoint: number;
+  reason: string;
+  history_file: string;
+}
+
+export interface BackupRow {
+  name: string;
+  source: 'history-file' | 'walship';
+  label: string;
+  start_lsn: number;
+  stop_lsn: number;
+  checkpoint_lsn: number | null;
+  start_timeline: number;
+  stop_timeline: number;
+  start_time: string | null;
+  stop_time: string | null;
+  start_time_text: string | null;
+  stop_time_text: string | null;
+  status: string;
+}
+
+export interface RepositoryRow {
+  url: string;
+  system_identifier: string | null;
+  pg_major: number | null;
+  wal_segment_size: number | null;
+  created_at: string | null;
+}
+
+const BUSY_TIMEOUT_MS = 30_000;
+
+export class Catalog {
+  private constructor(
+    readonly path: string,
+    readonly db: BetterSqlite3.Database,
+  ) {}
+
+  /**
+   * Opens (creating it and its directory when `create`) and migrates the catalog.
+   * With readonly, returns null when the file does not exist.
+   */
+  static open(path: string, opts: { readonly?: boolean } = {}): Catalog | null {
+    if (opts.readonly && !existsSync(path)) return null;
+    let db: BetterSqlite3.Database;
+    try {
+      const Database = require('better-sqlite3') as typeof BetterSqlite3;
+      if (!opts.readonly) mkdirSync(dirname(path), { recursive: true });
+      db = new Database(path, { readonly: !!opts.readonly, timeout: BUSY_TIMEOUT_MS });
+      if (!opts.readonly) {
+        db.pragma('journal_mode = WAL');
+        db.pragma('synchronous = NORMAL');
+      }
+      db.pragma('foreign_keys = ON');
+    } catch (err) {
+      throw new WalshipError('CATALOG_ERROR', `cannot open catalog ${path}: ${describeSystemError(err)}`, { cause: err });
+    }
+    const cat = new Catalog(path, db);
+    try {
+      const version = db.pragma('user_version', { simple: true }) as number;
+      if (version > MIGRATIONS.length) {
+        throw new WalshipError(
+          'CATALOG_ERROR',
+          `catalog ${path} has schema version ${version}, newer than this walship understands (${MIGRATIONS.length}): upgrade walship`,
+        );
+      }
+      if (version < MIGRATIONS.length) {
+        if (opts.readonly) {
+          throw new WalshipError('CATALOG_ERROR', `catalog ${path} needs a schema upgrade: run any walship command that writes (e.g. walship info) with write access`);
+        }
+        cat.migrate();
+      }
+    } catch (err) {
+      db.close();
+      if (err instanceof WalshipError) throw err;
+      throw new WalshipError('CATALOG_ERROR', `cannot read catalog ${path}: ${describeSystemError(err)}`, { cause: err });
+    }
+    return cat;
+  }
+
+  private migrate(): void {
+    // An immediate transaction serializes concurrent first openers.
+    const run = this.db.transaction(() => {
+      const current = this.db.pragma('user_version', { simple: true }) as number;
+      for (let v = current; v < MIGRATIONS.length; v++) {
+        this.db.exec(MIGRATIONS[v]!);
+        this.db.pragma(`user_version = ${v + 1}`);
+      }
+    });
+    run.immediate();
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  /** Runs `fn` in one write transaction, mapping SQLite failures to CATALOG_ERROR. */
+  write<T>(what: string, fn: () => T): T {
+    try {
+      return this.db.transaction(fn).immediate();
+    } catch (err) {
+      if (err instanceof WalshipError) throw err;
+      throw new WalshipError('CATALOG_ERROR', `cannot ${what} in catalog ${this.path}: ${describeSystemError(err)}`, { cause: err });
+    }
+  }
+
+  repository(): RepositoryRow | null {
+    return (this.db.prepare('SELECT url, system_identifier, pg_major, wal_segment_size, created_at FROM repository WHERE id = 1').get() as RepositoryRow | undefined) ?? null;
+  }
+
+  /**
+   * Binds this catalog to one repository (first use) or checks it is that repository.
+   * A catalog never mixes two repositories.
+   */
+  bindRepository(url: string, identity?: { systemIdentifier: string; pgMajor: number; walSegmentSize: number; createdAt: string }): void {
+    this.write('record the repository', () => {
+      const row = this.repository();
+      if (row && row.url !== url) {
+        throw new WalshipError(
+          'CATALOG_MISMATCH',
+          `catalog ${this.path} indexes repository ${row.url}, not ${url}: give each repository its own catalog (--catalog)`,
+        );
+      }
+      if (row && identity && row.system_identifier && row.system_identifier !== identity.systemIdentifier) {
+        throw new WalshipError(
+          'CATALOG_MISMATCH',
+          `catalog ${this.path} indexes the cluster with system identifier ${row.system_identifier}, but repository ${url} now belongs to ${identity.systemIdentifier}: move the old catalog away`,
+        );
+      }
+      if (!row) {
+        this.db.prepare('INSERT INTO repository (id, url) VALUES (1, ?)').run(url);
+      }
+      if (identity && !row?.system_identifier) {
+        this.db
+          .prepare('UPDATE repository SET system_identifier = ?, pg_major = ?, wal_segment_size = ?, created_at = ? WHERE id = 1')
+          .run(identity.systemIdentifier, identity.pgMajor, identity.walSegmentSize, identity.createdAt);
+      }
+    });
+  }
+
+  /** Checks (read-only) that this catalog indexes `url`. */
+  checkRepository(url: string): void {
+    const row = this.repository();
+    if (row && row.url !== url) {
+      throw new WalshipError(
+        'CATALOG_MISMATCH',
+        `catalog ${this.path} indexes repository ${row.url}, not ${url}: give each repository its own catalog (--catalog)`,
+      );
+    }
+  }
+
+  upsertWalFile(row: WalFileRow): void {
+    this.db
+      .prepare(
+        `INSERT INTO wal_files (name, kind, timeline, seg_no, start_lsn, end_lsn, raw_size, stored_size, sha256, compression, object_key, pushed_at)
+         VALUES (@name, @kind, @timeline, @seg_no, @start_lsn, @end_lsn, @raw_size, @stored_size, @sha256, @compression, @object_key, @pushed_at)
+         ON CONFLICT (name) DO UPDATE SET
+           kind = excluded.kind, timeline = excluded.timeline, seg_no = excluded.seg_no, start_lsn = excluded.start_lsn,
+           end_lsn = excluded.end_lsn, raw_size = excluded.raw_size, stored_size = excluded.stored_size, sha256 = excluded.sha256,
+           compression = excluded.compression, object_key = excluded.object_key, pushed_at = excluded.pushed_at`,
+      )
+      .run(row);
+  }
+
+  upsertTimeline(row: TimelineRow): void {
+    this.db
+      .prepare(
+        `INSERT INTO timelines (timeline, parent, switchpoint, reason, history_file) VALUES (@timeline, @parent, @switchpoint, @reason, @history_file)
+         ON CONFLICT (timeline) DO UPDATE SET parent = excluded.parent, switchpoint = excluded.switchpoint, reason = excluded.reason, history_file = excluded.history_file`,
+      )
+      .run(row);
+  }
+
+  upsertBackup(row: BackupRow): void {
+    this.db
+      .prepare(
+        `INSERT INTO backups (name, source, label, start_lsn, stop_lsn, checkpoint_lsn, start_timeline, stop_timeline, start_time, stop_time, start_time_text, stop_time_text, status)
+         VALUES (@name, @source, @label, @start_lsn, @stop_lsn, @checkpoint_lsn, @start_timeline, @stop_timeline, @start_time, @stop_time, @start_time_text, @stop_time_text, @status)
+         ON CONFLICT (name) DO UPDATE SET label = excluded.label, start_lsn = excluded.start_lsn, stop_lsn = excluded.stop_lsn,
+           checkpoint_lsn = excluded.checkpoint_lsn, start_timeline = excluded.start_timeline, stop_timeline = excluded.stop_timeline,
+           start_time = excluded.start_time, stop_time = excluded.stop_time, start_time_text = excluded.start_time_text,
+           stop_time_text = excluded.stop_time_text, status = excluded.status`,
+      )
+      .run(row);
+  }
+
+  walFile(name: string): WalFileRow | null {
+    return (this.db.prepare('SELECT * FROM wal_files WHERE name = ?').get(name) as WalFileRow | undefined) ?? null;
+  }
+
+  walFiles(kind?: WalFileRow['kind']): WalFileRow[] {
+    if (kind) return this.db.prepare('SELECT * FROM wal_files WHERE kind = ? ORDER BY timeline, seg_no, name').all(kind) as WalFileRow[];
+    return this.db.prepare('SELECT * FROM wal_files ORDER BY timeline, seg_no, name').all() as WalFileRow[];
+  }
+
+  /** Segment numbers per timeline, in order (what range/gap summaries are built from). */
+  segmentNumbers(): Map<number, number[]> {
+    const out = new Map<number, number[]>();
+    const rows = this.db.prepare("SELECT timeline, seg_no FROM wal_files WHERE kind = 'segment' ORDER BY timeline, seg_no").raw().all() as [number, number][];
+    for (const [tl, seg] of rows) {
+      let list = out.get(tl);
+      if (!list) out.set(tl, (list = []));
+      list.push(seg);
+    }
+    return out;
+  }
+
+  timelines(): TimelineRow[] {
+    return this.db.prepare('SELECT * FROM timelines ORDER BY timeline').all() as TimelineRow[];
+  }
+
+  backups(): BackupRow[] {
+    return this.db.prepare('SELECT * FROM backups ORDER BY stop_lsn').all() as BackupRow[];
+  }
+
+  totals(): { files: number; rawBytes: number; storedBytes: number; lastPush: { name: string; at: string } | null } {
+    const t = this.db.prepare('SELECT count(*) AS files, coalesce(sum(raw_size), 0) AS raw, coalesce(sum(stored_size), 0) AS stored FROM wal_files').get() as {
+      files: number;
+      raw: number;
+      stored: number;
+    };
+    const last = this.db.prepare('SELECT name, pushed_at AS at FROM wal_files ORDER BY pushed_at DESC, name DESC LIMIT 1').get() as
+      | { name: string; at: string }
+      | undefined;
+    return { files: t.files, rawBytes: t.raw, storedBytes: t.stored, lastPush: last ?? null };
+  }
+}

@@ -1,0 +1,162 @@
+/**
+ * `walship info`: what the repository holds, as a stable JSON shape (docs/commands.md) and a
+ * readable text rendering.
+ */
+import { formatLsn, segmentName } from '../wal/names.js';
+import type { RepoIdentity } from '../archive/identity.js';
+import type { Catalog } from './catalog.js';
+
+export interface SegmentRun {
+  first: string;
+  last: string;
+  count: number;
+  startLsn: string;
+  endLsn: string;
+}
+
+export interface InfoReport {
+  repository: { url: string; systemIdentifier: string | null; pgMajor: number | null; walSegmentSize: number | null; createdAt: string | null };
+  catalog: string;
+  timelines: {
+    timeline: number;
+    parent: number | null;
+    switchpoint: string | null;
+    segments: number;
+    ranges: SegmentRun[];
+    gaps: SegmentRun[];
+    partial: string[];
+  }[];
+  historyFiles: string[];
+  backups: {
+    name: string;
+    label: string;
+    source: string;
+    startLsn: string;
+    stopLsn: string;
+    startTimeline: number;
+    stopTimeline: number;
+    startTime: string | null;
+    stopTime: string | null;
+    status: string;
+  }[];
+  totals: { files: number; rawBytes: number; storedBytes: number };
+  lastPush: { name: string; at: string } | null;
+}
+
+/** Contiguous runs of segment numbers and the gaps between them (pure). */
+export function segmentRuns(segNos: readonly number[], timeline: number, segSize: number): { ranges: SegmentRun[]; gaps: SegmentRun[] } {
+  const ranges: SegmentRun[] = [];
+  const gaps: SegmentRun[] = [];
+  const run = (a: number, b: number): SegmentRun => ({
+    first: segmentName(timeline, a, segSize),
+    last: segmentName(timeline, b, segSize),
+    count: b - a + 1,
+    startLsn: formatLsn(a * segSize),
+    endLsn: formatLsn((b + 1) * segSize),
+  });
+  let start: number | undefined;
+  let prev: number | undefined;
+  for (const s of segNos) {
+    if (prev !== undefined && s === prev) continue;
+    if (start === undefined) start = s;
+    else if (s !== prev! + 1) {
+      ranges.push(run(start, prev!));
+      gaps.push(run(prev! + 1, s - 1));
+      start = s;
+    }
+    prev = s;
+  }
+  if (start !== undefined) ranges.push(run(start, prev!));
+  return { ranges, gaps };
+}
+
+export function buildInfo(cat: Catalog, repoUrl: string, identity: RepoIdentity | null): InfoReport {
+  const segSize = identity?.walSegmentSize ?? cat.repository()?.wal_segment_size ?? 16 * 1024 * 1024;
+  const segs = cat.segmentNumbers();
+  const tlRows = new Map(cat.timelines().map((t) => [t.timeline, t]));
+  const partials = cat.walFiles('partial');
+  const tls = new Set<number>([...segs.keys(), ...tlRows.keys(), ...partials.map((p) => p.timeline)]);
+  const totals = cat.totals();
+  return {
+    repository: {
+      url: repoUrl,
+      systemIdentifier: identity?.systemIdentifier ?? null,
+      pgMajor: identity?.pgMajor ?? null,
+      walSegmentSize: identity?.walSegmentSize ?? null,
+      createdAt: identity?.createdAt ?? null,
+    },
+    catalog: cat.path,
+    timelines: [...tls]
+      .sort((a, b) => a - b)
+      .map((tl) => {
+        const nos = segs.get(tl) ?? [];
+        const t = tlRows.get(tl);
+        return {
+          timeline: tl,
+          parent: t?.parent ?? null,
+          switchpoint: t ? formatLsn(t.switchpoint) : null,
+          segments: nos.length,
+          ...segmentRuns(nos, tl, segSize),
+          partial: partials.filter((p) => p.timeline === tl).map((p) => p.name),
+        };
+      }),
+    historyFiles: cat.walFiles('history').map((h) => h.name),
+    backups: cat.backups().map((b) => ({
+      name: b.name,
+      label: b.label,
+      source: b.source,
+      startLsn: formatLsn(b.start_lsn),
+      stopLsn: formatLsn(b.stop_lsn),
+      startTimeline: b.start_timeline,
+      stopTimeline: b.stop_timeline,
+      startTime: b.start_time ?? b.start_time_text,
+      stopTime: b.stop_time ?? b.stop_time_text,
+      status: b.status,
+    })),
+    totals: { files: totals.files, rawBytes: totals.rawBytes, storedBytes: totals.storedBytes },
+    lastPush: totals.lastPush,
+  };
+}
+
+function bytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
+}
+
+export function renderInfo(r: InfoReport): string {
+  const out: string[] = [];
+  out.push(`repository  ${r.repository.url}`);
+  if (r.repository.systemIdentifier) {
+    out.push(
+      `cluster     system identifier ${r.repository.systemIdentifier}, PostgreSQL ${r.repository.pgMajor}, ${r.repository.walSegmentSize! / 1048576} MiB segments`,
+    );
+  } else {
+    out.push('cluster     (no segment archived yet)');
+  }
+  out.push(`catalog     ${r.catalog}`);
+  const ratio = r.totals.rawBytes > 0 ? ` (${((100 * r.totals.storedBytes) / r.totals.rawBytes).toFixed(1)}% of ${bytes(r.totals.rawBytes)})` : '';
+  out.push(`archived    ${r.totals.files} files, ${bytes(r.totals.storedBytes)} stored${ratio}`);
+  out.push(`last push   ${r.lastPush ? `${r.lastPush.name} at ${r.lastPush.at}` : 'never'}`);
+  for (const t of r.timelines) {
+    out.push('');
+    const from = t.parent !== null ? ` (branched from ${t.parent} at ${t.switchpoint})` : '';
+    out.push(`timeline ${t.timeline}${from}: ${t.segments} segments`);
+    for (const x of t.ranges) out.push(`  archived  ${x.first} .. ${x.last}  (${x.count})`);
+    for (const g of t.gaps) out.push(`  MISSING   ${g.first} .. ${g.last}  (${g.count})`);
+    for (const p of t.partial) out.push(`  partial   ${p}`);
+  }
+  if (r.backups.length > 0) {
+    out.push('');
+    out.push('backups');
+    for (const b of r.backups) {
+      out.push(`  ${b.label || b.name}  start ${b.startLsn} (tl ${b.startTimeline})  stop ${b.stopLsn} (tl ${b.stopTimeline})  ${b.stopTime ?? ''}`);
+    }
+  }
+  return out.join('\n') + '\n';
+}

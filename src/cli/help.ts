@@ -1,0 +1,22 @@
+/** Exit-code texts shown by --help (kept in step with src/errors.ts and docs/exit-codes.md). */
+export const EXIT_CODES_HELP = `Exit codes:
+  0    success
+  2    bad command line or configuration
+  3    the file is not acceptable WAL (name, size, header, pages)
+  4    a different file is already archived under that name
+  5    the file or repository belongs to another cluster
+  6    the repository cannot be read or written
+  7    the catalog cannot be opened or written
+  8    an archived object is damaged
+  70   internal error (a bug: please report it)
+archive-fetch has its own codes: see "walship archive-fetch --help".`;
+
+export const FETCH_EXIT_HELP = `Exit codes (PostgreSQL reads these):
+  0    delivered: <dest> holds the verified file
+  1    not in the archive (the normal end of recovery)
+  255  any other failure (repository unreachable, checksum mismatch, corrupt data, another
+       cluster's file, bad configuration), with fetch_on_error = abort (the default).
+       PostgreSQL aborts recovery on codes above 125 instead of treating the file as missing:
+       ending recovery early would promote a server that lacks WAL and fork history.
+  3    the same failures with fetch_on_error = retry: PostgreSQL treats the file as not
+       available and asks again later; for standbys that also stream from a primary.`;

@@ -1,0 +1,49 @@
+/**
+ * The repository backends every archive suite runs against. Each gives the --repo URL and the
+ * environment a walship process (run by the tests or by PostgreSQL) needs to reach it.
+ */
+import { mkdirSync, chownSync } from 'node:fs';
+import { join } from 'node:path';
+import { FsDriver } from '../../src/storage/fs.js';
+import type { StorageDriver } from '../../src/storage/driver.js';
+import { fileNameFromKey } from '../../src/archive/keys.js';
+import { pgUser } from './pg.js';
+
+export interface RepoBackend {
+  name: string;
+  setup(workDir: string): Promise<{ repo: string; env: Record<string, string> }>;
+  /** A driver on the same repository, for inspecting it directly. */
+  driver(): StorageDriver;
+  /** The WAL file names stored in the repository. */
+  listWalNames(): Promise<string[]>;
+  teardown?(): Promise<void>;
+}
+
+async function walNames(d: StorageDriver): Promise<string[]> {
+  const out: string[] = [];
+  for await (const o of d.list('wal/')) {
+    const n = fileNameFromKey(o.key);
+    if (n) out.push(n);
+  }
+  return out;
+}
+
+export function fsBackend(): RepoBackend {
+  let drv: FsDriver;
+  return {
+    name: 'filesystem',
+    async setup(workDir) {
+      const repo = join(workDir, 'repo');
+      mkdirSync(repo, { recursive: true });
+      chownSync(repo, pgUser().uid, pgUser().gid);
+      drv = new FsDriver(repo);
+      return { repo, env: {} };
+    },
+    driver: () => drv,
+    listWalNames: () => walNames(drv),
+  };
+}
+
+export function repoBackends(): RepoBackend[] {
+  return [fsBackend()];
+}

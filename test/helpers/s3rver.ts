@@ -1,0 +1,166 @@
+/**
+ * Test harness: a local s3rver (fake S3) in a child process, on 127.0.0.1, storing into a
+ * temporary directory, with its buckets created at startup.
+ *
+ * It runs under `node --openssl-legacy-provider` because s3rver's ListObjectsV2 continuation
+ * tokens use DES, which OpenSSL 3 only offers through the legacy provider.
+ *
+ * s3rver knows one account, access key S3RVER / secret S3RVER. It rejects unknown access keys
+ * (InvalidAccessKeyId) but does not verify SigV4 signatures, so a wrong secret goes unnoticed.
+ *
+ * Usage:
+ *   const s3 = await startS3rver();            // afterAll: await s3.stop()
+ *   spawn('walship', [...], { env: { ...process.env, ...s3.env } });   // subprocesses
+ *   new S3Driver(s3.bucket, 'prefix', s3.config());                    // in this process
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { resolveConfig, type Config } from '../../src/config.js';
+
+export const S3RVER_ACCESS_KEY = 'S3RVER';
+export const S3RVER_SECRET_KEY = 'S3RVER';
+export const S3RVER_REGION = 'us-east-1';
+
+export interface S3rver {
+  /** The first bucket created (default "walship-test"). */
+  bucket: string;
+  buckets: string[];
+  port: number;
+  /** http://127.0.0.1:<port> */
+  endpoint: string;
+  /** Where s3rver keeps its data. */
+  dir: string;
+  /**
+   * Everything a walship process needs to reach this server, to merge into a child's env:
+   * credentials for the SDK's default chain and walship's S3 settings.
+   */
+  env: Record<string, string>;
+  /** `s3://<bucket>/<prefix>` */
+  repoUrl(prefix?: string, bucket?: string): string;
+  /** A resolved walship Config for this server, built from `env` plus setting overrides. */
+  config(overrides?: Record<string, string>): Config;
+  /** Stops the server (idempotent) and deletes its data unless `keepData`. */
+  stop(opts?: { keepData?: boolean }): Promise<void>;
+}
+
+export interface StartOptions {
+  buckets?: string[];
+  /** A fixed port (e.g. to bring a server back where a stopped one was); default: any free port. */
+  port?: number;
+  /** Reuse a data directory (from a stopped server with keepData). */
+  dir?: string;
+}
+
+// Runs in the child: starts s3rver, prints {"port":N}, and exits when told to or when the
+// parent goes away (its stdin closes), so a crashed test run leaves no server behind.
+const CHILD = `
+const S3rver = require(process.env.S3RVER_MAIN);
+const [dir, port, buckets] = process.argv.slice(1);
+const server = new S3rver({
+  directory: dir, address: '127.0.0.1', port: Number(port), silent: true,
+  configureBuckets: JSON.parse(buckets).map((name) => ({ name })),
+});
+server.run().then(
+  (addr) => process.stdout.write(JSON.stringify({ port: addr.port }) + '\\n'),
+  (err) => { process.stderr.write(String(err && err.stack || err) + '\\n'); process.exit(1); },
+);
+const quit = () => {
+  // Drop the clients' keep-alive connections, or close() would wait for them.
+  if (server.httpServer) server.httpServer.closeAllConnections();
+  server.close(() => process.exit(0));
+};
+process.on('SIGTERM', quit);
+process.stdin.on('end', quit);
+process.stdin.resume();
+`;
+
+const live = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of live) child.kill('SIGKILL');
+});
+
+export async function startS3rver(opts: StartOptions = {}): Promise<S3rver> {
+  const buckets = opts.buckets ?? ['walship-test'];
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'walship-s3rver-'));
+  const main = createRequire(import.meta.url).resolve('s3rver');
+  const child = spawn(
+    process.execPath,
+    ['--openssl-legacy-provider', '-e', CHILD, dir, String(opts.port ?? 0), JSON.stringify(buckets)],
+    { env: { ...process.env, S3RVER_MAIN: main }, stdio: ['pipe', 'pipe', 'pipe'] },
+  );
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+
+  let port: number;
+  try {
+    port = await readPort(child);
+  } catch (err) {
+    child.kill('SIGKILL');
+    if (!opts.dir) rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+  const endpoint = `http://127.0.0.1:${port}`;
+  const env: Record<string, string> = {
+    AWS_ACCESS_KEY_ID: S3RVER_ACCESS_KEY,
+    AWS_SECRET_ACCESS_KEY: S3RVER_SECRET_KEY,
+    WALSHIP_S3_ENDPOINT: endpoint,
+    WALSHIP_S3_FORCE_PATH_STYLE: 'on',
+    WALSHIP_S3_REGION: S3RVER_REGION,
+  };
+  const emptyConf = join(dir, '.walship-empty.conf');
+  writeFileSync(emptyConf, '');
+
+  let stopped: Promise<void> | undefined;
+  const stop = (o: { keepData?: boolean } = {}): Promise<void> =>
+    (stopped ??= (async () => {
+      await stopChild(child);
+      if (!o.keepData) rmSync(dir, { recursive: true, force: true });
+    })());
+
+  return {
+    bucket: buckets[0]!,
+    buckets,
+    port,
+    endpoint,
+    dir,
+    env,
+    repoUrl: (prefix = '', bucket = buckets[0]!) => `s3://${bucket}${prefix ? `/${prefix}` : ''}`,
+    // An empty config file keeps a machine's /etc/walship/walship.conf out of the tests.
+    config: (overrides = {}) => resolveConfig({ flags: overrides, env: { ...env }, configPath: emptyConf }),
+    stop,
+  };
+}
+
+/** Waits for the child's {"port":N} line; fails with its stderr if it exits first. */
+function readPort(child: ChildProcess): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => reject(new Error(`s3rver did not start within 20 s: ${err.trim()}`)), 20_000);
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const line = out.split('\n').find((l) => l.startsWith('{'));
+      if (line) {
+        clearTimeout(timer);
+        resolve((JSON.parse(line) as { port: number }).port);
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`s3rver exited with code ${code} before listening: ${err.trim()}`));
+    });
+  });
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+  await exited;
+  clearTimeout(timer);
+}
