@@ -2,7 +2,7 @@
  * The repository backends every archive suite runs against. Each gives the --repo URL and the
  * environment a walship process (run by the tests or by PostgreSQL) needs to reach it.
  */
-import { mkdirSync, chownSync } from 'node:fs';
+import { mkdirSync, chownSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { FsDriver } from '../../src/storage/fs.js';
 import type { StorageDriver } from '../../src/storage/driver.js';
@@ -16,6 +16,10 @@ export interface RepoBackend {
   driver(): StorageDriver;
   /** The WAL file names stored in the repository. */
   listWalNames(): Promise<string[]>;
+  /** Replaces an object's bytes behind walship's back (to simulate damage). */
+  overwrite(key: string, body: Buffer): Promise<void>;
+  /** Deletes an object behind walship's back. */
+  remove(key: string): Promise<void>;
   teardown?(): Promise<void>;
 }
 
@@ -41,6 +45,8 @@ export function fsBackend(): RepoBackend {
     },
     driver: () => drv,
     listWalNames: () => walNames(drv),
+    overwrite: async (key, body) => writeFileSync(join(drv.root, key), body),
+    remove: async (key) => rmSync(join(drv.root, key)),
   };
 }
 

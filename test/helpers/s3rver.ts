@@ -16,6 +16,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resolveConfig, type Config } from '../../src/config.js';
@@ -163,4 +164,78 @@ async function stopChild(child: ChildProcess): Promise<void> {
   const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
   await exited;
   clearTimeout(timer);
+}
+
+export type ProxyMode = 'forward' | 'blackhole' | 'http503';
+
+export interface TcpProxy {
+  port: number;
+  endpoint: string;
+  /** Connections accepted so far. */
+  connections: number;
+  /** Request lines seen on forwarded connections, e.g. "PUT /bucket/key?partNumber=1&uploadId=..". */
+  requests: string[];
+  close(): Promise<void>;
+}
+
+const SLOW_DOWN_BODY =
+  '<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>';
+
+/**
+ * A loopback TCP proxy for fault tests. `mode(n)` decides what the n-th connection (0-based) gets:
+ * forward = piped to 127.0.0.1:`target` (request lines recorded), blackhole = accepted and never
+ * answered, http503 = one "503 SlowDown" response, then the connection is closed.
+ */
+export async function startTcpProxy(opts: { target?: number; mode: (n: number) => ProxyMode }): Promise<TcpProxy> {
+  const sockets = new Set<Socket>();
+  const proxy: TcpProxy = {
+    port: 0,
+    endpoint: '',
+    connections: 0,
+    requests: [],
+    close: () =>
+      new Promise((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+  const server = createServer((client) => {
+    const mode = opts.mode(proxy.connections++);
+    sockets.add(client);
+    client.on('close', () => sockets.delete(client));
+    client.on('error', () => undefined);
+    if (mode === 'blackhole') {
+      client.resume();
+    } else if (mode === 'http503') {
+      client.once('data', () => {
+        client.end(
+          `HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nContent-Length: ${SLOW_DOWN_BODY.length}\r\nConnection: close\r\n\r\n${SLOW_DOWN_BODY}`,
+        );
+      });
+    } else {
+      const upstream = connect(opts.target!, '127.0.0.1');
+      sockets.add(upstream);
+      upstream.on('close', () => sockets.delete(upstream));
+      upstream.on('error', () => client.destroy());
+      client.on('data', (d: Buffer) => {
+        for (const m of d.toString('latin1').matchAll(/^(GET|HEAD|PUT|POST|DELETE) (\S+) HTTP\/1\.1\r$/gm)) {
+          proxy.requests.push(`${m[1]} ${m[2]}`);
+        }
+      });
+      client.pipe(upstream).pipe(client);
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  proxy.port = (server.address() as AddressInfo).port;
+  proxy.endpoint = `http://127.0.0.1:${proxy.port}`;
+  return proxy;
+}
+
+/** A loopback port nothing listens on (free at the time of the call). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
 }
