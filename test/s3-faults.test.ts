@@ -20,7 +20,7 @@ const savedEnv = { ...process.env };
 
 beforeAll(async () => {
   s3 = await startS3rver();
-  Object.assign(process.env, { AWS_ACCESS_KEY_ID: s3.env.AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: s3.env.AWS_SECRET_ACCESS_KEY });
+  Object.assign(process.env, s3.env);
 });
 afterAll(async () => {
   await s3?.stop();
@@ -147,7 +147,7 @@ describe('S3 driver faults', () => {
       }
       expect((await failure(d.get('wal/x'))).message).toContain('InvalidAccessKeyId');
     } finally {
-      Object.assign(process.env, { AWS_ACCESS_KEY_ID: s3.env.AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: s3.env.AWS_SECRET_ACCESS_KEY });
+      Object.assign(process.env, s3.env);
     }
   });
 

@@ -40,7 +40,7 @@ describe.each(['fs', 's3'] as const)('StorageDriver contract: %s', (backend) => 
     if (backend === 's3') {
       s3 = await startS3rver({ buckets: ['walship-test', 'walship-root'] });
       // The driver finds credentials through the SDK's default chain, i.e. this environment.
-      Object.assign(process.env, { AWS_ACCESS_KEY_ID: s3.env.AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: s3.env.AWS_SECRET_ACCESS_KEY });
+      Object.assign(process.env, s3.env);
     }
   });
   afterAll(async () => {
@@ -171,6 +171,15 @@ describe.each(['fs', 's3'] as const)('StorageDriver contract: %s', (backend) => 
     expect(await collect(root.list(''))).toEqual(new Map([['a/k1', 1], ['ab/k1', 2]]));
     expect(await collect(a.list(''))).toEqual(new Map([['k1', 1]]));
     expect(await root.get('ab/k1')).toEqual(Buffer.from('ab'));
+  });
+
+  it.runIf(backend === 's3')('sees objects changed behind its back (raw access for damage tests)', async () => {
+    const d = await repo();
+    await d.putIfAbsent('wal/x', Buffer.from('original'));
+    await s3!.putRaw(`t${n}/repo/wal/x`, Buffer.from('damaged'));
+    expect(await d.get('wal/x')).toEqual(Buffer.from('damaged'));
+    await s3!.deleteRaw(`t${n}/repo/wal/x`);
+    expect(await d.get('wal/x')).toBeNull();
   });
 
   it.runIf(backend === 's3')('uploads large bodies in parts', async () => {

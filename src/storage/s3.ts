@@ -14,6 +14,7 @@
  * Credentials come from the SDK's default provider chain only (environment, profile, role).
  */
 import { createHash } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
 import {
   S3Client,
   AbortMultipartUploadCommand,
@@ -71,7 +72,15 @@ const AUTH_ERRORS = new Set([
   'InvalidSecurity',
 ]);
 /** S3 error codes (with a 4xx status) that are transient rather than misconfiguration. */
-const TRANSIENT_4XX = new Set(['RequestTimeout', 'SlowDown', 'Throttling', 'ThrottlingException', 'TooManyRequestsException']);
+const TRANSIENT_4XX = new Set([
+  'RequestTimeout',
+  'SlowDown',
+  'Throttling',
+  'ThrottlingException',
+  'TooManyRequestsException',
+  'ConditionalRequestConflict',
+  'OperationAborted',
+]);
 
 // The SDK prints a multi-line "upgrade node" warning on Node < 22 to stderr, which would end up
 // in PostgreSQL's log on every archive_command; walship supports Node 20, so silence it.
@@ -153,8 +162,9 @@ export class S3Driver implements StorageDriver {
   }
 
   async get(key: string): Promise<Buffer | null> {
+    const Key = this.fullKey(key);
     try {
-      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.fullKey(key) }));
+      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key }));
       return await readBody(res.Body);
     } catch (err) {
       if (status(err) === 404) return this.absent(err);
@@ -164,24 +174,24 @@ export class S3Driver implements StorageDriver {
 
   async getRange(key: string, start: number, length: number): Promise<Buffer | null> {
     if (length <= 0) return (await this.head(key)) ? Buffer.alloc(0) : null;
+    const Key = this.fullKey(key);
     try {
-      const res = await this.client.send(
-        new GetObjectCommand({ Bucket: this.bucket, Key: this.fullKey(key), Range: `bytes=${start}-${start + length - 1}` }),
-      );
+      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key, Range: `bytes=${start}-${start + length - 1}` }));
       const buf = await readBody(res.Body);
       // A store that ignores Range answers 200 with the whole object.
       return res.ContentRange ? buf : buf.subarray(start, start + length);
     } catch (err) {
       if (status(err) === 404) return this.absent(err);
-      // 416: the object exists but starts before `start`; like a short read at the end of a file.
+      // 416: the object exists but ends before `start`; like a read past the end of a file.
       if (status(err) === 416) return Buffer.alloc(0);
       throw this.fail('read', key, err);
     }
   }
 
   async head(key: string): Promise<ObjectInfo | null> {
+    const Key = this.fullKey(key);
     try {
-      const res = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.fullKey(key) }));
+      const res = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key }));
       return { key, size: res.ContentLength ?? 0, meta: res.Metadata ?? {} };
     } catch (err) {
       if (status(err) === 404) return this.absent(err);
@@ -197,6 +207,7 @@ export class S3Driver implements StorageDriver {
   }
 
   async putIfAbsent(key: string, body: Buffer, opts: PutOptions = {}): Promise<'created' | 'exists'> {
+    this.fullKey(key); // validates the key
     checkMeta(key, opts.meta);
     // Calls for one key in this process run one after the other, so the HEAD below sees the
     // winner even on stores that ignore If-None-Match.
@@ -226,8 +237,9 @@ export class S3Driver implements StorageDriver {
       return 'created';
     } catch (err) {
       if (isPreconditionFailed(err)) return 'exists';
-      // 409: another writer's conditional write was in progress; report "exists" only if it won.
-      if (status(err) === 409 && (await this.head(key))) return 'exists';
+      // 409: another writer's conditional write was in progress; NoSuchUpload: a retried
+      // completion whose first try went through. Either way, "exists" only if the object is there.
+      if ((status(err) === 409 || (err as SdkError).name === 'NoSuchUpload') && (await this.head(key))) return 'exists';
       throw this.fail('write', key, err);
     }
   }
@@ -314,12 +326,13 @@ export class S3Driver implements StorageDriver {
     const name = e.name ?? '';
     const attempts = e.$metadata?.attempts;
     const tries = attempts && attempts > 1 ? ` after ${attempts} attempts` : '';
-    const head = `cannot ${what} ${this.where(key)}`;
+    const head = `cannot ${what} ${this.where(key)}${tries}`;
     const make = (code: 'REPOSITORY_UNAVAILABLE' | 'REPOSITORY_INVALID', cause: string, hint: string) =>
-      new WalshipError(code, `${head}: ${oneLine(cause)}${tries}; ${hint}`, { cause: err });
+      new WalshipError(code, `${head}: ${oneLine(cause)}; ${hint}`, { cause: err });
 
     if (name === 'CredentialsProviderError' || /could not load credentials/i.test(e.message ?? '')) {
-      return make('REPOSITORY_INVALID', 'no AWS credentials found', 'set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, or attach an instance role');
+      const detail = (e.message ?? '').split('\n')[0]!.replace(/\.\s*$/, '');
+      return make('REPOSITORY_INVALID', `no AWS credentials found${detail ? ` (${detail})` : ''}`, 'set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE, or attach an instance role');
     }
     if (name === 'NoSuchBucket') return this.noSuchBucket();
     if (httpStatus === undefined) {
@@ -327,9 +340,9 @@ export class S3Driver implements StorageDriver {
       const cause = name === 'TimeoutError' ? `no response from ${this.endpoint} within s3_request_timeout=${this.cfg.s3_request_timeout} ms` : `cannot reach ${this.endpoint} (${describeTransport(e)})`;
       return make('REPOSITORY_UNAVAILABLE', cause, 'check s3_endpoint and the network, or raise s3_request_timeout / s3_max_retries');
     }
-    const cause = `${name || 'error'} (HTTP ${httpStatus})${e.message && e.message !== name && e.message !== 'UnknownError' ? `: ${e.message}` : ''}`;
+    const cause = describeHttp(httpStatus, e);
     if (httpStatus >= 500 || httpStatus === 429 || TRANSIENT_4XX.has(name)) {
-      return make('REPOSITORY_UNAVAILABLE', cause, 'the store is failing or throttling requests; try again later');
+      return make('REPOSITORY_UNAVAILABLE', cause, 'the store is failing or throttling requests, try again later');
     }
     if (httpStatus === 403 || httpStatus === 401 || AUTH_ERRORS.has(name)) return make('REPOSITORY_INVALID', cause, CREDENTIAL_HINT);
     if (name === 'RequestTimeTooSkewed') return make('REPOSITORY_INVALID', cause, 'fix the system clock');
@@ -368,12 +381,19 @@ function checkMeta(key: string, meta: Record<string, string> | undefined): void 
   }
 }
 
+/** "InvalidAccessKeyId (HTTP 403): <S3's message>", or "HTTP 403 Forbidden" when the response had no body (HEAD). */
+function describeHttp(httpStatus: number, e: SdkError): string {
+  const name = e.name ?? '';
+  if (!name || /^(Unknown|UnknownError|\d+)$/.test(name)) return `HTTP ${httpStatus} ${STATUS_CODES[httpStatus] ?? ''}`.trim();
+  const msg = (e.message ?? '').replace(/\.\s*$/, '');
+  return `${name} (HTTP ${httpStatus})${msg && msg !== name && msg !== 'UnknownError' ? `: ${msg}` : ''}`;
+}
+
 /** Connection-level error text, e.g. "ECONNREFUSED 127.0.0.1:9000" (Node may wrap it in an AggregateError). */
 function describeTransport(e: SdkError): string {
   const inner = (e.errors?.[0] ?? e) as SdkError;
   const msg = inner.message || e.message || '';
-  const text = e.code && !msg.includes(e.code) ? `${e.code}${msg ? `: ${msg}` : ''}` : msg || e.code || e.name || 'unknown error';
-  return text;
+  return e.code && !msg.includes(e.code) ? `${e.code}${msg ? `: ${msg}` : ''}` : msg || e.code || e.name || 'unknown error';
 }
 
 /** The endpoint URL without any userinfo, for messages. */

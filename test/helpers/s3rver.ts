@@ -11,10 +11,11 @@
  * Usage:
  *   const s3 = await startS3rver();            // afterAll: await s3.stop()
  *   spawn('walship', [...], { env: { ...process.env, ...s3.env } });   // subprocesses
- *   new S3Driver(s3.bucket, 'prefix', s3.config());                    // in this process
+ *   Object.assign(process.env, s3.env);        // in this process (the SDK reads credentials from it)
+ *   new S3Driver(s3.bucket, 'prefix', s3.config());
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -43,6 +44,10 @@ export interface S3rver {
   repoUrl(prefix?: string, bucket?: string): string;
   /** A resolved walship Config for this server, built from `env` plus setting overrides. */
   config(overrides?: Record<string, string>): Config;
+  /** Writes an object directly (unsigned HTTP; s3rver allows it), e.g. to simulate damage. */
+  putRaw(key: string, body: Buffer, bucket?: string): Promise<void>;
+  /** Deletes an object directly (unsigned HTTP). */
+  deleteRaw(key: string, bucket?: string): Promise<void>;
   /** Stops the server (idempotent) and deletes its data unless `keepData`. */
   stop(opts?: { keepData?: boolean }): Promise<void>;
 }
@@ -107,13 +112,14 @@ export async function startS3rver(opts: StartOptions = {}): Promise<S3rver> {
   const env: Record<string, string> = {
     AWS_ACCESS_KEY_ID: S3RVER_ACCESS_KEY,
     AWS_SECRET_ACCESS_KEY: S3RVER_SECRET_KEY,
+    // Empty = unset for the SDK: a developer's AWS_PROFILE would otherwise win over the keys
+    // above, and a session token would be sent along with them.
+    AWS_PROFILE: '',
+    AWS_SESSION_TOKEN: '',
     WALSHIP_S3_ENDPOINT: endpoint,
     WALSHIP_S3_FORCE_PATH_STYLE: 'on',
     WALSHIP_S3_REGION: S3RVER_REGION,
   };
-  const emptyConf = join(dir, '.walship-empty.conf');
-  writeFileSync(emptyConf, '');
-
   let stopped: Promise<void> | undefined;
   const stop = (o: { keepData?: boolean } = {}): Promise<void> =>
     (stopped ??= (async () => {
@@ -129,10 +135,17 @@ export async function startS3rver(opts: StartOptions = {}): Promise<S3rver> {
     dir,
     env,
     repoUrl: (prefix = '', bucket = buckets[0]!) => `s3://${bucket}${prefix ? `/${prefix}` : ''}`,
-    // An empty config file keeps a machine's /etc/walship/walship.conf out of the tests.
-    config: (overrides = {}) => resolveConfig({ flags: overrides, env: { ...env }, configPath: emptyConf }),
+    // An empty config file (/dev/null) keeps a machine's /etc/walship/walship.conf out of the tests.
+    config: (overrides = {}) => resolveConfig({ flags: overrides, env: { ...env }, configPath: '/dev/null' }),
+    putRaw: (key, body, bucket = buckets[0]!) => raw('PUT', `${endpoint}/${bucket}/${key}`, body),
+    deleteRaw: (key, bucket = buckets[0]!) => raw('DELETE', `${endpoint}/${bucket}/${key}`),
     stop,
   };
+}
+
+async function raw(method: string, url: string, body?: Buffer): Promise<void> {
+  const res = await fetch(url, { method, body });
+  if (!res.ok) throw new Error(`${method} ${url}: HTTP ${res.status} ${await res.text()}`);
 }
 
 /** Waits for the child's {"port":N} line; fails with its stderr if it exits first. */

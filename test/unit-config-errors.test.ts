@@ -1,0 +1,82 @@
+import { describe, expect, it } from 'vitest';
+import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseConfigText, resolveConfig, requireRepo, SETTINGS } from '../src/config.js';
+import { ExitCode, WalshipError, exitCodeFor } from '../src/errors.js';
+import { parseRepoUrl } from '../src/storage/open.js';
+import { VERSION } from '../src/version.js';
+
+describe('config', () => {
+  it('parses postgresql.conf-style text', () => {
+    const m = parseConfigText("# c\nrepo = '/var/lib/walship/it''s'  # trailing\ncompress-level=3\nlog_level info\n\n", 'f');
+    expect(Object.fromEntries(m)).toEqual({ repo: "/var/lib/walship/it's", compress_level: '3', log_level: 'info' });
+    expect(() => parseConfigText("repo = 'open\n", 'f.conf')).toThrow(/f.conf:1: unterminated/);
+    expect(() => parseConfigText('rpeo = /x\n', 'f.conf')).toThrow(/f.conf:1: unknown setting "rpeo"/);
+    expect(() => parseConfigText('= x\n', 'f.conf')).toThrow(/f.conf:1: expected "key = value"/);
+  });
+
+  it('resolves flag > env > file > default', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'walship-cfg-'));
+    const file = join(dir, 'w.conf');
+    writeFileSync(file, 'repo = /from/file\ncompress_level = 5\nlog_level = debug\n');
+    const cfg = resolveConfig({
+      flags: { repo: '/from/flag' },
+      configPath: file,
+      env: { WALSHIP_COMPRESS_LEVEL: '7', WALSHIP_REPO: '/from/env' },
+    });
+    expect(cfg.repo).toBe('/from/flag');
+    expect(cfg.compress_level).toBe(7);
+    expect(cfg.log_level).toBe('debug');
+    expect(cfg.fetch_on_error).toBe('abort');
+    expect(cfg.configFile).toBe(file);
+    // A config file named explicitly must exist.
+    expect(() => resolveConfig({ flags: {}, env: { WALSHIP_CONFIG: join(dir, 'absent.conf') } })).toThrow(/absent.conf: ENOENT/);
+  });
+
+  it('rejects bad values naming the setting and where it came from', () => {
+    expect(() => resolveConfig({ flags: { compress_level: '99' }, env: { WALSHIP_CONFIG: '/dev/null' } })).toThrow(/invalid compress_level = '99' \(--compress-level\): expected 1 to 19/);
+    expect(() => resolveConfig({ flags: {}, env: { WALSHIP_CONFIG: '/dev/null', WALSHIP_FETCH_ON_ERROR: 'ignore' } })).toThrow(/WALSHIP_FETCH_ON_ERROR.*expected one of abort, retry/);
+    expect(() => resolveConfig({ flags: {}, configPath: '/nonexistent/walship.conf', env: {} })).toThrow(/cannot read config file \/nonexistent\/walship.conf: ENOENT/);
+    const cfg = resolveConfig({ flags: {}, env: { WALSHIP_CONFIG: '/dev/null' } });
+    expect(() => requireRepo(cfg)).toThrow(/no repository configured/);
+  });
+
+  it('documents every setting in docs/configuration.md', () => {
+    const doc = readFileSync(new URL('../docs/configuration.md', import.meta.url), 'utf8');
+    for (const s of SETTINGS) expect(doc, s.key).toContain(`\`${s.key}\``);
+  });
+});
+
+describe('repository URLs', () => {
+  it('accepts absolute paths, file:// and s3:// URLs', () => {
+    expect(parseRepoUrl('/var/lib/walship/')).toMatchObject({ kind: 'fs', path: '/var/lib/walship', canonical: 'file:///var/lib/walship' });
+    expect(parseRepoUrl('file:///srv/wal')).toMatchObject({ kind: 'fs', path: '/srv/wal' });
+    expect(parseRepoUrl('s3://my-bucket/db1/wal/')).toMatchObject({ kind: 's3', bucket: 'my-bucket', prefix: 'db1/wal', canonical: 's3://my-bucket/db1/wal' });
+    expect(() => parseRepoUrl('relative/dir')).toThrow(/must be absolute/);
+    expect(() => parseRepoUrl('gs://x/y')).toThrow(/supported are/);
+    expect(() => parseRepoUrl('s3://Bad_Bucket')).toThrow(/not a valid S3 bucket name/);
+  });
+});
+
+describe('exit codes', () => {
+  it('maps archive-fetch failures by policy and keeps 1 for "not in the archive" only', () => {
+    const missing = new WalshipError('NOT_IN_ARCHIVE', 'x');
+    const corrupt = new WalshipError('OBJECT_CORRUPT', 'x');
+    expect(exitCodeFor(missing, 'archive-fetch')).toBe(1);
+    expect(exitCodeFor(corrupt, 'archive-fetch')).toBe(255);
+    expect(exitCodeFor(new Error('boom'), 'archive-fetch')).toBe(255);
+    expect(exitCodeFor(corrupt, 'archive-fetch', 'retry')).toBe(3);
+    expect(exitCodeFor(corrupt, 'archive-push')).toBe(ExitCode.CORRUPT);
+    expect(exitCodeFor(new WalshipError('WAL_CONFLICT', 'x'), 'archive-push')).toBe(4);
+    // archive-push never uses codes above 125 (PostgreSQL would restart its archiver).
+    for (const code of ['USAGE', 'NOT_WAL', 'WAL_CONFLICT', 'WRONG_CLUSTER', 'REPOSITORY_UNAVAILABLE', 'CATALOG_ERROR', 'INTERNAL'] as const) {
+      expect(exitCodeFor(new WalshipError(code, 'x'), 'archive-push')).toBeLessThan(126);
+    }
+  });
+
+  it('keeps the version in step with package.json', () => {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+    expect(VERSION).toBe(pkg.version);
+  });
+});
