@@ -196,6 +196,26 @@ describe.each(repoBackends())('archive CLI ($name repository)', (backend: RepoBa
     }
   });
 
+  it('replaces a damaged archived copy when the identical file is pushed again', async () => {
+    const seg = fx.segments[1]!;
+    const key = `wal/${seg.slice(0, 16)}/${seg}.zst`;
+    const original = (await backend.driver().get(key))!;
+    await backend.overwrite(key, original.subarray(0, original.length - 1000)); // an interrupted upload
+    const dest = join(work, 'repaired-out');
+    expect((await run(['archive-fetch', seg, dest])).code).toBe(255);
+    const r = await push(join(fx.dir, seg));
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/archived copy is damaged; replacing it/);
+    expect((await run(['archive-fetch', seg, dest])).code).toBe(0);
+    expect(readFileSync(dest).equals(fx.read(seg))).toBe(true);
+    // A copy too damaged to tell what it held is never replaced.
+    await backend.overwrite(key, Buffer.from('garbage'));
+    const g = await push(join(fx.dir, seg));
+    expect(g.code).toBe(8);
+    expect(g.stderr).toMatch(/is unreadable .* leaves it alone/);
+    await backend.overwrite(key, original);
+  });
+
   it('fails hard when the catalog says a file was archived but the object is gone', async () => {
     const seg = fx.segments[2]!;
     const key = `wal/${seg.slice(0, 16)}/${seg}.zst`;

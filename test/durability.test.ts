@@ -1,6 +1,11 @@
 /**
  * Durability: archive-push killed with SIGKILL at any moment leaves no visible partial object
  * (whatever is visible under the final name is complete and verifies), and the retry succeeds.
+ *
+ * On a filesystem that holds absolutely. Object stores commit a PUT whole, but the S3 stand-in
+ * used here (s3rver) exposes an interrupted upload: there the test checks the defence in depth
+ * instead: fetch refuses the damaged object (255, never wrong bytes, never "missing") and the
+ * next push of the same file replaces it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
@@ -52,18 +57,35 @@ describe.each(repoBackends())('push killed with SIGKILL ($name repository)', (ba
     const full = Date.now() - t0;
     await backend.remove(key);
 
+    const fetchArgs = ['archive-fetch', seg, join(work, 'out'), '--repo', repo, '--catalog', catalog];
     let completedByChance = 0;
+    let repairedDamage = false;
     for (let i = 0; i < 16; i++) {
       const at = Math.round((full * (i + 0.5)) / 16);
       const code = await pushAndKill(args, env, at);
       if (code === 0) completedByChance++;
       const obj = await backend.driver().get(key);
-      if (obj !== null) {
+      if (obj === null) continue;
+      const decoded = await decodeObject(obj).catch((e: Error) => e);
+      if (decoded instanceof Error) {
+        // Only a store that exposes interrupted uploads gets here; a filesystem never does.
+        expect(backend.name, decoded.message).toBe('s3');
+        const f = await walship(fetchArgs, { env });
+        expect(f.code, f.stderr).toBe(255);
+        expect(f.stderr).toMatch(/code=OBJECT_CORRUPT/);
+        if (!repairedDamage) {
+          const p = await walship(args, { env });
+          expect(p.code, p.stderr).toBe(0);
+          expect(p.stderr).toMatch(/damaged copy replaced/);
+          expect((await walship(fetchArgs, { env })).code).toBe(0);
+          expect(readFileSync(join(work, 'out')).equals(fx.read(seg))).toBe(true);
+          repairedDamage = true;
+        }
+      } else {
         // Visible means complete: it decodes and matches the segment.
-        const { raw } = await decodeObject(obj);
-        expect(raw.equals(fx.read(seg))).toBe(true);
-        await backend.remove(key);
+        expect(decoded.raw.equals(fx.read(seg))).toBe(true);
       }
+      await backend.remove(key);
     }
     // Hidden temporary files never show up as archived WAL.
     expect(await backend.listWalNames()).toEqual([]);

@@ -6,19 +6,20 @@ import { parseWalFileName } from '../src/wal/names.js';
 import { segmentRuns } from '../src/catalog/info.js';
 
 const raw = Buffer.concat([Buffer.from('walship'.repeat(1000)), Buffer.alloc(100000)]);
-const meta: ObjectMeta = { format: 1, name: '000000010000000000000001', sha256: sha256(raw), rawSize: raw.length, compression: 'zstd', pushedAt: '2026-11-24T00:00:00.000Z', timeline: 1 };
+const meta: Omit<ObjectMeta, 'bodySize'> = { format: 1, name: '000000010000000000000001', sha256: sha256(raw), rawSize: raw.length, compression: 'zstd', pushedAt: '2026-11-24T00:00:00.000Z', timeline: 1 };
 
 describe('archived object format', () => {
   it('round-trips and verifies', async () => {
-    const obj = await encodeObject(raw, meta, 1);
+    const { object: obj, meta: full } = await encodeObject(raw, meta, 1);
     expect(obj.length).toBeLessThan(raw.length / 10);
-    expect(decodeMeta(obj.subarray(0, 4096)).meta).toEqual(meta);
+    expect(decodeMeta(obj.subarray(0, 4096)).meta).toEqual(full);
+    expect(full).toEqual({ ...meta, bodySize: obj.length - decodeMeta(obj).bodyOffset });
     const back = await decodeObject(obj);
     expect(back.raw.equals(raw)).toBe(true);
   });
 
   it('is a plain .zst file that the zstd tool decompresses', async () => {
-    const obj = await encodeObject(raw, meta, 3);
+    const { object: obj } = await encodeObject(raw, meta, 3);
     const r = spawnSync('zstd', ['-d', '-c'], { input: obj, maxBuffer: 1 << 24 });
     if (r.error) return; // zstd CLI not installed: nothing to compare against
     expect(r.status).toBe(0);
@@ -26,12 +27,12 @@ describe('archived object format', () => {
   });
 
   it('detects damage: flipped bits, truncation, a lying checksum', async () => {
-    const obj = await encodeObject(raw, meta, 1);
+    const { object: obj } = await encodeObject(raw, meta, 1);
     const flipped = Buffer.from(obj);
     flipped[flipped.length - 10] ^= 0xff;
     await expect(decodeObject(flipped)).rejects.toThrow(/corrupt|checksum mismatch|decompressed to/);
-    await expect(decodeObject(obj.subarray(0, obj.length - 20))).rejects.toThrow();
-    const lying = await encodeObject(raw, { ...meta, sha256: '0'.repeat(64) }, 1);
+    await expect(decodeObject(obj.subarray(0, obj.length - 20))).rejects.toThrow(/object is incomplete: \d+ bytes of compressed data, expected/);
+    const { object: lying } = await encodeObject(raw, { ...meta, sha256: '0'.repeat(64) }, 1);
     await expect(decodeObject(lying)).rejects.toThrow(/checksum mismatch/);
     await expect(decodeObject(Buffer.from('not an object'))).rejects.toThrow(/does not start with walship metadata/);
   });

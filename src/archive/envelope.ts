@@ -22,6 +22,8 @@ export interface ObjectMeta {
   compression: 'zstd';
   pushedAt: string;
   timeline: number;
+  /** Bytes of compressed data after the metadata frame: a shorter object is incomplete. */
+  bodySize: number;
   /** Segments only: what the long page header said. */
   systemIdentifier?: string;
   pgMajor?: number;
@@ -39,14 +41,16 @@ async function loadZstd(): Promise<typeof import('zstd-napi')> {
   return zstd;
 }
 
-export async function encodeObject(raw: Buffer, meta: ObjectMeta, level: number): Promise<Buffer> {
+/** Compresses `raw` and frames it with its metadata; returns the object and the final metadata. */
+export async function encodeObject(raw: Buffer, partial: Omit<ObjectMeta, 'bodySize'>, level: number): Promise<{ object: Buffer; meta: ObjectMeta }> {
   const z = await loadZstd();
+  const body = z.compress(raw, { compressionLevel: level });
+  const meta: ObjectMeta = { ...partial, bodySize: body.length };
   const json = Buffer.from(JSON.stringify(meta), 'utf8');
   const head = Buffer.alloc(8);
   head.writeUInt32LE(SKIPPABLE_MAGIC, 0);
   head.writeUInt32LE(json.length, 4);
-  const body = z.compress(raw, { compressionLevel: level });
-  return Buffer.concat([head, json, body]);
+  return { object: Buffer.concat([head, json, body]), meta };
 }
 
 export class EnvelopeError extends Error {}
@@ -64,7 +68,13 @@ export function decodeMeta(buf: Buffer): { meta: ObjectMeta; bodyOffset: number 
   } catch {
     throw new EnvelopeError('object metadata is not valid JSON');
   }
-  if (meta.format !== 1 || typeof meta.sha256 !== 'string' || typeof meta.rawSize !== 'number' || typeof meta.name !== 'string') {
+  if (
+    meta.format !== 1 ||
+    typeof meta.sha256 !== 'string' ||
+    typeof meta.rawSize !== 'number' ||
+    typeof meta.name !== 'string' ||
+    typeof meta.bodySize !== 'number'
+  ) {
     throw new EnvelopeError('object metadata lacks required fields');
   }
   return { meta, bodyOffset: 8 + len };
@@ -78,6 +88,9 @@ export async function decodeObject(buf: Buffer): Promise<{ meta: ObjectMeta; raw
   const { meta, bodyOffset } = decodeMeta(buf);
   if (meta.compression !== 'zstd') throw new EnvelopeError(`unknown compression "${meta.compression}"`);
   const body = buf.subarray(bodyOffset);
+  if (body.length !== meta.bodySize) {
+    throw new EnvelopeError(`object is ${body.length < meta.bodySize ? 'incomplete' : 'too long'}: ${body.length} bytes of compressed data, expected ${meta.bodySize}`);
+  }
   if (body.length < 4 || body.readUInt32LE(0) !== ZSTD_MAGIC) throw new EnvelopeError('compressed data is missing or not zstd');
   const z = await loadZstd();
   let raw: Buffer;

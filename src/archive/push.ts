@@ -16,7 +16,7 @@ import { Catalog } from '../catalog/catalog.js';
 import { logger } from '../log.js';
 import { VERSION } from '../version.js';
 import { checkIdentity, ensureIdentity, readIdentity } from './identity.js';
-import { HEADER_READ_BYTES, decodeMeta, encodeObject, metaToHeaders, sha256, EnvelopeError, type ObjectMeta } from './envelope.js';
+import { decodeMeta, decodeObject, encodeObject, metaToHeaders, sha256, EnvelopeError, type ObjectMeta } from './envelope.js';
 import { objectKeyFor } from './keys.js';
 
 export interface ArchiveContext {
@@ -29,7 +29,7 @@ export interface ArchiveContext {
 
 export interface PushResult {
   name: string;
-  outcome: 'archived' | 'already-archived';
+  outcome: 'archived' | 'already-archived' | 'repaired';
   rawSize: number;
   storedSize: number;
   sha256: string;
@@ -75,17 +75,29 @@ export function validateFile(file: WalFileName, raw: Buffer): Validated {
   }
 }
 
-async function readExistingMeta(storage: StorageDriver, key: string): Promise<{ meta: ObjectMeta; size: number } | null> {
-  const head = await storage.getRange(key, 0, HEADER_READ_BYTES);
-  if (head === null) return null;
+/**
+ * What is archived under `key` already: null when nothing; else its metadata and whether the
+ * whole object verifies (decodes, right size, right checksum).
+ */
+async function inspectExisting(storage: StorageDriver, key: string): Promise<{ meta: ObjectMeta; size: number; damage: string | null } | null> {
+  const obj = await storage.get(key);
+  if (obj === null) return null;
+  let meta: ObjectMeta;
   try {
-    const info = await storage.head(key);
-    return { meta: decodeMeta(head).meta, size: info?.size ?? head.length };
+    meta = decodeMeta(obj).meta;
   } catch (err) {
-    if (err instanceof EnvelopeError) {
-      throw new WalshipError('OBJECT_CORRUPT', `archived object ${key} is unreadable (${err.message}); it is left untouched, inspect it by hand`);
-    }
-    throw err;
+    if (!(err instanceof EnvelopeError)) throw err;
+    throw new WalshipError(
+      'OBJECT_CORRUPT',
+      `archived object ${storage.location}/${key} is unreadable (${err.message}); walship cannot tell what it held, so it leaves it alone: inspect it, and move it away if it is garbage`,
+    );
+  }
+  try {
+    await decodeObject(obj);
+    return { meta, size: obj.length, damage: null };
+  } catch (err) {
+    if (!(err instanceof EnvelopeError)) throw err;
+    return { meta, size: obj.length, damage: err.message };
   }
 }
 
@@ -118,47 +130,60 @@ export async function pushFile(ctx: ArchiveContext, path: string): Promise<PushR
   const sum = sha256(raw);
   const key = objectKeyFor(file);
   let outcome: PushResult['outcome'] = 'archived';
-  let stored = await readExistingMeta(ctx.storage, key);
-  let storedSize: number;
+  let existing = await inspectExisting(ctx.storage, key);
+  let storedSize = 0;
   let pushedAt = new Date().toISOString();
-  if (stored) {
-    pushedAt = stored.meta.pushedAt;
-    if (stored.meta.sha256 !== sum) throw conflict(file.name, stored.meta.sha256, sum);
-    outcome = 'already-archived';
-    storedSize = stored.size;
-  } else {
-    const meta: ObjectMeta = {
-      format: 1,
-      name: file.name,
-      sha256: sum,
-      rawSize: raw.length,
-      compression: 'zstd',
-      pushedAt,
-      timeline: file.timeline,
-      ...(v.segment && {
-        systemIdentifier: v.segment.systemIdentifier,
-        pgMajor: v.segment.pgMajor,
-        segSize: v.segment.segSize,
-        startLsn: v.segment.startLsn,
-      }),
-    };
-    const body = await encodeObject(raw, meta, ctx.compressLevel);
-    const res = await ctx.storage.putIfAbsent(key, body, { meta: metaToHeaders(meta), contentType: 'application/zstd' });
-    storedSize = body.length;
+  const build = async () =>
+    encodeObject(
+      raw,
+      {
+        format: 1,
+        name: file.name,
+        sha256: sum,
+        rawSize: raw.length,
+        compression: 'zstd',
+        pushedAt,
+        timeline: file.timeline,
+        ...(v.segment && {
+          systemIdentifier: v.segment.systemIdentifier,
+          pgMajor: v.segment.pgMajor,
+          segSize: v.segment.segSize,
+          startLsn: v.segment.startLsn,
+        }),
+      },
+      ctx.compressLevel,
+    );
+  if (existing === null) {
+    const { object, meta } = await build();
+    const res = await ctx.storage.putIfAbsent(key, object, { meta: metaToHeaders(meta), contentType: 'application/zstd' });
+    storedSize = object.length;
     if (res === 'exists') {
-      // A concurrent push stored it first: same content is fine, other content is a conflict.
-      stored = await readExistingMeta(ctx.storage, key);
-      if (!stored) throw new WalshipError('REPOSITORY_UNAVAILABLE', `${key} was reported to exist but cannot be read back`);
-      if (stored.meta.sha256 !== sum) throw conflict(file.name, stored.meta.sha256, sum);
-      outcome = 'already-archived';
-      storedSize = stored.size;
-      pushedAt = stored.meta.pushedAt;
+      // A concurrent push stored it first: the same content is fine, other content a conflict.
+      existing = await inspectExisting(ctx.storage, key);
+      if (!existing) throw new WalshipError('REPOSITORY_UNAVAILABLE', `${key} was reported to exist but cannot be read back`);
+    }
+  }
+  if (existing !== null) {
+    if (existing.meta.sha256 !== sum) throw conflict(file.name, existing.meta.sha256, sum);
+    pushedAt = existing.meta.pushedAt;
+    storedSize = existing.size;
+    outcome = 'already-archived';
+    if (existing.damage !== null) {
+      // The archived copy is of this very file (same recorded checksum) but damaged, e.g. a
+      // store that exposed an interrupted upload: replace it with a verified one.
+      logger.warn('archived copy is damaged; replacing it with this identical file', { file: file.name, damage: existing.damage });
+      const { object, meta } = await build();
+      await ctx.storage.replace(key, object, { meta: metaToHeaders(meta), contentType: 'application/zstd' });
+      storedSize = object.length;
+      outcome = 'repaired';
     }
   }
 
   indexFile(ctx, file, v, { sha256: sum, rawSize: raw.length, storedSize, key, identity, pushedAt });
   if (outcome === 'already-archived') {
     logger.info('already archived with identical content', { file: file.name, sha256: sum.slice(0, 16) });
+  } else if (outcome === 'repaired') {
+    logger.info('archived (damaged copy replaced)', { file: file.name, raw: raw.length, stored: storedSize });
   } else {
     logger.info('archived', { file: file.name, raw: raw.length, stored: storedSize });
   }

@@ -1,8 +1,9 @@
 /**
- * The `walship` command line. Each subcommand's module is imported only when it runs, so
- * archive-push and archive-fetch load nothing they do not use.
+ * The `walship` command line. Each subcommand's module is imported only when it runs, and
+ * archive-push / archive-fetch (run by PostgreSQL once per file) skip commander altogether:
+ * `fastPath` parses their few arguments directly, saving its load time on every call.
  */
-import { Command, Option, CommanderError } from 'commander';
+import type { Command } from 'commander';
 import { SETTINGS, flagName, envName, resolveConfig, type Config } from '../config.js';
 import { ExitCode, WalshipError, asWalshipError, exitCodeFor } from '../errors.js';
 import { configureLog, logger } from '../log.js';
@@ -12,11 +13,11 @@ import { EXIT_CODES_HELP, FETCH_EXIT_HELP } from './help.js';
 type Flags = Record<string, string | boolean | undefined>;
 
 function addSettingOptions(cmd: Command): Command {
-  cmd.addOption(new Option('--config <path>', `config file (env WALSHIP_CONFIG; default /etc/walship/walship.conf)`));
+  cmd.addOption(cmd.createOption('--config <path>', `config file (env WALSHIP_CONFIG; default /etc/walship/walship.conf)`));
   for (const def of SETTINGS) {
     const key = def.key as string;
     if (key.startsWith('s3_') && cmd.name() === 'init') continue;
-    const opt = new Option(`--${flagName(key)} <value>`, `${def.description} (env ${envName(key)})`);
+    const opt = cmd.createOption(`--${flagName(key)} <value>`, `${def.description} (env ${envName(key)})`);
     if ('values' in def && def.values) opt.choices(def.values as readonly string[]);
     cmd.addOption(opt);
   }
@@ -80,7 +81,8 @@ async function archiveContext(cfg: Config) {
   return { storage, repoUrl: parseRepoUrl(url).canonical, catalogPath: cfg.catalog, compressLevel: cfg.compress_level };
 }
 
-export function buildProgram(): Command {
+export async function buildProgram(): Promise<Command> {
+  const { Command } = await import('commander');
   const program = new Command('walship')
     .description('PostgreSQL continuous archiving: archive_command / restore_command with a time-aware catalog')
     .version(VERSION, '-V, --version')
@@ -160,16 +162,80 @@ export function buildProgram(): Command {
   return program;
 }
 
+/** The commands PostgreSQL runs per file, with their positional arguments. */
+const FAST_COMMANDS: Record<string, { positionals: number; run: (cfg: Config, args: string[]) => Promise<unknown> }> = {
+  'archive-push': {
+    positionals: 1,
+    run: async (cfg, [path]) => (await import('../archive/push.js')).pushFile(await archiveContext(cfg), path!),
+  },
+  'archive-fetch': {
+    positionals: 2,
+    run: async (cfg, [name, dest]) => (await import('../archive/fetch.js')).fetchFile(await archiveContext(cfg), name!, dest!),
+  },
+};
+
+/**
+ * Parses `archive-push` / `archive-fetch` arguments without commander. Returns false when the
+ * line asks for help, so commander prints it. Flags: every setting's `--flag value` or
+ * `--flag=value`, and `--config`.
+ */
+async function fastPath(argv: string[]): Promise<boolean> {
+  const name = argv[2]!;
+  const spec = FAST_COMMANDS[name];
+  const rest = argv.slice(3);
+  if (!spec || rest.some((a) => a === '-h' || a === '--help')) return false;
+  currentCommand = name;
+  configureLog({ command: name });
+  const flags: Flags = {};
+  const positionals: string[] = [];
+  const known = new Map<string, string>([['config', 'config']]);
+  for (const def of SETTINGS) {
+    known.set(flagName(def.key), (def.key as string).replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase()));
+  }
+  try {
+    for (let i = 0; i < rest.length; i++) {
+      const a = rest[i]!;
+      if (a === '--') {
+        positionals.push(...rest.slice(i + 1));
+        break;
+      }
+      if (!a.startsWith('--')) {
+        positionals.push(a);
+        continue;
+      }
+      const eq = a.indexOf('=');
+      const flag = a.slice(2, eq < 0 ? undefined : eq);
+      const prop = known.get(flag);
+      if (!prop) throw new WalshipError('USAGE', `unknown option '--${flag}' (see walship ${name} --help)`);
+      const value = eq < 0 ? rest[++i] : a.slice(eq + 1);
+      if (value === undefined) throw new WalshipError('USAGE', `option '--${flag}' needs a value`);
+      flags[prop] = value;
+    }
+    if (positionals.length !== spec.positionals) {
+      throw new WalshipError('USAGE', `${name} takes ${spec.positionals === 1 ? 'one argument' : 'two arguments'}, got ${positionals.length} (see walship ${name} --help)`);
+    }
+    const cfg = resolveConfig(settingsFromFlags(flags));
+    fetchPolicy = cfg.fetch_on_error;
+    configureLog({ level: cfg.log_level, format: cfg.log_format, command: name });
+    await spec.run(cfg, positionals);
+  } catch (err) {
+    return fail(err);
+  }
+  return finish(ExitCode.OK);
+}
+
 async function main(argv: string[]): Promise<void> {
-  const program = buildProgram();
+  if (await fastPath(argv)) return;
+  const program = await buildProgram();
   try {
     await program.parseAsync(argv);
   } catch (err) {
-    if (err instanceof CommanderError) {
-      if (err.exitCode === 0) return finish(0);
+    const ce = err as { code?: string; exitCode?: number; message?: string };
+    if (typeof ce.code === 'string' && ce.code.startsWith('commander.')) {
+      if (ce.exitCode === 0) return finish(0);
       // A malformed restore_command must stop recovery, not look like the end of the archive.
       const isFetch = argv[2] === 'archive-fetch';
-      return finish(isFetch ? exitCodeFor(new WalshipError('USAGE', err.message), 'archive-fetch', 'abort') : ExitCode.USAGE);
+      return finish(isFetch ? exitCodeFor(new WalshipError('USAGE', ce.message ?? ''), 'archive-fetch', 'abort') : ExitCode.USAGE);
     }
     await fail(err);
   }

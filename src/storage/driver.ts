@@ -36,6 +36,12 @@ export interface StorageDriver {
    * is ever visible under `key` half-written.
    */
   putIfAbsent(key: string, body: Buffer, opts?: PutOptions): Promise<'created' | 'exists'>;
+  /**
+   * Stores the object durably, replacing any object under `key` (atomically: readers see the old
+   * or the new object, never a mix). Only for repairing an archived copy that is provably
+   * damaged and whose recorded checksum equals the new content's; never for new files.
+   */
+  replace(key: string, body: Buffer, opts?: PutOptions): Promise<void>;
   /** Every object whose key starts with `prefix`, in no particular order. */
   list(prefix: string): AsyncIterable<ObjectInfo>;
   /** Checks the repository root is usable; throws REPOSITORY_* otherwise. */

@@ -94,7 +94,8 @@ export class FsDriver implements StorageDriver {
     return null;
   }
 
-  async putIfAbsent(key: string, body: Buffer, _opts?: PutOptions): Promise<'created' | 'exists'> {
+  /** Writes `body` to a hidden, fsynced temporary file in the key's directory; returns its path. */
+  private async writeTemp(key: string, body: Buffer): Promise<{ tmp: string; final: string; dir: string }> {
     const final = this.path(key);
     const dir = dirname(final);
     await this.check();
@@ -117,6 +118,11 @@ export class FsDriver implements StorageDriver {
       await fsp.rm(tmp, { force: true }).catch(() => undefined);
       throw this.unavailable(`write ${key}`, err);
     }
+    return { tmp, final, dir };
+  }
+
+  async putIfAbsent(key: string, body: Buffer, _opts?: PutOptions): Promise<'created' | 'exists'> {
+    const { tmp, final, dir } = await this.writeTemp(key, body);
     try {
       try {
         await fsp.link(tmp, final);
@@ -134,6 +140,17 @@ export class FsDriver implements StorageDriver {
       throw this.unavailable(`store ${key}`, err);
     } finally {
       await fsp.rm(tmp, { force: true }).catch(() => undefined);
+    }
+  }
+
+  async replace(key: string, body: Buffer, _opts?: PutOptions): Promise<void> {
+    const { tmp, final, dir } = await this.writeTemp(key, body);
+    try {
+      await fsp.rename(tmp, final);
+      await syncDir(dir);
+    } catch (err) {
+      await fsp.rm(tmp, { force: true }).catch(() => undefined);
+      throw this.unavailable(`replace ${key}`, err);
     }
   }
 

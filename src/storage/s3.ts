@@ -221,9 +221,22 @@ export class S3Driver implements StorageDriver {
     }
   }
 
-  private async putOnce(key: string, body: Buffer, opts: PutOptions): Promise<'created' | 'exists'> {
-    if (await this.head(key)) return 'exists';
-    const common = {
+  async replace(key: string, body: Buffer, opts: PutOptions = {}): Promise<void> {
+    checkMeta(key, opts.meta);
+    const common = this.putParams(key, opts);
+    try {
+      if (body.length > this.multipartThreshold) {
+        await this.putMultipart(common, body, false);
+        return;
+      }
+      await this.client.send(new PutObjectCommand({ ...common, Body: body, ContentMD5: md5(body) }));
+    } catch (err) {
+      throw this.fail('write', key, err);
+    }
+  }
+
+  private putParams(key: string, opts: PutOptions) {
+    return {
       Bucket: this.bucket,
       Key: this.fullKey(key),
       ContentType: opts.contentType ?? 'application/octet-stream',
@@ -231,6 +244,11 @@ export class S3Driver implements StorageDriver {
       StorageClass: this.cfg.s3_storage_class as StorageClass | undefined,
       ...this.encryption(),
     };
+  }
+
+  private async putOnce(key: string, body: Buffer, opts: PutOptions): Promise<'created' | 'exists'> {
+    if (await this.head(key)) return 'exists';
+    const common = this.putParams(key, opts);
     try {
       if (body.length > this.multipartThreshold) return await this.putMultipart(common, body);
       await this.client.send(new PutObjectCommand({ ...common, Body: body, ContentMD5: md5(body), IfNoneMatch: '*' }));
@@ -258,6 +276,7 @@ export class S3Driver implements StorageDriver {
   private async putMultipart(
     common: { Bucket: string; Key: string; ContentType: string; Metadata?: Record<string, string>; StorageClass?: StorageClass },
     body: Buffer,
+    createOnly = true,
   ): Promise<'created'> {
     const { Bucket, Key } = common;
     const { UploadId } = await this.client.send(new CreateMultipartUploadCommand(common));
@@ -278,7 +297,7 @@ export class S3Driver implements StorageDriver {
       };
       await Promise.all(Array.from({ length: Math.min(PART_CONCURRENCY, count) }, worker));
       await this.client.send(
-        new CompleteMultipartUploadCommand({ Bucket, Key, UploadId, MultipartUpload: { Parts: parts }, IfNoneMatch: '*' }),
+        new CompleteMultipartUploadCommand({ Bucket, Key, UploadId, MultipartUpload: { Parts: parts }, ...(createOnly && { IfNoneMatch: '*' }) }),
       );
       return 'created';
     } catch (err) {

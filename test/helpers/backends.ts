@@ -8,6 +8,8 @@ import { FsDriver } from '../../src/storage/fs.js';
 import type { StorageDriver } from '../../src/storage/driver.js';
 import { fileNameFromKey } from '../../src/archive/keys.js';
 import { pgUser } from './pg.js';
+import { startS3rver, type S3rver } from './s3rver.js';
+import { S3Driver } from '../../src/storage/s3.js';
 
 export interface RepoBackend {
   name: string;
@@ -50,6 +52,30 @@ export function fsBackend(): RepoBackend {
   };
 }
 
+export function s3Backend(): RepoBackend {
+  let s3: S3rver;
+  let drv: S3Driver;
+  const prefix = 'cluster-a';
+  return {
+    name: 's3',
+    async setup() {
+      s3 = await startS3rver();
+      // The driver in this process reads credentials from the environment, like walship does.
+      Object.assign(process.env, s3.env);
+      drv = new S3Driver(s3.bucket, prefix, s3.config());
+      return { repo: s3.repoUrl(prefix), env: s3.env };
+    },
+    driver: () => drv,
+    listWalNames: () => walNames(drv),
+    overwrite: (key, body) => s3.putRaw(`${prefix}/${key}`, body),
+    remove: (key) => s3.deleteRaw(`${prefix}/${key}`),
+    teardown: () => s3.stop(),
+  };
+}
+
+/** Every backend, or those named in WALSHIP_TEST_BACKENDS (e.g. "filesystem"). */
 export function repoBackends(): RepoBackend[] {
-  return [fsBackend()];
+  const all = [fsBackend(), s3Backend()];
+  const only = process.env.WALSHIP_TEST_BACKENDS?.split(',').map((s) => s.trim());
+  return only ? all.filter((b) => only.includes(b.name)) : all;
 }
