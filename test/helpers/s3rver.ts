@@ -197,9 +197,10 @@ const SLOW_DOWN_BODY =
 /**
  * A loopback TCP proxy for fault tests. `mode(n)` decides what the n-th connection (0-based) gets:
  * forward = piped to 127.0.0.1:`target` (request lines recorded), blackhole = accepted and never
- * answered, http503 = one "503 SlowDown" response, then the connection is closed.
+ * answered, http503 = one "503 SlowDown" response, then the connection is closed. `port` fixes
+ * the listening port (e.g. to bring an endpoint "back" where nothing listened).
  */
-export async function startTcpProxy(opts: { target?: number; mode: (n: number) => ProxyMode }): Promise<TcpProxy> {
+export async function startTcpProxy(opts: { target?: number; mode: (n: number) => ProxyMode; port?: number }): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
   const proxy: TcpProxy = {
     port: 0,
@@ -238,7 +239,7 @@ export async function startTcpProxy(opts: { target?: number; mode: (n: number) =
       client.pipe(upstream).pipe(client);
     }
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(opts.port ?? 0, '127.0.0.1', resolve));
   proxy.port = (server.address() as AddressInfo).port;
   proxy.endpoint = `http://127.0.0.1:${proxy.port}`;
   return proxy;
