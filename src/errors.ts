@@ -114,7 +114,10 @@ export function asWalshipError(err: unknown): WalshipError {
 /** One line describing a system error (errno code and message), for wrapping into a WalshipError. */
 export function describeSystemError(err: unknown): string {
   const e = err as NodeJS.ErrnoException | undefined;
-  if (e && typeof e.code === 'string') return `${e.code}: ${(e.message ?? '').split('\n')[0]}`;
+  if (e && typeof e.code === 'string') {
+    const msg = (e.message ?? '').split('\n')[0]!;
+    return msg.startsWith(e.code) ? msg : `${e.code}: ${msg}`;
+  }
   if (e && typeof e.message === 'string') return e.message.split('\n')[0]!;
   return String(err);
 }
