@@ -69,6 +69,28 @@ export const SETTINGS = [
     default: () => 'text',
   },
   {
+    key: 'pg_host',
+    kind: 'string',
+    description: 'walship backup: server host or unix-socket directory (else PGHOST, else the libpq default).',
+  },
+  {
+    key: 'pg_port',
+    kind: 'int',
+    min: 1,
+    max: 65535,
+    description: 'walship backup: server port (else PGPORT, else 5432).',
+  },
+  {
+    key: 'pg_user',
+    kind: 'string',
+    description: 'walship backup: role to connect as, a superuser or one with the backup privileges (else PGUSER, else the OS user).',
+  },
+  {
+    key: 'pg_database',
+    kind: 'string',
+    description: 'walship backup: database to connect to (else PGDATABASE, else postgres).',
+  },
+  {
     key: 's3_endpoint',
     kind: 'string',
     description: 'S3 endpoint URL for S3-compatible stores (MinIO, Ceph, R2, ...); empty = AWS.',
@@ -129,6 +151,10 @@ export interface Config {
   fetch_on_error: 'abort' | 'retry';
   log_level: 'error' | 'warn' | 'info' | 'debug';
   log_format: 'text' | 'json';
+  pg_host?: string;
+  pg_port?: number;
+  pg_user?: string;
+  pg_database?: string;
   s3_endpoint?: string;
   s3_region: string;
   s3_force_path_style: boolean;

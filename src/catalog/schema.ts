@@ -54,4 +54,13 @@ export const MIGRATIONS: readonly string[] = [
     status TEXT NOT NULL DEFAULT 'complete'
   );
   `,
+  // walship's own base backups: what `walship backups` shows beyond a backup history file
+  `
+  ALTER TABLE backups ADD COLUMN pg_version TEXT;
+  ALTER TABLE backups ADD COLUMN raw_size INTEGER;
+  ALTER TABLE backups ADD COLUMN stored_size INTEGER;
+  ALTER TABLE backups ADD COLUMN duration_ms INTEGER;
+  ALTER TABLE backups ADD COLUMN files INTEGER;
+  ALTER TABLE backups ADD COLUMN error TEXT;
+  `,
 ];

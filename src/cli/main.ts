@@ -147,6 +147,67 @@ export async function buildProgram(): Promise<Command> {
 
   addSettingOptions(
     program
+      .command('backup')
+      .description('take a full base backup of the running cluster into the repository')
+      .option('--label <text>', 'backup label (default: walship <id>)')
+      .option('--pgdata <dir>', "the data directory as this host sees it (default: the server's data_directory)")
+      .option('--archive-timeout <seconds>', 'how long to wait for the WAL that makes the backup consistent', '600')
+      .option('--parallel <n>', 'chunks read, compressed and uploaded at once', '2')
+      .option('--spread-checkpoint', 'let the starting checkpoint spread out (default: an immediate checkpoint)')
+      .option('--json', 'print a JSON summary at the end'),
+  ).action(
+    action('backup', async (cfg, flags) => {
+      const ctx = await archiveContext(cfg);
+      const { takeBackup } = await import('../backup/take.js');
+      const num = (name: string, v: unknown, min: number) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < min) throw new WalshipError('USAGE', `--${name} must be a whole number >= ${min}, got '${String(v)}'`);
+        return n;
+      };
+      const summary = await takeBackup(ctx, cfg, {
+        label: typeof flags.label === 'string' ? flags.label : undefined,
+        pgdata: typeof flags.pgdata === 'string' ? flags.pgdata : undefined,
+        archiveTimeoutMs: num('archive-timeout', flags.archiveTimeout, 1) * 1000,
+        parallel: num('parallel', flags.parallel, 1),
+        fast: !flags.spreadCheckpoint,
+        progress: !flags.json && process.stderr.isTTY === true,
+      });
+      if (flags.json) {
+        const { backupLabel: _l, tablespaceMap: _t, chunks: _c, ...brief } = summary;
+        process.stdout.write(JSON.stringify(brief, null, 2) + '\n');
+      } else {
+        process.stdout.write(
+          `backup ${summary.id} complete: ${summary.files} files, ${(summary.rawBytes / 1048576).toFixed(1)} MiB read, ` +
+            `${(summary.storedBytes / 1048576).toFixed(1)} MiB stored in ${(summary.durationMs / 1000).toFixed(1)} s; ` +
+            `consistent at ${summary.stopLsn} (${summary.stopTime})\n`,
+        );
+      }
+    }),
+  );
+
+  addSettingOptions(
+    program
+      .command('backups')
+      .description('list base backups: walship\'s own and those known from backup history files')
+      .option('--json', 'print a JSON array (shape in docs/commands.md)'),
+  ).action(
+    action('backups', async (cfg, flags) => {
+      const ctx = await archiveContext(cfg);
+      const { Catalog } = await import('../catalog/catalog.js');
+      const { listBackups, renderBackups } = await import('../backup/list.js');
+      const cat = Catalog.open(ctx.catalogPath)!;
+      try {
+        cat.checkRepository(ctx.repoUrl);
+        const rows = listBackups(cat);
+        process.stdout.write(flags.json ? JSON.stringify(rows, null, 2) + '\n' : renderBackups(rows));
+      } finally {
+        cat.close();
+      }
+    }),
+  );
+
+  addSettingOptions(
+    program
       .command('init')
       .description('create the repository (and its identity, with --pgdata) and the catalog')
       .option('--pgdata <dir>', "bind the repository to this cluster now (reads a segment's header in DIR/pg_wal)"),

@@ -13,7 +13,7 @@
  */
 import { formatLsn as hexLsn, historyName, segmentName as segName } from '../wal/names.js';
 
-export type XactKind = 'commit' | 'abort' | 'commit-prepared' | 'abort-prepared';
+export type XactKind = 'commit' | 'abort' | 'commit_prepared' | 'abort_prepared';
 
 /** A COMMIT / ABORT (/ _PREPARED) record: what recovery_target_time and _xid compare against. */
 export interface XactRecord {

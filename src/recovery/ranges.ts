@@ -94,7 +94,6 @@ export function windowsOf(view: ArchiveView, lin: Lineage): WindowFacts[] {
     const last = lin.lastXactBetween(start, run.endLsn);
     const maxTime = lin.maxXactTimeFrom(start, run);
     const next = lin.runAfter(run);
-    const ss = view.segSize;
     let end: WindowOut['end'] = 'end-of-archive';
     let missing: WindowOut['missing'] = null;
     if (next) {
@@ -106,7 +105,7 @@ export function windowsOf(view: ArchiveView, lin: Lineage): WindowFacts[] {
     const branches: WindowOut['branches'] = [];
     for (const e of lin.entries) {
       for (const c of view.children(e.timeline)) {
-        if (c.switchpoint >= start && c.switchpoint <= Math.max(run.endLsn, (run.lastSeg + 1) * ss) && !lin.includes(c.timeline)) {
+        if (c.switchpoint >= start && view.segOf(c.switchpoint) <= run.lastSeg + 1 && !lin.includes(c.timeline)) {
           branches.push({ timeline: c.timeline, at: formatLsn(c.switchpoint) });
         }
       }

@@ -292,6 +292,13 @@ function fail(msg: string): number {
 
 const utf8 = new TextDecoder('utf-8');
 
+/** Main data must have at least n bytes, and the first n must be available. */
+function needMain(ml: number, mo: number, avail: number, n: number): number {
+  if (ml < n) return fail(`main data is ${ml} bytes, expected at least ${n}`);
+  if (mo + n > avail) return need(mo + n);
+  return DECODE_OK;
+}
+
 /** Sizes of xl_xact_stats_item: {kind, dboid, objoid} in 15–17, {kind, dboid, objid_lo, objid_hi} in 18+. */
 function statsItemSize(pgMajor: number): number {
   return pgMajor >= 18 ? 16 : 12;
@@ -323,39 +330,31 @@ export function decodeRecord(
   const mo = located.mainOff;
   const ml = located.mainLen;
   const m = base + mo;
-  const needMain = (n: number): number => {
-    if (ml < n) return fail(`main data is ${ml} bytes, expected at least ${n}`);
-    if (mo + n > avail) return need(mo + n);
-    return DECODE_OK;
-  };
   let r: number;
   if (rmid === RM_XACT_ID) {
     const op = info & XLOG_XACT_OPMASK;
     const kind: XactKind =
       op === XLOG_XACT_COMMIT ? 'commit' : op === XLOG_XACT_ABORT ? 'abort' : op === XLOG_XACT_COMMIT_PREPARED ? 'commit_prepared' : 'abort_prepared';
     const hasInfo = (info & XLOG_XACT_HAS_INFO) !== 0;
-    if ((r = needMain(hasInfo ? 12 : 8)) !== DECODE_OK) return r;
+    if ((r = needMain(ml, mo, avail, hasInfo ? 12 : 8)) !== DECODE_OK) return r;
     const time = i64(b, m);
     let theXid = xid;
     const xinfo = hasInfo ? u32(b, m + 8) : 0;
     if ((xinfo & XACT_XINFO_HAS_TWOPHASE) !== 0) {
       // The prepared transaction's xid comes after the optional arrays; walk them.
       let o = 12;
-      const count = (hdr: number, item: number): number => {
-        if ((r = needMain(o + hdr)) !== DECODE_OK) return r;
-        const n = i32(b, m + o);
-        if (n < 0 || n > ml) return fail(`implausible array length ${n} in a transaction record`);
-        o += hdr + n * item;
-        return DECODE_OK;
-      };
       if ((xinfo & XACT_XINFO_HAS_DBINFO) !== 0) o += 8;
-      if ((xinfo & XACT_XINFO_HAS_SUBXACTS) !== 0 && (r = count(4, 4)) !== DECODE_OK) return r;
-      if ((xinfo & XACT_XINFO_HAS_RELFILELOCATORS) !== 0 && (r = count(4, 12)) !== DECODE_OK) return r;
-      if (pgMajor >= 15 && (xinfo & XACT_XINFO_HAS_DROPPED_STATS) !== 0 && (r = count(4, statsItemSize(pgMajor))) !== DECODE_OK) {
-        return r;
+      for (let part = 0; part < 4; part++) {
+        const flag =
+          part === 0 ? XACT_XINFO_HAS_SUBXACTS : part === 1 ? XACT_XINFO_HAS_RELFILELOCATORS : part === 2 ? XACT_XINFO_HAS_DROPPED_STATS : XACT_XINFO_HAS_INVALS;
+        if ((xinfo & flag) === 0 || (part === 2 && pgMajor < 15)) continue;
+        const item = part === 0 ? 4 : part === 1 ? 12 : part === 2 ? statsItemSize(pgMajor) : 16;
+        if ((r = needMain(ml, mo, avail, o + 4)) !== DECODE_OK) return r;
+        const n = i32(b, m + o);
+        if (n < 0 || n * item > ml) return fail(`implausible array length ${n} in a transaction record`);
+        o += 4 + n * item;
       }
-      if ((xinfo & XACT_XINFO_HAS_INVALS) !== 0 && (r = count(4, 16)) !== DECODE_OK) return r;
-      if ((r = needMain(o + 4)) !== DECODE_OK) return r;
+      if ((r = needMain(ml, mo, avail, o + 4)) !== DECODE_OK) return r;
       theXid = u32(b, m + o);
     } else if (kind === 'commit_prepared' || kind === 'abort_prepared') {
       return fail(`${kind} record without the prepared transaction's xid`);
@@ -368,7 +367,7 @@ export function decodeRecord(
   switch (op) {
     case XLOG_CHECKPOINT_SHUTDOWN:
     case XLOG_CHECKPOINT_ONLINE: {
-      if ((r = needMain(72)) !== DECODE_OK) return r;
+      if ((r = needMain(ml, mo, avail, 72)) !== DECODE_OK) return r;
       out.checkpoints.push({
         lsn,
         endLsn,
@@ -381,12 +380,12 @@ export function decodeRecord(
       return DECODE_OK;
     }
     case XLOG_BACKUP_END: {
-      if ((r = needMain(8)) !== DECODE_OK) return r;
+      if ((r = needMain(ml, mo, avail, 8)) !== DECODE_OK) return r;
       out.backupEnds.push({ lsn, endLsn, backupStartLsn: u64(b, m) });
       return DECODE_OK;
     }
     case XLOG_RESTORE_POINT: {
-      if ((r = needMain(72)) !== DECODE_OK) return r;
+      if ((r = needMain(ml, mo, avail, 72)) !== DECODE_OK) return r;
       let e = m + 8;
       const lim = m + 72;
       while (e < lim && b[e] !== 0) e++;
@@ -394,12 +393,12 @@ export function decodeRecord(
       return DECODE_OK;
     }
     case XLOG_END_OF_RECOVERY: {
-      if ((r = needMain(16)) !== DECODE_OK) return r;
+      if ((r = needMain(ml, mo, avail, 16)) !== DECODE_OK) return r;
       out.endOfRecovery.push({ lsn, endLsn, time: i64(b, m), newTli: u32(b, m + 8), prevTli: u32(b, m + 12) });
       return DECODE_OK;
     }
     case XLOG_OVERWRITE_CONTRECORD: {
-      if ((r = needMain(16)) !== DECODE_OK) return r;
+      if ((r = needMain(ml, mo, avail, 16)) !== DECODE_OK) return r;
       out.overwrites.push({ lsn, endLsn, overwrittenLsn: u64(b, m), time: i64(b, m + 8) });
       return DECODE_OK;
     }
@@ -408,7 +407,6 @@ export function decodeRecord(
   }
 }
 
-export { located as decodeState };
 export function decodeError(): string {
   return located.error;
 }

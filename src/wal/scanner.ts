@@ -16,7 +16,7 @@
  *
  * All LSNs are numbers (exact below 2^53). All times are µs since 2000-01-01 UTC (numbers).
  */
-import { crc32cRaw, crc32cCombine, wordView } from './crc32c.js';
+import { crc32cRaw, crc32cAligned, crc32cCombine, wordView } from './crc32c.js';
 import { formatLsn, isPowerOfTwo, MIN_SEG_SIZE, MAX_SEG_SIZE } from './names.js';
 import {
   PAGE_MAGIC_TO_MAJOR,
@@ -489,11 +489,13 @@ export function scanSegment(buf: Uint8Array, opts: ScanOptions): ScanResult {
   const onRecord = opts.onRecord;
 
   let u8 = buf;
-  let words = wordView(u8);
-  if (words === null) {
+  let w = wordView(u8);
+  if (w === null) {
     u8 = new Uint8Array(buf); // an aligned copy
-    words = wordView(u8);
+    w = wordView(u8);
+    if (w === null) throw new Error('scanSegment: big-endian hosts are not supported');
   }
+  const words: Int32Array = w;
   const limit = Math.min(u8.length, segSize) & ~PAGE_MASK;
   const events = emptyEvents();
   const segEnd = startLsn + segSize;
@@ -747,14 +749,15 @@ export function scanSegment(buf: Uint8Array, opts: ScanOptions): ScanResult {
       pos += hdrSize(inf);
     }
     const pageEnd = (pos & ~PAGE_MASK) + PAGE;
-    const totLen = u32(u8, pos);
+    const wi = pos >> 2; // records start MAXALIGNed: word reads are aligned
+    const totLen = words[wi]! >>> 0;
     const lsn = startLsn + pos;
     if (totLen === 0) {
       stop('zero', `no record at ${formatLsn(lsn)} (xl_tot_len is 0)`);
       break;
     }
     if (pos + RECORD_HEADER <= pageEnd) {
-      const xlPrev = u64(u8, pos + 8);
+      const xlPrev = (words[wi + 3]! >>> 0) * 0x100000000 + (words[wi + 2]! >>> 0);
       if (prevLsn !== -1 && xlPrev !== prevLsn) {
         stop('prev-mismatch', `the record at ${formatLsn(lsn)} has xl_prev ${formatLsn(xlPrev)}, the previous record is at ${formatLsn(prevLsn)} (stale data)`);
         break;
@@ -770,14 +773,14 @@ export function scanSegment(buf: Uint8Array, opts: ScanOptions): ScanResult {
       }
       if (pos + totLen <= pageEnd) {
         // Fast path: the whole record is on this page.
-        let c = crc32cRaw(u8, words, pos + RECORD_HEADER, pos + totLen, -1);
-        c = crc32cRaw(u8, words, pos, pos + 20, c);
-        if (~c >>> 0 !== u32(u8, pos + 20)) {
+        let c = crc32cAligned(u8, words, pos + RECORD_HEADER, pos + totLen, -1);
+        c = crc32cAligned(u8, words, pos, pos + 20, c);
+        if (~c !== words[wi + 5]!) {
           bad(pos, `incorrect CRC in record at ${formatLsn(lsn)}`);
           break;
         }
         const info = u8[pos + 16]!;
-        const xid = u32(u8, pos + 4);
+        const xid = words[wi + 1]! >>> 0;
         const sw = rmid === 0 && isSwitch(rmid, info);
         const recEnd = sw ? segSize : pos + maxAlign(totLen);
         if (rmid <= 1 && isInteresting(rmid, info)) {

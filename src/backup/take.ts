@@ -1,0 +1,420 @@
+/**
+ * `walship backup`: a full base backup of a running cluster into the repository.
+ *
+ * PostgreSQL's non-exclusive backup API runs on one held connection (pg_backup_start/stop on
+ * 15+, pg_start_backup/pg_stop_backup on 13-14); walship reads the data directory and the
+ * tablespaces itself, packs files into zstd-compressed tar chunks (a few at a time), writes a
+ * manifest, waits until the WAL that makes the backup consistent is archived, and only then
+ * writes backup.json, which is what makes the backup exist.
+ */
+import { promises as fsp } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import type { Client } from 'pg';
+import type { Config } from '../config.js';
+import { WalshipError, describeSystemError } from '../errors.js';
+import { logger } from '../log.js';
+import { parseLsn, parseWalFileName, segmentName } from '../wal/names.js';
+import type { StorageDriver } from '../storage/driver.js';
+import { Catalog } from '../catalog/catalog.js';
+import { readIdentity, describeIdentity } from '../archive/identity.js';
+import { objectKeyFor } from '../archive/keys.js';
+import {
+  backupKey,
+  includedInBackup,
+  newBackupId,
+  parseBackupLabel,
+  partEntryName,
+  planChunks,
+  type BackupSummary,
+  type Manifest,
+  type ManifestFile,
+  type PlannedChunk,
+} from './format.js';
+import { Progress } from './progress.js';
+
+export interface BackupOptions {
+  label?: string;
+  /** The data directory as this host sees it; default: the server's data_directory. */
+  pgdata?: string;
+  archiveTimeoutMs: number;
+  parallel: number;
+  /** Request an immediate checkpoint (else a spread one). */
+  fast: boolean;
+  progress: boolean;
+  chunkBytes?: number;
+}
+
+export interface BackupContext {
+  storage: StorageDriver;
+  repoUrl: string;
+  catalogPath: string;
+  compressLevel: number;
+}
+
+interface ServerFacts {
+  versionNum: number;
+  version: string;
+  systemIdentifier: string;
+  dataDirectory: string;
+  walSegmentSize: number;
+}
+
+async function connect(cfg: Config): Promise<Client> {
+  const pg = (await import('pg')).default;
+  const client = new pg.Client({
+    host: cfg.pg_host,
+    port: cfg.pg_port,
+    user: cfg.pg_user,
+    database: cfg.pg_database ?? process.env.PGDATABASE ?? 'postgres',
+    application_name: 'walship backup',
+  });
+  try {
+    await client.connect();
+  } catch (err) {
+    throw new WalshipError(
+      'USAGE',
+      `cannot connect to PostgreSQL (${describeSystemError(err)}): set pg_host / pg_port / pg_user / pg_database or the PG* variables`,
+    );
+  }
+  client.on('error', () => undefined);
+  return client;
+}
+
+async function serverFacts(client: Client): Promise<ServerFacts> {
+  const r = await client.query(
+    `SELECT current_setting('server_version_num')::int AS num, current_setting('server_version') AS version,
+            (SELECT system_identifier::text FROM pg_control_system()) AS sysid, current_setting('data_directory') AS datadir,
+            current_setting('archive_mode') AS archive_mode, pg_is_in_recovery() AS standby,
+            (SELECT setting::bigint * CASE unit WHEN 'B' THEN 1 WHEN 'kB' THEN 1024 WHEN 'MB' THEN 1048576 ELSE 1 END FROM pg_settings WHERE name = 'wal_segment_size') AS segsize`,
+  );
+  const row = r.rows[0] as { num: number; version: string; sysid: string; datadir: string; archive_mode: string; standby: boolean; segsize: string };
+  if (row.num < 130000) throw new WalshipError('USAGE', `PostgreSQL ${row.version} is not supported: walship backs up 13 and later`);
+  if (row.archive_mode === 'off') {
+    throw new WalshipError('USAGE', 'archive_mode is off: a base backup is useless without archived WAL; set archive_mode and archive_command (walship archive-push %p) first');
+  }
+  if (row.standby) throw new WalshipError('USAGE', 'the server is a standby: run walship backup against the primary');
+  return { versionNum: row.num, version: row.version, systemIdentifier: row.sysid, dataDirectory: row.datadir, walSegmentSize: Number(row.segsize) };
+}
+
+interface Listed {
+  files: { path: string; abs: string; size: number }[];
+  directories: { path: string; mode: number }[];
+  tablespaces: { oid: string; location: string }[];
+}
+
+/** Walks the data directory (and tablespaces through pg_tblspc's links) applying the exclusion rules. */
+async function listDataDirectory(pgdata: string): Promise<Listed> {
+  const out: Listed = { files: [], directories: [], tablespaces: [] };
+  const walk = async (abs: string, rel: string): Promise<void> => {
+    let entries;
+    try {
+      entries = await fsp.readdir(abs, { withFileTypes: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return; // dropped while we looked
+      throw new WalshipError('USAGE', `cannot read ${abs}: ${describeSystemError(err)} (run walship backup as the server's OS user)`);
+    }
+    for (const e of entries) {
+      const path = rel ? `${rel}/${e.name}` : e.name;
+      const full = join(abs, e.name);
+      let isDir = e.isDirectory();
+      let target = full;
+      if (e.isSymbolicLink()) {
+        const real = await fsp.realpath(full).catch(() => null);
+        const st = real ? await fsp.stat(real).catch(() => null) : null;
+        if (!real || !st) continue;
+        isDir = st.isDirectory();
+        target = real;
+        if (rel === 'pg_tblspc') out.tablespaces.push({ oid: e.name, location: real });
+      } else if (!isDir && !e.isFile()) {
+        continue; // sockets, fifos
+      }
+      if (!includedInBackup(path, isDir)) continue;
+      if (isDir) {
+        const st = await fsp.stat(target).catch(() => null);
+        if (!st) continue;
+        out.directories.push({ path, mode: st.mode & 0o7777 });
+        // The contents of these directories are left out, but the directories are kept.
+        if (!['pg_wal', 'pg_replslot', 'pg_dynshmem', 'pg_notify', 'pg_serial', 'pg_snapshots', 'pg_stat_tmp', 'pg_subtrans'].includes(path)) {
+          await walk(target, path);
+        } else if (path === 'pg_wal') {
+          out.directories.push({ path: 'pg_wal/archive_status', mode: st.mode & 0o7777 });
+        }
+      } else {
+        const st = await fsp.stat(target).catch(() => null);
+        if (st) out.files.push({ path, abs: target, size: st.size });
+      }
+    }
+  };
+  await walk(pgdata, '');
+  return out;
+}
+
+async function readRange(abs: string, offset: number, length: number): Promise<{ data: Buffer; mode: number; mtime: Date } | null> {
+  let fh;
+  try {
+    fh = await fsp.open(abs, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new WalshipError('USAGE', `cannot read ${abs}: ${describeSystemError(err)}`);
+  }
+  try {
+    const st = await fh.stat();
+    const buf = Buffer.allocUnsafe(length);
+    let got = 0;
+    while (got < length) {
+      const { bytesRead } = await fh.read(buf, got, length - got, offset + got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+    return { data: buf.subarray(0, got), mode: st.mode & 0o7777, mtime: st.mtime };
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Builds one chunk (tar, then zstd) and stores it; returns the manifest pieces it holds. */
+async function storeChunk(
+  ctx: BackupContext,
+  id: string,
+  chunk: PlannedChunk,
+  byPath: Map<string, string>,
+  files: Map<string, ManifestFile>,
+  extra: { name: string; data: Buffer }[] = [],
+): Promise<{ raw: number; stored: number }> {
+  const tar = await import('tar-stream');
+  const { compress } = await import('zstd-napi');
+  const pack = tar.pack();
+  const parts: Buffer[] = [];
+  pack.on('data', (d: unknown) => parts.push(d as Buffer));
+  const done = new Promise<void>((resolve, reject) => {
+    pack.on('end', resolve);
+    pack.on('error', reject);
+  });
+  let raw = 0;
+  for (const item of chunk.items) {
+    const got = await readRange(byPath.get(item.path)!, item.offset, item.length);
+    if (!got) continue; // removed since it was listed: WAL replay recreates what matters
+    const entry = item.part === null ? item.path : partEntryName(item.path, item.part);
+    pack.entry({ name: entry, size: got.data.length, mode: got.mode, mtime: got.mtime }, got.data);
+    raw += got.data.length;
+    let f = files.get(item.path);
+    if (!f) {
+      f = { path: item.path, size: 0, mode: got.mode, mtime: got.mtime.toISOString(), pieces: [] };
+      files.set(item.path, f);
+    }
+    f.pieces.push({ chunk: chunk.name, entry, offset: item.offset, length: got.data.length, sha256: createHash('sha256').update(got.data).digest('hex') });
+    f.size = Math.max(f.size, item.offset + got.data.length);
+  }
+  for (const x of extra) {
+    pack.entry({ name: x.name, size: x.data.length, mode: 0o600, mtime: new Date() }, x.data);
+    raw += x.data.length;
+  }
+  pack.finalize();
+  await done;
+  const body = compress(Buffer.concat(parts), { compressionLevel: ctx.compressLevel });
+  const res = await ctx.storage.putIfAbsent(backupKey(id, chunk.name), body, { contentType: 'application/zstd' });
+  if (res === 'exists') throw new WalshipError('REPOSITORY_INVALID', `backup object ${backupKey(id, chunk.name)} exists already: backup ids must be unique`);
+  return { raw, stored: body.length };
+}
+
+async function runPool<T>(items: readonly T[], width: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed: unknown = null;
+  const worker = async () => {
+    while (next < items.length && failed === null) {
+      const item = items[next++]!;
+      try {
+        await fn(item);
+      } catch (err) {
+        failed ??= err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(width, items.length)) }, worker));
+  if (failed !== null) throw failed;
+}
+
+/** Waits until every segment from `first` to `last` (inclusive) is in the repository. */
+async function waitForWal(storage: StorageDriver, timeline: number, firstSeg: number, lastSeg: number, segSize: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (let seg = firstSeg; seg <= lastSeg; seg++) {
+    const name = segmentName(timeline, seg, segSize);
+    for (;;) {
+      if (await storage.head(objectKeyFor(parseWalFileName(name)!))) break;
+      if (Date.now() > deadline) {
+        throw new WalshipError(
+          'REPOSITORY_UNAVAILABLE',
+          `WAL segment ${name}, needed to make the backup consistent, was not archived within ${Math.round(timeoutMs / 1000)} s: ` +
+            'check archive_command (walship archive-push %p) and pg_stat_archiver; the backup is not usable until it is',
+        );
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}
+
+export async function takeBackup(ctx: BackupContext, cfg: Config, opts: BackupOptions): Promise<BackupSummary> {
+  await ctx.storage.check();
+  const identity = await readIdentity(ctx.storage);
+  const client = await connect(cfg);
+  const started = Date.now();
+  const id = newBackupId(new Date(), randomBytes(2).toString('hex'));
+  const label = opts.label ?? `walship ${id}`;
+  let cat: Catalog | null = null;
+  let inBackup = false;
+  try {
+    const srv = await serverFacts(client);
+    if (identity && identity.systemIdentifier !== srv.systemIdentifier) {
+      throw new WalshipError(
+        'WRONG_CLUSTER',
+        `the server has system identifier ${srv.systemIdentifier}, but repository ${ctx.storage.location} belongs to ${describeIdentity(identity)}`,
+      );
+    }
+    const pgdata = opts.pgdata ?? srv.dataDirectory;
+    await fsp.access(join(pgdata, 'PG_VERSION')).catch(() => {
+      throw new WalshipError('USAGE', `${pgdata} is not readable as the server's data directory: run walship backup on the database host as its OS user, or pass --pgdata`);
+    });
+    cat = Catalog.open(ctx.catalogPath)!;
+    cat.bindRepository(ctx.repoUrl, identity ?? undefined);
+
+    const modern = srv.versionNum >= 150000;
+    const start = await client.query(
+      modern ? 'SELECT pg_backup_start($1, $2)::text AS lsn' : 'SELECT pg_start_backup($1, $2, false)::text AS lsn',
+      [label, opts.fast],
+    );
+    inBackup = true;
+    const startLsn = start.rows[0].lsn as string;
+    const startTime = new Date().toISOString();
+    const tl = Number((await client.query('SELECT timeline_id FROM pg_control_checkpoint()')).rows[0].timeline_id);
+    cat.write('record the backup start', () =>
+      cat!.upsertBackup({
+        name: id, source: 'walship', label, start_lsn: parseLsn(startLsn)!, stop_lsn: parseLsn(startLsn)!, checkpoint_lsn: null,
+        start_timeline: tl, stop_timeline: tl, start_time: startTime, stop_time: null, start_time_text: null, stop_time_text: null, status: 'running',
+      }),
+    );
+    logger.info('backup started', { id, label, start: startLsn, pgdata });
+
+    const listed = await listDataDirectory(pgdata);
+    const byPath = new Map(listed.files.map((f) => [f.path, f.abs]));
+    const chunks = planChunks(listed.files, opts.chunkBytes);
+    const files = new Map<string, ManifestFile>();
+    const progress = new Progress(listed.files.reduce((a, f) => a + f.size, 0), opts.progress);
+    let rawBytes = 0;
+    let storedBytes = 0;
+    await runPool(chunks, opts.parallel, async (c) => {
+      const r = await storeChunk(ctx, id, c, byPath, files);
+      rawBytes += r.raw;
+      storedBytes += r.stored;
+      progress.add(r.raw);
+    });
+    progress.done();
+
+    const stop = await client.query(
+      modern
+        ? 'SELECT lsn::text, labelfile, spcmapfile FROM pg_backup_stop(false)'
+        : 'SELECT lsn::text, labelfile, spcmapfile FROM pg_stop_backup(false, false)',
+    );
+    inBackup = false;
+    const stopRow = stop.rows[0] as { lsn: string; labelfile: string; spcmapfile: string | null };
+    const stopTime = new Date().toISOString();
+    const backupLabel = stopRow.labelfile;
+    const tablespaceMap = stopRow.spcmapfile && stopRow.spcmapfile.trim() !== '' ? stopRow.spcmapfile : null;
+    // backup_label and tablespace_map, as restore must write them, in a last chunk of their own.
+    const last = { name: `chunk-${String(chunks.length + 1).padStart(6, '0')}.tar.zst`, items: [], rawBytes: 0 };
+    const extra = [{ name: 'backup_label', data: Buffer.from(backupLabel) }];
+    if (tablespaceMap) extra.push({ name: 'tablespace_map', data: Buffer.from(tablespaceMap) });
+    const lastStored = await storeChunk(ctx, id, last, byPath, files, extra);
+    storedBytes += lastStored.stored;
+
+    const manifest: Manifest = {
+      format: 1,
+      id,
+      directories: listed.directories,
+      tablespaces: listed.tablespaces,
+      files: [...files.values()].sort((a, b) => (a.path < b.path ? -1 : 1)),
+    };
+    const manifestBody = Buffer.from(JSON.stringify(manifest));
+    await ctx.storage.putIfAbsent(backupKey(id, 'manifest.json'), manifestBody, { contentType: 'application/json' });
+    storedBytes += manifestBody.length;
+
+    const labelInfo = parseBackupLabel(backupLabel);
+    const stopLsnNum = parseLsn(stopRow.lsn)!;
+    const startLsnNum = parseLsn(startLsn)!;
+    logger.info('waiting for the WAL that makes the backup consistent', { stop: stopRow.lsn });
+    await waitForWal(ctx.storage, tl, Math.floor(startLsnNum / srv.walSegmentSize), Math.floor((stopLsnNum - 1) / srv.walSegmentSize), srv.walSegmentSize, opts.archiveTimeoutMs);
+
+    const summary: BackupSummary = {
+      format: 1,
+      id,
+      label,
+      systemIdentifier: srv.systemIdentifier,
+      pgVersion: srv.version,
+      pgMajor: Math.floor(srv.versionNum / 10000),
+      startLsn,
+      stopLsn: stopRow.lsn,
+      checkpointLsn: labelInfo.checkpoint ? (labelInfo.checkpoint.split(' ')[0] ?? null) : null,
+      startTimeline: labelInfo.startTimeline ?? tl,
+      stopTimeline: tl,
+      startTime,
+      stopTime,
+      startWal: segmentName(tl, Math.floor(startLsnNum / srv.walSegmentSize), srv.walSegmentSize),
+      stopWal: segmentName(tl, Math.floor((stopLsnNum - 1) / srv.walSegmentSize), srv.walSegmentSize),
+      files: manifest.files.length,
+      rawBytes,
+      storedBytes,
+      durationMs: Date.now() - started,
+      chunks: [...chunks.map((c) => c.name), last.name],
+      backupLabel,
+      tablespaceMap,
+    };
+    await ctx.storage.putIfAbsent(backupKey(id, 'backup.json'), Buffer.from(JSON.stringify(summary, null, 2) + '\n'), { contentType: 'application/json' });
+    recordBackup(cat, summary, 'complete', null);
+    logger.info('backup complete', { id, files: summary.files, raw: rawBytes, stored: storedBytes, ms: summary.durationMs });
+    return summary;
+  } catch (err) {
+    if (inBackup) {
+      await client.query(ABORT_BACKUP_SQL).catch(() => undefined);
+    }
+    if (cat) {
+      const message = err instanceof Error ? err.message : String(err);
+      try {
+        cat.write('mark the backup failed', () => cat!.db.prepare("UPDATE backups SET status = 'failed', error = ? WHERE name = ?").run(message, id));
+      } catch {
+        /* the original error matters more */
+      }
+    }
+    throw err;
+  } finally {
+    cat?.close();
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** Ends a failed backup whichever API started it (closing the connection would end it too). */
+const ABORT_BACKUP_SQL =
+  "DO $$ BEGIN IF current_setting('server_version_num')::int >= 150000 THEN PERFORM pg_backup_stop(false); ELSE PERFORM pg_stop_backup(false, false); END IF; END $$";
+
+export function recordBackup(cat: Catalog, s: BackupSummary, status: string, error: string | null): void {
+  cat.write('record the backup', () => {
+    cat.upsertBackup({
+      name: s.id,
+      source: 'walship',
+      label: s.label,
+      start_lsn: parseLsn(s.startLsn)!,
+      stop_lsn: parseLsn(s.stopLsn)!,
+      checkpoint_lsn: s.checkpointLsn ? parseLsn(s.checkpointLsn) : null,
+      start_timeline: s.startTimeline,
+      stop_timeline: s.stopTimeline,
+      start_time: s.startTime,
+      stop_time: s.stopTime,
+      start_time_text: null,
+      stop_time_text: null,
+      status,
+    });
+    cat.db
+      .prepare('UPDATE backups SET pg_version = ?, raw_size = ?, stored_size = ?, duration_ms = ?, files = ?, error = ? WHERE name = ?')
+      .run(s.pgVersion, s.rawBytes, s.storedBytes, s.durationMs, s.files, error, s.id);
+  });
+}
+

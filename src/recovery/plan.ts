@@ -1,0 +1,675 @@
+/**
+ * `walship plan`: which base backup, which WAL and which recovery settings reach a target, or
+ * why it cannot be reached. Pure: the input model in, a plan or a refusal out.
+ *
+ * Rules, as PostgreSQL applies them (shared/reference/wal-format.md, "How recovery uses
+ * targets"); replay starts at the backup's START WAL LOCATION and every rule is checked from
+ * there, before consistency too, where a stop is FATAL:
+ * - time: compared only with transaction-end records (COMMIT/ABORT[_PREPARED]) in WAL order;
+ *   inclusive stops before the first with time > target, exclusive before the first >= target.
+ *   So a time target needs such a record after the backup's consistency point, in WAL that is
+ *   archived without a gap, and no such record before the consistency point.
+ * - name: stops after the first restore point of that name.
+ * - lsn: stops after (inclusive) or before (exclusive) the first record starting at or past it.
+ * - xid: stops after/before the first commit or abort of that transaction.
+ * - immediate: stops at the backup's consistency point; latest: replays all archived WAL.
+ * The backup chosen is the newest whose consistency point is before the target.
+ */
+import { ArchiveView, type Lineage, type PlannerInput, type RestorePointRecord, type UsableBackup, type XactRecord } from './model.js';
+import { backupOut, windowsOf, type BackupOut, type SegmentRangeOut } from './ranges.js';
+import { formatIso, formatPgTimestamp } from './time.js';
+import { formatLsn } from '../wal/names.js';
+
+export type Target =
+  | { type: 'time'; time: number }
+  | { type: 'name'; name: string }
+  | { type: 'lsn'; lsn: number }
+  | { type: 'xid'; xid: number }
+  | { type: 'immediate' }
+  | { type: 'latest' };
+
+export interface PlanOptions {
+  /** The restore_command line the restored server will run (walship archive-fetch %f %p ...). */
+  restoreCommand: string;
+  /** recovery_target_timeline; default: the newest timeline on which the target is reachable. */
+  timeline?: number;
+  /** recovery_target_inclusive (default true). */
+  inclusive?: boolean;
+}
+
+export interface TargetOut {
+  type: Target['type'];
+  /** ISO time, restore point name, LSN text, xid; null for immediate/latest. */
+  value: string | number | null;
+  inclusive: boolean;
+  timeline: number | null;
+}
+
+export interface Plan {
+  reachable: true;
+  target: TargetOut;
+  timeline: number;
+  backup: BackupOut;
+  wal: { from: string; to: string; segments: SegmentRangeOut[]; historyFiles: string[] };
+  stop: { lsn: string; time: string | null; description: string };
+  /** Setting name → value as written in postgresql.conf (quoted where PostgreSQL wants it). */
+  settings: Record<string, string>;
+  /** The same as postgresql.conf lines, in order. */
+  conf: string[];
+  notes: string[];
+}
+
+export type RefusalCode =
+  | 'before-earliest'
+  | 'after-latest'
+  | 'in-gap'
+  | 'not-on-timeline'
+  | 'unknown-name'
+  | 'unknown-xid'
+  | 'unknown-timeline'
+  | 'no-backup'
+  | 'unscanned';
+
+export interface Alternative {
+  description: string;
+  /** `walship plan` options that reach it. */
+  args: string;
+}
+
+export interface Refusal {
+  reachable: false;
+  target: TargetOut;
+  code: RefusalCode;
+  reason: string;
+  alternatives: Alternative[];
+}
+
+export type PlanResult = Plan | Refusal;
+
+/** A successful evaluation on one timeline, before it is turned into settings. */
+interface Reach {
+  timeline: number;
+  lin: Lineage;
+  backup: UsableBackup;
+  /** WAL is read up to (not including) this LSN. */
+  walEnd: number;
+  stop: { lsn: number; time: number | null; description: string };
+  notes: string[];
+  /** Settings forced by the plan itself (e.g. a pinned end LSN for `latest`). */
+  override?: Record<string, string>;
+}
+
+interface Miss {
+  code: RefusalCode;
+  reason: string;
+  alternatives: Alternative[];
+}
+
+export function describeTarget(t: Target): string {
+  switch (t.type) {
+    case 'time':
+      return formatIso(t.time);
+    case 'name':
+      return `restore point "${t.name}"`;
+    case 'lsn':
+      return `LSN ${formatLsn(t.lsn)}`;
+    case 'xid':
+      return `transaction ${t.xid}`;
+    case 'immediate':
+      return 'the consistency point of the newest backup';
+    case 'latest':
+      return 'the end of the archive';
+  }
+}
+
+function targetArgs(t: Target): string {
+  switch (t.type) {
+    case 'time':
+      return `--target-time ${formatIso(t.time)}`;
+    case 'name':
+      return `--target-name ${JSON.stringify(t.name)}`;
+    case 'lsn':
+      return `--target-lsn ${formatLsn(t.lsn)}`;
+    case 'xid':
+      return `--target-xid ${t.xid}`;
+    default:
+      return `--target ${t.type}`;
+  }
+}
+
+function targetOut(t: Target, inclusive: boolean, timeline: number | null): TargetOut {
+  const value = t.type === 'time' ? formatIso(t.time) : t.type === 'name' ? t.name : t.type === 'lsn' ? formatLsn(t.lsn) : t.type === 'xid' ? t.xid : null;
+  const hasInclusive = t.type === 'time' || t.type === 'lsn' || t.type === 'xid';
+  return { type: t.type, value, inclusive: hasInclusive ? inclusive : true, timeline };
+}
+
+function label(u: UsableBackup): string {
+  return u.backup.label ? `${u.backup.label} (${u.backup.name})` : u.backup.name;
+}
+
+function describeXact(r: XactRecord): string {
+  const what = r.kind === 'commit' ? 'commit' : r.kind === 'abort' ? 'abort' : r.kind === 'commit_prepared' ? 'COMMIT PREPARED' : 'ROLLBACK PREPARED';
+  return `the ${what} of transaction ${r.xid} at ${formatLsn(r.lsn)} (${formatIso(r.time)})`;
+}
+
+const newestFirst = (a: UsableBackup, b: UsableBackup) => b.backup.stopLsn - a.backup.stopLsn;
+
+// ---------------------------------------------------------------------------------------------
+
+class Evaluator {
+  constructor(
+    readonly view: ArchiveView,
+    readonly lin: Lineage,
+    readonly target: Target,
+    readonly inclusive: boolean,
+  ) {}
+
+  get tl(): number {
+    return this.lin.timeline;
+  }
+
+  private tlArg(): string {
+    return ` --target-timeline ${this.tl}`;
+  }
+
+  private noBackup(): Miss {
+    const un = this.lin.unusable[this.lin.unusable.length - 1];
+    return {
+      code: 'no-backup',
+      reason: un
+        ? `no base backup on timeline ${this.tl} can be used: backup ${un.backup.label || un.backup.name}: ${un.reason}`
+        : `no base backup of timeline ${this.tl}'s history is catalogued: take one (pg_basebackup with WAL archiving to walship)`,
+      alternatives: [],
+    };
+  }
+
+  /** Earliest and latest of the timeline's windows, as alternatives for a refused target. */
+  private windowAlternatives(where: 'earliest' | 'latest' | 'both'): Alternative[] {
+    const ws = windowsOf(this.view, this.lin);
+    const alts: Alternative[] = [];
+    const first = ws[0];
+    const last = ws[ws.length - 1];
+    if (first && where !== 'latest') {
+      if (first.out.timeTargets) {
+        alts.push({ description: `the earliest time reachable (backup ${label(first.first)} is consistent then)`, args: `--target-time ${first.out.timeTargets.from}${this.tlArg()}` });
+      }
+      alts.push({ description: `backup ${label(first.first)} at its consistency point ${first.out.earliest.lsn}`, args: `--target immediate${this.tlArg()}` });
+    }
+    if (last && where !== 'earliest') {
+      if (last.maxTime !== null && last.first.consistentTime !== null && last.maxTime > last.first.consistentTime) {
+        alts.push({ description: `just before the newest archived transaction (${formatIso(last.maxTime)})`, args: `--target-time ${formatIso(last.maxTime)} --exclusive${this.tlArg()}` });
+      }
+      alts.push({ description: `the end of the archive at ${last.out.latest.lsn}${last.out.latest.time ? `, last transaction ${last.out.latest.time}` : ''}`, args: `--target latest${this.tlArg()}` });
+    }
+    return alts;
+  }
+
+  run(): Reach | Miss {
+    switch (this.target.type) {
+      case 'time':
+        return this.time(this.target.time);
+      case 'lsn':
+        return this.lsn(this.target.lsn);
+      case 'name':
+        return this.name(this.target.name);
+      case 'xid':
+        return this.xid(this.target.xid);
+      case 'immediate':
+        return this.immediate();
+      case 'latest':
+        return this.latest();
+    }
+  }
+
+  private time(T: number): Reach | Miss {
+    const lin = this.lin;
+    if (lin.usable.length === 0) return this.noBackup();
+    const incl = this.inclusive;
+    const fits = (u: UsableBackup) =>
+      u.consistentTime !== null &&
+      (incl ? u.consistentTime <= T : (u.maxXactBefore === null || u.maxXactBefore < T) && (u.backup.stopTime === null || u.backup.stopTime <= T));
+    const past = (time: number) => (incl ? time > T : time >= T);
+    const eligible = lin.usable.filter(fits).sort(newestFirst);
+    if (eligible.length === 0) {
+      const known = lin.usable.filter((u) => u.consistentTime !== null).sort((a, b) => a.consistentTime! - b.consistentTime!);
+      const e = known[0];
+      if (!e) {
+        return { code: 'unscanned', reason: `the consistency time of the backups on timeline ${this.tl} is unknown (no stop time in UTC and no transaction read before it)`, alternatives: this.windowAlternatives('both') };
+      }
+      return {
+        code: 'before-earliest',
+        reason: `${formatIso(T)} is before the earliest consistency point on timeline ${this.tl}: backup ${label(e)} is consistent from ${formatIso(e.consistentTime!)} (LSN ${formatLsn(e.backup.stopLsn)})`,
+        alternatives: this.windowAlternatives('earliest'),
+      };
+    }
+    let unscanned: string | null = null;
+    for (const u of eligible) {
+      const res = lin.findXact(u.backup.stopLsn, u.run.lastSeg, (r) => past(r.time), (max) => past(max));
+      if (res && 'unscanned' in res) {
+        unscanned ??= res.unscanned.name;
+        continue;
+      }
+      if (res && 'found' in res && res.found.endLsn <= u.run.endLsn) {
+        const r = res.found;
+        const prev = lin.lastXactBetween(u.backup.startLsn, r.lsn);
+        return {
+          timeline: this.tl,
+          lin,
+          backup: u,
+          walEnd: r.endLsn,
+          stop: {
+            lsn: r.lsn,
+            time: r.time,
+            description:
+              `recovery stops before ${describeXact(r)}` +
+              (prev ? `; the last transaction replayed ends at ${formatIso(prev.time)} (transaction ${prev.xid}, ${formatLsn(prev.lsn)})` : ''),
+          },
+          notes: [],
+        };
+      }
+    }
+    if (unscanned) {
+      return { code: 'unscanned', reason: `segment ${unscanned} was archived without its records being read, so the stop point for ${formatIso(T)} cannot be checked`, alternatives: this.windowAlternatives('both') };
+    }
+    // Not in the stretch after the newest eligible backup: is a transaction past T archived after a gap?
+    const u0 = eligible[0]!;
+    for (let run = lin.runAfter(u0.run); run; run = lin.runAfter(run)) {
+      const res = lin.findXact(run.firstSeg * this.view.segSize, run.lastSeg, (r) => past(r.time), (max) => past(max));
+      if (res && 'found' in res) {
+        const missingFirst = lin.designatedName(u0.run.lastSeg + 1);
+        const nextRun = lin.runAfter(u0.run)!;
+        const missingLast = lin.designatedName(nextRun.firstSeg - 1);
+        const lastBefore = lin.lastXactBetween(u0.backup.stopLsn, u0.run.endLsn);
+        const alts: Alternative[] = [];
+        const maxBefore = lin.maxXactTimeFrom(u0.backup.stopLsn, u0.run);
+        if (maxBefore !== null && u0.consistentTime !== null && maxBefore > u0.consistentTime) {
+          alts.push({ description: `the latest time reachable before the gap (just before ${formatIso(maxBefore)})`, args: `--target-time ${formatIso(maxBefore)} --exclusive${this.tlArg()}` });
+        }
+        if (u0.run.lastRecordLsn !== null) alts.push({ description: `the last record before the gap`, args: `--target-lsn ${formatLsn(u0.run.lastRecordLsn)}${this.tlArg()}` });
+        const after = lin.usable.filter((u) => u.run.firstSeg > u0.run.lastSeg && u.consistentTime !== null).sort((a, b) => a.backup.stopLsn - b.backup.stopLsn)[0];
+        if (after) alts.push({ description: `the earliest time after the gap (backup ${label(after)})`, args: `--target-time ${formatIso(after.consistentTime!)}${this.tlArg()}` });
+        return {
+          code: 'in-gap',
+          reason:
+            `${formatIso(T)} falls in a gap on timeline ${this.tl}: segments ${missingFirst}..${missingLast} are missing, ` +
+            `the archive is complete only up to ${formatLsn(u0.run.endLsn)}${lastBefore ? ` (last transaction ${formatIso(lastBefore.time)})` : ''}`,
+          alternatives: alts,
+        };
+      }
+    }
+    const last = lin.lastXactBetween(u0.backup.stopLsn, u0.run.endLsn);
+    return {
+      code: 'after-latest',
+      reason:
+        `${formatIso(T)} is not before any archived transaction on timeline ${this.tl}` +
+        (last ? ` (the newest ends at ${formatIso(last.time)}, ${formatLsn(last.lsn)})` : '') +
+        ': a time target needs a transaction that ended after it; recover to the end of the archive instead',
+      alternatives: this.windowAlternatives('latest'),
+    };
+  }
+
+  private lsn(X: number): Reach | Miss {
+    const lin = this.lin;
+    if (lin.usable.length === 0) return this.noBackup();
+    const eligible = lin.usable.filter((u) => u.backup.stopLsn <= X).sort(newestFirst);
+    if (eligible.length === 0) {
+      const e = [...lin.usable].sort((a, b) => a.backup.stopLsn - b.backup.stopLsn)[0]!;
+      return {
+        code: 'before-earliest',
+        reason: `LSN ${formatLsn(X)} is before the earliest consistency point on timeline ${this.tl}: backup ${label(e)} is consistent from ${formatLsn(e.backup.stopLsn)}`,
+        alternatives: [
+          { description: `the earliest LSN reachable`, args: `--target-lsn ${formatLsn(e.backup.stopLsn)}${this.tlArg()}` },
+          ...this.windowAlternatives('earliest'),
+        ],
+      };
+    }
+    const u = eligible[0]!;
+    const run = u.run;
+    if (run.lastRecordLsn === null) {
+      return { code: 'unscanned', reason: `the record boundaries of the WAL after backup ${label(u)} are unknown (segments archived without being read)`, alternatives: [] };
+    }
+    if (X <= run.lastRecordLsn) {
+      // The first record at or past X ends no later than the last record of the first segment,
+      // from seg(X) on, whose last record starts at or past X.
+      let walEnd = run.endLsn;
+      for (let k = lin.indexOf(Math.max(this.view.segOf(X), run.firstSeg)); k >= 0 && k <= run.to; k++) {
+        const s = lin.present[k]!;
+        if (s.lastRecordLsn !== null && s.lastRecordLsn >= X && s.lastRecordEndLsn !== null) {
+          walEnd = s.lastRecordEndLsn;
+          break;
+        }
+      }
+      return {
+        timeline: this.tl,
+        lin,
+        backup: u,
+        walEnd,
+        stop: { lsn: X, time: null, description: `recovery stops ${this.inclusive ? 'after' : 'before'} the first record at or past ${formatLsn(X)}` },
+        notes: [],
+      };
+    }
+    const next = lin.runAfter(run);
+    if (next) {
+      const nextUsable = lin.usable.filter((v) => v.run.firstSeg > run.lastSeg).sort((a, b) => a.backup.stopLsn - b.backup.stopLsn)[0];
+      return {
+        code: 'in-gap',
+        reason:
+          `LSN ${formatLsn(X)} is past a gap on timeline ${this.tl}: segments ${lin.designatedName(run.lastSeg + 1)}..${lin.designatedName(next.firstSeg - 1)} are missing ` +
+          `and the WAL from backup ${label(u)} ends at ${formatLsn(run.endLsn)}`,
+        alternatives: [
+          { description: 'the last record before the gap', args: `--target-lsn ${formatLsn(run.lastRecordLsn)}${this.tlArg()}` },
+          ...(nextUsable ? [{ description: `the earliest LSN after the gap (backup ${label(nextUsable)})`, args: `--target-lsn ${formatLsn(nextUsable.backup.stopLsn)}${this.tlArg()}` }] : []),
+        ],
+      };
+    }
+    return {
+      code: 'after-latest',
+      reason: `LSN ${formatLsn(X)} is past the end of the archived WAL on timeline ${this.tl} (the last complete record starts at ${formatLsn(run.lastRecordLsn)})`,
+      alternatives: [
+        { description: 'the last archived record', args: `--target-lsn ${formatLsn(run.lastRecordLsn)}${this.tlArg()}` },
+        { description: `the end of the archive at ${formatLsn(run.endLsn)}`, args: `--target latest${this.tlArg()}` },
+      ],
+    };
+  }
+
+  /**
+   * Shared by name and xid targets: occurrences of the event on this lineage, the newest one
+   * reachable wins (PostgreSQL stops at the first occurrence after the backup's start).
+   */
+  private event<R extends { lsn: number; endLsn: number; segNo: number; time: number }>(
+    occ: R[],
+    what: (r: R) => string,
+    stopAfter: boolean,
+  ): Reach | Miss {
+    const lin = this.lin;
+    if (lin.usable.length === 0) return this.noBackup();
+    const inRun = (u: UsableBackup, r: R) => r.segNo >= u.run.firstSeg && r.segNo <= u.run.lastSeg && r.endLsn <= u.run.endLsn;
+    for (let i = occ.length - 1; i >= 0; i--) {
+      const o = occ[i]!;
+      const cands = lin.usable
+        .filter((u) => u.backup.stopLsn <= o.lsn && inRun(u, o) && !occ.some((p) => p.lsn >= u.backup.startLsn && p.lsn < o.lsn))
+        .sort(newestFirst);
+      const u = cands[0];
+      if (!u) continue;
+      const notes: string[] = [];
+      if (occ.length > 1) {
+        notes.push(`${occ.length} archived occurrences on this timeline; this plan reaches the one at ${formatLsn(o.lsn)} (others: ${occ.filter((p) => p !== o).map((p) => formatLsn(p.lsn)).join(', ')}; reach one with --target-lsn)`);
+      }
+      return {
+        timeline: this.tl,
+        lin,
+        backup: u,
+        walEnd: o.endLsn,
+        stop: { lsn: o.lsn, time: o.time, description: `recovery stops ${stopAfter ? 'after' : 'before'} ${what(o)}` },
+        notes,
+      };
+    }
+    const o = occ[occ.length - 1]!;
+    const before = lin.usable.filter((u) => u.backup.stopLsn <= o.lsn).sort(newestFirst);
+    if (before.length === 0) {
+      const e = [...lin.usable].sort((a, b) => a.backup.stopLsn - b.backup.stopLsn)[0]!;
+      return {
+        code: 'before-earliest',
+        reason: `${what(o)} is before the earliest consistency point on timeline ${this.tl}: backup ${label(e)} is consistent from ${formatLsn(e.backup.stopLsn)}${e.consistentTime !== null ? ` (${formatIso(e.consistentTime)})` : ''}`,
+        alternatives: this.windowAlternatives('earliest'),
+      };
+    }
+    const u = before[0]!;
+    if (!inRun(u, o)) {
+      return {
+        code: 'in-gap',
+        reason: `${what(o)} lies past a gap on timeline ${this.tl}: after backup ${label(u)} the archive is complete only up to ${formatLsn(u.run.endLsn)} (segment ${lin.designatedName(u.run.lastSeg + 1)} is missing)`,
+        alternatives: this.windowAlternatives('latest'),
+      };
+    }
+    return {
+      code: 'before-earliest',
+      reason: `${what(o)} cannot be reached: an earlier occurrence follows the start of every usable backup, and PostgreSQL stops at the first one`,
+      alternatives: [{ description: `the same point by LSN`, args: `--target-lsn ${formatLsn(o.lsn)}${this.tlArg()}` }],
+    };
+  }
+
+  private name(name: string): Reach | Miss {
+    const occ = this.lin.restorePoints().filter((r) => r.name === name && this.lin.indexOf(r.segNo) !== -1);
+    if (occ.length === 0) return { code: 'unknown-name', reason: `timeline ${this.tl} has no archived restore point named "${name}"`, alternatives: [] };
+    return this.event<RestorePointRecord>(occ, (r) => `restore point "${r.name}" at ${formatLsn(r.lsn)} (${formatIso(r.time)})`, true);
+  }
+
+  private xid(xid: number): Reach | Miss {
+    const occ = this.lin.xactsOf(xid);
+    if (occ.length === 0) return { code: 'unknown-xid', reason: `no commit or abort of transaction ${xid} is archived on timeline ${this.tl}`, alternatives: [] };
+    return this.event<XactRecord>(occ, (r) => describeXact(r), this.inclusive);
+  }
+
+  private immediate(): Reach | Miss {
+    const u = [...this.lin.usable].sort(newestFirst)[0];
+    if (!u) return this.noBackup();
+    return {
+      timeline: this.tl,
+      lin: this.lin,
+      backup: u,
+      walEnd: u.backup.stopLsn,
+      stop: { lsn: u.backup.stopLsn, time: u.consistentTime, description: `recovery stops as soon as backup ${label(u)} is consistent, at ${formatLsn(u.backup.stopLsn)}` },
+      notes: [],
+    };
+  }
+
+  private latest(): Reach | Miss {
+    const lin = this.lin;
+    const ws = windowsOf(this.view, lin);
+    const w = ws[ws.length - 1];
+    if (!w) return this.noBackup();
+    const u = [...w.backups].sort(newestFirst)[0]!;
+    const run = w.run;
+    const notes: string[] = [];
+    const next = lin.runAfter(run);
+    if (next) {
+      const lastRun = lin.runs[lin.runs.length - 1]!;
+      notes.push(
+        `segments ${lin.designatedName(run.lastSeg + 1)}..${lin.designatedName(next.firstSeg - 1)} are missing: the WAL archived after them (up to ${lin.designatedName(lastRun.lastSeg)}) cannot be replayed and recovery ends at the gap`,
+      );
+    }
+    let override: Record<string, string> | undefined;
+    // Where this lineage's copy of the next segment is missing but an ancestor's copy of it is
+    // archived, PostgreSQL would fall back to the ancestor's copy and replay WAL written there
+    // after the fork: pin the end instead.
+    const nextSeg = run.lastSeg + 1;
+    const fileTl = lin.fileTimeline(nextSeg);
+    const olderCopy = lin.entries.find((e) => e.timeline !== fileTl && this.view.segment(e.timeline, nextSeg) && e.timeline < fileTl);
+    if (olderCopy && run.lastRecordLsn !== null) {
+      override = { recovery_target_lsn: `'${formatLsn(run.lastRecordLsn)}'` };
+      notes.push(
+        `timeline ${fileTl}'s copy of segment ${lin.designatedName(nextSeg)} is missing while timeline ${olderCopy.timeline}'s is archived: ` +
+          `the end is pinned with recovery_target_lsn so PostgreSQL cannot replay timeline ${olderCopy.timeline}'s WAL from after the fork`,
+      );
+    }
+    return {
+      timeline: this.tl,
+      lin,
+      backup: u,
+      walEnd: run.endLsn,
+      stop: {
+        lsn: run.endLsn,
+        time: null,
+        description: `recovery replays all archived WAL, to ${formatLsn(run.endLsn)}${w.out.latest.time ? ` (last transaction ${w.out.latest.time})` : ''}; WAL archived later is replayed too`,
+      },
+      notes,
+      override,
+    };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function confLine(name: string, value: string): string {
+  return `${name} = ${value}`;
+}
+
+export function quoteConf(s: string): string {
+  return `'${s.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+}
+
+function buildPlan(view: ArchiveView, t: Target, reach: Reach, opts: PlanOptions, inclusive: boolean): Plan {
+  const b = reach.backup.backup;
+  const lin = reach.lin;
+  const fromSeg = view.segOf(b.startLsn);
+  const toSeg = Math.max(fromSeg, view.segOf(Math.max(reach.walEnd - 1, b.startLsn)));
+  const settings: Record<string, string> = { restore_command: quoteConf(opts.restoreCommand) };
+  switch (t.type) {
+    case 'time':
+      settings.recovery_target_time = quoteConf(formatPgTimestamp(t.time));
+      break;
+    case 'name':
+      settings.recovery_target_name = quoteConf(t.name);
+      break;
+    case 'lsn':
+      settings.recovery_target_lsn = quoteConf(formatLsn(t.lsn));
+      break;
+    case 'xid':
+      settings.recovery_target_xid = quoteConf(String(t.xid));
+      break;
+    case 'immediate':
+      settings.recovery_target = quoteConf('immediate');
+      break;
+    case 'latest':
+      Object.assign(settings, reach.override ?? {});
+      break;
+  }
+  if (!inclusive && (t.type === 'time' || t.type === 'lsn' || t.type === 'xid')) settings.recovery_target_inclusive = 'off';
+  settings.recovery_target_timeline = quoteConf(String(reach.timeline));
+  settings.recovery_target_action = quoteConf('promote');
+  return {
+    reachable: true,
+    target: targetOut(t, inclusive, reach.timeline),
+    timeline: reach.timeline,
+    backup: backupOut(b, reach.backup),
+    wal: {
+      from: formatLsn(b.startLsn),
+      to: formatLsn(reach.walEnd),
+      segments: lin.segmentRanges(fromSeg, toSeg),
+      historyFiles: lin.historyFiles(),
+    },
+    stop: { lsn: formatLsn(reach.stop.lsn), time: reach.stop.time === null ? null : formatIso(reach.stop.time), description: reach.stop.description },
+    settings,
+    conf: Object.entries(settings).map(([k, v]) => confLine(k, v)),
+    notes: reach.notes,
+  };
+}
+
+function refuse(t: Target, inclusive: boolean, timeline: number | null, m: Miss): Refusal {
+  const seen = new Set<string>();
+  const alternatives = m.alternatives.filter((a) => !seen.has(a.args) && seen.add(a.args));
+  return { reachable: false, target: targetOut(t, inclusive, timeline), code: m.code, reason: m.reason, alternatives };
+}
+
+function isReach(x: Reach | Miss): x is Reach {
+  return 'backup' in x;
+}
+
+/** Plans recovery to `target`, or explains why the archive cannot reach it. */
+export function planRecovery(input: PlannerInput, target: Target, opts: PlanOptions): PlanResult {
+  const view = new ArchiveView(input);
+  const inclusive = opts.inclusive ?? true;
+  const ids = view.timelineIds();
+  const evalOn = (tl: number) => new Evaluator(view, view.lineage(tl), target, inclusive).run();
+
+  if (ids.length === 0) {
+    return refuse(target, inclusive, opts.timeline ?? null, { code: 'no-backup', reason: 'nothing is archived yet', alternatives: [] });
+  }
+  if (opts.timeline !== undefined) {
+    if (!ids.includes(opts.timeline)) {
+      return refuse(target, inclusive, opts.timeline, {
+        code: 'unknown-timeline',
+        reason: `timeline ${opts.timeline} is not in the archive (archived timelines: ${ids.join(', ')})`,
+        alternatives: ids.map((id) => ({ description: `timeline ${id}`, args: `${targetArgs(target)} --target-timeline ${id}` })),
+      });
+    }
+    const r = evalOn(opts.timeline);
+    if (isReach(r)) return buildPlan(view, target, r, opts, inclusive);
+    const others = ids.filter((id) => id !== opts.timeline).map((id) => [id, evalOn(id)] as const).filter(([, x]) => isReach(x));
+    if (others.length > 0) {
+      const tls = others.map(([id]) => id).reverse();
+      return refuse(target, inclusive, opts.timeline, {
+        code: 'not-on-timeline',
+        reason: `timeline ${opts.timeline} does not contain ${describeTarget(target)} (${r.reason}); timeline ${tls.join(', ')} ${tls.length > 1 ? 'do' : 'does'}`,
+        alternatives: [...tls.map((id) => ({ description: `the same target on timeline ${id}`, args: `${targetArgs(target)} --target-timeline ${id}` })), ...r.alternatives],
+      });
+    }
+    return refuse(target, inclusive, opts.timeline, r);
+  }
+
+  // No timeline given: the newest timeline that reaches the target (PostgreSQL's default is
+  // 'latest'); the plan names it explicitly so a timeline archived later changes nothing.
+  const results = [...ids].reverse().map((id) => [id, evalOn(id)] as const);
+  const hit = results.find(([, r]) => isReach(r));
+  if (hit) {
+    const reach = hit[1] as Reach;
+    const plan = buildPlan(view, target, reach, opts, inclusive);
+    const stopTl = reach.lin.timelineAt(Math.max(reach.stop.lsn - 1, 0));
+    const diverging = results
+      .filter(([id, r]) => id !== hit[0] && isReach(r) && (r as Reach).lin.timelineAt(Math.max((r as Reach).stop.lsn - 1, 0)) !== stopTl)
+      .map(([id]) => id);
+    if (diverging.length > 0 && target.type !== 'immediate') {
+      plan.notes.push(`timeline ${diverging.join(', ')} also reach${diverging.length > 1 ? '' : 'es'} this target with a different history: add --target-timeline to choose`);
+    }
+    return plan;
+  }
+  // Unreachable everywhere: report the newest timeline that has a usable backup, or the newest.
+  if (target.type === 'name' && !input.restorePoints.some((r) => r.name === target.name)) {
+    const known = [...new Set([...input.restorePoints].sort((a, b) => a.time - b.time).map((r) => r.name))];
+    return refuse(target, inclusive, null, {
+      code: 'unknown-name',
+      reason: `no archived restore point is named ${JSON.stringify(target.name)}${known.length ? ` (archived: ${known.slice(-10).map((n) => JSON.stringify(n)).join(', ')})` : ' (none is archived)'}`,
+      alternatives: known.slice(-5).map((n) => ({ description: `restore point ${JSON.stringify(n)}`, args: `--target-name ${JSON.stringify(n)}` })),
+    });
+  }
+  if (target.type === 'xid' && input.xacts.withXid(target.xid).length === 0) {
+    return refuse(target, inclusive, null, {
+      code: 'unknown-xid',
+      reason: `no commit or abort of transaction ${target.xid} is archived (it may still be running, or its WAL is not archived yet)`,
+      alternatives: [],
+    });
+  }
+  const withBackup = results.find(([id]) => view.lineage(id).usable.length > 0);
+  const [tl, miss] = withBackup ?? results[0]!;
+  return refuse(target, inclusive, tl, miss as Miss);
+}
+
+/** The one-line message for a refusal (what `walship plan` prints on stderr). */
+export function refusalLine(r: Refusal): string {
+  const alts = r.alternatives.slice(0, 4).map((a) => `${a.description}: ${a.args}`);
+  return `cannot reach ${describeTargetOut(r.target)}: ${r.reason}${alts.length ? `; nearest reachable: ${alts.join('; ')}` : ''}`;
+}
+
+function describeTargetOut(t: TargetOut): string {
+  switch (t.type) {
+    case 'time':
+      return String(t.value);
+    case 'name':
+      return `restore point ${JSON.stringify(t.value)}`;
+    case 'lsn':
+      return `LSN ${t.value}`;
+    case 'xid':
+      return `transaction ${t.value}`;
+    case 'immediate':
+      return 'the consistency point of the newest backup';
+    case 'latest':
+      return 'the end of the archive';
+  }
+}
+
+export function renderPlan(p: Plan): string {
+  const out: string[] = [];
+  const tv = p.target.value === null ? p.target.type : `${p.target.type} ${p.target.value}`;
+  out.push(`target     ${tv}${p.target.type === 'time' || p.target.type === 'lsn' || p.target.type === 'xid' ? (p.target.inclusive ? ' (inclusive)' : ' (exclusive)') : ''} on timeline ${p.timeline}`);
+  out.push(`backup     ${p.backup.label ? `${p.backup.label}  ` : ''}${p.backup.name}`);
+  out.push(`           start ${p.backup.startLsn}, consistent at ${p.backup.stopLsn}${p.backup.consistentTime ? ` (${p.backup.consistentTime})` : ''}`);
+  p.wal.segments.forEach((s, i) => out.push(`${i === 0 ? 'WAL        ' : '           '}${s.first} .. ${s.last}  (${s.count} segment${s.count > 1 ? 's' : ''}, timeline ${s.timeline})`));
+  if (p.wal.historyFiles.length) out.push(`history    ${p.wal.historyFiles.join(' ')}`);
+  out.push(`stop       ${p.stop.description}`);
+  for (const n of p.notes) out.push(`note       ${n}`);
+  out.push('');
+  out.push('# postgresql.conf of the restored data directory (and an empty recovery.signal file):');
+  out.push(...p.conf);
+  return out.join('\n') + '\n';
+}
