@@ -1,0 +1,240 @@
+/**
+ * Restores one of walship's base backups into a data directory and prepares it for recovery.
+ *
+ * Chunks are downloaded and unpacked a few at a time; every piece is checked against the
+ * manifest's SHA-256 before it is written. global/pg_control is written last, once everything
+ * else is verified, so a restore that stops half-way leaves a directory PostgreSQL refuses to
+ * start instead of one it would take for a crashed primary.
+ */
+import { promises as fsp, constants as fsc } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { dirname, join, resolve } from 'node:path';
+import { WalshipError, describeSystemError } from '../errors.js';
+import { logger } from '../log.js';
+import type { StorageDriver } from '../storage/driver.js';
+import { backupKey, type BackupSummary, type Manifest, type ManifestFile, type ManifestPiece } from '../backup/format.js';
+import { Progress } from '../backup/progress.js';
+
+export interface RestoreOptions {
+  pgdata: string;
+  /** Empty a non-empty data directory first (never one with a running server). */
+  force: boolean;
+  /** Tablespace oid → new location. */
+  tablespaceRemap: Map<string, string>;
+  /** standby.signal instead of recovery.signal. */
+  standby: boolean;
+  /** postgresql.conf lines for recovery (restore_command, targets, ...). */
+  recoveryConf: string[];
+  parallel: number;
+  progress: boolean;
+}
+
+export interface RestoreResult {
+  backup: BackupSummary;
+  pgdata: string;
+  files: number;
+  bytes: number;
+  tablespaces: { oid: string; location: string }[];
+}
+
+const PG_CONTROL = 'global/pg_control';
+
+export async function readBackup(storage: StorageDriver, id: string): Promise<{ summary: BackupSummary; manifest: Manifest }> {
+  const [s, m] = await Promise.all([storage.get(backupKey(id, 'backup.json')), storage.get(backupKey(id, 'manifest.json'))]);
+  if (s === null) {
+    throw new WalshipError('TARGET_UNREACHABLE', `backup ${id} is not complete in repository ${storage.location} (no backup.json): choose another backup`);
+  }
+  if (m === null) throw new WalshipError('OBJECT_LOST', `backup ${id} has no manifest.json in repository ${storage.location}`);
+  try {
+    return { summary: JSON.parse(s.toString('utf8')) as BackupSummary, manifest: JSON.parse(m.toString('utf8')) as Manifest };
+  } catch {
+    throw new WalshipError('OBJECT_CORRUPT', `backup ${id}: backup.json or manifest.json is not valid JSON`);
+  }
+}
+
+async function prepareDataDir(pgdata: string, force: boolean): Promise<void> {
+  let entries: string[] = [];
+  try {
+    entries = await fsp.readdir(pgdata);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new WalshipError('USAGE', `cannot read ${pgdata}: ${describeSystemError(err)}`);
+  }
+  if (entries.length > 0) {
+    if (!force) {
+      throw new WalshipError('USAGE', `${pgdata} is not empty: restore into an empty or new directory, or pass --force to empty it first`);
+    }
+    const pid = await fsp.readFile(join(pgdata, 'postmaster.pid'), 'utf8').catch(() => null);
+    const n = pid ? Number(pid.split('\n')[0]) : NaN;
+    if (Number.isInteger(n) && n > 0 && isAlive(n)) {
+      throw new WalshipError('USAGE', `a server (pid ${n}) is running in ${pgdata}: stop it before restoring over it`);
+    }
+    for (const e of entries) await fsp.rm(join(pgdata, e), { recursive: true, force: true });
+  }
+  await fsp.mkdir(pgdata, { recursive: true, mode: 0o700 });
+  await fsp.chmod(pgdata, 0o700);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Where a manifest path lands: under the data directory, or under a (remapped) tablespace. */
+function destination(path: string, pgdata: string, spc: Map<string, string>): string {
+  const m = /^pg_tblspc\/(\d+)\/(.*)$/.exec(path);
+  if (m && spc.has(m[1]!)) return join(spc.get(m[1]!)!, m[2]!);
+  return join(pgdata, path);
+}
+
+export async function restoreBackup(storage: StorageDriver, id: string, opts: RestoreOptions): Promise<RestoreResult> {
+  const pgdata = resolve(opts.pgdata);
+  const { summary, manifest } = await readBackup(storage, id);
+  await prepareDataDir(pgdata, opts.force);
+
+  // Tablespaces: their own (possibly remapped) empty directories, linked from pg_tblspc.
+  const spc = new Map<string, string>();
+  for (const t of manifest.tablespaces) {
+    const loc = resolve(opts.tablespaceRemap.get(t.oid) ?? t.location);
+    const existing = await fsp.readdir(loc).catch(() => []);
+    if (existing.length > 0) {
+      throw new WalshipError('USAGE', `tablespace ${t.oid} location ${loc} is not empty: empty it, or remap it with --tablespace ${t.oid}=DIR`);
+    }
+    await fsp.mkdir(loc, { recursive: true, mode: 0o700 });
+    spc.set(t.oid, loc);
+  }
+  for (const d of manifest.directories) {
+    if (/^pg_tblspc\/\d+$/.test(d.path)) continue;
+    await fsp.mkdir(destination(d.path, pgdata, spc), { recursive: true, mode: d.mode || 0o700 });
+  }
+  await fsp.mkdir(join(pgdata, 'pg_tblspc'), { recursive: true, mode: 0o700 });
+  for (const [oid, loc] of spc) await fsp.symlink(loc, join(pgdata, 'pg_tblspc', oid));
+
+  // Which manifest piece each tar entry of each chunk is.
+  const pieces = new Map<string, { file: ManifestFile; piece: ManifestPiece }>();
+  for (const f of manifest.files) for (const p of f.pieces) pieces.set(`${p.chunk}\0${p.entry}`, { file: f, piece: p });
+  const seen = new Set<string>();
+  const held: { pgControl: Buffer | null } = { pgControl: null };
+  const progress = new Progress(summary.rawBytes, opts.progress);
+
+  const restoreChunk = async (chunk: string): Promise<void> => {
+    const body = await storage.get(backupKey(id, chunk));
+    if (body === null) throw new WalshipError('OBJECT_LOST', `backup ${id} lacks ${chunk} in repository ${storage.location}`);
+    const { decompress } = await import('zstd-napi');
+    let tarBytes: Buffer;
+    try {
+      tarBytes = decompress(body);
+    } catch (err) {
+      throw new WalshipError('OBJECT_CORRUPT', `backup ${id}: ${chunk} is damaged (${(err as Error).message})`);
+    }
+    const tar = await import('tar-stream');
+    const extract = tar.extract();
+    const done = new Promise<void>((resolveP, reject) => {
+      extract.on('entry', (header, stream, next) => {
+        const parts: Buffer[] = [];
+        stream.on('data', (d: unknown) => parts.push(d as Buffer));
+        stream.on('end', () => {
+          handleEntry(chunk, header.name, Buffer.concat(parts)).then(() => next(), reject);
+        });
+        stream.on('error', reject);
+      });
+      extract.on('finish', resolveP);
+      extract.on('error', (e: Error) => reject(new WalshipError('OBJECT_CORRUPT', `backup ${id}: ${chunk} is not a valid tar (${e.message})`)));
+    });
+    extract.end(tarBytes);
+    await done;
+  };
+
+  const handleEntry = async (chunk: string, entry: string, data: Buffer): Promise<void> => {
+    const hit = pieces.get(`${chunk}\0${entry}`);
+    if (!hit) return; // backup_label / tablespace_map: written from backup.json below
+    const sum = createHash('sha256').update(data).digest('hex');
+    if (sum !== hit.piece.sha256 || data.length !== hit.piece.length) {
+      throw new WalshipError(
+        'OBJECT_CORRUPT',
+        `backup ${id}: ${hit.file.path} (bytes ${hit.piece.offset}-${hit.piece.offset + hit.piece.length} in ${chunk}) does not match the manifest checksum; restore stopped`,
+      );
+    }
+    seen.add(`${chunk}\0${entry}`);
+    progress.add(data.length);
+    if (hit.file.path === PG_CONTROL) {
+      held.pgControl = data;
+      return;
+    }
+    await writeAt(destination(hit.file.path, pgdata, spc), data, hit.piece.offset, hit.file.mode);
+  };
+
+  const chunks = summary.chunks;
+  let next = 0;
+  let failed: unknown = null;
+  await Promise.all(
+    Array.from({ length: Math.max(1, Math.min(opts.parallel, chunks.length)) }, async () => {
+      while (next < chunks.length && failed === null) {
+        try {
+          await restoreChunk(chunks[next++]!);
+        } catch (err) {
+          failed ??= err;
+        }
+      }
+    }),
+  );
+  if (failed !== null) throw failed;
+  progress.done();
+  for (const key of pieces.keys()) {
+    if (!seen.has(key)) {
+      const { file } = pieces.get(key)!;
+      throw new WalshipError('OBJECT_CORRUPT', `backup ${id}: ${file.path} is listed in the manifest but missing from its chunk; restore stopped`);
+    }
+  }
+  for (const f of manifest.files) {
+    if (f.path === PG_CONTROL) continue;
+    const dest = destination(f.path, pgdata, spc);
+    await fsp.truncate(dest, f.size).catch(() => undefined);
+    await fsp.utimes(dest, new Date(f.mtime), new Date(f.mtime)).catch(() => undefined);
+  }
+
+  // What recovery needs: backup_label, tablespace_map (with the new locations), the signal
+  // file and the recovery settings; pg_control last.
+  await fsp.writeFile(join(pgdata, 'backup_label'), summary.backupLabel, { mode: 0o600 });
+  if (summary.tablespaceMap) {
+    const map = summary.tablespaceMap
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .map((l) => {
+        const oid = l.split(' ')[0]!;
+        return spc.has(oid) ? `${oid} ${spc.get(oid)}` : l;
+      })
+      .join('\n');
+    // PostgreSQL (re)creates pg_tblspc's links from tablespace_map when recovery starts.
+    await fsp.writeFile(join(pgdata, 'tablespace_map'), map + '\n', { mode: 0o600 });
+  }
+  await fsp.writeFile(join(pgdata, opts.standby ? 'standby.signal' : 'recovery.signal'), '', { mode: 0o600 });
+  const auto = join(pgdata, 'postgresql.auto.conf');
+  const before = await fsp.readFile(auto, 'utf8').catch(() => '');
+  await fsp.writeFile(
+    auto,
+    `${before}${before.endsWith('\n') || before === '' ? '' : '\n'}# Added by walship restore of backup ${id} at ${new Date().toISOString()}\n${opts.recoveryConf.join('\n')}\n`,
+    { mode: 0o600 },
+  );
+  if (!held.pgControl) throw new WalshipError('OBJECT_CORRUPT', `backup ${id} has no ${PG_CONTROL}; it cannot be restored`);
+  await writeAt(join(pgdata, PG_CONTROL), held.pgControl, 0, 0o600);
+  logger.info('restored', { backup: id, pgdata, files: manifest.files.length });
+  return { backup: summary, pgdata, files: manifest.files.length, bytes: summary.rawBytes, tablespaces: [...spc].map(([oid, location]) => ({ oid, location })) };
+}
+
+async function writeAt(path: string, data: Buffer, offset: number, mode: number): Promise<void> {
+  try {
+    await fsp.mkdir(dirname(path), { recursive: true, mode: 0o700 });
+    const fh = await fsp.open(path, fsc.O_WRONLY | fsc.O_CREAT, mode & 0o777 || 0o600);
+    try {
+      await fh.write(data, 0, data.length, offset);
+    } finally {
+      await fh.close();
+    }
+  } catch (err) {
+    throw new WalshipError('DEST_UNWRITABLE', `cannot write ${path}: ${describeSystemError(err)}`);
+  }
+}
