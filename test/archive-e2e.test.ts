@@ -5,44 +5,30 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PgCluster, confString, userTempDir, walshipCommand, writeUserFile } from './helpers/pg.js';
+import { PgCluster, confString, writeUserFile } from './helpers/pg.js';
+import { startArchiving, type Archiving } from './helpers/archiving.js';
 import { walship } from './helpers/walship.js';
 import { repoBackends, type RepoBackend } from './helpers/backends.js';
 
 describe.each(repoBackends())('archive and recover through walship ($name repository)', (backend: RepoBackend) => {
+  let a: Archiving;
   let primary: PgCluster;
   let restored: PgCluster | undefined;
   let work: string;
   let repo: string;
   let catalog: string;
   let env: Record<string, string>;
-  let settings: string;
 
   beforeAll(async () => {
-    work = userTempDir('e2e');
-    const b = await backend.setup(work);
-    repo = b.repo;
-    env = b.env;
-    catalog = join(work, 'catalog', 'walship.db');
-    settings = `--repo '${repo}' --catalog '${catalog}'`;
-    primary = await PgCluster.create({
-      conf: {
-        archive_mode: 'on',
-        archive_command: confString(walshipCommand(`archive-push %p ${settings}`)),
-        timezone: "'UTC'",
-      },
-      env,
-    });
-    await primary.start();
+    a = await startArchiving(backend, 'e2e');
+    ({ primary, work, repo, catalog, env } = a);
   });
 
   afterAll(async () => {
-    await primary?.destroy();
     await restored?.destroy();
-    await backend.teardown?.();
-    rmSync(work, { recursive: true, force: true });
+    await a?.cleanup();
   });
 
   it('archives exactly what pg_stat_archiver reports, and recovers a second cluster from it', async () => {
@@ -87,7 +73,7 @@ describe.each(repoBackends())('archive and recover through walship ($name reposi
       noInit: true,
       conf: {
         archive_mode: 'off',
-        restore_command: confString(walshipCommand(`archive-fetch %f %p ${settings}`)),
+        restore_command: confString(a.restoreCommand),
       },
       env,
     });

@@ -5,45 +5,32 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import { mkdirSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
-import { PgCluster, confString, pgUser, userTempDir, walshipCommand, writeUserFile } from './helpers/pg.js';
-import { walship } from './helpers/walship.js';
+import { PgCluster, confString, pgUser, writeUserFile } from './helpers/pg.js';
+import { startArchiving, type Archiving } from './helpers/archiving.js';
 import { repoBackends, type RepoBackend } from './helpers/backends.js';
 import type { Manifest } from '../src/backup/format.js';
 
 describe.each(repoBackends())('walship backup ($name repository)', (backend: RepoBackend) => {
+  let a: Archiving;
   let primary: PgCluster;
   let restored: PgCluster | undefined;
   let work: string;
-  let repo: string;
-  let env: Record<string, string>;
-  let catalog: string;
-  let settings: string;
-  const run = (args: string[], extra: Record<string, string> = {}) =>
-    walship([...args, '--repo', repo, '--catalog', catalog], { env: { ...env, ...extra }, asUser: true });
 
   beforeAll(async () => {
-    work = userTempDir('backup');
-    ({ repo, env } = await backend.setup(work));
-    catalog = join(work, 'catalog.db');
-    settings = `--repo '${repo}' --catalog '${catalog}'`;
-    primary = await PgCluster.create({
-      conf: { archive_mode: 'on', archive_command: confString(walshipCommand(`archive-push %p ${settings}`)), timezone: "'UTC'" },
-      env,
-    });
-    await primary.start();
+    a = await startArchiving(backend, 'backup');
+    ({ primary, work } = a);
   });
   afterAll(async () => {
-    await primary?.destroy();
     await restored?.destroy();
-    await backend.teardown?.();
-    rmSync(work, { recursive: true, force: true });
+    await a?.cleanup();
   });
+  const run = (args: string[], extra: Record<string, string> = {}) => a.run(args, extra);
 
   it('takes a backup that restores by hand with zstd and tar', async () => {
     await primary.sql("CREATE TABLE t (id int primary key, v text); INSERT INTO t SELECT g, repeat('x', 200) || g FROM generate_series(1, 50000) g;");
-    const pgEnv = { WALSHIP_PG_HOST: primary.socketDir, WALSHIP_PG_PORT: String(primary.port), WALSHIP_PG_USER: 'postgres' };
+    const pgEnv = a.pgEnv();
     // Keep writing while the backup runs.
     const load = primary.sql("INSERT INTO t SELECT g, 'during ' || g FROM generate_series(50001, 90000) g; SELECT pg_sleep(0.5); UPDATE t SET v = 'upd' WHERE id % 13 = 0;");
     const b = await run(['backup', '--json', '--label', 'nightly'], pgEnv);
@@ -87,8 +74,8 @@ describe.each(repoBackends())('walship backup ($name repository)', (backend: Rep
     restored = await PgCluster.create({
       baseDir: target,
       noInit: true,
-      conf: { archive_mode: 'off', restore_command: confString(walshipCommand(`archive-fetch %f %p ${settings}`)) },
-      env,
+      conf: { archive_mode: 'off', restore_command: confString(a.restoreCommand) },
+      env: a.env,
     });
     writeUserFile(join(data, 'recovery.signal'), '');
     await primary.stop();
@@ -102,5 +89,14 @@ describe.each(repoBackends())('walship backup ($name repository)', (backend: Rep
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/cannot connect to PostgreSQL/);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    const plain = await PgCluster.create();
+    try {
+      await plain.start();
+      const noArchive = await run(['backup'], { WALSHIP_PG_HOST: plain.socketDir, WALSHIP_PG_PORT: String(plain.port), WALSHIP_PG_USER: 'postgres' });
+      expect(noArchive.code).toBe(2);
+      expect(noArchive.stderr).toMatch(/archive_mode is off: a base backup is useless without archived WAL/);
+    } finally {
+      await plain.destroy();
+    }
   });
 });

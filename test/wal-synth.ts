@@ -54,7 +54,7 @@ export class WalWriter {
     const b = this.seg(lsn);
     const off = lsn % this.segSize;
     const long = off === 0;
-    let info = (long ? 0x2 : 0) | (remLen > 0 ? 0x1 : 0) | this.nextPageFlags;
+    const info = (long ? 0x2 : 0) | (remLen > 0 ? 0x1 : 0) | this.nextPageFlags;
     this.nextPageFlags = 0;
     b.writeUInt16LE(MAGIC[this.pgMajor]!, off);
     b.writeUInt16LE(info, off + 2);
@@ -68,7 +68,6 @@ export class WalWriter {
       b.writeUInt32LE(PAGE, off + 36);
       return 40;
     }
-    info = 0;
     return 24;
   }
 

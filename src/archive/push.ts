@@ -18,6 +18,8 @@ import { VERSION } from '../version.js';
 import { checkIdentity, ensureIdentity, readIdentity } from './identity.js';
 import { decodeMeta, decodeObject, encodeObject, metaToHeaders, sha256, EnvelopeError, type ObjectMeta } from './envelope.js';
 import { objectKeyFor } from './keys.js';
+import { scanArchivedFile, storeScan } from '../catalog/scan-store.js';
+import type { ScanResult } from '../wal/scanner.js';
 
 export interface ArchiveContext {
   storage: StorageDriver;
@@ -52,6 +54,8 @@ interface Validated {
   segment?: SegmentInfo;
   history?: ReturnType<typeof parseHistoryFile>;
   backup?: ReturnType<typeof parseBackupHistoryFile>;
+  /** The records of a segment or .partial (src/catalog/scan-store.ts). */
+  scan?: { result: ScanResult; raw: Buffer };
 }
 
 export function validateFile(file: WalFileName, raw: Buffer): Validated {
@@ -118,6 +122,8 @@ export async function pushFile(ctx: ArchiveContext, path: string): Promise<PushR
     throw new WalshipError('FILE_UNREADABLE', `cannot read ${path}: ${describeSystemError(err)}`);
   }
   const v = validateFile(file, raw);
+  // Reading every record checks each one's CRC: a damaged record refuses the file before anything is stored.
+  if (v.segment) v.scan = { result: scanArchivedFile(raw, file, v.segment), raw };
 
   await ctx.storage.check();
   const identity = v.segment
@@ -215,6 +221,7 @@ function indexFile(
         object_key: o.key,
         pushed_at: o.pushedAt,
       });
+      if (seg && v.scan) storeScan(cat, file, seg, v.scan.result, v.scan.raw);
       const last = v.history?.[v.history.length - 1];
       if (last) {
         cat.upsertTimeline({ timeline: file.timeline, parent: last.parent, switchpoint: last.switchpoint, reason: last.reason, history_file: file.name });

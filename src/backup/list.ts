@@ -22,30 +22,8 @@ export interface BackupListing {
   error: string | null;
 }
 
-interface Row {
-  name: string;
-  source: 'walship' | 'history-file';
-  label: string;
-  status: string;
-  start_lsn: number;
-  stop_lsn: number;
-  start_timeline: number;
-  stop_timeline: number;
-  start_time: string | null;
-  stop_time: string | null;
-  start_time_text: string | null;
-  stop_time_text: string | null;
-  pg_version: string | null;
-  raw_size: number | null;
-  stored_size: number | null;
-  files: number | null;
-  duration_ms: number | null;
-  error: string | null;
-}
-
 export function listBackups(cat: Catalog): BackupListing[] {
-  const rows = cat.db.prepare('SELECT * FROM backups ORDER BY start_lsn, source DESC').all() as Row[];
-  return rows.map((r) => ({
+  return cat.backups().map((r) => ({
     name: r.name,
     source: r.source,
     label: r.label,

@@ -51,6 +51,16 @@ export interface BackupRow {
   status: string;
 }
 
+/** A backups row as stored, with the columns only walship's own backups fill (migration 2). */
+export interface StoredBackupRow extends BackupRow {
+  pg_version: string | null;
+  raw_size: number | null;
+  stored_size: number | null;
+  duration_ms: number | null;
+  files: number | null;
+  error: string | null;
+}
+
 export interface RepositoryRow {
   url: string;
   system_identifier: string | null;
@@ -240,8 +250,9 @@ export class Catalog {
     return this.db.prepare('SELECT * FROM timelines ORDER BY timeline').all() as TimelineRow[];
   }
 
-  backups(): BackupRow[] {
-    return this.db.prepare('SELECT * FROM backups ORDER BY stop_lsn').all() as BackupRow[];
+  /** Every backup, oldest first (walship's own before the history file of the same backup). */
+  backups(): StoredBackupRow[] {
+    return this.db.prepare('SELECT * FROM backups ORDER BY start_lsn, source DESC').all() as StoredBackupRow[];
   }
 
   totals(): { files: number; rawBytes: number; storedBytes: number; lastPush: { name: string; at: string } | null } {

@@ -5,6 +5,7 @@
 import { formatLsn, segmentName } from '../wal/names.js';
 import type { RepoIdentity } from '../archive/identity.js';
 import type { Catalog } from './catalog.js';
+import { listBackups, type BackupListing } from '../backup/list.js';
 
 export interface SegmentRun {
   first: string;
@@ -27,18 +28,7 @@ export interface InfoReport {
     partial: string[];
   }[];
   historyFiles: string[];
-  backups: {
-    name: string;
-    label: string;
-    source: string;
-    startLsn: string;
-    stopLsn: string;
-    startTimeline: number;
-    stopTimeline: number;
-    startTime: string | null;
-    stopTime: string | null;
-    status: string;
-  }[];
+  backups: BackupListing[];
   totals: { files: number; rawBytes: number; storedBytes: number };
   lastPush: { name: string; at: string } | null;
 }
@@ -101,18 +91,7 @@ export function buildInfo(cat: Catalog, repoUrl: string, identity: RepoIdentity 
         };
       }),
     historyFiles: cat.walFiles('history').map((h) => h.name),
-    backups: cat.backups().map((b) => ({
-      name: b.name,
-      label: b.label,
-      source: b.source,
-      startLsn: formatLsn(b.start_lsn),
-      stopLsn: formatLsn(b.stop_lsn),
-      startTimeline: b.start_timeline,
-      stopTimeline: b.stop_timeline,
-      startTime: b.start_time ?? b.start_time_text,
-      stopTime: b.stop_time ?? b.stop_time_text,
-      status: b.status,
-    })),
+    backups: listBackups(cat),
     totals: { files: totals.files, rawBytes: totals.rawBytes, storedBytes: totals.storedBytes },
     lastPush: totals.lastPush,
   };

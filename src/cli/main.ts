@@ -208,6 +208,41 @@ export async function buildProgram(): Promise<Command> {
 
   addSettingOptions(
     program
+      .command('ranges')
+      .description('show, per timeline, the windows of time and LSN the cluster can be recovered to, from the catalog')
+      .option('--json', 'print a JSON document (shape in docs/commands.md)'),
+  ).action(
+    action('ranges', async (cfg, flags) => {
+      const ctx = await archiveContext(cfg);
+      const { runRanges } = await import('../recovery/cli.js');
+      process.stdout.write(runRanges(ctx, flags));
+    }),
+  );
+
+  addSettingOptions(
+    program
+      .command('plan')
+      .description('plan a point-in-time recovery: the base backup, the WAL and the postgresql.conf settings that reach a target')
+      .option('--target-time <time>', 'ISO 8601 with a UTC offset, e.g. 2026-11-24T11:08:25.5+01:00')
+      .option('--target-name <name>', 'a restore point (pg_create_restore_point)')
+      .option('--target-lsn <lsn>', 'a WAL location, e.g. 0/3000028')
+      .option('--target-xid <xid>', 'the commit or abort of this transaction')
+      .option('--target <which>', 'immediate (the newest backup, consistent) or latest (the end of the archive)')
+      .option('--target-timeline <n>', 'recover along this timeline (default: the newest one that reaches the target)')
+      .option('--exclusive', 'stop just before the target (recovery_target_inclusive = off)')
+      .option('--restore-command <cmd>', "restore_command to write (default: walship archive-fetch %f %p --repo <this repository>)")
+      .option('--json', 'print a JSON document (shape in docs/commands.md)')
+      .addHelpText('after', '\nExit codes: 0 planned; 2 bad options; 7 catalog unreadable; 9 the target cannot be reached (the reason and the nearest reachable targets are printed).'),
+  ).action(
+    action('plan', async (cfg, flags) => {
+      const ctx = await archiveContext(cfg);
+      const { runPlan } = await import('../recovery/cli.js');
+      runPlan(ctx, flags, (s) => process.stdout.write(s));
+    }),
+  );
+
+  addSettingOptions(
+    program
       .command('init')
       .description('create the repository (and its identity, with --pgdata) and the catalog')
       .option('--pgdata <dir>', "bind the repository to this cluster now (reads a segment's header in DIR/pg_wal)"),

@@ -79,6 +79,8 @@ export interface TailCont {
   totLen: number;
   /** Bytes of the record seen so far (the rest, totLen - have, is in the following segment(s)). */
   have: number;
+  /** Start LSN of the segment whose head continues the record (its headCont.startLsn). */
+  continuesAt: number;
   /** CRC-32C of the record's bytes [24, have) (0 while have <= 24). */
   crc: number;
   /** Base64 of the record's bytes [0, k): the header and whatever decoding needs (k <= have). */
@@ -245,6 +247,7 @@ class Assembler {
   lsn = 0;
   totLen = 0;
   have = 0;
+  continuesAt = 0;
   /** Raw CRC register (not inverted) over the record's bytes [24, have). */
   crc = -1;
   prevLsn: number | null = null;
@@ -346,13 +349,14 @@ class Assembler {
     return c === u32(this.keep, 20);
   }
 
-  toTail(): TailCont {
+  toTail(continuesAt: number): TailCont {
     return {
       v: 1,
       pgMajor: this.pgMajor,
       lsn: this.lsn,
       totLen: this.totLen,
       have: this.have,
+      continuesAt,
       crc: ~this.crc >>> 0,
       bytes: Buffer.from(this.keep.buffer, this.keep.byteOffset, this.keepLen).toString('base64'),
       prevLsn: this.prevLsn,
@@ -370,6 +374,7 @@ class Assembler {
     a.keep.set(bytes);
     a.keepLen = bytes.length;
     a.have = t.have;
+    a.continuesAt = t.continuesAt;
     a.crc = ~t.crc;
     if (a.keepLen > a.have || (a.have > 0 && a.keepLen < Math.min(a.have, RECORD_HEADER))) {
       throw new RangeError('tail continuation: inconsistent byte counts');
@@ -408,6 +413,9 @@ function finish(a: Assembler, endLsn: number, switchEnd: number, events: WalEven
 }
 
 function addHead(a: Assembler, h: HeadCont, raw: Uint8Array): string | null {
+  if (h.startLsn !== a.continuesAt) {
+    return `the continuation is expected in the segment at ${formatLsn(a.continuesAt)}, not ${formatLsn(h.startLsn)}`;
+  }
   if (h.overwritten) return 'aborted';
   const missing = a.totLen - a.have;
   if (h.remLen !== missing) {
@@ -419,6 +427,7 @@ function addHead(a: Assembler, h: HeadCont, raw: Uint8Array): string | null {
   if (h.broken) return `the continuation at ${formatLsn(h.startLsn)} is cut short: ${h.broken}`;
   if (raw.length < Math.min(h.len, HEAD_RAW_MIN)) return 'the continuation lacks its first bytes';
   a.addFragment(raw, h.len, h.crc);
+  a.continuesAt = h.startLsn + h.segSize;
   return null;
 }
 
@@ -438,7 +447,7 @@ export function completeSpanningRecord(tail: TailCont, heads: ReadonlyArray<Head
     if (err !== null) return { status: 'invalid', lsn: tail.lsn, reason: err };
     if (h.ends) return finish(a, h.endLsn!, h.startLsn + h.segSize);
   }
-  return { status: 'incomplete', lsn: tail.lsn, tail: a.toTail() };
+  return { status: 'incomplete', lsn: tail.lsn, tail: a.toTail(a.continuesAt) };
 }
 
 /** Folds a completed spanning record into the result of the segment where it starts. */
@@ -704,7 +713,7 @@ export function scanSegment(buf: Uint8Array, opts: ScanOptions): ScanResult {
           }
         }
       } else if (!done) {
-        spanning = { status: 'incomplete', lsn: carryAsm.lsn, tail: carryAsm.toTail() };
+        spanning = { status: 'incomplete', lsn: carryAsm.lsn, tail: carryAsm.toTail(segEnd) };
         tailCont = spanning.tail;
       }
     }
@@ -825,7 +834,7 @@ export function scanSegment(buf: Uint8Array, opts: ScanOptions): ScanResult {
       if (p >= limit) {
         if (limit < segSize) stop('truncated', `the file ends inside the record at ${formatLsn(lsn)}`);
         else {
-          tailCont = asm.toTail();
+          tailCont = asm.toTail(segEnd);
           stop('segment-end', '');
         }
         break;

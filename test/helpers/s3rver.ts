@@ -144,7 +144,7 @@ export async function startS3rver(opts: StartOptions = {}): Promise<S3rver> {
 }
 
 async function raw(method: string, url: string, body?: Buffer): Promise<void> {
-  const res = await fetch(url, { method, body });
+  const res = await fetch(url, { method, body: body ? new Uint8Array(body) : undefined });
   if (!res.ok) throw new Error(`${method} ${url}: HTTP ${res.status} ${await res.text()}`);
 }
 

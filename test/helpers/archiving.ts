@@ -1,0 +1,55 @@
+/**
+ * The setup most end-to-end suites share: a repository on one backend, a catalog, and a running
+ * PostgreSQL cluster whose archive_command is walship archive-push into them.
+ */
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { PgCluster, confString, userTempDir, walshipCommand } from './pg.js';
+import { walship, type RunResult } from './walship.js';
+import type { RepoBackend } from './backends.js';
+
+export interface Archiving {
+  work: string;
+  repo: string;
+  catalog: string;
+  /** Environment walship needs for this repository (S3 endpoint and credentials). */
+  env: Record<string, string>;
+  /** `--repo '…' --catalog '…'`, for command lines PostgreSQL runs. */
+  settings: string;
+  primary: PgCluster;
+  /** restore_command for a cluster recovering from this repository. */
+  restoreCommand: string;
+  /** Runs walship with this repository and catalog (as the cluster's OS user unless asRoot). */
+  run(args: string[], extraEnv?: Record<string, string>, opts?: { asRoot?: boolean }): Promise<RunResult>;
+  /** Environment for `walship backup` to reach the primary. */
+  pgEnv(): Record<string, string>;
+  cleanup(): Promise<void>;
+}
+
+export async function startArchiving(backend: RepoBackend, prefix: string, conf: Record<string, string | number> = {}): Promise<Archiving> {
+  const work = userTempDir(prefix);
+  const { repo, env } = await backend.setup(work);
+  const catalog = join(work, 'catalog', 'walship.db');
+  const settings = `--repo '${repo}' --catalog '${catalog}'`;
+  const primary = await PgCluster.create({
+    conf: { archive_mode: 'on', archive_command: confString(walshipCommand(`archive-push %p ${settings}`)), timezone: "'UTC'", ...conf },
+    env,
+  });
+  await primary.start();
+  return {
+    work,
+    repo,
+    catalog,
+    env,
+    settings,
+    primary,
+    restoreCommand: walshipCommand(`archive-fetch %f %p ${settings}`),
+    run: (args, extraEnv = {}, opts = {}) => walship([...args, '--repo', repo, '--catalog', catalog], { env: { ...env, ...extraEnv }, asUser: !opts.asRoot }),
+    pgEnv: () => ({ WALSHIP_PG_HOST: primary.socketDir, WALSHIP_PG_PORT: String(primary.port), WALSHIP_PG_USER: 'postgres' }),
+    async cleanup() {
+      await primary.destroy();
+      await backend.teardown?.();
+      rmSync(work, { recursive: true, force: true });
+    },
+  };
+}
