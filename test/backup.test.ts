@@ -41,15 +41,15 @@ describe.each(repoBackends())('walship backup ($name repository)', (backend: Rep
     expect(summary.rawBytes).toBeGreaterThan(10 * 1024 * 1024);
     expect(summary.storedBytes).toBeLessThan(summary.rawBytes);
 
-    const list = await run(['backups', '--json']);
-    const rows = JSON.parse(list.stdout) as { name: string; source: string; status: string; restorable: boolean }[];
-    expect(rows.find((r) => r.name === summary.id)).toMatchObject({ source: 'walship', status: 'complete', restorable: true });
-    // The server's own backup history file for the same backup is listed too, not restorable.
-    expect(rows.some((r) => r.source === 'history-file' && !r.restorable)).toBe(true);
-
     await primary.sql("INSERT INTO t SELECT g, 'after' FROM generate_series(90001, 91000) g;");
     await primary.waitArchived(await primary.switchWal());
     const expected = await primary.value("SELECT count(*) || ':' || md5(string_agg(id || v, ',' ORDER BY id)) FROM t");
+    const list = await run(['backups', '--json']);
+    const rows = JSON.parse(list.stdout) as { name: string; source: string; status: string; restorable: boolean }[];
+    expect(rows.find((r) => r.name === summary.id)).toMatchObject({ source: 'walship', status: 'complete', restorable: true });
+    // The server's own backup history file for the same backup (archived by now) is listed too, not restorable.
+    expect(rows.some((r) => r.source === 'history-file' && !r.restorable)).toBe(true);
+
 
     // The manifest covers what was read; the chunks are plain .tar.zst.
     const d = backend.driver();

@@ -51,7 +51,8 @@ export interface Plan {
   timeline: number;
   backup: BackupOut;
   wal: { from: string; to: string; segments: SegmentRangeOut[]; historyFiles: string[] };
-  stop: { lsn: string; time: string | null; description: string };
+  /** Where recovery stops: the LSN, and the time and transaction of the record it stops at, when it is one. */
+  stop: { lsn: string; time: string | null; xid: number | null; description: string };
   /** Setting name → value as written in postgresql.conf (quoted where PostgreSQL wants it). */
   settings: Record<string, string>;
   /** The same as postgresql.conf lines, in order. */
@@ -93,7 +94,7 @@ interface Reach {
   backup: UsableBackup;
   /** WAL is read up to (not including) this LSN. */
   walEnd: number;
-  stop: { lsn: number; time: number | null; description: string };
+  stop: { lsn: number; time: number | null; xid?: number; description: string };
   notes: string[];
   /** Settings forced by the plan itself (e.g. a pinned end LSN for `latest`). */
   override?: Record<string, string>;
@@ -260,6 +261,7 @@ class Evaluator {
           stop: {
             lsn: r.lsn,
             time: r.time,
+            xid: r.xid,
             description:
               `recovery stops before ${describeXact(r)}` +
               (prev ? `; the last transaction replayed ends at ${formatIso(prev.time)} (transaction ${prev.xid}, ${formatLsn(prev.lsn)})` : ''),
@@ -400,7 +402,7 @@ class Evaluator {
         lin,
         backup: u,
         walEnd: o.endLsn,
-        stop: { lsn: o.lsn, time: o.time, description: `recovery stops ${stopAfter ? 'after' : 'before'} ${what(o)}` },
+        stop: { lsn: o.lsn, time: o.time, xid: 'xid' in o ? (o.xid as number) : undefined, description: `recovery stops ${stopAfter ? 'after' : 'before'} ${what(o)}` },
         notes,
       };
     }
@@ -549,7 +551,12 @@ function buildPlan(view: ArchiveView, t: Target, reach: Reach, opts: PlanOptions
       segments: lin.segmentRanges(fromSeg, toSeg),
       historyFiles: lin.historyFiles(),
     },
-    stop: { lsn: formatLsn(reach.stop.lsn), time: reach.stop.time === null ? null : formatIso(reach.stop.time), description: reach.stop.description },
+    stop: {
+      lsn: formatLsn(reach.stop.lsn),
+      time: reach.stop.time === null ? null : formatIso(reach.stop.time),
+      xid: reach.stop.xid ?? null,
+      description: reach.stop.description,
+    },
     settings,
     conf: Object.entries(settings).map(([k, v]) => confLine(k, v)),
     notes: reach.notes,

