@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync, chmodSync } from 'node:fs';
+import { mkdirSync, writeFileSync, chmodSync, chownSync } from 'node:fs';
 import { join } from 'node:path';
 import { PgCluster, confString, pgUser, writeUserFile } from './helpers/pg.js';
 import { startArchiving, type Archiving } from './helpers/archiving.js';
@@ -27,6 +27,29 @@ describe.each(repoBackends())('walship backup ($name repository)', (backend: Rep
     await a?.cleanup();
   });
   const run = (args: string[], extra: Record<string, string> = {}) => a.run(args, extra);
+
+  it('marks a backup failed, never restorable, when the repository fails mid-backup', async () => {
+    if (backend.name !== 'filesystem') return;
+    // The repository stays readable but refuses new backup objects (as a full or read-only disk would).
+    const backupsDir = join(a.repo, 'backups');
+    mkdirSync(backupsDir, { recursive: true });
+    chownSync(backupsDir, 0, 0);
+    chmodSync(backupsDir, 0o755);
+    try {
+      const r = await run(['backup', '--label', 'doomed'], a.pgEnv());
+      expect(r.code, r.stderr).toBe(6);
+      expect(r.stderr).toMatch(/code=REPOSITORY_UNAVAILABLE/);
+    } finally {
+      chownSync(backupsDir, pgUser().uid, pgUser().gid);
+    }
+    const rows = JSON.parse((await run(['backups', '--json'])).stdout) as { label: string; status: string; restorable: boolean; error: string | null }[];
+    const doomed = rows.find((x) => x.label === 'doomed');
+    expect(doomed).toMatchObject({ status: 'failed', restorable: false });
+    expect(doomed?.error).toMatch(/EACCES/);
+    // The server is not left in backup mode: the next backup works.
+    const ok = await run(['backup', '--label', 'after-failure'], a.pgEnv());
+    expect(ok.code, ok.stderr).toBe(0);
+  });
 
   it('takes a backup that restores by hand with zstd and tar', async () => {
     await primary.sql("CREATE TABLE t (id int primary key, v text); INSERT INTO t SELECT g, repeat('x', 200) || g FROM generate_series(1, 50000) g;");

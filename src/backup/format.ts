@@ -71,7 +71,7 @@ export interface BackupSummary {
 }
 
 /** Directories whose contents PostgreSQL's documentation says to leave out of a base backup (kept empty). */
-const EMPTY_DIRS = new Set(['pg_wal', 'pg_replslot', 'pg_dynshmem', 'pg_notify', 'pg_serial', 'pg_snapshots', 'pg_stat_tmp', 'pg_subtrans']);
+export const EMPTY_DIRS: ReadonlySet<string> = new Set(['pg_wal', 'pg_replslot', 'pg_dynshmem', 'pg_notify', 'pg_serial', 'pg_snapshots', 'pg_stat_tmp', 'pg_subtrans']);
 /** Files left out wherever they are (the top-level ones only at the top). */
 const TOP_FILES = new Set(['postmaster.pid', 'postmaster.opts', 'backup_label', 'tablespace_map', 'backup_manifest', 'backup_label.old', 'recovery.signal', 'standby.signal', 'postgresql.auto.conf.tmp', 'current_logfiles.tmp']);
 

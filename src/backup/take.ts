@@ -20,6 +20,7 @@ import { Catalog } from '../catalog/catalog.js';
 import { readIdentity, describeIdentity } from '../archive/identity.js';
 import { objectKeyFor } from '../archive/keys.js';
 import {
+  EMPTY_DIRS,
   backupKey,
   includedInBackup,
   newBackupId,
@@ -135,7 +136,7 @@ async function listDataDirectory(pgdata: string): Promise<Listed> {
         if (!st) continue;
         out.directories.push({ path, mode: st.mode & 0o7777 });
         // The contents of these directories are left out, but the directories are kept.
-        if (!['pg_wal', 'pg_replslot', 'pg_dynshmem', 'pg_notify', 'pg_serial', 'pg_snapshots', 'pg_stat_tmp', 'pg_subtrans'].includes(path)) {
+        if (!EMPTY_DIRS.has(path)) {
           await walk(target, path);
         } else if (path === 'pg_wal') {
           out.directories.push({ path: 'pg_wal/archive_status', mode: st.mode & 0o7777 });
@@ -379,7 +380,7 @@ export async function takeBackup(ctx: BackupContext, cfg: Config, opts: BackupOp
     if (cat) {
       const message = err instanceof Error ? err.message : String(err);
       try {
-        cat.write('mark the backup failed', () => cat!.db.prepare("UPDATE backups SET status = 'failed', error = ? WHERE name = ?").run(message, id));
+        cat.write('mark the backup failed', () => cat!.setBackupOutcome(id, 'failed', { error: message }));
       } catch {
         /* the original error matters more */
       }
@@ -412,9 +413,7 @@ export function recordBackup(cat: Catalog, s: BackupSummary, status: string, err
       stop_time_text: null,
       status,
     });
-    cat.db
-      .prepare('UPDATE backups SET pg_version = ?, raw_size = ?, stored_size = ?, duration_ms = ?, files = ?, error = ? WHERE name = ?')
-      .run(s.pgVersion, s.rawBytes, s.storedBytes, s.durationMs, s.files, error, s.id);
+    cat.setBackupOutcome(s.id, status, { pgVersion: s.pgVersion, rawBytes: s.rawBytes, storedBytes: s.storedBytes, durationMs: s.durationMs, files: s.files, error });
   });
 }
 

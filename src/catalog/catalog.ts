@@ -225,6 +225,21 @@ export class Catalog {
       .run(row);
   }
 
+  /** Status and details of one of walship's own backups (call inside write()). */
+  setBackupOutcome(
+    name: string,
+    status: string,
+    d: { pgVersion?: string; rawBytes?: number; storedBytes?: number; durationMs?: number; files?: number; error?: string | null },
+  ): void {
+    this.db
+      .prepare(
+        `UPDATE backups SET status = @status, pg_version = coalesce(@pgVersion, pg_version), raw_size = coalesce(@rawBytes, raw_size),
+           stored_size = coalesce(@storedBytes, stored_size), duration_ms = coalesce(@durationMs, duration_ms), files = coalesce(@files, files),
+           error = @error WHERE name = @name`,
+      )
+      .run({ name, status, pgVersion: null, rawBytes: null, storedBytes: null, durationMs: null, files: null, ...d, error: d.error ?? null });
+  }
+
   walFile(name: string): WalFileRow | null {
     return (this.db.prepare('SELECT * FROM wal_files WHERE name = ?').get(name) as WalFileRow | undefined) ?? null;
   }
