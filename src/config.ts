@@ -140,6 +140,38 @@ export const SETTINGS = [
     description: 'Retries of a failed S3 request (throttling, 5xx, connection errors), with backoff.',
     default: () => '4',
   },
+  {
+    key: 'push_readahead',
+    kind: 'int',
+    min: 0,
+    max: 1000,
+    description:
+      'archive-push of a segment also pushes up to this many other .ready segments, so PostgreSQL\'s later calls for them return at once (0 = off).',
+    default: () => '16',
+  },
+  {
+    key: 'fetch_prefetch',
+    kind: 'int',
+    min: 0,
+    max: 1000,
+    description:
+      'archive-fetch of a segment starts a background prefetcher that keeps up to this many following segments verified in a spool directory (0 = off).',
+    default: () => '16',
+  },
+  {
+    key: 'spool_dir',
+    kind: 'string',
+    description:
+      'Directory for prefetched segments; must be on the filesystem of pg_wal, outside it. Default: walship-spool-<hash> beside the data directory.',
+  },
+  {
+    key: 'spool_max_bytes',
+    kind: 'int',
+    min: 1_048_576,
+    max: 1_099_511_627_776,
+    description: 'Most bytes of prefetched segments kept in the spool directory.',
+    default: () => '1073741824',
+  },
 ] as const satisfies readonly SettingDef[];
 
 export type SettingKey = (typeof SETTINGS)[number]['key'];
@@ -163,6 +195,10 @@ export interface Config {
   s3_sse_kms_key_id?: string;
   s3_request_timeout: number;
   s3_max_retries: number;
+  push_readahead: number;
+  fetch_prefetch: number;
+  spool_dir?: string;
+  spool_max_bytes: number;
   /** Where the config file came from, if one was read. */
   configFile?: string;
 }

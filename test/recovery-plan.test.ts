@@ -322,6 +322,16 @@ describe('plan and ranges: timelines', () => {
     expect(no(plan(forked(), { type: 'latest' }, { timeline: 7 })).code).toBe('unknown-timeline');
   });
 
+  it('immediate picks the newest backup of any timeline, on its own timeline', () => {
+    const b = forked();
+    expect(ok(plan(b, { type: 'immediate' })).backup.label).toBe('b2');
+    b.backup('b9', L(5, 0x28), L(5, 0x1e8), T(5), 1); // newest of timeline 1, before the fork
+    const p = ok(plan(b, { type: 'immediate' }));
+    expect([p.backup.label, p.timeline]).toEqual(['b2', 2]);
+    b.backup('b10', L(9, 0x128), L(9, 0x1e8), T(9, 10), 2); // on 2 after 3 branched off
+    expect([ok(plan(b, { type: 'immediate' })).backup.label, ok(plan(b, { type: 'immediate' })).timeline]).toEqual(['b10', 2]);
+  });
+
   it('does not use a backup taken on another branch', () => {
     // b2 was taken on timeline 2 after the fork: timeline 1's history does not hold it.
     const r = computeRanges(forked().input(), T(11));
@@ -352,7 +362,7 @@ describe('plan and ranges: timelines', () => {
     const p = ok(plan(b, { type: 'latest' }, { timeline: 2 }));
     expect(p.settings.recovery_target_lsn).toBe(`'${formatLsn(L(5, 0xfff000))}'`);
     expect(p.notes.join(' ')).toMatch(/pinned with recovery_target_lsn/);
-    expect(p.notes.join(' ')).toMatch(/segments 000000020000000000000006\.\.000000020000000000000006 are missing/);
+    expect(p.notes.join(' ')).toMatch(/segment 000000020000000000000006 is missing/);
   });
 
   it('treats a timeline whose history file is missing as having no ancestors', () => {

@@ -227,6 +227,17 @@ describe('scanner on synthetic WAL', () => {
     expect(Buffer.from(t.bytes, 'base64').length).toBeLessThanOrEqual(4000);
     const span = completeSpanningRecord(t, [scan(segs[1]!, w).headCont]);
     expect(span.status).toBe('needs-rescan');
+    // A big plain COMMIT (50k subtransactions) keeps only what decoding reads, and joins out of order.
+    const w3 = new WalWriter(MB, 5 * MB);
+    w3.fillTo(6 * MB - 4000);
+    const subx = Buffer.concat([u32b(0x2), u32b(50_000), Buffer.alloc(200_000, 5)]); // xinfo HAS_SUBXACTS
+    const bigCommit = w3.commit(777, T0 + 3, subx, 0x80);
+    w3.switchWal();
+    const t3 = scan(w3.segments()[0]!, w3).tailCont!;
+    expect(Buffer.from(t3.bytes, 'base64').length).toBeLessThanOrEqual(64);
+    expect(JSON.stringify(t3).length).toBeLessThan(400);
+    const rs3 = scanIndependently(w3.segments(), w3, [1, 0]);
+    expect(rs3[0]!.xacts).toEqual([{ lsn: bigCommit.lsn, endLsn: bigCommit.endLsn, xid: 777, kind: 'commit', time: T0 + 3 }]);
     // A small one joins out of order without a rescan.
     const w2 = new WalWriter(MB, 5 * MB);
     w2.fillTo(6 * MB - 16);

@@ -21,6 +21,8 @@ export interface FetchResult {
   name: string;
   dest: string;
   rawSize: number;
+  /** SHA-256 of the delivered bytes (verified against the object's metadata and the catalog). */
+  sha256: string;
 }
 
 export async function fetchFile(ctx: Omit<ArchiveContext, 'compressLevel'>, name: string, dest: string): Promise<FetchResult> {
@@ -57,6 +59,7 @@ export async function fetchFile(ctx: Omit<ArchiveContext, 'compressLevel'>, name
   }
 
   let raw: Buffer;
+  let sum: string;
   try {
     const decoded = await decodeObject(obj);
     if (decoded.meta.name !== name) throw new EnvelopeError(`it holds ${decoded.meta.name}`);
@@ -64,6 +67,7 @@ export async function fetchFile(ctx: Omit<ArchiveContext, 'compressLevel'>, name
       throw new EnvelopeError(`its checksum ${decoded.meta.sha256} differs from the catalog's ${expectedSha}`);
     }
     raw = decoded.raw;
+    sum = decoded.meta.sha256;
   } catch (err) {
     if (err instanceof EnvelopeError) {
       throw new WalshipError('OBJECT_CORRUPT', `archived ${name} (${ctx.storage.location}/${key}) is damaged: ${err.message}`);
@@ -83,7 +87,7 @@ export async function fetchFile(ctx: Omit<ArchiveContext, 'compressLevel'>, name
   const target = resolve(dest);
   await writeAtomically(target, raw);
   logger.debug('delivered', { file: name, dest, bytes: raw.length });
-  return { name, dest: target, rawSize: raw.length };
+  return { name, dest: target, rawSize: raw.length, sha256: sum };
 }
 
 /** Writes through a temporary file in the same directory and renames it into place. */

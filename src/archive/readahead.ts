@@ -24,7 +24,7 @@ import { mkdir, open, readdir, readFile, realpath, rename, rm, stat } from 'node
 import type { BigIntStats } from 'node:fs';
 import type { Worker } from 'node:worker_threads';
 import type { Config } from '../config.js';
-import { asWalshipError } from '../errors.js';
+import { WalshipError, asWalshipError, type ErrorCode } from '../errors.js';
 import { logger } from '../log.js';
 import { parseWalFileName } from '../wal/names.js';
 import type { ArchiveContext, PushResult } from './push.js';
@@ -164,7 +164,7 @@ async function workerLane(cfg: Config): Promise<Lane> {
     if (!resolve) return;
     waiting.delete(m.id);
     if (m.ok) resolve({ ok: true, result: m.result! });
-    else resolve({ ok: false, error: Object.assign(new Error(m.message), { walshipCode: m.code }) });
+    else resolve({ ok: false, error: new WalshipError(m.code as ErrorCode, m.message ?? 'read-ahead push failed') });
   });
   worker.on('error', failAll);
   worker.on('exit', (code) => failAll(new Error(`read-ahead worker exited (${code})`)));
@@ -296,8 +296,7 @@ export async function archivePushWithReadahead(cfg: Config, path: string, makeCt
     }
     if (!outcome.ok) {
       const we = asWalshipError(outcome.error);
-      const code = (outcome.error as { walshipCode?: string }).walshipCode ?? we.code;
-      logger.warn('read-ahead push failed; PostgreSQL will push this file itself', { file: job.name, error: we.message.replace(/^unexpected error: /, ''), code });
+      logger.warn('read-ahead push failed; PostgreSQL will push this file itself', { file: job.name, error: we.message, code: we.code });
       return;
     }
     pushedAhead++;

@@ -146,8 +146,29 @@ export function storeScan(cat: Catalog, file: WalFileName, seg: SegmentInfo, sca
 
 function insertEvents(cat: Catalog, id: number, ev: WalEvents): void {
   const db = cat.db;
-  const x = db.prepare('INSERT OR IGNORE INTO wal_xacts (scan_id, lsn, end_lsn, xid, kind, xact_time) VALUES (?, ?, ?, ?, ?, ?)');
-  for (const r of ev.xacts) x.run(id, r.lsn, r.endLsn, r.xid, KIND_CODE[r.kind], pgTimeToMicros(r.time));
+  // Many rows per statement: a busy segment holds tens of thousands of transaction ends.
+  const BATCH = 64;
+  const one = '(?, ?, ?, ?, ?, ?)';
+  const sql = (n: number) => `INSERT OR IGNORE INTO wal_xacts (scan_id, lsn, end_lsn, xid, kind, xact_time) VALUES ${Array(n).fill(one).join(', ')}`;
+  const full = ev.xacts.length >= BATCH ? db.prepare(sql(BATCH)) : null;
+  const args: number[] = [];
+  let i = 0;
+  for (; full && i + BATCH <= ev.xacts.length; i += BATCH) {
+    args.length = 0;
+    for (let k = i; k < i + BATCH; k++) {
+      const r = ev.xacts[k]!;
+      args.push(id, r.lsn, r.endLsn, r.xid, KIND_CODE[r.kind], pgTimeToMicros(r.time));
+    }
+    full.run(args);
+  }
+  if (i < ev.xacts.length) {
+    args.length = 0;
+    for (let k = i; k < ev.xacts.length; k++) {
+      const r = ev.xacts[k]!;
+      args.push(id, r.lsn, r.endLsn, r.xid, KIND_CODE[r.kind], pgTimeToMicros(r.time));
+    }
+    db.prepare(sql(ev.xacts.length - i)).run(args);
+  }
   if (ev.restorePoints.length) {
     const p = db.prepare('INSERT OR IGNORE INTO wal_restore_points (scan_id, lsn, end_lsn, name, rp_time) VALUES (?, ?, ?, ?, ?)');
     for (const r of ev.restorePoints) p.run(id, r.lsn, r.endLsn, r.name, pgTimeToMicros(r.time));

@@ -243,6 +243,39 @@ export async function buildProgram(): Promise<Command> {
 
   addSettingOptions(
     program
+      .command('restore')
+      .description('restore a walship backup into a data directory, ready for point-in-time recovery')
+      .requiredOption('--pgdata <dir>', 'the data directory to create (must be empty or absent)')
+      .option('--target-time <timestamp>', 'recover to this time (ISO 8601 with a UTC offset)')
+      .option('--target-name <name>', 'recover to this restore point')
+      .option('--target-lsn <lsn>', 'recover to this LSN')
+      .option('--target-xid <xid>', 'recover to this transaction id')
+      .option('--target <immediate|latest>', 'immediate: the backup\'s consistency point; latest (default): the end of the archive')
+      .option('--target-timeline <n>', 'the timeline to recover along (default: the newest one holding the target)')
+      .option('--exclusive', 'stop just before the target instead of just after it')
+      .option('--backup <id>', 'restore this backup (default: the newest one that reaches the target)')
+      .option('--standby', 'write standby.signal instead of recovery.signal')
+      .option('--force', 'empty a non-empty --pgdata first (never one with a running server)')
+      .option('--tablespace <oid=dir>', 'restore a tablespace to another directory (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
+      .option('--parallel <n>', 'chunks downloaded and unpacked at once', '2')
+      .option('--json', 'print a JSON summary'),
+  ).action(
+    action('restore', async (cfg, flags) => {
+      const ctx = await archiveContext(cfg);
+      const { runRestore, renderRestore } = await import('../recovery/restore-command.js');
+      // --tablespace collects an array: the flags of this command are wider than the others'.
+      const out = await runRestore(ctx, cfg, flags as Record<string, unknown>);
+      if (flags.json) {
+        const { backupLabel: _l, tablespaceMap: _t, chunks: _c, ...backup } = out.result.backup;
+        process.stdout.write(JSON.stringify({ pgdata: out.result.pgdata, files: out.result.files, bytes: out.result.bytes, tablespaces: out.result.tablespaces, backup, plan: out.plan }, null, 2) + '\n');
+      } else {
+        process.stdout.write(renderRestore(out, !!flags.standby));
+      }
+    }),
+  );
+
+  addSettingOptions(
+    program
       .command('init')
       .description('create the repository (and its identity, with --pgdata) and the catalog')
       .option('--pgdata <dir>', "bind the repository to this cluster now (reads a segment's header in DIR/pg_wal)"),
@@ -258,15 +291,25 @@ export async function buildProgram(): Promise<Command> {
   return program;
 }
 
-/** The commands PostgreSQL runs per file, with their positional arguments. */
-const FAST_COMMANDS: Record<string, { positionals: number; run: (cfg: Config, args: string[]) => Promise<unknown> }> = {
+/**
+ * The commands PostgreSQL runs per file, with their positional arguments (and `flagArgs`, the
+ * setting flags as given, for the prefetcher archive-fetch starts). The repository is opened only
+ * when needed: a push answered by read-ahead or a fetch answered from the prefetch spool never
+ * loads a storage driver. archive-prefetch is internal: archive-fetch starts it.
+ */
+const FAST_COMMANDS: Record<string, { positionals: number; run: (cfg: Config, args: string[], flagArgs: string[]) => Promise<unknown> }> = {
   'archive-push': {
     positionals: 1,
-    run: async (cfg, [path]) => (await import('../archive/push.js')).pushFile(await archiveContext(cfg), path!),
+    run: async (cfg, [path]) => (await import('../archive/readahead.js')).archivePushWithReadahead(cfg, path!, () => archiveContext(cfg)),
   },
   'archive-fetch': {
     positionals: 2,
-    run: async (cfg, [name, dest]) => (await import('../archive/fetch.js')).fetchFile(await archiveContext(cfg), name!, dest!),
+    run: async (cfg, [name, dest], flagArgs) =>
+      (await import('../archive/prefetch.js')).archiveFetchWithPrefetch(cfg, name!, dest!, () => archiveContext(cfg), flagArgs),
+  },
+  'archive-prefetch': {
+    positionals: 1,
+    run: async (cfg, [name]) => (await import('../archive/prefetch.js')).runPrefetcher(cfg, name!, () => archiveContext(cfg)),
   },
 };
 
@@ -284,6 +327,7 @@ async function fastPath(argv: string[]): Promise<boolean> {
   configureLog({ command: name });
   const flags: Flags = {};
   const positionals: string[] = [];
+  const flagArgs: string[] = [];
   const known = new Map<string, string>([['config', 'config']]);
   for (const def of SETTINGS) {
     known.set(flagName(def.key), (def.key as string).replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase()));
@@ -306,6 +350,7 @@ async function fastPath(argv: string[]): Promise<boolean> {
       const value = eq < 0 ? rest[++i] : a.slice(eq + 1);
       if (value === undefined) throw new WalshipError('USAGE', `option '--${flag}' needs a value`);
       flags[prop] = value;
+      flagArgs.push(`--${flag}=${value}`);
     }
     if (positionals.length !== spec.positionals) {
       throw new WalshipError('USAGE', `${name} takes ${spec.positionals === 1 ? 'one argument' : 'two arguments'}, got ${positionals.length} (see walship ${name} --help)`);
@@ -313,7 +358,7 @@ async function fastPath(argv: string[]): Promise<boolean> {
     const cfg = resolveConfig(settingsFromFlags(flags));
     fetchPolicy = cfg.fetch_on_error;
     configureLog({ level: cfg.log_level, format: cfg.log_format, command: name });
-    await spec.run(cfg, positionals);
+    await spec.run(cfg, positionals, flagArgs);
   } catch (err) {
     return fail(err);
   }

@@ -360,6 +360,11 @@ export class Lineage {
     return segName(this.fileTimeline(segNo), segNo, this.view.segSize);
   }
 
+  /** "segment X is missing" / "segments X..Y are missing" for the gap [from, to]. */
+  missingText(from: number, to: number): string {
+    return from === to ? `segment ${this.designatedName(from)} is missing` : `segments ${this.designatedName(from)}..${this.designatedName(to)} are missing`;
+  }
+
   /** The timeline LSN `lsn` belongs to on this lineage. */
   timelineAt(lsn: number): number {
     for (const e of this.entries) if (lsn >= e.begin && lsn < e.end) return e.timeline;

@@ -145,7 +145,7 @@ function targetOut(t: Target, inclusive: boolean, timeline: number | null): Targ
 }
 
 function label(u: UsableBackup): string {
-  return u.backup.label ? `${u.backup.label} (${u.backup.name})` : u.backup.name;
+  return u.backup.label || u.backup.name;
 }
 
 function describeXact(r: XactRecord): string {
@@ -278,9 +278,7 @@ class Evaluator {
     for (let run = lin.runAfter(u0.run); run; run = lin.runAfter(run)) {
       const res = lin.findXact(run.firstSeg * this.view.segSize, run.lastSeg, (r) => past(r.time), (max) => past(max));
       if (res && 'found' in res) {
-        const missingFirst = lin.designatedName(u0.run.lastSeg + 1);
         const nextRun = lin.runAfter(u0.run)!;
-        const missingLast = lin.designatedName(nextRun.firstSeg - 1);
         const lastBefore = lin.lastXactBetween(u0.backup.stopLsn, u0.run.endLsn);
         const alts: Alternative[] = [];
         const maxBefore = lin.maxXactTimeFrom(u0.backup.stopLsn, u0.run);
@@ -293,7 +291,7 @@ class Evaluator {
         return {
           code: 'in-gap',
           reason:
-            `${formatIso(T)} falls in a gap on timeline ${this.tl}: segments ${missingFirst}..${missingLast} are missing, ` +
+            `${formatIso(T)} falls in a gap on timeline ${this.tl}: ${lin.missingText(u0.run.lastSeg + 1, nextRun.firstSeg - 1)}, ` +
             `the archive is complete only up to ${formatLsn(u0.run.endLsn)}${lastBefore ? ` (last transaction ${formatIso(lastBefore.time)})` : ''}`,
           alternatives: alts,
         };
@@ -356,7 +354,7 @@ class Evaluator {
       return {
         code: 'in-gap',
         reason:
-          `LSN ${formatLsn(X)} is past a gap on timeline ${this.tl}: segments ${lin.designatedName(run.lastSeg + 1)}..${lin.designatedName(next.firstSeg - 1)} are missing ` +
+          `LSN ${formatLsn(X)} is past a gap on timeline ${this.tl}: ${lin.missingText(run.lastSeg + 1, next.firstSeg - 1)} ` +
           `and the WAL from backup ${label(u)} ends at ${formatLsn(run.endLsn)}`,
         alternatives: [
           { description: 'the last record before the gap', args: `--target-lsn ${formatLsn(run.lastRecordLsn)}${this.tlArg()}` },
@@ -468,7 +466,7 @@ class Evaluator {
     if (next) {
       const lastRun = lin.runs[lin.runs.length - 1]!;
       notes.push(
-        `segments ${lin.designatedName(run.lastSeg + 1)}..${lin.designatedName(next.firstSeg - 1)} are missing: the WAL archived after them (up to ${lin.designatedName(lastRun.lastSeg)}) cannot be replayed and recovery ends at the gap`,
+        `${lin.missingText(run.lastSeg + 1, next.firstSeg - 1)}: the WAL archived after the gap (up to ${lin.designatedName(lastRun.lastSeg)}) cannot be replayed and recovery ends at the gap`,
       );
     }
     let override: Record<string, string> | undefined;
@@ -608,7 +606,12 @@ export function planRecovery(input: PlannerInput, target: Target, opts: PlanOpti
   // No timeline given: the newest timeline that reaches the target (PostgreSQL's default is
   // 'latest'); the plan names it explicitly so a timeline archived later changes nothing.
   const results = [...ids].reverse().map((id) => [id, evalOn(id)] as const);
-  const hit = results.find(([, r]) => isReach(r));
+  let hit = results.find(([, r]) => isReach(r));
+  if (target.type === 'immediate') {
+    // The newest backup of any timeline, recovered along its own timeline.
+    const score = ([id, r]: (typeof results)[number]) => (isReach(r) ? r.backup.backup.stopLsn * 2 + (r.backup.backup.stopTimeline === id ? 1 : 0) : -1);
+    hit = [...results].sort((a, b) => score(b) - score(a)).find(([, r]) => isReach(r));
+  }
   if (hit) {
     const reach = hit[1] as Reach;
     const plan = buildPlan(view, target, reach, opts, inclusive);
@@ -645,7 +648,10 @@ export function planRecovery(input: PlannerInput, target: Target, opts: PlanOpti
 /** The one-line message for a refusal (what `walship plan` prints on stderr). */
 export function refusalLine(r: Refusal): string {
   const alts = r.alternatives.slice(0, 4).map((a) => `${a.description}: ${a.args}`);
-  return `cannot reach ${describeTargetOut(r.target)}: ${r.reason}${alts.length ? `; nearest reachable: ${alts.join('; ')}` : ''}`;
+  const what = describeTargetOut(r.target);
+  // Most reasons start with the target already.
+  const reason = r.reason.startsWith(what) || r.reason.startsWith(`LSN ${r.target.value}`) ? r.reason : `cannot reach ${what}: ${r.reason}`;
+  return `${reason}${alts.length ? `; nearest reachable: ${alts.join('; ')}` : ''}`;
 }
 
 function describeTargetOut(t: TargetOut): string {

@@ -192,7 +192,8 @@ export function renderRanges(r: RangesReport): string {
     } else {
       const rows: string[][] = [['FROM (consistent)', 'TO (last transaction)', 'LSN', 'BACKUP', 'ENDS']];
       for (const w of t.windows) {
-        const ends = w.end === 'gap' ? `gap: ${w.missing!.first}..${w.missing!.last} missing` : w.end === 'timeline-end' ? 'timeline ends (branched)' : 'end of archive';
+        const gap = w.missing && (w.missing.count === 1 ? w.missing.first : `${w.missing.first}..${w.missing.last}`);
+        const ends = w.end === 'gap' ? `gap: ${gap} missing` : w.end === 'timeline-end' ? 'timeline ends (branched)' : 'end of archive';
         rows.push([
           w.earliest.time ?? '(time unknown)',
           w.latest.time ?? '(no transaction)',

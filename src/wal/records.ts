@@ -208,8 +208,11 @@ export const DECODE_NEED = 1;
 /** The record's headers are inconsistent. The message is in decodeError. */
 export const DECODE_ERROR = 2;
 
-/** Results of locateMainData() / decodeRecord(), reused to avoid allocating per record. */
-export const located = { mainOff: 0, mainLen: 0, error: '', need: 0 };
+/**
+ * Results of locateMainData() / decodeRecord(), reused to avoid allocating per record: `need` is
+ * how many leading bytes are needed (after DECODE_NEED), `used` how many were read (after DECODE_OK).
+ */
+export const located = { mainOff: 0, mainLen: 0, error: '', need: 0, used: 0 };
 
 /**
  * Walks the block headers of a record (as DecodeXLogRecord does) to find its main data, which
@@ -278,6 +281,7 @@ export function locateMainData(b: Uint8Array, base: number, avail: number, totLe
   }
   located.mainOff = totLen - mainLen;
   located.mainLen = mainLen;
+  located.used = off;
   return DECODE_OK;
 }
 
@@ -296,6 +300,7 @@ const utf8 = new TextDecoder('utf-8');
 function needMain(ml: number, mo: number, avail: number, n: number): number {
   if (ml < n) return fail(`main data is ${ml} bytes, expected at least ${n}`);
   if (mo + n > avail) return need(mo + n);
+  if (mo + n > located.used) located.used = mo + n;
   return DECODE_OK;
 }
 
@@ -322,6 +327,7 @@ export function decodeRecord(
   out: WalEvents,
 ): number {
   if (rmid === RM_XLOG_ID && (info & 0xf0) === XLOG_SWITCH) {
+    located.used = 24;
     out.switches.push({ lsn, endLsn });
     return DECODE_OK;
   }
@@ -412,4 +418,7 @@ export function decodeError(): string {
 }
 export function decodeNeed(): number {
   return located.need;
+}
+export function decodeUsed(): number {
+  return located.used;
 }

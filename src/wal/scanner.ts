@@ -38,6 +38,7 @@ import {
   decodeRecord,
   decodeError,
   decodeNeed,
+  decodeUsed,
   DECODE_OK,
   DECODE_NEED,
   u16,
@@ -45,7 +46,18 @@ import {
   u64,
 } from './records.js';
 
-export * from './records.js';
+export type {
+  WalEvents,
+  XactEvent,
+  XactKind,
+  RestorePointEvent,
+  CheckpointEvent,
+  EndOfRecoveryEvent,
+  BackupEndEvent,
+  SwitchEvent,
+  OverwriteContrecordEvent,
+} from './records.js';
+export { pgTimeToIso, pgTimeToUnixMs, unixMsToPgTime, PG_EPOCH_UNIX_US } from './records.js';
 
 const PAGE = 8192;
 const PAGE_MASK = PAGE - 1;
@@ -93,6 +105,9 @@ export interface TailCont {
   /** Whether walship decodes this kind of record (a transaction end, checkpoint, ...); null if unknown yet. */
   interesting: boolean | null;
 }
+
+/** What scanSegment takes as `carry`: the previous segment's tailCont. */
+export type Carry = TailCont;
 
 /** The continuation of a record from the previous segment, at the start of a segment (JSON-serializable, small). */
 export interface HeadCont {
@@ -221,7 +236,7 @@ export interface ScanOptions {
    */
   partial?: boolean;
   /** The previous segment's tailCont: complete the record it started (see `spanning`). */
-  carry?: TailCont | null;
+  carry?: Carry | null;
   /** Also walk the block headers of every record and check that their lengths add up. */
   verifyBlocks?: boolean;
   /** Called for each complete valid record starting in this segment, in order. */
@@ -339,7 +354,12 @@ class Assembler {
       // Keep bytes only until the decoder has what it needs.
       clearEvents(scratchEvents);
       const st = decodeRecord(this.keep, 0, this.keepLen, this.totLen, this.rmid, this.info, this.xid, this.lsn, 0, this.pgMajor, scratchEvents);
-      if (st !== DECODE_NEED) this.keepWant = this.keepLen;
+      if (st === DECODE_OK) {
+        // Keep exactly what decoding reads (and at least the header).
+        const used = Math.max(RECORD_HEADER, decodeUsed());
+        this.keepWant = used;
+        if (this.keepLen > used) this.keepLen = used;
+      } else if (st !== DECODE_NEED) this.keepWant = this.keepLen;
     }
   }
 
@@ -374,7 +394,7 @@ class Assembler {
     a.keep.set(bytes);
     a.keepLen = bytes.length;
     a.have = t.have;
-    a.continuesAt = t.continuesAt;
+    a.continuesAt = t.continuesAt ?? NaN; // NaN: stored before the field existed, not checked
     a.crc = ~t.crc;
     if (a.keepLen > a.have || (a.have > 0 && a.keepLen < Math.min(a.have, RECORD_HEADER))) {
       throw new RangeError('tail continuation: inconsistent byte counts');
@@ -413,7 +433,7 @@ function finish(a: Assembler, endLsn: number, switchEnd: number, events: WalEven
 }
 
 function addHead(a: Assembler, h: HeadCont, raw: Uint8Array): string | null {
-  if (h.startLsn !== a.continuesAt) {
+  if (!Number.isNaN(a.continuesAt) && h.startLsn !== a.continuesAt) {
     return `the continuation is expected in the segment at ${formatLsn(a.continuesAt)}, not ${formatLsn(h.startLsn)}`;
   }
   if (h.overwritten) return 'aborted';

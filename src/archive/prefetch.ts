@@ -1,0 +1,462 @@
+/**
+ * Fetch prefetch: recovery asks restore_command for one segment at a time; a background
+ * prefetcher keeps the next ones ready, verified, in a spool directory beside pg_wal, and each
+ * archive-fetch moves its segment into place with one rename.
+ *
+ * The spool directory (`spool_dir`, default `walship-spool-<hash>` beside the data directory, or
+ * beside pg_wal's real directory when pg_wal is a link elsewhere) holds, per segment:
+ *
+ *   <name>            the segment, decompressed and verified (written as a temp file, renamed)
+ *   <name>.meta       {repo, name, size, sha256}: written last, so its presence means complete
+ *   <name>.fetching   while the prefetcher downloads it (a caller may wait for it)
+ *   position          the segment recovery asked for last (written by every archive-fetch)
+ *   prefetch.lock     {pid}: the one running prefetcher; its mtime is a heartbeat
+ *   prefetch.log      the prefetcher's stderr
+ *
+ * archive-fetch of segment N looks only at the files named for N (no listing). A spooled copy is
+ * delivered only when its metadata names this repository and N, and the bytes' SHA-256 equals
+ * the checksum that was verified against the archive when the copy was spooled; anything else is
+ * discarded and N is fetched from the repository as without prefetch. So the spool can make a
+ * fetch faster but never changes its answer: a file not in the archive is never spooled (exit 1
+ * still comes from the repository), and every failure is still reported by the repository fetch.
+ *
+ * After a successful fetch, if no prefetcher is alive, archive-fetch starts one (a detached
+ * `walship archive-prefetch N`, stdio not PostgreSQL's). It follows `position` and keeps
+ * segments position+1 .. position+K of the same timeline spooled (K = fetch_prefetch, bounded by
+ * spool_max_bytes), through the ordinary fetchFile (catalog checksum, object checksum, cluster
+ * identity). It deletes spooled files behind the position, beyond the window or on another
+ * timeline, and when recovery has not asked for anything for a while it empties the spool and
+ * exits.
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { mkdir, open, readdir, readFile, realpath, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { dirname, join, resolve } from 'node:path';
+import type { Config } from '../config.js';
+import { WalshipError, asWalshipError } from '../errors.js';
+import { logger } from '../log.js';
+import { parseWalFileName, segNoFromLogSeg, segmentName } from '../wal/names.js';
+import type { ArchiveContext } from './push.js';
+
+const LOCK = 'prefetch.lock';
+const POSITION = 'position';
+const LOG = 'prefetch.log';
+const HEARTBEAT_MS = 1_000;
+/** A lock whose heartbeat is older than this belongs to a dead prefetcher. */
+const STALE_MS = 15_000;
+/** The prefetcher exits (emptying the spool) when recovery has asked for nothing this long. */
+export const PREFETCH_IDLE_MS = 15_000;
+/** How long archive-fetch waits for a segment the prefetcher is downloading. */
+const WAIT_INFLIGHT_MS = 30_000;
+const POLL_MS = 10;
+/** After "not in the archive", the prefetcher asks again this much later. */
+const MISSING_RETRY_MS = 1_000;
+/** After another failure, this much later (archive-fetch reports the failure itself). */
+const FAILED_RETRY_MS = 5_000;
+
+type FetchCtx = Omit<ArchiveContext, 'compressLevel'>;
+
+interface SpoolMeta {
+  format: 1;
+  name: string;
+  repo: string;
+  size: number;
+  sha256: string;
+  spooledAt: string;
+}
+
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/**
+ * The spool directory for deliveries to `dest`: `spool_dir` when set, else a directory named for
+ * the real pg_wal and the repository, beside the data directory (or beside pg_wal's real
+ * directory when pg_wal is a link to another place), so that it is on pg_wal's filesystem.
+ */
+export async function spoolDirFor(cfg: Config, dest: string, repo: string): Promise<string> {
+  if (cfg.spool_dir) return resolve(cfg.spool_dir);
+  const destDir = await realpath(dirname(resolve(dest)));
+  let cwd = '';
+  try {
+    cwd = await realpath(process.cwd());
+  } catch {
+    /* no usable working directory */
+  }
+  const parent = dirname(destDir);
+  const base = parent === cwd && cwd !== '/' ? dirname(cwd) : parent;
+  const hash = createHash('sha256').update(`${destDir}\0${repo}`).digest('hex').slice(0, 12);
+  return join(base, `walship-spool-${hash}`);
+}
+
+async function readJson<T>(path: string): Promise<T | null> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as T;
+  } catch {
+    return null;
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether a prefetcher holds the spool: its pid is alive and its heartbeat is recent. */
+export async function prefetcherAlive(spool: string): Promise<boolean> {
+  try {
+    const path = join(spool, LOCK);
+    const [text, st] = await Promise.all([readFile(path, 'utf8'), stat(path)]);
+    if (Date.now() - st.mtimeMs > STALE_MS) return false;
+    const pid = (JSON.parse(text) as { pid?: unknown }).pid;
+    if (typeof pid !== 'number') return false;
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code === 'EPERM';
+    }
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Delivers `name` from the spool to `dest` when a good copy is there (or is being downloaded by
+ * a live prefetcher). Returns false when it is not; a damaged or foreign copy is deleted.
+ */
+async function takeSpooled(spool: string, name: string, dest: string, repo: string): Promise<boolean> {
+  const metaPath = join(spool, `${name}.meta`);
+  const dataPath = join(spool, name);
+  let meta = await readJson<SpoolMeta>(metaPath);
+  if (!meta && (await exists(join(spool, `${name}.fetching`))) && (await prefetcherAlive(spool))) {
+    const deadline = Date.now() + WAIT_INFLIGHT_MS;
+    let nextLiveCheck = Date.now() + 500;
+    for (;;) {
+      await new Promise((r) => setTimeout(r, POLL_MS));
+      meta = await readJson<SpoolMeta>(metaPath);
+      if (meta || Date.now() > deadline || !(await exists(join(spool, `${name}.fetching`)))) break;
+      if (Date.now() > nextLiveCheck) {
+        if (!(await prefetcherAlive(spool))) break;
+        nextLiveCheck = Date.now() + 500;
+      }
+    }
+    meta ??= await readJson<SpoolMeta>(metaPath);
+  }
+  if (!meta) return false;
+  const discard = async (why: string) => {
+    logger.warn(`spooled copy not used (${why}); fetching it from the repository`, { file: name });
+    await Promise.all([rm(dataPath, { force: true }), rm(metaPath, { force: true })]).catch(() => undefined);
+    return false;
+  };
+  if (meta.format !== 1 || meta.name !== name || meta.repo !== repo || typeof meta.sha256 !== 'string' || typeof meta.size !== 'number') {
+    return discard('its metadata is for another file or repository');
+  }
+  let data: Buffer;
+  let ino: number;
+  try {
+    const fh = await open(dataPath, 'r');
+    try {
+      const st = await fh.stat();
+      ino = st.ino;
+      if (st.size !== meta.size) return discard(`it is ${st.size} bytes, expected ${meta.size}`);
+      // One read of the known size (readFile would go in 512 KiB round trips to the thread pool).
+      data = Buffer.allocUnsafe(st.size);
+      let got = 0;
+      while (got < st.size) {
+        const { bytesRead } = await fh.read(data, got, st.size - got, got);
+        if (bytesRead === 0) break;
+        got += bytesRead;
+      }
+      if (got !== st.size) return discard(`it ended after ${got} bytes, expected ${meta.size}`);
+    } finally {
+      await fh.close();
+    }
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      await rm(metaPath, { force: true }).catch(() => undefined);
+      return false;
+    }
+    return discard(`cannot read it: ${(err as Error).message}`);
+  }
+  const sum = sha256(data);
+  if (sum !== meta.sha256) return discard(`its checksum ${sum} differs from the archived file's ${meta.sha256}`);
+
+  const target = resolve(dest);
+  let moved = false;
+  try {
+    await rename(dataPath, target);
+    // Still the inode that was verified (nothing replaced the spooled file meanwhile)?
+    moved = (await stat(target)).ino === ino;
+  } catch {
+    /* another filesystem (EXDEV), or the prefetcher cleaned it up meanwhile: write the verified bytes */
+  }
+  if (!moved) {
+    const { writeAtomically } = await import('./fetch.js');
+    await writeAtomically(target, data);
+  }
+  await rm(metaPath, { force: true }).catch(() => undefined);
+  logger.debug('delivered from the prefetch spool', { file: name, dest, bytes: data.length });
+  return true;
+}
+
+/** Records the segment recovery asked for last; false when the spool directory is unusable. */
+async function notePosition(spool: string, name: string): Promise<boolean> {
+  const tmp = join(spool, `.position.${process.pid}`);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await writeFile(tmp, name, { mode: 0o600 });
+      await rename(tmp, join(spool, POSITION));
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt > 0) break;
+      try {
+        await mkdir(spool, { recursive: true, mode: 0o700 });
+      } catch {
+        break;
+      }
+    }
+  }
+  await rm(tmp, { force: true }).catch(() => undefined);
+  logger.debug('prefetch spool directory is unusable; prefetch is off for this call', { spool });
+  return false;
+}
+
+/** Starts a detached prefetcher unless one is alive. */
+async function ensurePrefetcher(spool: string, name: string, flagArgs: string[]): Promise<void> {
+  if (await prefetcherAlive(spool)) return;
+  let logFd: number | undefined;
+  try {
+    logFd = openSync(join(spool, LOG), 'w', 0o600);
+    const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, 'archive-prefetch', name, ...flagArgs, '--spool-dir', spool], {
+      detached: true,
+      stdio: ['ignore', 'ignore', logFd],
+      env: process.env,
+    });
+    child.on('error', () => undefined);
+    child.unref();
+    logger.debug('started the prefetcher', { spool, pid: child.pid ?? 0 });
+  } catch (err) {
+    logger.debug('cannot start the prefetcher', { error: (err as Error).message });
+  } finally {
+    if (logFd !== undefined) closeSync(logFd);
+  }
+}
+
+/**
+ * archive-fetch with prefetch. `makeCtx` opens the repository lazily: a delivery from the spool
+ * never loads a storage driver, the catalog or zstd.
+ */
+export async function archiveFetchWithPrefetch(
+  cfg: Config,
+  name: string,
+  dest: string,
+  makeCtx: () => Promise<FetchCtx>,
+  flagArgs: string[],
+): Promise<void> {
+  const { fetchFile } = await import('./fetch.js');
+  const file = parseWalFileName(name);
+  if (cfg.fetch_prefetch <= 0 || file?.kind !== 'segment') {
+    await fetchFile(await makeCtx(), name, dest);
+    return;
+  }
+  const { parseRepoUrl } = await import('../storage/open.js');
+  const { requireRepo } = await import('../config.js');
+  const repo = parseRepoUrl(requireRepo(cfg)).canonical;
+  let spool: string | null = null;
+  try {
+    spool = await spoolDirFor(cfg, dest, repo);
+  } catch {
+    /* dest's directory is not there: fetchFile reports it */
+  }
+  if (spool && (await takeSpooled(spool, name, dest, repo))) {
+    if (await notePosition(spool, name)) await ensurePrefetcher(spool, name, flagArgs);
+    return;
+  }
+  await fetchFile(await makeCtx(), name, dest);
+  if (spool && (await notePosition(spool, name))) await ensurePrefetcher(spool, name, flagArgs);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The prefetcher process (walship archive-prefetch NAME --spool-dir DIR ...)
+
+async function acquireLock(spool: string): Promise<boolean> {
+  await mkdir(spool, { recursive: true, mode: 0o700 });
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fh = await open(join(spool, LOCK), 'wx', 0o600);
+      try {
+        await fh.writeFile(JSON.stringify({ pid: process.pid, startedAt: new Date().toISOString() }));
+      } finally {
+        await fh.close();
+      }
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      if (await prefetcherAlive(spool)) return false;
+      await rm(join(spool, LOCK), { force: true });
+    }
+  }
+  return false;
+}
+
+async function lockIsOurs(spool: string): Promise<boolean> {
+  const lock = await readJson<{ pid?: number }>(join(spool, LOCK));
+  return lock?.pid === process.pid;
+}
+
+interface Position {
+  name: string;
+  timeline: number;
+  segNo: number;
+}
+
+function positionOf(name: string, segSize: number): Position | null {
+  const f = parseWalFileName(name.trim());
+  if (!f || f.kind !== 'segment') return null;
+  return { name: f.name, timeline: f.timeline, segNo: segNoFromLogSeg(f.logSeg!, segSize) };
+}
+
+/**
+ * Runs the prefetcher until recovery stops asking. Never throws for a segment it cannot get:
+ * archive-fetch then fetches that segment itself and reports what is wrong.
+ */
+export async function runPrefetcher(cfg: Config, startName: string, makeCtx: () => Promise<FetchCtx>): Promise<void> {
+  if (!cfg.spool_dir) throw new WalshipError('USAGE', 'archive-prefetch needs --spool-dir');
+  const spool = resolve(cfg.spool_dir);
+  if (!(await acquireLock(spool))) {
+    logger.debug('another prefetcher holds the spool', { spool });
+    return;
+  }
+  const inWindow = new Set<string>();
+  let lockLost = false;
+  try {
+    const ctx = await makeCtx();
+    const { readIdentity } = await import('./identity.js');
+    const { fetchFile } = await import('./fetch.js');
+    const identity = await readIdentity(ctx.storage);
+    if (!identity) return;
+    const segSize = identity.walSegmentSize;
+    const window = Math.min(cfg.fetch_prefetch, Math.floor(cfg.spool_max_bytes / segSize));
+    if (window < 1) {
+      logger.warn('spool_max_bytes is smaller than one segment: nothing to prefetch', { spool_max_bytes: cfg.spool_max_bytes });
+      return;
+    }
+    const concurrency = ctx.repoUrl.startsWith('s3://') ? 4 : 2;
+    let pos = positionOf(startName, segSize);
+    if (!pos) return;
+    logger.info('prefetcher started', { spool, from: pos.name, window, pid: process.pid });
+
+    const spooled = new Set<string>();
+    const inflight = new Set<string>();
+    const retryAt = new Map<string, number>();
+
+    const windowNames = (p: Position) => Array.from({ length: window }, (_, i) => segmentName(p.timeline, p.segNo + 1 + i, segSize));
+    const clean = async (p: Position): Promise<void> => {
+      inWindow.clear();
+      for (const n of windowNames(p)) inWindow.add(n);
+      let entries: string[];
+      try {
+        entries = await readdir(spool);
+      } catch {
+        return;
+      }
+      for (const e of entries) {
+        if (e === LOCK || e === POSITION || e === LOG) continue;
+        if (e.startsWith('.')) {
+          // A temporary file: ours are in flight (kept), others are left by a killed process.
+          if (!e.includes(`walship-${process.pid}.`) && !e.startsWith('.position.')) await rm(join(spool, e), { force: true }).catch(() => undefined);
+          continue;
+        }
+        const base = e.replace(/\.(meta|fetching)$/, '');
+        if (inWindow.has(base)) continue;
+        if (e.endsWith('.fetching') && inflight.has(base)) continue;
+        await rm(join(spool, e), { force: true }).catch(() => undefined);
+        spooled.delete(base);
+      }
+      for (const n of [...spooled]) if (!inWindow.has(n)) spooled.delete(n);
+      for (const n of [...retryAt.keys()]) if (!inWindow.has(n)) retryAt.delete(n);
+    };
+
+    const prefetchOne = async (n: string): Promise<void> => {
+      const marker = join(spool, `${n}.fetching`);
+      try {
+        await writeFile(marker, '', { mode: 0o600 });
+        const res = await fetchFile(ctx, n, join(spool, n));
+        const meta: SpoolMeta = { format: 1, name: n, repo: ctx.repoUrl, size: res.rawSize, sha256: res.sha256, spooledAt: new Date().toISOString() };
+        const tmp = join(spool, `.${n}.meta.walship-${process.pid}.tmp`);
+        await writeFile(tmp, JSON.stringify(meta), { mode: 0o600 });
+        await rename(tmp, join(spool, `${n}.meta`));
+        if (inWindow.has(n)) spooled.add(n);
+        else await Promise.all([rm(join(spool, n), { force: true }), rm(join(spool, `${n}.meta`), { force: true })]);
+        retryAt.delete(n);
+      } catch (err) {
+        const we = asWalshipError(err);
+        if (we.code === 'NOT_IN_ARCHIVE') {
+          retryAt.set(n, Date.now() + MISSING_RETRY_MS);
+        } else {
+          logger.warn('cannot prefetch; archive-fetch will fetch it itself', { file: n, error: we.message, code: we.code });
+          retryAt.set(n, Date.now() + FAILED_RETRY_MS);
+        }
+      } finally {
+        inflight.delete(n);
+        await rm(marker, { force: true }).catch(() => undefined);
+      }
+    };
+
+    await clean(pos);
+    let lastMove = Date.now();
+    let lastBeat = Date.now();
+    for (;;) {
+      const now = Date.now();
+      if (now - lastBeat >= HEARTBEAT_MS) {
+        if (!(await lockIsOurs(spool))) {
+          logger.info('the prefetch lock was taken away; exiting', { spool });
+          lockLost = true;
+          return;
+        }
+        await utimes(join(spool, LOCK), new Date(), new Date()).catch(() => undefined);
+        lastBeat = now;
+      }
+      const text = await readFile(join(spool, POSITION), 'utf8').catch(() => null);
+      const asked = text === null ? null : positionOf(text, segSize);
+      if (asked && asked.name !== pos.name) {
+        pos = asked;
+        lastMove = now;
+        await clean(pos);
+      }
+      if (inflight.size === 0 && now - lastMove > PREFETCH_IDLE_MS) break;
+      for (const n of windowNames(pos)) {
+        if (inflight.size >= concurrency) break;
+        if (spooled.has(n) || inflight.has(n)) continue;
+        const at = retryAt.get(n);
+        if (at !== undefined && at > now) break; // missing or failing: nothing after it is useful yet
+        inflight.add(n);
+        void prefetchOne(n);
+      }
+      await new Promise((r) => setTimeout(r, POLL_MS * 2));
+    }
+    logger.info('recovery is not asking for more; prefetcher exits', { spool, last: pos.name });
+  } finally {
+    if (!lockLost) await emptySpool(spool);
+  }
+}
+
+/** Deletes every spooled segment and the prefetcher's own files, then releases the lock. */
+async function emptySpool(spool: string): Promise<void> {
+  let entries: string[] = [];
+  try {
+    entries = await readdir(spool);
+  } catch {
+    return;
+  }
+  for (const e of entries) {
+    if (e === LOCK || e === LOG || e.startsWith('.position.')) continue;
+    await rm(join(spool, e), { force: true }).catch(() => undefined);
+  }
+  if (await lockIsOurs(spool)) await rm(join(spool, LOCK), { force: true }).catch(() => undefined);
+}
+

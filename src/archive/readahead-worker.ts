@@ -1,0 +1,33 @@
+/**
+ * A read-ahead lane on its own thread (see readahead.ts): pushes the files it is sent, one at a
+ * time, through the ordinary pushFile with its own repository context, and answers each with
+ * the result or the error's code and message.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import type { Config } from '../config.js';
+import { asWalshipError } from '../errors.js';
+import { configureLog } from '../log.js';
+import type { ArchiveContext } from './push.js';
+
+const { cfg } = workerData as { cfg: Config };
+configureLog({ level: cfg.log_level, format: cfg.log_format, command: 'archive-push' });
+
+let ctx: Promise<ArchiveContext> | undefined;
+async function context(): Promise<ArchiveContext> {
+  const { requireRepo } = await import('../config.js');
+  const { openStorage, parseRepoUrl } = await import('../storage/open.js');
+  const url = requireRepo(cfg);
+  return { storage: await openStorage(url, cfg), repoUrl: parseRepoUrl(url).canonical, catalogPath: cfg.catalog, compressLevel: cfg.compress_level };
+}
+
+const pushModule = import('./push.js');
+parentPort!.on('message', async (m: { id: number; path: string }) => {
+  try {
+    const { pushFile } = await pushModule;
+    const result = await pushFile(await (ctx ??= context()), m.path);
+    parentPort!.postMessage({ id: m.id, ok: true, result });
+  } catch (err) {
+    const we = asWalshipError(err);
+    parentPort!.postMessage({ id: m.id, ok: false, code: we.code, message: we.message });
+  }
+});

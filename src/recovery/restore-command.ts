@@ -1,0 +1,132 @@
+/**
+ * `walship restore`: plan (refusing an unreachable target before touching anything), restore the
+ * chosen walship backup into --pgdata, and write the recovery settings so that starting the
+ * server performs the point-in-time recovery.
+ */
+import { realpathSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { Config } from '../config.js';
+import { WalshipError } from '../errors.js';
+import { Catalog } from '../catalog/catalog.js';
+import { loadPlannerInput } from '../catalog/scan-store.js';
+import { listBackups } from '../backup/list.js';
+import type { StorageDriver } from '../storage/driver.js';
+import { parseRepoUrl } from '../storage/open.js';
+import { planRecovery, refusalLine, type Plan, type Target } from './plan.js';
+import { targetFromFlags } from './cli.js';
+import { restoreBackup, type RestoreResult } from './restore.js';
+
+type Flags = Record<string, unknown>;
+
+const TARGET_FLAGS = ['targetTime', 'targetName', 'targetLsn', 'targetXid', 'target'] as const;
+
+function shellQuote(s: string): string {
+  return /^[A-Za-z0-9_./:=@%+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * The restore_command the restored server runs: this very walship (absolute paths, so the
+ * server's PATH does not matter), the same repository and catalog, and the settings that reach
+ * the repository (credentials stay with the SDK's provider chain, never on a command line).
+ */
+export function restoreCommandFor(cfg: Config, repoUrl: string): string {
+  const script = realpathSync(process.argv[1]!);
+  const parts = [process.execPath, script, 'archive-fetch', '%f', '%p', '--repo', repoUrl, '--catalog', cfg.catalog];
+  if (cfg.configFile) parts.push('--config', cfg.configFile);
+  if (parseRepoUrl(repoUrl).kind === 's3') {
+    if (cfg.s3_endpoint) parts.push('--s3-endpoint', cfg.s3_endpoint);
+    parts.push('--s3-region', cfg.s3_region);
+    if (cfg.s3_force_path_style) parts.push('--s3-force-path-style', 'on');
+    parts.push('--s3-request-timeout', String(cfg.s3_request_timeout), '--s3-max-retries', String(cfg.s3_max_retries));
+  }
+  return parts.map(shellQuote).join(' ');
+}
+
+function tablespaceRemap(v: unknown): Map<string, string> {
+  const out = new Map<string, string>();
+  const list: string[] = Array.isArray(v) ? v.map(String) : typeof v === 'string' ? [v] : [];
+  for (const item of list) {
+    const m = /^(\d+)=(.+)$/.exec(item);
+    if (!m) throw new WalshipError('USAGE', `--tablespace takes OID=DIR (the OIDs are in the backup's manifest), not "${item}"`);
+    out.set(m[1]!, resolve(m[2]!));
+  }
+  return out;
+}
+
+export interface RestoreOutcome {
+  plan: Plan;
+  result: RestoreResult;
+}
+
+export async function runRestore(
+  ctx: { storage: StorageDriver; repoUrl: string; catalogPath: string },
+  cfg: Config,
+  flags: Flags,
+): Promise<RestoreOutcome> {
+  if (typeof flags.pgdata !== 'string' || flags.pgdata === '') {
+    throw new WalshipError('USAGE', 'give the data directory to restore into: --pgdata DIR');
+  }
+  const anyTarget = TARGET_FLAGS.some((k) => typeof flags[k] === 'string');
+  const target: Target = anyTarget ? targetFromFlags(flags as Record<string, string | boolean | undefined>) : { type: 'latest' };
+  let timeline: number | undefined;
+  if (typeof flags.targetTimeline === 'string') {
+    if (!/^\d+$/.test(flags.targetTimeline) || Number(flags.targetTimeline) < 1) {
+      throw new WalshipError('USAGE', `--target-timeline must be a timeline number, not "${flags.targetTimeline}"`);
+    }
+    timeline = Number(flags.targetTimeline);
+  }
+  const parallel = flags.parallel === undefined ? 2 : Number(flags.parallel);
+  if (!Number.isInteger(parallel) || parallel < 1) throw new WalshipError('USAGE', `--parallel must be a whole number >= 1, got '${String(flags.parallel)}'`);
+  const remap = tablespaceRemap(flags.tablespace);
+
+  const cat = Catalog.open(ctx.catalogPath)!;
+  let plan;
+  try {
+    cat.checkRepository(ctx.repoUrl);
+    // Only walship's own complete backups hold data to restore.
+    const restorable = new Set(listBackups(cat).filter((b) => b.restorable).map((b) => b.name));
+    if (typeof flags.backup === 'string' && !restorable.has(flags.backup)) {
+      throw new WalshipError('USAGE', `backup "${flags.backup}" is not a complete walship backup of this repository (see walship backups)`);
+    }
+    const input = loadPlannerInput(cat);
+    const backups = input.backups.filter((b) => restorable.has(b.name) && (typeof flags.backup !== 'string' || b.name === flags.backup));
+    if (backups.length === 0) {
+      throw new WalshipError('TARGET_UNREACHABLE', 'no complete walship backup in this repository: take one with walship backup');
+    }
+    plan = planRecovery({ ...input, backups }, target, {
+      restoreCommand: restoreCommandFor(cfg, ctx.repoUrl),
+      timeline,
+      inclusive: !flags.exclusive,
+    });
+  } finally {
+    cat.close();
+  }
+  if (!plan.reachable) throw new WalshipError('TARGET_UNREACHABLE', refusalLine(plan));
+
+  const result = await restoreBackup(ctx.storage, plan.backup.name, {
+    pgdata: flags.pgdata,
+    force: !!flags.force,
+    tablespaceRemap: remap,
+    standby: !!flags.standby,
+    recoveryConf: plan.conf,
+    parallel,
+    progress: !flags.json && process.stderr.isTTY === true,
+  });
+  return { plan, result };
+}
+
+export function renderRestore({ plan, result }: RestoreOutcome, standby: boolean): string {
+  const lines = [
+    `restored backup ${result.backup.id} ("${result.backup.label}", consistent at ${result.backup.stopLsn}, ${result.backup.stopTime})`,
+    `  into ${result.pgdata}: ${result.files} files, ${(result.bytes / 1048576).toFixed(1)} MiB, every piece checked against the manifest`,
+    ...result.tablespaces.map((t) => `  tablespace ${t.oid} at ${t.location}`),
+    `  recovery: ${plan.stop.description}, on timeline ${plan.timeline}`,
+    `  settings written to ${result.pgdata}/postgresql.auto.conf:`,
+    ...plan.conf.map((l) => `    ${l}`),
+    `  ${standby ? 'standby.signal' : 'recovery.signal'} written`,
+    '',
+  ];
+  if (process.getuid?.() === 0) lines.push(`The files belong to root: first  chown -R postgres: ${shellQuote(result.pgdata)}  (or the server's OS user)`);
+  lines.push(`Start the server:  pg_ctl -D ${shellQuote(result.pgdata)} start`);
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,145 @@
+/**
+ * walship restore, end to end, per repository backend: a real PostgreSQL under pgbench load is
+ * backed up with walship backup; more transactions at recorded times, a restore point; then
+ * walship restore to several targets, each started as the unprivileged user and checked to hold
+ * exactly the state at its target and to accept writes after promotion. Also: a target before
+ * the backup is refused before anything is written, a non-empty data directory is refused, and
+ * a damaged file in a stored backup stops the restore with the file named.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { compress, decompress } from 'zstd-napi';
+import { PgCluster, runAsUser, pgBinDir, userTempDir } from './helpers/pg.js';
+import { startArchiving, type Archiving } from './helpers/archiving.js';
+import { repoBackends, type RepoBackend } from './helpers/backends.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe.each(repoBackends())('walship restore ($name repository)', (backend: RepoBackend) => {
+  let a: Archiving;
+  let backupId: string;
+  const marks: Record<string, string> = {};
+  const started: PgCluster[] = [];
+
+  beforeAll(async () => {
+    a = await startArchiving(backend, 'restore');
+    const p = a.primary;
+    const pgbench = (args: string[]) =>
+      runAsUser(join(pgBinDir(), 'pgbench'), ['-h', p.socketDir, '-p', String(p.port), '-U', 'postgres', ...args, 'postgres'], { cwd: p.baseDir });
+    await pgbench(['-i', '-s', '2', '-q']);
+    await p.sql('CREATE TABLE marks (id int primary key, note text)');
+    // The backup runs while pgbench writes.
+    const load = pgbench(['-c', '2', '-T', '4', '-n']);
+    const b = await a.run(['backup', '--json'], a.pgEnv());
+    await load;
+    expect(b.code, b.stderr).toBe(0);
+    backupId = JSON.parse(b.stdout).id;
+
+    await p.sql("INSERT INTO marks VALUES (1, 'first')");
+    await sleep(1100);
+    marks.between = await p.value("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')");
+    await sleep(1100);
+    await p.sql("INSERT INTO marks VALUES (2, 'second')");
+    await p.sql("SELECT pg_create_restore_point('before_third')");
+    await p.sql("INSERT INTO marks VALUES (3, 'third')");
+    marks.lsn = await p.value('SELECT pg_current_wal_lsn()');
+    await p.sql("INSERT INTO marks VALUES (4, 'fourth')");
+    await pgbench(['-c', '1', '-t', '50', '-n']);
+    marks.accounts = await p.value('SELECT sum(abalance) || \':\' || count(*) FROM pgbench_accounts');
+    await p.waitArchived(await p.switchWal());
+  });
+
+  afterAll(async () => {
+    for (const c of started) await c.destroy().catch(() => undefined);
+    await a?.cleanup();
+  });
+
+  /** walship restore into a new directory, start it, wait for promotion; returns the cluster. */
+  async function restoreAndStart(args: string[]): Promise<PgCluster> {
+    const base = userTempDir('restored');
+    const r = await a.run(['restore', '--pgdata', join(base, 'data'), ...args]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/Start the server:  pg_ctl -D /);
+    // The restored server must not archive into the repository the tests still read.
+    const c = await PgCluster.create({ baseDir: base, noInit: true, conf: { archive_mode: 'off' }, env: a.env });
+    started.push(c);
+    await c.start();
+    await c.waitPromoted();
+    // Open for writes on a new timeline.
+    await c.sql("INSERT INTO marks VALUES (100, 'written after promotion')");
+    expect(await c.value('SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)')).not.toBe('00000001');
+    return c;
+  }
+
+  const ids = async (c: PgCluster) => (await c.sql('SELECT id FROM marks WHERE id < 100 ORDER BY id')).map((r) => Number(r[0]));
+
+  it('recovers to a time between two commits', async () => {
+    const c = await restoreAndStart(['--target-time', marks.between!]);
+    expect(await ids(c)).toEqual([1]);
+    await c.destroy();
+  });
+
+  it('recovers to a restore point, and to an LSN', async () => {
+    const c1 = await restoreAndStart(['--target-name', 'before_third']);
+    expect(await ids(c1)).toEqual([1, 2]);
+    await c1.destroy();
+    const c2 = await restoreAndStart(['--target-lsn', marks.lsn!]);
+    expect(await ids(c2)).toEqual([1, 2, 3]);
+    await c2.destroy();
+  });
+
+  it('recovers to the end of the archive by default, with pgbench data intact', async () => {
+    const c = await restoreAndStart([]);
+    expect(await ids(c)).toEqual([1, 2, 3, 4]);
+    expect(await c.value("SELECT sum(abalance) || ':' || count(*) FROM pgbench_accounts")).toBe(marks.accounts);
+    await c.destroy();
+  });
+
+  it('refuses an unreachable target before writing anything, and a non-empty directory', async () => {
+    const base = userTempDir('refused');
+    const pgdata = join(base, 'data');
+    const early = await a.run(['restore', '--pgdata', pgdata, '--target-time', '2000-01-01T00:00:00Z']);
+    expect(early.code).toBe(9);
+    expect(early.stderr).toMatch(/code=TARGET_UNREACHABLE/);
+    expect(existsSync(pgdata)).toBe(false);
+    const unknown = await a.run(['restore', '--pgdata', pgdata, '--target-name', 'no_such_point']);
+    expect(unknown.code).toBe(9);
+    mkdirSync(pgdata);
+    writeFileSync(join(pgdata, 'something'), 'x');
+    const busy = await a.run(['restore', '--pgdata', pgdata]);
+    expect(busy.code).toBe(2);
+    expect(busy.stderr).toMatch(/is not empty: restore into an empty or new directory, or pass --force/);
+    rmSync(base, { recursive: true, force: true });
+  });
+
+  it('stops with the file named when a stored backup file is damaged', async () => {
+    const key = `backups/${backupId}/chunk-000001.tar.zst`;
+    const original = (await backend.driver().get(key))!;
+    // Flip a byte inside the first file's data, keeping the tar and zstd framing valid.
+    const tar = Buffer.from(decompress(original));
+    // The first tar entry with some data (512-byte headers; size in octal at offset 124).
+    let off = 0;
+    let size = 0;
+    for (;;) {
+      size = parseInt(tar.subarray(off + 124, off + 136).toString('latin1').replace(/\0.*$/s, '').trim(), 8);
+      if (size >= 64) break;
+      off += 512 + Math.ceil(size / 512) * 512;
+    }
+    const name = tar.subarray(off, off + 100).toString('latin1').replace(/\0.*$/s, '');
+    tar[off + 512 + (size >> 1)] ^= 0xff;
+    await backend.overwrite(key, compress(tar));
+    try {
+      const base = userTempDir('damaged');
+      const r = await a.run(['restore', '--pgdata', join(base, 'data')]);
+      expect(r.code, r.stderr).toBe(8);
+      expect(r.stderr).toContain(`${name} (bytes 0-`);
+      expect(r.stderr).toMatch(/does not match the manifest checksum; restore stopped/);
+      // A half-restored directory cannot be started by mistake: pg_control is written last.
+      expect(existsSync(join(base, 'data', 'global', 'pg_control'))).toBe(false);
+      rmSync(base, { recursive: true, force: true });
+    } finally {
+      await backend.overwrite(key, original);
+    }
+  });
+});
