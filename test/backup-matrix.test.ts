@@ -11,6 +11,7 @@
  * target and the server open for writes on a new timeline.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { PgCluster, userTempDir } from './helpers/pg.js';
 import { startArchiving, type Archiving } from './helpers/archiving.js';
@@ -20,13 +21,14 @@ import { fsBackend, repoBackends, type RepoBackend } from './helpers/backends.js
 const FINGERPRINT = "SELECT count(*) || ':' || coalesce(md5(string_agg(id || '/' || v, ',' ORDER BY id)), '-') FROM t";
 const NOW_UTC = `SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 
-/** `n` small transactions (autocommit): inserts from `from` on and updates spread over the table. */
-function loadScript(tag: string, from: number, n: number): string {
+/** `n` small transactions (autocommit): inserts from `from` on and updates spread over the table, `pause` seconds apart. */
+function loadScript(tag: string, from: number, n: number, pause = 0): string {
   const lines: string[] = [];
   for (let i = 0; i < n; i++) {
     const lo = from + i * 200;
     lines.push(`INSERT INTO t SELECT g, '${tag}' || g FROM generate_series(${lo}, ${lo + 199}) g;`);
     lines.push(`UPDATE t SET v = v || '.${tag}${i}' WHERE id % ${n + 7} = ${i};`);
+    if (pause > 0) lines.push(`SELECT pg_sleep(${pause});`);
   }
   return lines.join('\n');
 }
@@ -40,6 +42,7 @@ describe.each(backends)('backup and restore round trip ($name repository)', (bac
   let primary: PgCluster;
   let major: number;
   const restored: PgCluster[] = [];
+  const restoreDirs: string[] = [];
 
   beforeAll(async () => {
     a = await startArchiving(backend, 'matrix');
@@ -50,12 +53,14 @@ describe.each(backends)('backup and restore round trip ($name repository)', (bac
   });
   afterAll(async () => {
     for (const r of restored) await r.destroy();
+    for (const d of restoreDirs) rmSync(d, { recursive: true, force: true });
     await a?.cleanup();
   });
 
   /** walship restore into a new directory, then the server started as the cluster user. */
   async function restoreAndStart(targetArgs: string[]): Promise<PgCluster> {
     const base = userTempDir('matrix-restored');
+    restoreDirs.push(base);
     const data = join(base, 'data');
     const r = await a.run(['restore', '--pgdata', data, ...targetArgs]);
     expect(r.code, `walship restore ${targetArgs.join(' ')}: ${r.stderr}`).toBe(0);
@@ -71,7 +76,7 @@ describe.each(backends)('backup and restore round trip ($name repository)', (bac
     await primary.sql("CREATE TABLE t (id int PRIMARY KEY, v text NOT NULL); INSERT INTO t SELECT g, repeat('x', 100) || g FROM generate_series(1, 20000) g;");
 
     // Keep committing while the backup runs.
-    const during = primary.sql(loadScript('during', 100_001, 40));
+    const during = primary.sql(loadScript('during', 100_001, 40, 0.03));
     const b = await a.run(['backup', '--json', '--label', `matrix-${major}`], a.pgEnv());
     await during;
     expect(b.code, b.stderr).toBe(0);

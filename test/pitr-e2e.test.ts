@@ -178,8 +178,55 @@ describe('point-in-time recovery planned by walship', () => {
     expect((await recover(plan, 'latest')).ids).toBe(rowsUpTo(7));
   });
 
+  it('follows the new timeline a point-in-time recovery created', async () => {
+    // A clone recovered to between commits 2 and 3 promotes to timeline 2 and archives into the
+    // same repository (00000002.history, a .partial of timeline 1, timeline 2's segments).
+    const plan = await planFor(['--target-time', formatIso(Math.floor((commits[2]!.time + commits[3]!.time) / 2))]);
+    const base = userTempDir('pitr-fork');
+    await runAsUser('cp', ['-a', backupData(), join(base, 'data')]);
+    const clone = await PgCluster.create({ baseDir: base, noInit: true, conf: { archive_mode: 'on' }, env });
+    const tl2: { id: number; time: number }[] = [];
+    try {
+      appendFileSync(join(clone.dataDir, 'postgresql.conf'), `\n${plan.conf.join('\n')}\n`);
+      writeUserFile(join(clone.dataDir, 'recovery.signal'), '');
+      await clone.start();
+      await clone.waitPromoted();
+      for (const id of [100, 101]) {
+        await clone.sql(`INSERT INTO t VALUES (${id}, 'timeline 2')`);
+        tl2.push({ id, time: micros(await clone.value(`SELECT pg_xact_commit_timestamp(xmin) FROM t WHERE id = ${id}`)) });
+        await new Promise((r) => setTimeout(r, 60));
+      }
+      await clone.waitArchived(await clone.switchWal());
+    } finally {
+      await clone.destroy();
+    }
+
+    const ranges = JSON.parse((await cli(['ranges', '--json'])).stdout) as RangesReport;
+    const t2 = ranges.timelines.find((t) => t.timeline === 2)!;
+    expect(t2.parent).toBe(1);
+    expect(t2.windows[0]!.wal.map((w) => w.timeline)).toEqual([1, 2]);
+    expect(t2.windows[0]!.latest.time).toBe(formatIso(tl2[1]!.time));
+    expect(ranges.timelines.find((t) => t.timeline === 1)!.windows[0]!.branches.map((b) => b.timeline)).toEqual([2]);
+
+    // Between the two timeline-2 commits: recovered along timeline 2 from the same backup.
+    const p2 = await planFor(['--target-time', formatIso(Math.floor((tl2[0]!.time + tl2[1]!.time) / 2))]);
+    expect(p2.timeline).toBe(2);
+    expect(p2.wal.historyFiles).toEqual(['00000002.history']);
+    expect(p2.wal.segments.map((x) => x.timeline)).toEqual([1, 2]);
+    expect((await recover(p2, 'tl2')).ids).toBe(`${rowsUpTo(2)},100`);
+
+    // A time both timelines reach: the newest timeline by default, with a note; timeline 1 on request.
+    const mid56 = formatIso(Math.floor((commits[5]!.time + commits[6]!.time) / 2));
+    const both = await planFor(['--target-time', mid56]);
+    expect(both.timeline).toBe(2);
+    expect(both.notes.join(' ')).toMatch(/timeline 1 also reaches this target with a different history/);
+    const on1 = await planFor(['--target-time', mid56, '--target-timeline', '1']);
+    expect(on1.wal.segments.map((x) => x.timeline)).toEqual([1]);
+    expect((await recover(on1, 'tl1')).ids).toBe(rowsUpTo(5));
+  });
+
   it('refuses a target before the backup and one inside a gap, exit 9 with alternatives', async () => {
-    const before = await cli(['plan', '--target-time', formatIso(commits[0]!.time)]);
+    const before = await cli(['plan', '--target-time', formatIso(commits[0]!.time), '--target-timeline', '1']);
     expect(before.code).toBe(9);
     expect(before.stderr).toMatch(/before the earliest consistency point on timeline 1: backup pitr/);
     expect(before.stderr).toMatch(/nearest reachable: .*--target-time /);
@@ -195,7 +242,7 @@ describe('point-in-time recovery planned by walship', () => {
     db.close();
 
     const gap = formatIso(Math.floor((commits[5]!.time + commits[6]!.time) / 2));
-    const r = await cli(['plan', '--json', '--target-time', gap]);
+    const r = await cli(['plan', '--json', '--target-time', gap, '--target-timeline', '1']);
     expect(r.code).toBe(9);
     expect(r.stderr).toMatch(new RegExp(`falls in a gap on timeline 1: segment ${segs.b} is missing`));
     const refusal = JSON.parse(r.stdout);
@@ -203,7 +250,7 @@ describe('point-in-time recovery planned by walship', () => {
     expect(refusal.alternatives[0].args).toBe(`--target-time ${formatIso(commits[5]!.time)} --exclusive --target-timeline 1`);
 
     // Still reachable before the gap; ranges ends the window there.
-    const ok = await cli(['plan', '--target-time', formatIso(commits[4]!.time)]);
+    const ok = await cli(['plan', '--target-time', formatIso(commits[4]!.time), '--target-timeline', '1']);
     expect(ok.code, ok.stderr).toBe(0);
     const ranges = JSON.parse((await cli(['ranges', '--json'])).stdout) as RangesReport;
     expect(ranges.timelines[0]!.windows[0]!.end).toBe('gap');

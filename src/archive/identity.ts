@@ -22,16 +22,27 @@ export interface ClusterFacts {
   segSize: number;
 }
 
+function parseIdentity(buf: Buffer): RepoIdentity | null {
+  try {
+    const id = JSON.parse(buf.toString('utf8')) as RepoIdentity;
+    return id.format === 1 && typeof id.systemIdentifier === 'string' && typeof id.walSegmentSize === 'number' ? id : null;
+  } catch {
+    return null;
+  }
+}
+
 export async function readIdentity(storage: StorageDriver): Promise<RepoIdentity | null> {
   const buf = await storage.get(IDENTITY_KEY);
   if (buf === null) return null;
-  try {
-    const id = JSON.parse(buf.toString('utf8')) as RepoIdentity;
-    if (id.format !== 1 || typeof id.systemIdentifier !== 'string' || typeof id.walSegmentSize !== 'number') throw new Error();
-    return id;
-  } catch {
-    throw new WalshipError('REPOSITORY_INVALID', `${storage.location}/${IDENTITY_KEY} is damaged: it is not a walship identity`);
+  let id = parseIdentity(buf);
+  if (!id) {
+    // Some object stores expose an upload while it is in flight: look once more before judging.
+    await new Promise((r) => setTimeout(r, 300));
+    const again = await storage.get(IDENTITY_KEY);
+    id = again && parseIdentity(again);
   }
+  if (!id) throw new WalshipError('REPOSITORY_INVALID', `${storage.location}/${IDENTITY_KEY} is damaged: it is not a walship identity`);
+  return id;
 }
 
 export function describeIdentity(id: RepoIdentity): string {

@@ -32,7 +32,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, realpath, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { Config } from '../config.js';
 import { WalshipError, asWalshipError } from '../errors.js';
 import { logger } from '../log.js';
@@ -64,6 +64,27 @@ interface SpoolMeta {
   size: number;
   sha256: string;
   spooledAt: string;
+  /** Filesystem repositories: the archived object's size and mtime when it was spooled. */
+  object?: { size: number; mtimeMs: number };
+}
+
+/** A filesystem repository's object file for `name` (null for S3: no cheap look without the SDK). */
+async function objectPathFor(repo: string, name: string): Promise<string | null> {
+  if (!repo.startsWith('file://')) return null;
+  const { objectKeyFor } = await import('./keys.js');
+  const file = parseWalFileName(name);
+  if (!file) return null;
+  return join(repo.slice('file://'.length), ...objectKeyFor(file).split('/'));
+}
+
+async function objectStat(path: string | null): Promise<{ size: number; mtimeMs: number } | null> {
+  if (path === null) return null;
+  try {
+    const st = await stat(path);
+    return { size: st.size, mtimeMs: st.mtimeMs };
+  } catch {
+    return null;
+  }
 }
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -154,6 +175,15 @@ async function takeSpooled(spool: string, name: string, dest: string, repo: stri
   };
   if (meta.format !== 1 || meta.name !== name || meta.repo !== repo || typeof meta.sha256 !== 'string' || typeof meta.size !== 'number') {
     return discard('its metadata is for another file or repository');
+  }
+  // A filesystem repository: one stat proves the archived object is still the one spooled (so
+  // an object deleted or replaced since is reported by the repository fetch, as without prefetch).
+  const objPath = await objectPathFor(repo, name);
+  if (objPath !== null) {
+    const now = await objectStat(objPath);
+    if (!now || !meta.object || now.size !== meta.object.size || now.mtimeMs !== meta.object.mtimeMs) {
+      return discard('the archived object changed since it was spooled');
+    }
   }
   let data: Buffer;
   let ino: number;
@@ -259,7 +289,9 @@ export async function archiveFetchWithPrefetch(
 ): Promise<void> {
   const { fetchFile } = await import('./fetch.js');
   const file = parseWalFileName(name);
-  if (cfg.fetch_prefetch <= 0 || file?.kind !== 'segment') {
+  // Only PostgreSQL's own recovery (which restores every segment as pg_wal/RECOVERYXLOG) reads
+  // WAL in order; a fetch to any other place is a one-off and starts nothing.
+  if (cfg.fetch_prefetch <= 0 || file?.kind !== 'segment' || basename(dest) !== 'RECOVERYXLOG') {
     await fetchFile(await makeCtx(), name, dest);
     return;
   }
@@ -385,8 +417,22 @@ export async function runPrefetcher(cfg: Config, startName: string, makeCtx: () 
       const marker = join(spool, `${n}.fetching`);
       try {
         await writeFile(marker, '', { mode: 0o600 });
+        const objPath = await objectPathFor(ctx.repoUrl, n);
+        const before = await objectStat(objPath);
         const res = await fetchFile(ctx, n, join(spool, n));
-        const meta: SpoolMeta = { format: 1, name: n, repo: ctx.repoUrl, size: res.rawSize, sha256: res.sha256, spooledAt: new Date().toISOString() };
+        const object = await objectStat(objPath);
+        if (objPath !== null && (!before || !object || before.size !== object.size || before.mtimeMs !== object.mtimeMs)) {
+          throw new WalshipError('REPOSITORY_UNAVAILABLE', `archived ${n} changed while it was being prefetched`);
+        }
+        const meta: SpoolMeta = {
+          format: 1,
+          name: n,
+          repo: ctx.repoUrl,
+          size: res.rawSize,
+          sha256: res.sha256,
+          spooledAt: new Date().toISOString(),
+          ...(object && { object }),
+        };
         const tmp = join(spool, `.${n}.meta.walship-${process.pid}.tmp`);
         await writeFile(tmp, JSON.stringify(meta), { mode: 0o600 });
         await rename(tmp, join(spool, `${n}.meta`));
@@ -394,6 +440,7 @@ export async function runPrefetcher(cfg: Config, startName: string, makeCtx: () 
         else await Promise.all([rm(join(spool, n), { force: true }), rm(join(spool, `${n}.meta`), { force: true })]);
         retryAt.delete(n);
       } catch (err) {
+        await rm(join(spool, n), { force: true }).catch(() => undefined);
         const we = asWalshipError(err);
         if (we.code === 'NOT_IN_ARCHIVE') {
           retryAt.set(n, Date.now() + MISSING_RETRY_MS);

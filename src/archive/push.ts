@@ -83,7 +83,7 @@ export function validateFile(file: WalFileName, raw: Buffer): Validated {
  * What is archived under `key` already: null when nothing; else its metadata and whether the
  * whole object verifies (decodes, right size, right checksum).
  */
-async function inspectExisting(storage: StorageDriver, key: string): Promise<{ meta: ObjectMeta; size: number; damage: string | null } | null> {
+async function inspectExisting(storage: StorageDriver, key: string, retried = false): Promise<{ meta: ObjectMeta; size: number; damage: string | null } | null> {
   const obj = await storage.get(key);
   if (obj === null) return null;
   let meta: ObjectMeta;
@@ -91,6 +91,11 @@ async function inspectExisting(storage: StorageDriver, key: string): Promise<{ m
     meta = decodeMeta(obj).meta;
   } catch (err) {
     if (!(err instanceof EnvelopeError)) throw err;
+    // Some object stores expose an upload while it is in flight: look once more before judging.
+    if (!retried) {
+      await new Promise((r) => setTimeout(r, UNREADABLE_RETRY_MS));
+      return inspectExisting(storage, key, true);
+    }
     throw new WalshipError(
       'OBJECT_CORRUPT',
       `archived object ${storage.location}/${key} is unreadable (${err.message}); walship cannot tell what it held, so it leaves it alone: inspect it, and move it away if it is garbage`,
@@ -104,6 +109,9 @@ async function inspectExisting(storage: StorageDriver, key: string): Promise<{ m
     return { meta, size: obj.length, damage: err.message };
   }
 }
+
+/** How long to wait before reading an unreadable object a second time. */
+const UNREADABLE_RETRY_MS = 300;
 
 function conflict(name: string, archived: string, incoming: string): WalshipError {
   return new WalshipError(

@@ -1,0 +1,179 @@
+/**
+ * Push read-ahead (src/archive/readahead.ts): a call for one segment also pushes the other
+ * `.ready` ones; PostgreSQL's later calls for them are answered from the done-records; a file
+ * changed since is pushed (or refused) as without read-ahead; a read-ahead push that fails never
+ * fails the call. First through the CLI on a staged pg_wal, then through PostgreSQL's own
+ * archiver catching up a backlog. Runs once per repository backend.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import Database from 'better-sqlite3';
+import { chownSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { PgCluster, confString, pgUser, userTempDir, walshipCommand } from './helpers/pg.js';
+import { walship } from './helpers/walship.js';
+import { makeWalFixture, type WalFixture } from './helpers/fixtures.js';
+import { repoBackends, type RepoBackend } from './helpers/backends.js';
+
+let fx: WalFixture;
+beforeAll(async () => {
+  fx = await makeWalFixture({ segments: 7 });
+});
+
+/** A data directory with pg_wal holding `files` (name → bytes), each marked .ready. */
+function stagePgWal(dir: string, files: [string, Buffer][]): string {
+  const u = pgUser();
+  mkdirSync(join(dir, 'pg_wal', 'archive_status'), { recursive: true });
+  for (const d of [dir, join(dir, 'pg_wal'), join(dir, 'pg_wal', 'archive_status')]) chownSync(d, u.uid, u.gid);
+  for (const [name, bytes] of files) {
+    writeFileSync(join(dir, 'pg_wal', name), bytes, { mode: 0o600 });
+    writeFileSync(join(dir, 'pg_wal', 'archive_status', `${name}.ready`), '');
+    chownSync(join(dir, 'pg_wal', name), u.uid, u.gid);
+    chownSync(join(dir, 'pg_wal', 'archive_status', `${name}.ready`), u.uid, u.gid);
+  }
+  return dir;
+}
+
+describe.each(repoBackends())('push read-ahead ($name repository)', (backend: RepoBackend) => {
+  let work: string;
+  let repo: string;
+  let env: Record<string, string>;
+  let catalog: string;
+  let stateDir: string;
+  let primary: PgCluster | undefined;
+
+  const run = (args: string[], cwd: string, extra: string[] = []) =>
+    walship([...args, '--repo', repo, '--catalog', catalog, ...extra], { env, cwd, asUser: true });
+  const records = () => (existsSync(stateDir) ? readdirSync(stateDir).filter((f) => !f.startsWith('.')).sort() : []);
+  const archived = async (name: string): Promise<Buffer | null> => {
+    const obj = await backend.driver().get(`wal/${name.slice(0, 16)}/${name}.zst`);
+    if (!obj) return null;
+    const { decodeObject } = await import('../src/archive/envelope.js');
+    return (await decodeObject(obj)).raw;
+  };
+
+  beforeAll(async () => {
+    work = userTempDir('readahead');
+    ({ repo, env } = await backend.setup(work));
+    catalog = join(work, 'catalog', 'walship.db');
+    stateDir = `${catalog}.readahead`;
+  });
+  afterAll(async () => {
+    await primary?.destroy();
+    await backend.teardown?.();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it('pushes the other .ready segments with the first call and answers the later calls from its records', async () => {
+    const segs = fx.segments.slice(0, 4);
+    const data = stagePgWal(join(work, 'staged-a'), segs.map((s) => [s, fx.read(s)]));
+    const first = await run(['archive-push', `pg_wal/${segs[0]}`], data, ['--push-readahead', '2']);
+    expect(first.code, first.stderr).toBe(0);
+    // N itself plus the next two .ready segments, in PostgreSQL's order.
+    for (const s of segs.slice(0, 3)) expect(first.stderr).toMatch(new RegExp(`archived file=${s}`));
+    expect(first.stderr).not.toMatch(new RegExp(segs[3]!));
+    expect(records()).toEqual([segs[1], segs[2]]);
+    const rec = JSON.parse(readFileSync(join(stateDir, segs[1]!), 'utf8'));
+    expect(rec).toMatchObject({ format: 1, name: segs[1], size: String(fx.read(segs[1]!).length) });
+    expect(rec.sha256).toMatch(/^[0-9a-f]{64}$/);
+    for (const s of segs.slice(0, 3)) expect((await archived(s))!.equals(fx.read(s))).toBe(true);
+
+    // PostgreSQL marks N done and asks for N+1: answered from the record, which is then dropped.
+    renameSync(join(data, 'pg_wal', 'archive_status', `${segs[0]}.ready`), join(data, 'pg_wal', 'archive_status', `${segs[0]}.done`));
+    const second = await run(['archive-push', `pg_wal/${segs[1]}`], data, ['--push-readahead', '2']);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stderr).toMatch(new RegExp(`archived earlier by read-ahead file=${segs[1]}`));
+    expect(second.stderr).not.toMatch(/archived file=/);
+    expect(records()).toEqual([segs[2]]);
+    // PostgreSQL's status files are only read: .ready stays until PostgreSQL renames it.
+    expect(existsSync(join(data, 'pg_wal', 'archive_status', `${segs[1]}.ready`))).toBe(true);
+  });
+
+  it('pushes a file changed since read-ahead as without it: identical bytes pass, different bytes are refused', async () => {
+    const segs = fx.segments.slice(3, 6);
+    const data = stagePgWal(join(work, 'staged-b'), segs.map((s) => [s, fx.read(s)]));
+    const first = await run(['archive-push', `pg_wal/${segs[0]}`], data);
+    expect(first.code, first.stderr).toBe(0);
+    expect(records()).toEqual([segs[1], segs[2]]);
+
+    // Rewritten with the same bytes (a new mtime): pushed again, found identical.
+    writeFileSync(join(data, 'pg_wal', segs[1]!), fx.read(segs[1]!));
+    const same = await run(['archive-push', `pg_wal/${segs[1]}`], data);
+    expect(same.code, same.stderr).toBe(0);
+    expect(same.stderr).toMatch(/changed since read-ahead/);
+    expect(same.stderr).toMatch(/already archived with identical content/);
+
+    // Different bytes under the archived name: refused, and the archived copy is untouched.
+    const changed = Buffer.from(fx.read(segs[2]!));
+    changed[100_000] ^= 0xff;
+    writeFileSync(join(data, 'pg_wal', segs[2]!), changed);
+    const refused = await run(['archive-push', `pg_wal/${segs[2]}`], data);
+    expect([3, 4], refused.stderr).toContain(refused.code);
+    expect(refused.stderr).toMatch(/code=(INVALID_WAL|WAL_CONFLICT)/);
+    expect((await archived(segs[2]!))!.equals(fx.read(segs[2]!))).toBe(true);
+    expect(records()).toEqual([]);
+  });
+
+  it('never fails the call for one segment because a read-ahead push failed', async () => {
+    const good = fx.segments[6]!;
+    // A .ready "segment" after it that is not WAL at all.
+    const n = parseInt(good.slice(16), 16);
+    const bogus = good.slice(0, 16) + (n + 1).toString(16).toUpperCase().padStart(8, '0');
+    const data = stagePgWal(join(work, 'staged-c'), [
+      [good, fx.read(good)],
+      [bogus, randomBytes(fx.read(good).length)],
+    ]);
+    const r = await run(['archive-push', `pg_wal/${good}`], data);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(new RegExp(`read-ahead push failed; PostgreSQL will push this file itself file=${bogus}.*code=INVALID_WAL`));
+    expect(records()).toEqual([]);
+    expect(await archived(bogus)).toBeNull();
+    // PostgreSQL's own call for it then fails as it always did.
+    const own = await run(['archive-push', `pg_wal/${bogus}`], data);
+    expect(own.code).toBe(3);
+  });
+
+  it('lets PostgreSQL catch up a backlog with every file archived once and no failures', async () => {
+    const settings = `--repo '${repo}' --catalog '${catalog}'`;
+    const command = walshipCommand(`archive-push %p ${settings} --push-readahead 5`);
+    primary = await PgCluster.create({
+      conf: { archive_mode: 'on', archive_command: confString(command), timezone: "'UTC'" },
+      env,
+    });
+    await primary.start();
+    await primary.sql('CREATE TABLE t (id int, v text)');
+    await primary.waitArchived(await primary.switchWal());
+
+    // Stop archiving, let a backlog build up, then resume.
+    await primary.sql("ALTER SYSTEM SET archive_command = ''; SELECT pg_reload_conf();");
+    let last = '';
+    for (let i = 0; i < 16; i++) {
+      await primary.sql(`INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 2000) g`);
+      last = await primary.switchWal();
+    }
+    const statusDir = join(primary.dataDir, 'pg_wal', 'archive_status');
+    const backlog = readdirSync(statusDir).filter((f) => /^[0-9A-F]{24}\.ready$/.test(f)).length;
+    expect(backlog).toBeGreaterThanOrEqual(16);
+    await primary.sql(`ALTER SYSTEM SET archive_command = ${confString(command)}; SELECT pg_reload_conf();`);
+    await primary.waitArchived(last, 90_000);
+
+    const [archivedCount, failed] = (await primary.sql('SELECT archived_count, failed_count FROM pg_stat_archiver'))[0]!;
+    expect(Number(failed)).toBe(0);
+    expect(readdirSync(statusDir).filter((f) => f.endsWith('.ready'))).toEqual([]);
+    const done = readdirSync(statusDir).filter((f) => f.endsWith('.done')).map((f) => f.slice(0, -'.done'.length));
+    const repoNames = await backend.listWalNames();
+    for (const name of done) expect(repoNames).toContain(name);
+    const db = new Database(catalog, { readonly: true });
+    const rows = (db.prepare('SELECT count(*) AS n FROM wal_files').get() as { n: number }).n;
+    db.close();
+    expect(rows).toBe(repoNames.length);
+    expect(Number(archivedCount)).toBeGreaterThanOrEqual(backlog);
+
+    // Most of the backlog was answered from done-records, and none is left over.
+    const log = readFileSync(primary.logFile, 'utf8');
+    const fromRecords = log.match(/archived earlier by read-ahead/g)?.length ?? 0;
+    expect(fromRecords).toBeGreaterThanOrEqual(Math.floor(backlog / 2));
+    expect(log).not.toMatch(/read-ahead push failed/);
+    expect(records()).toEqual([]);
+  });
+});
