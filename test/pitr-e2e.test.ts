@@ -3,8 +3,10 @@
  * known times (track_commit_timestamp gives each commit record's exact time), creates a restore
  * point and switches WAL. For several targets `walship plan --json` chooses the backup and the
  * settings; a fresh copy of the backup recovered with exactly those settings must hold exactly
- * the rows committed up to the target. Then a segment is removed (object and catalog row) and
- * the planner must refuse a target in the gap, and one before the backup.
+ * the rows committed up to the target. A recovered clone then archives a new timeline into the
+ * same repository, and plans along timeline 2 (WAL read from timeline 1, then 2) must recover it.
+ * Last, a segment is removed (object and catalog row) and the planner must refuse a target in
+ * the gap, and one before the backup.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
@@ -245,9 +247,15 @@ describe('point-in-time recovery planned by walship', () => {
     const r = await cli(['plan', '--json', '--target-time', gap, '--target-timeline', '1']);
     expect(r.code).toBe(9);
     expect(r.stderr).toMatch(new RegExp(`falls in a gap on timeline 1: segment ${segs.b} is missing`));
+    // Timeline 2 (the clone's) reaches that time along its own history: the refusal says so.
     const refusal = JSON.parse(r.stdout);
-    expect(refusal).toMatchObject({ reachable: false, code: 'in-gap' });
-    expect(refusal.alternatives[0].args).toBe(`--target-time ${formatIso(commits[5]!.time)} --exclusive --target-timeline 1`);
+    expect(refusal).toMatchObject({ reachable: false, code: 'not-on-timeline' });
+    expect(refusal.reason).toMatch(/^timeline 1 does not contain .*; timeline 2 does$/);
+    expect(refusal.alternatives.map((a: { args: string }) => a.args)).toEqual([
+      `--target-time ${gap} --target-timeline 2`,
+      `--target-time ${formatIso(commits[5]!.time)} --exclusive --target-timeline 1`,
+      expect.stringMatching(/^--target-lsn \S+ --target-timeline 1$/),
+    ]);
 
     // Still reachable before the gap; ranges ends the window there.
     const ok = await cli(['plan', '--target-time', formatIso(commits[4]!.time), '--target-timeline', '1']);

@@ -34,13 +34,18 @@ function stagePgWal(dir: string, files: [string, Buffer][]): string {
   return dir;
 }
 
-describe.each(repoBackends())('push read-ahead ($name repository)', (backend: RepoBackend) => {
+/** What PostgreSQL does once archive_command succeeded. */
+function markDone(dir: string, name: string): void {
+  const status = join(dir, 'pg_wal', 'archive_status');
+  renameSync(join(status, `${name}.ready`), join(status, `${name}.done`));
+}
+
+describe.each(repoBackends())('push read-ahead through the CLI ($name repository)', (backend: RepoBackend) => {
   let work: string;
   let repo: string;
   let env: Record<string, string>;
   let catalog: string;
   let stateDir: string;
-  let primary: PgCluster | undefined;
 
   const run = (args: string[], cwd: string, extra: string[] = []) =>
     walship([...args, '--repo', repo, '--catalog', catalog, ...extra], { env, cwd, asUser: true });
@@ -59,7 +64,6 @@ describe.each(repoBackends())('push read-ahead ($name repository)', (backend: Re
     stateDir = `${catalog}.readahead`;
   });
   afterAll(async () => {
-    await primary?.destroy();
     await backend.teardown?.();
     rmSync(work, { recursive: true, force: true });
   });
@@ -79,7 +83,7 @@ describe.each(repoBackends())('push read-ahead ($name repository)', (backend: Re
     for (const s of segs.slice(0, 3)) expect((await archived(s))!.equals(fx.read(s))).toBe(true);
 
     // PostgreSQL marks N done and asks for N+1: answered from the record, which is then dropped.
-    renameSync(join(data, 'pg_wal', 'archive_status', `${segs[0]}.ready`), join(data, 'pg_wal', 'archive_status', `${segs[0]}.done`));
+    markDone(data, segs[0]!);
     const second = await run(['archive-push', `pg_wal/${segs[1]}`], data, ['--push-readahead', '2']);
     expect(second.code, second.stderr).toBe(0);
     expect(second.stderr).toMatch(new RegExp(`archived earlier by read-ahead file=${segs[1]}`));
@@ -95,6 +99,7 @@ describe.each(repoBackends())('push read-ahead ($name repository)', (backend: Re
     const first = await run(['archive-push', `pg_wal/${segs[0]}`], data);
     expect(first.code, first.stderr).toBe(0);
     expect(records()).toEqual([segs[1], segs[2]]);
+    markDone(data, segs[0]!);
 
     // Rewritten with the same bytes (a new mtime): pushed again, found identical.
     writeFileSync(join(data, 'pg_wal', segs[1]!), fx.read(segs[1]!));
@@ -102,6 +107,7 @@ describe.each(repoBackends())('push read-ahead ($name repository)', (backend: Re
     expect(same.code, same.stderr).toBe(0);
     expect(same.stderr).toMatch(/changed since read-ahead/);
     expect(same.stderr).toMatch(/already archived with identical content/);
+    markDone(data, segs[1]!);
 
     // Different bytes under the archived name: refused, and the archived copy is untouched.
     const changed = Buffer.from(fx.read(segs[2]!));
@@ -131,6 +137,25 @@ describe.each(repoBackends())('push read-ahead ($name repository)', (backend: Re
     // PostgreSQL's own call for it then fails as it always did.
     const own = await run(['archive-push', `pg_wal/${bogus}`], data);
     expect(own.code).toBe(3);
+  });
+});
+
+describe.each(repoBackends())('push read-ahead under PostgreSQL ($name repository)', (backend: RepoBackend) => {
+  let work: string;
+  let repo: string;
+  let env: Record<string, string>;
+  let catalog: string;
+  let primary: PgCluster | undefined;
+
+  beforeAll(async () => {
+    work = userTempDir('readahead-pg');
+    ({ repo, env } = await backend.setup(work));
+    catalog = join(work, 'catalog', 'walship.db');
+  });
+  afterAll(async () => {
+    await primary?.destroy();
+    await backend.teardown?.();
+    rmSync(work, { recursive: true, force: true });
   });
 
   it('lets PostgreSQL catch up a backlog with every file archived once and no failures', async () => {
@@ -174,6 +199,7 @@ describe.each(repoBackends())('push read-ahead ($name repository)', (backend: Re
     const fromRecords = log.match(/archived earlier by read-ahead/g)?.length ?? 0;
     expect(fromRecords).toBeGreaterThanOrEqual(Math.floor(backlog / 2));
     expect(log).not.toMatch(/read-ahead push failed/);
-    expect(records()).toEqual([]);
+    const stateDir = `${catalog}.readahead`;
+    expect(readdirSync(stateDir).filter((f) => !f.startsWith('.'))).toEqual([]);
   });
 });

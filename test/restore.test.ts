@@ -7,10 +7,10 @@
  * a damaged file in a stored backup stops the restore with the file named.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { compress, decompress } from 'zstd-napi';
-import { PgCluster, runAsUser, pgBinDir, userTempDir } from './helpers/pg.js';
+import { PgCluster, pgBinDir, pgUser, runAsUser, userTempDir } from './helpers/pg.js';
 import { startArchiving, type Archiving } from './helpers/archiving.js';
 import { repoBackends, type RepoBackend } from './helpers/backends.js';
 
@@ -20,6 +20,7 @@ describe.each(repoBackends())('walship restore ($name repository)', (backend: Re
   let a: Archiving;
   let backupId: string;
   const marks: Record<string, string> = {};
+  let spcOid: string;
   const started: PgCluster[] = [];
 
   beforeAll(async () => {
@@ -29,6 +30,13 @@ describe.each(repoBackends())('walship restore ($name repository)', (backend: Re
       runAsUser(join(pgBinDir(), 'pgbench'), ['-h', p.socketDir, '-p', String(p.port), '-U', 'postgres', ...args, 'postgres'], { cwd: p.baseDir });
     await pgbench(['-i', '-s', '2', '-q']);
     await p.sql('CREATE TABLE marks (id int primary key, note text)');
+    // A tablespace outside the data directory, with a table in it.
+    const spcDir = join(a.work, 'spc');
+    mkdirSync(spcDir);
+    chownSync(spcDir, pgUser().uid, pgUser().gid);
+    await p.sql(`CREATE TABLESPACE outside LOCATION '${spcDir}'`);
+    await p.sql("CREATE TABLE far (v text) TABLESPACE outside; INSERT INTO far SELECT 'far ' || g FROM generate_series(1, 1000) g;");
+    spcOid = await p.value("SELECT oid FROM pg_tablespace WHERE spcname = 'outside'");
     // The backup runs while pgbench writes.
     const load = pgbench(['-c', '2', '-T', '4', '-n']);
     const b = await a.run(['backup', '--json'], a.pgEnv());
@@ -58,7 +66,8 @@ describe.each(repoBackends())('walship restore ($name repository)', (backend: Re
   /** walship restore into a new directory, start it, wait for promotion; returns the cluster. */
   async function restoreAndStart(args: string[]): Promise<PgCluster> {
     const base = userTempDir('restored');
-    const r = await a.run(['restore', '--pgdata', join(base, 'data'), ...args]);
+    // The original tablespace location is in use: each restore puts it elsewhere.
+    const r = await a.run(['restore', '--pgdata', join(base, 'data'), '--tablespace', `${spcOid}=${join(base, 'spc')}`, ...args]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/Start the server:  pg_ctl -D /);
     // The restored server must not archive into the repository the tests still read.
@@ -93,6 +102,9 @@ describe.each(repoBackends())('walship restore ($name repository)', (backend: Re
     const c = await restoreAndStart([]);
     expect(await ids(c)).toEqual([1, 2, 3, 4]);
     expect(await c.value("SELECT sum(abalance) || ':' || count(*) FROM pgbench_accounts")).toBe(marks.accounts);
+    // The tablespace came back at its new location.
+    expect(await c.value('SELECT count(*) FROM far')).toBe('1000');
+    expect(await c.value("SELECT pg_tablespace_location(oid) FROM pg_tablespace WHERE spcname = 'outside'")).toBe(join(c.baseDir, 'spc'));
     await c.destroy();
   });
 
@@ -107,9 +119,14 @@ describe.each(repoBackends())('walship restore ($name repository)', (backend: Re
     expect(unknown.code).toBe(9);
     mkdirSync(pgdata);
     writeFileSync(join(pgdata, 'something'), 'x');
-    const busy = await a.run(['restore', '--pgdata', pgdata]);
+    const busy = await a.run(['restore', '--pgdata', pgdata, '--tablespace', `${spcOid}=${join(base, 'spc')}`]);
     expect(busy.code).toBe(2);
     expect(busy.stderr).toMatch(/is not empty: restore into an empty or new directory, or pass --force/);
+    // The tablespace's original location holds the live one: refused, with the way out named.
+    const spcBusy = await a.run(['restore', '--pgdata', join(base, 'data2')]);
+    expect(spcBusy.code).toBe(2);
+    expect(spcBusy.stderr).toMatch(new RegExp(`tablespace ${spcOid} location .* is not empty: empty it, or remap it with --tablespace ${spcOid}=DIR`));
+    expect(existsSync(join(base, 'data2'))).toBe(false);
     rmSync(base, { recursive: true, force: true });
   });
 
@@ -131,7 +148,7 @@ describe.each(repoBackends())('walship restore ($name repository)', (backend: Re
     await backend.overwrite(key, compress(tar));
     try {
       const base = userTempDir('damaged');
-      const r = await a.run(['restore', '--pgdata', join(base, 'data')]);
+      const r = await a.run(['restore', '--pgdata', join(base, 'data'), '--tablespace', `${spcOid}=${join(base, 'spc')}`]);
       expect(r.code, r.stderr).toBe(8);
       expect(r.stderr).toContain(`${name} (bytes 0-`);
       expect(r.stderr).toMatch(/does not match the manifest checksum; restore stopped/);

@@ -93,19 +93,25 @@ function destination(path: string, pgdata: string, spc: Map<string, string>): st
 export async function restoreBackup(storage: StorageDriver, id: string, opts: RestoreOptions): Promise<RestoreResult> {
   const pgdata = resolve(opts.pgdata);
   const { summary, manifest } = await readBackup(storage, id);
-  await prepareDataDir(pgdata, opts.force);
 
   // Tablespaces: their own (possibly remapped) empty directories, linked from pg_tblspc.
+  // Checked before anything is written.
   const spc = new Map<string, string>();
+  for (const oid of opts.tablespaceRemap.keys()) {
+    if (!manifest.tablespaces.some((t) => t.oid === oid)) {
+      throw new WalshipError('USAGE', `--tablespace ${oid}: backup ${id} has no tablespace ${oid} (it has: ${manifest.tablespaces.map((t) => t.oid).join(', ') || 'none'})`);
+    }
+  }
   for (const t of manifest.tablespaces) {
     const loc = resolve(opts.tablespaceRemap.get(t.oid) ?? t.location);
     const existing = await fsp.readdir(loc).catch(() => []);
     if (existing.length > 0) {
       throw new WalshipError('USAGE', `tablespace ${t.oid} location ${loc} is not empty: empty it, or remap it with --tablespace ${t.oid}=DIR`);
     }
-    await fsp.mkdir(loc, { recursive: true, mode: 0o700 });
     spc.set(t.oid, loc);
   }
+  await prepareDataDir(pgdata, opts.force);
+  for (const loc of spc.values()) await fsp.mkdir(loc, { recursive: true, mode: 0o700 });
   for (const d of manifest.directories) {
     if (/^pg_tblspc\/\d+$/.test(d.path)) continue;
     await fsp.mkdir(destination(d.path, pgdata, spc), { recursive: true, mode: d.mode || 0o700 });

@@ -1,0 +1,199 @@
+/**
+ * Fetch prefetch (src/archive/prefetch.ts): a real recovery from pg_basebackup with walship as
+ * restore_command takes most segments from the spool, with the spool bounded and emptied when
+ * recovery ends; then, through the CLI as PostgreSQL calls it: a file past the end of the archive
+ * is still "not in the archive" (exit 1), a damaged spooled copy is never delivered, and a damaged
+ * archived object is still a hard failure. Runs once per repository backend.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chownSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { PgCluster, confString, pgUser, userTempDir, walshipCommand, writeUserFile } from './helpers/pg.js';
+import { walship } from './helpers/walship.js';
+import { repoBackends, type RepoBackend } from './helpers/backends.js';
+
+const SEG = /^[0-9A-F]{24}$/;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+async function until<T>(what: string, fn: () => T | Promise<T>, timeoutMs = 30_000): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v as NonNullable<T>;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+/** The spool directories beside `base` (the default place, next to the data directory). */
+const spoolsIn = (base: string) => readdirSync(base).filter((f) => f.startsWith('walship-spool-')).map((f) => join(base, f));
+const spooledSegments = (spool: string) => (existsSync(spool) ? readdirSync(spool).filter((f) => SEG.test(f)) : []);
+
+describe.each(repoBackends())('fetch prefetch ($name repository)', (backend: RepoBackend) => {
+  let work: string;
+  let repo: string;
+  let env: Record<string, string>;
+  let catalog: string;
+  let settings: string;
+  let primary: PgCluster;
+  let restored: PgCluster | undefined;
+  let backupDir: string;
+  let segments: string[];
+  let expected: string;
+
+  beforeAll(async () => {
+    work = userTempDir('prefetch');
+    ({ repo, env } = await backend.setup(work));
+    catalog = join(work, 'catalog', 'walship.db');
+    settings = `--repo '${repo}' --catalog '${catalog}'`;
+    primary = await PgCluster.create({
+      walSegSizeMb: 1,
+      conf: { archive_mode: 'on', archive_command: confString(walshipCommand(`archive-push %p ${settings}`)), timezone: "'UTC'" },
+      env,
+    });
+    await primary.start();
+    await primary.sql('CREATE TABLE t (id int primary key, v text)');
+    backupDir = join(work, 'restored');
+    mkdirSync(backupDir);
+    chownSync(backupDir, pgUser().uid, pgUser().gid);
+    await primary.baseBackup(join(backupDir, 'data'), 'prefetch');
+    let last = '';
+    for (let i = 0; i < 24; i++) {
+      await primary.sql(`INSERT INTO t SELECT g, md5(g::text) FROM generate_series(${i * 3000 + 1}, ${(i + 1) * 3000}) g`);
+      last = await primary.switchWal();
+    }
+    await primary.waitArchived(last, 90_000);
+    expected = await primary.value("SELECT count(*) || ':' || md5(string_agg(id || v, ',' ORDER BY id)) FROM t");
+    await primary.stop();
+    segments = (await backend.listWalNames()).filter((n) => SEG.test(n)).sort();
+  });
+  afterAll(async () => {
+    await restored?.destroy();
+    await primary?.destroy();
+    await backend.teardown?.();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it('recovers through the spool, within its bound, and empties it when recovery ends', async () => {
+    const window = 4;
+    restored = await PgCluster.create({
+      baseDir: backupDir,
+      noInit: true,
+      conf: {
+        archive_mode: 'off',
+        restore_command: confString(
+          walshipCommand(`archive-fetch %f %p ${settings} --fetch-prefetch 16 --spool-max-bytes ${window * 1024 * 1024} --log-level debug`),
+        ),
+      },
+      env,
+    });
+    writeUserFile(join(restored.dataDir, 'recovery.signal'), '');
+    let most = 0;
+    let watching = true;
+    const watcher = (async () => {
+      while (watching) {
+        for (const s of spoolsIn(backupDir)) most = Math.max(most, spooledSegments(s).length);
+        await sleep(20);
+      }
+    })();
+    await restored.start();
+    await restored.waitPromoted();
+    expect(await restored.value("SELECT count(*) || ':' || md5(string_agg(id || v, ',' ORDER BY id)) FROM t")).toBe(expected);
+
+    const log = readFileSync(restored.logFile, 'utf8');
+    const fromSpool = log.match(/delivered from the prefetch spool/g)?.length ?? 0;
+    expect(fromSpool).toBeGreaterThanOrEqual(10);
+    expect(log).not.toMatch(/spooled copy not used/);
+    expect(log).toMatch(new RegExp(`restored log file "${segments[segments.length - 1]}" from archive`));
+
+    // Never more than the window of segments in the spool; emptied once recovery stops asking.
+    const [spool] = spoolsIn(backupDir);
+    expect(spool).toBeDefined();
+    await until('the prefetcher to exit', () => !existsSync(join(spool!, 'prefetch.lock')), 40_000);
+    watching = false;
+    await watcher;
+    expect(most).toBeGreaterThan(0);
+    expect(most).toBeLessThanOrEqual(window);
+    expect(readdirSync(spool!).filter((f) => !f.startsWith('prefetch.'))).toEqual([]);
+    expect(readFileSync(join(spool!, 'prefetch.log'), 'utf8')).toMatch(/recovery is not asking for more; prefetcher exits/);
+  });
+
+  it('keeps "not in the archive" and hard failures as they are, and never delivers a damaged spooled copy', async () => {
+    const data = join(work, 'manual', 'data');
+    mkdirSync(join(data, 'pg_wal'), { recursive: true });
+    for (const d of [join(work, 'manual'), data, join(data, 'pg_wal')]) chownSync(d, pgUser().uid, pgUser().gid);
+    const fetch = (name: string) =>
+      walship(['archive-fetch', name, 'pg_wal/RECOVERYXLOG', '--repo', repo, '--catalog', catalog, '--fetch-prefetch', '3'], { env, cwd: data, asUser: true });
+    const delivered = () => readFileSync(join(data, 'pg_wal', 'RECOVERYXLOG'));
+    const original = async (name: string) => {
+      const { decodeObject } = await import('../src/archive/envelope.js');
+      return (await decodeObject((await backend.driver().get(`wal/${name.slice(0, 16)}/${name}.zst`))!)).raw;
+    };
+    const key = (name: string) => `wal/${name.slice(0, 16)}/${name}.zst`;
+    const k = 2;
+    const s = segments;
+    // Beyond the window of the first call: damaged before the prefetcher can reach it.
+    const damagedLater = s[k + 5]!;
+    const damagedBytes = (await backend.driver().get(key(damagedLater)))!;
+    const flipped = Buffer.from(damagedBytes);
+    flipped[flipped.length - 40] ^= 0x55;
+    await backend.overwrite(key(damagedLater), flipped);
+
+    try {
+      const first = await fetch(s[k]!);
+      expect(first.code, first.stderr).toBe(0);
+      const [spool] = spoolsIn(join(work, 'manual'));
+      expect(spool).toBeDefined();
+      await until('the next segments to be spooled', () => existsSync(join(spool!, `${s[k + 1]}.meta`)) && existsSync(join(spool!, `${s[k + 2]}.meta`)));
+
+      // A spooled copy damaged on disk (same size): not delivered; the repository's copy is.
+      const p = join(spool!, s[k + 1]!);
+      const bytes = readFileSync(p);
+      bytes[bytes.length >> 1] ^= 0x01;
+      writeFileSync(p, bytes);
+      const second = await fetch(s[k + 1]!);
+      expect(second.code, second.stderr).toBe(0);
+      expect(second.stderr).toMatch(/spooled copy not used \(its checksum [0-9a-f]{64} differs/);
+      expect(sha(delivered())).toBe(sha(await original(s[k + 1]!)));
+
+      // A good spooled copy: delivered by a rename, byte for byte.
+      const third = await fetch(s[k + 2]!);
+      expect(third.code, third.stderr).toBe(0);
+      expect(third.stderr).toBe('');
+      expect(delivered().equals(await original(s[k + 2]!))).toBe(true);
+
+      for (const n of [s[k + 3]!, s[k + 4]!]) expect((await fetch(n)).code).toBe(0);
+      // The damaged object was never spooled, and is still reported as damaged.
+      const bad = await fetch(damagedLater);
+      expect(bad.code, bad.stderr).toBe(255);
+      expect(bad.stderr).toMatch(/code=OBJECT_CORRUPT/);
+
+      if (backend.name === 'filesystem') {
+        // An object damaged after it was spooled is noticed too (one stat of the object file).
+        await fetch(s[k + 6]!);
+        await until('a segment to be spooled', () => existsSync(join(spool!, `${s[k + 7]}.meta`)));
+        const obj = (await backend.driver().get(key(s[k + 7]!)))!;
+        const broken = Buffer.from(obj);
+        broken[broken.length - 40] ^= 0x55;
+        await backend.overwrite(key(s[k + 7]!), broken);
+        const r = await fetch(s[k + 7]!);
+        expect(r.code, r.stderr).toBe(255);
+        expect(r.stderr).toMatch(/code=OBJECT_CORRUPT/);
+        await backend.overwrite(key(s[k + 7]!), obj);
+      }
+
+      // Past the end of the archive, with a live prefetcher and a full spool: still exit 1.
+      const { segmentName, segNoFromLogSeg } = await import('../src/wal/names.js');
+      const lastName = s[s.length - 1]!;
+      const next = segmentName(1, segNoFromLogSeg(lastName.slice(8), 1024 * 1024) + 1, 1024 * 1024);
+      const missing = await fetch(next);
+      expect(missing.code, missing.stderr).toBe(1);
+      expect(missing.stderr).toBe('');
+      expect(existsSync(join(data, 'pg_wal', 'RECOVERYXLOG.missing'))).toBe(false);
+    } finally {
+      await backend.overwrite(key(damagedLater), damagedBytes);
+    }
+  });
+});
