@@ -35,8 +35,8 @@ export async function readIdentity(storage: StorageDriver): Promise<RepoIdentity
   const buf = await storage.get(IDENTITY_KEY);
   if (buf === null) return null;
   let id = parseIdentity(buf);
-  if (!id) {
-    // Some object stores expose an upload while it is in flight: look once more before judging.
+  // Some object stores expose an upload while it is in flight: look again before judging.
+  for (let i = 0; !id && i < 3; i++) {
     await new Promise((r) => setTimeout(r, 300));
     const again = await storage.get(IDENTITY_KEY);
     id = again && parseIdentity(again);

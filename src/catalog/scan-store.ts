@@ -306,9 +306,12 @@ export function loadPlannerInput(cat: Catalog): PlannerInput {
     };
   });
 
-  const backups: BackupFacts[] = cat
-    .backups()
-    .filter((b) => b.status === 'complete')
+  // A walship backup also leaves the server's backup history file: the same backup, listed once
+  // (as walship's, which `walship restore` can use).
+  const all = cat.backups().filter((b) => b.status === 'complete');
+  const ownStarts = new Set(all.filter((b) => b.source === 'walship').map((b) => b.start_lsn));
+  const backups: BackupFacts[] = all
+    .filter((b) => b.source === 'walship' || !ownStarts.has(b.start_lsn))
     .map((b) => ({
       name: b.name,
       label: b.label,
