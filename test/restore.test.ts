@@ -108,6 +108,12 @@ describe.each(repoBackends())('walship restore ($name repository)', (backend: Re
     await c.destroy();
   });
 
+  it('plans with walship\'s own backup rather than the server\'s history file of it', async () => {
+    const r = await a.run(['plan', '--target', 'latest', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).backup.name).toBe(backupId);
+  });
+
   it('refuses an unreachable target before writing anything, and a non-empty directory', async () => {
     const base = userTempDir('refused');
     const pgdata = join(base, 'data');
