@@ -119,6 +119,17 @@ export class Catalog {
     return cat;
   }
 
+  /** Opens the catalog, checks it indexes `repoUrl`, runs `fn`, and closes it. */
+  static use<T>(path: string, repoUrl: string, fn: (cat: Catalog) => T): T {
+    const cat = Catalog.open(path)!;
+    try {
+      cat.checkRepository(repoUrl);
+      return fn(cat);
+    } finally {
+      cat.close();
+    }
+  }
+
   private migrate(): void {
     // An immediate transaction serializes concurrent first openers.
     const run = this.db.transaction(() => {

@@ -24,6 +24,18 @@ function addSettingOptions(cmd: Command): Command {
   return cmd;
 }
 
+/** The recovery target options `plan` and `restore` share. */
+function addTargetOptions(cmd: Command, defaultNote: string): Command {
+  return cmd
+    .option('--target-time <time>', 'recover to this time: ISO 8601 with a UTC offset, e.g. 2026-11-24T11:08:25.5+01:00')
+    .option('--target-name <name>', 'recover to this restore point (pg_create_restore_point)')
+    .option('--target-lsn <lsn>', 'recover to this WAL location, e.g. 0/3000028')
+    .option('--target-xid <xid>', 'recover to the commit or abort of this transaction')
+    .option('--target <which>', `immediate (a backup's consistency point) or latest (the end of the archive)${defaultNote}`)
+    .option('--target-timeline <n>', 'recover along this timeline (default: the newest one that reaches the target)')
+    .option('--exclusive', 'stop just before the target (recovery_target_inclusive = off)');
+}
+
 function settingsFromFlags(flags: Flags): { flags: Record<string, string | undefined>; configPath?: string } {
   const out: Record<string, string | undefined> = {};
   for (const def of SETTINGS) {
@@ -134,14 +146,8 @@ export async function buildProgram(): Promise<Command> {
       const { buildInfo, renderInfo } = await import('../catalog/info.js');
       await ctx.storage.check();
       const identity = await readIdentity(ctx.storage);
-      const cat = Catalog.open(ctx.catalogPath)!;
-      try {
-        cat.checkRepository(ctx.repoUrl);
-        const report = buildInfo(cat, ctx.repoUrl, identity);
-        process.stdout.write(flags.json ? JSON.stringify(report, null, 2) + '\n' : renderInfo(report));
-      } finally {
-        cat.close();
-      }
+      const report = Catalog.use(ctx.catalogPath, ctx.repoUrl, (cat) => buildInfo(cat, ctx.repoUrl, identity));
+      process.stdout.write(flags.json ? JSON.stringify(report, null, 2) + '\n' : renderInfo(report));
     }),
   );
 
@@ -195,14 +201,8 @@ export async function buildProgram(): Promise<Command> {
       const ctx = await archiveContext(cfg);
       const { Catalog } = await import('../catalog/catalog.js');
       const { listBackups, renderBackups } = await import('../backup/list.js');
-      const cat = Catalog.open(ctx.catalogPath)!;
-      try {
-        cat.checkRepository(ctx.repoUrl);
-        const rows = listBackups(cat);
-        process.stdout.write(flags.json ? JSON.stringify(rows, null, 2) + '\n' : renderBackups(rows));
-      } finally {
-        cat.close();
-      }
+      const rows = Catalog.use(ctx.catalogPath, ctx.repoUrl, listBackups);
+      process.stdout.write(flags.json ? JSON.stringify(rows, null, 2) + '\n' : renderBackups(rows));
     }),
   );
 
@@ -220,16 +220,8 @@ export async function buildProgram(): Promise<Command> {
   );
 
   addSettingOptions(
-    program
-      .command('plan')
+    addTargetOptions(program.command('plan'), '')
       .description('plan a point-in-time recovery: the base backup, the WAL and the postgresql.conf settings that reach a target')
-      .option('--target-time <time>', 'ISO 8601 with a UTC offset, e.g. 2026-11-24T11:08:25.5+01:00')
-      .option('--target-name <name>', 'a restore point (pg_create_restore_point)')
-      .option('--target-lsn <lsn>', 'a WAL location, e.g. 0/3000028')
-      .option('--target-xid <xid>', 'the commit or abort of this transaction')
-      .option('--target <which>', 'immediate (the newest backup, consistent) or latest (the end of the archive)')
-      .option('--target-timeline <n>', 'recover along this timeline (default: the newest one that reaches the target)')
-      .option('--exclusive', 'stop just before the target (recovery_target_inclusive = off)')
       .option('--restore-command <cmd>', "restore_command to write (default: walship archive-fetch %f %p --repo <this repository>)")
       .option('--json', 'print a JSON document (shape in docs/commands.md)')
       .addHelpText('after', '\nExit codes: 0 planned; 2 bad options; 7 catalog unreadable; 9 the target cannot be reached (the reason and the nearest reachable targets are printed).'),
@@ -242,21 +234,18 @@ export async function buildProgram(): Promise<Command> {
   );
 
   addSettingOptions(
-    program
-      .command('restore')
+    addTargetOptions(program.command('restore'), '; default: latest')
       .description('restore a walship backup into a data directory, ready for point-in-time recovery')
       .requiredOption('--pgdata <dir>', 'the data directory to create (must be empty or absent)')
-      .option('--target-time <timestamp>', 'recover to this time (ISO 8601 with a UTC offset)')
-      .option('--target-name <name>', 'recover to this restore point')
-      .option('--target-lsn <lsn>', 'recover to this LSN')
-      .option('--target-xid <xid>', 'recover to this transaction id')
-      .option('--target <immediate|latest>', 'immediate: the backup\'s consistency point; latest (default): the end of the archive')
-      .option('--target-timeline <n>', 'the timeline to recover along (default: the newest one holding the target)')
-      .option('--exclusive', 'stop just before the target instead of just after it')
       .option('--backup <id>', 'restore this backup (default: the newest one that reaches the target)')
       .option('--standby', 'write standby.signal instead of recovery.signal')
       .option('--force', 'empty a non-empty --pgdata first (never one with a running server)')
-      .option('--tablespace <oid=dir>', 'restore a tablespace to another directory (repeatable)', (v: string, prev: string[]) => [...prev, v], [] as string[])
+      .addOption(
+        program
+          .createOption('--tablespace <oid=dir>', 'restore a tablespace to another directory (repeatable)')
+          .argParser((v: string, prev: string[]) => [...prev, v])
+          .default([] as string[], 'none'),
+      )
       .option('--parallel <n>', 'chunks downloaded and unpacked at once', '2')
       .option('--json', 'print a JSON summary'),
   ).action(

@@ -12,18 +12,8 @@ import { msToMicros, parseTargetTime } from './time.js';
 
 type Flags = Record<string, string | boolean | undefined>;
 
-function withCatalog<T>(catalogPath: string, repoUrl: string, fn: (cat: Catalog) => T): T {
-  const cat = Catalog.open(catalogPath)!;
-  try {
-    cat.checkRepository(repoUrl);
-    return fn(cat);
-  } finally {
-    cat.close();
-  }
-}
-
 export function runRanges(ctx: { catalogPath: string; repoUrl: string }, flags: Flags, nowMs = Date.now()): string {
-  return withCatalog(ctx.catalogPath, ctx.repoUrl, (cat) => {
+  return Catalog.use(ctx.catalogPath, ctx.repoUrl, (cat) => {
     const report = computeRanges(loadPlannerInput(cat), msToMicros(nowMs));
     return flags.json ? JSON.stringify(report, null, 2) + '\n' : renderRanges(report);
   });
@@ -90,7 +80,7 @@ export function runPlan(ctx: { catalogPath: string; repoUrl: string }, flags: Fl
   }
   const restoreCommand =
     typeof flags.restoreCommand === 'string' ? flags.restoreCommand : defaultRestoreCommand(ctx.repoUrl, typeof flags.config === 'string' ? flags.config : undefined);
-  const result = withCatalog(ctx.catalogPath, ctx.repoUrl, (cat) =>
+  const result = Catalog.use(ctx.catalogPath, ctx.repoUrl, (cat) =>
     planRecovery(loadPlannerInput(cat), target, { restoreCommand, timeline, inclusive: !flags.exclusive }),
   );
   if (!result.reachable) {

@@ -79,10 +79,7 @@ export async function runRestore(
   if (!Number.isInteger(parallel) || parallel < 1) throw new WalshipError('USAGE', `--parallel must be a whole number >= 1, got '${String(flags.parallel)}'`);
   const remap = tablespaceRemap(flags.tablespace);
 
-  const cat = Catalog.open(ctx.catalogPath)!;
-  let plan;
-  try {
-    cat.checkRepository(ctx.repoUrl);
+  const plan = Catalog.use(ctx.catalogPath, ctx.repoUrl, (cat) => {
     // Only walship's own complete backups hold data to restore.
     const restorable = new Set(listBackups(cat).filter((b) => b.restorable).map((b) => b.name));
     if (typeof flags.backup === 'string' && !restorable.has(flags.backup)) {
@@ -93,14 +90,8 @@ export async function runRestore(
     if (backups.length === 0) {
       throw new WalshipError('TARGET_UNREACHABLE', 'no complete walship backup in this repository: take one with walship backup');
     }
-    plan = planRecovery({ ...input, backups }, target, {
-      restoreCommand: restoreCommandFor(cfg, ctx.repoUrl),
-      timeline,
-      inclusive: !flags.exclusive,
-    });
-  } finally {
-    cat.close();
-  }
+    return planRecovery({ ...input, backups }, target, { restoreCommand: restoreCommandFor(cfg, ctx.repoUrl), timeline, inclusive: !flags.exclusive });
+  });
   if (!plan.reachable) throw new WalshipError('TARGET_UNREACHABLE', refusalLine(plan));
 
   const result = await restoreBackup(ctx.storage, plan.backup.name, {
