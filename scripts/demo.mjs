@@ -1,9 +1,10 @@
 #!/usr/bin/env node
-// npm run demo: a throwaway PostgreSQL cluster archives through walship into a local repository,
-// then a second cluster is recovered from a base backup with walship as restore_command.
+// npm run demo: a throwaway PostgreSQL cluster archives through walship into a local repository
+// and is backed up with walship backup; after a destructive mistake, walship ranges / plan show
+// what can be recovered and walship restore brings back the state just before the mistake.
 // Everything lives in one temp directory, reachable only through a unix socket, removed at the
 // end (pass --keep to keep it).
-import { existsSync, rmSync, writeFileSync, chownSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Cluster, asUser, confString, osUser, pgBinDir, userDir } from './lib-pg.mjs';
@@ -58,38 +59,48 @@ try {
   primary.psql("CREATE TABLE orders (id int PRIMARY KEY, item text, placed_at timestamptz DEFAULT now()); INSERT INTO orders (id, item) SELECT g, 'item ' || g FROM generate_series(1, 5000) g;");
   console.log('created table orders with 5000 rows');
 
-  say('take a base backup (pg_basebackup, WAL left to the archive)');
-  asUser(join(pgBin, 'pg_basebackup'), ['-h', primary.base, '-p', String(primary.port), '-U', 'postgres', '-D', join(base, 'restored', 'data'), '-X', 'none', '-c', 'fast', '-l', 'demo', '--no-sync']);
+  say('walship backup: a base backup into the repository');
+  const pgEnv = { WALSHIP_PG_HOST: primary.base, WALSHIP_PG_PORT: String(primary.port), WALSHIP_PG_USER: 'postgres' };
+  console.log(asUser(process.execPath, [bin, 'backup', '--label', 'demo', '--repo', repo, '--catalog', catalog], { env: { WALSHIP_CONFIG: '/dev/null', ...pgEnv } }).stdout.trim());
+
+  say('more work, then a mistake');
   primary.psql("INSERT INTO orders (id, item) SELECT g, 'after the backup ' || g FROM generate_series(5001, 8000) g; UPDATE orders SET item = 'changed' WHERE id % 10 = 0;");
-  const last = primary.psql('SELECT pg_walfile_name(pg_switch_wal())');
-  console.log(`3000 more rows and 800 updates after the backup; switched WAL at ${last}`);
-  await waitFor(`${last} to be archived`, () => primary.psql('SELECT last_archived_wal FROM pg_stat_archiver') >= last);
+  await new Promise((r) => setTimeout(r, 1200));
+  const beforeMistake = primary.psql("SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')");
   const expected = primary.psql("SELECT count(*) || ' rows, checksum ' || md5(string_agg(id || item, ',' ORDER BY id)) FROM orders");
+  await new Promise((r) => setTimeout(r, 1200));
+  primary.psql('DELETE FROM orders WHERE id % 2 = 0');
+  console.log(`3000 more rows and 800 updates; at ${beforeMistake} all was well: ${expected}`);
+  console.log(`then someone ran DELETE FROM orders WHERE id % 2 = 0: ${primary.psql('SELECT count(*) FROM orders')} rows left`);
+  const last = primary.psql('SELECT pg_walfile_name(pg_switch_wal())');
+  await waitFor(`${last} to be archived`, () => primary.psql('SELECT last_archived_wal FROM pg_stat_archiver') >= last);
   console.log(primary.psql("SELECT 'pg_stat_archiver: ' || archived_count || ' archived, ' || failed_count || ' failed' FROM pg_stat_archiver"));
 
   say('walship info');
   console.log(run(['info']).stdout.trimEnd());
+
+  say('walship ranges: what can this cluster be recovered to?');
+  console.log(run(['ranges']).stdout.trimEnd());
+
+  say(`walship plan --target-time ${beforeMistake}`);
+  console.log(run(['plan', '--target-time', beforeMistake]).stdout.trimEnd());
   primary.stop();
 
-  say('recover a second cluster: base backup + restore_command = walship archive-fetch %f %p');
-  const restored = new Cluster(join(base, 'restored'));
+  say('walship restore: the backup plus the WAL up to just before the mistake, in one command');
+  const restoredBase = join(base, 'restored');
+  const restoredData = join(restoredBase, 'data');
+  console.log(run(['restore', '--pgdata', restoredData, '--target-time', beforeMistake]).stdout.trimEnd());
+  const restored = new Cluster(restoredBase);
   clusters.push(restored);
-  restored.conf({
-    listen_addresses: "''",
-    port: restored.port,
-    unix_socket_directories: `'${restored.base}'`,
-    archive_mode: 'off',
-    restore_command: confString(walship('archive-fetch %f %p')),
-  });
-  writeFileSync(join(restored.data, 'recovery.signal'), '');
-  chownSync(join(restored.data, 'recovery.signal'), osUser().uid, osUser().gid);
+  // The restored copy gets its own socket and port, and does not archive into the demo's repository.
+  restored.conf({ listen_addresses: "''", port: restored.port, unix_socket_directories: `'${restoredBase}'`, archive_mode: 'off' });
   restored.start();
   await waitFor('recovery to finish', () => restored.psql('SELECT pg_is_in_recovery()') === 'f');
   const got = restored.psql("SELECT count(*) || ' rows, checksum ' || md5(string_agg(id || item, ',' ORDER BY id)) FROM orders");
-  console.log(`original : ${expected}`);
-  console.log(`recovered: ${got}`);
-  if (got !== expected) throw new Error('the recovered data differs from the original');
-  console.log(`\nThe data came back through walship. Now on timeline ${restored.psql("SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int")} after promotion.`);
+  console.log(`before the mistake: ${expected}`);
+  console.log(`recovered         : ${got}`);
+  if (got !== expected) throw new Error('the recovered data differs from the state before the mistake');
+  console.log(`\nThe rows deleted by mistake are back, recovered through walship to ${beforeMistake}; the server is open on timeline ${restored.psql("SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int")}.`);
 } catch (e) {
   console.error(`\ndemo failed: ${e.message}`);
   process.exitCode = 1;

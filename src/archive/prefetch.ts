@@ -287,12 +287,13 @@ export async function archiveFetchWithPrefetch(
   makeCtx: () => Promise<FetchCtx>,
   flagArgs: string[],
 ): Promise<void> {
-  const { fetchFile } = await import('./fetch.js');
+  // fetch.js (catalog, zstd, storage) is loaded only by calls that go to the repository.
+  const fetchFile = async (ctx: FetchCtx) => (await import('./fetch.js')).fetchFile(ctx, name, dest);
   const file = parseWalFileName(name);
   // Only PostgreSQL's own recovery (which restores every segment as pg_wal/RECOVERYXLOG) reads
   // WAL in order; a fetch to any other place is a one-off and starts nothing.
   if (cfg.fetch_prefetch <= 0 || file?.kind !== 'segment' || basename(dest) !== 'RECOVERYXLOG') {
-    await fetchFile(await makeCtx(), name, dest);
+    await fetchFile(await makeCtx());
     return;
   }
   const { parseRepoUrl } = await import('../storage/open.js');
@@ -308,7 +309,7 @@ export async function archiveFetchWithPrefetch(
     if (await notePosition(spool, name)) await ensurePrefetcher(spool, name, flagArgs);
     return;
   }
-  await fetchFile(await makeCtx(), name, dest);
+  await fetchFile(await makeCtx());
   if (spool && (await notePosition(spool, name))) await ensurePrefetcher(spool, name, flagArgs);
 }
 

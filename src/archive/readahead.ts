@@ -229,8 +229,9 @@ async function pickReadahead(walDir: string, name: string, limit: number, stateD
 export async function archivePushWithReadahead(cfg: Config, path: string, makeCtx: () => Promise<ArchiveContext>): Promise<PushResult | null> {
   const name = basename(path);
   const file = parseWalFileName(name);
-  const { pushFile } = await import('./push.js');
-  if (cfg.push_readahead <= 0 || file?.kind !== 'segment') return pushFile(await makeCtx(), path);
+  // push.js (validation, scanner, catalog, zstd) is loaded only by calls that push.
+  const pushOne = async (ctx: ArchiveContext, p: string) => (await import('./push.js')).pushFile(ctx, p);
+  if (cfg.push_readahead <= 0 || file?.kind !== 'segment') return pushOne(await makeCtx(), path);
 
   const { parseRepoUrl } = await import('../storage/open.js');
   const { requireRepo } = await import('../config.js');
@@ -259,7 +260,7 @@ export async function archivePushWithReadahead(cfg: Config, path: string, makeCt
 
   // 2. Push N, and read ahead.
   const others = realDir === null ? [] : await pickReadahead(walDir, name, cfg.push_readahead, stateDir);
-  if (others.length === 0) return pushFile(await makeCtx(), path);
+  if (others.length === 0) return pushOne(await makeCtx(), path);
 
   const started = Date.now();
   const jobs: Job[] = [{ path, name, main: true }, ...others.map((n) => ({ path: join(walDir, n), name: n, main: false }))];

@@ -134,7 +134,8 @@ export function renderInfo(r: InfoReport): string {
     out.push('');
     out.push('backups');
     for (const b of r.backups) {
-      out.push(`  ${b.label || b.name}  start ${b.startLsn} (tl ${b.startTimeline})  stop ${b.stopLsn} (tl ${b.stopTimeline})  ${b.stopTime ?? ''}`);
+      const what = b.source === 'walship' ? `walship backup ${b.name}, ${b.status}` : `backup history file ${b.name}`;
+      out.push(`  ${b.label || '-'}  start ${b.startLsn} (tl ${b.startTimeline})  stop ${b.stopLsn} (tl ${b.stopTimeline})  ${b.stopTime ?? ''}  [${what}]`);
     }
   }
   return out.join('\n') + '\n';

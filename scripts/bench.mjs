@@ -1,0 +1,792 @@
+#!/usr/bin/env node
+// Benchmarks (not tests): walship against pgBackRest, barman-cloud and a plain cp, side by side on
+// the same real PostgreSQL WAL (pgbench, 16 MiB segments), through PostgreSQL's own archiver and
+// restore_command. Writes docs/benchmarks.md. Needs root (it installs the peers with apt-get and
+// runs PostgreSQL as an unprivileged user) and a built walship (`npx tsc -p .`).
+//
+//   node scripts/bench.mjs            full run: a backlog of >= 256 segments (about 25 minutes here)
+//   node scripts/bench.mjs --quick    64 segments, fewer repetitions (about 6 minutes)
+//   options: --segments N  --out FILE  --only catchup,replay,latency,scanner,ranges  --keep
+//
+// Scenarios: archive catch-up (a backlog of .ready segments, timed from the reload that sets
+// archive_command until pg_stat_archiver has archived all of it); recovery replay (a base backup
+// taken before the backlog, recovered to the end of the archive through restore_command); the
+// latency of single calls; WAL scanner throughput; `walship ranges` on a synthetic catalog of one
+// million segments. PostgreSQL (and so every archive_command / restore_command) runs with a
+// minimal environment, as a service would.
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { cpus, totalmem, release, loadavg } from 'node:os';
+import {
+  appendFileSync, chownSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync,
+} from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { osUser, pgBinDir, userDir, confString } from './lib-pg.mjs';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const WALSHIP = join(ROOT, 'bin', 'walship.js');
+const args = process.argv.slice(2);
+const flag = (n) => args.includes(n);
+const opt = (n, d) => (args.includes(n) ? args[args.indexOf(n) + 1] : d);
+const QUICK = flag('--quick');
+const TARGET = Number(opt('--segments', QUICK ? 64 : 256));
+const OUT = opt('--out', join(ROOT, 'docs', 'benchmarks.md'));
+const ONLY = opt('--only', 'catchup,replay,latency,scanner,ranges').split(',');
+const LAT_N = QUICK ? 5 : 11;
+const SEG = /^[0-9A-F]{24}$/;
+const startedAt = Date.now();
+
+const log = (...m) => console.log(`[bench ${((Date.now() - startedAt) / 1000).toFixed(0).padStart(4)}s]`, ...m);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const pct = (xs, p) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((xs.length - 1) * p))];
+
+if (process.getuid() !== 0) {
+  console.error('bench: run as root (it installs pgbackrest and barman-cli-cloud with apt-get and runs PostgreSQL as an unprivileged user)');
+  process.exit(2);
+}
+if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) {
+  console.error('bench: dist/ is missing: build first with `npx tsc -p .`');
+  process.exit(2);
+}
+
+// ------------------------------------------------------------------------------------------------
+// The peers, from Debian.
+function installPeers() {
+  const have = (c) => spawnSync('sh', ['-c', `command -v ${c}`]).status === 0;
+  if (have('pgbackrest') && have('barman-cloud-wal-archive')) return;
+  log('installing pgbackrest and barman-cli-cloud (apt-get)');
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  let r = spawnSync('apt-get', ['install', '-y', '-qq', 'pgbackrest', 'barman-cli-cloud'], { env, stdio: 'inherit' });
+  if (r.status !== 0) {
+    spawnSync('apt-get', ['update', '-qq'], { env, stdio: 'inherit' });
+    r = spawnSync('apt-get', ['install', '-y', '-qq', 'pgbackrest', 'barman-cli-cloud'], { env, stdio: 'inherit' });
+  }
+  if (r.status !== 0) throw new Error('apt-get install pgbackrest barman-cli-cloud failed');
+}
+installPeers();
+
+const U = osUser();
+const PGBIN = pgBinDir();
+const WORK = userDir('bench');
+const ownDir = (d) => {
+  mkdirSync(d, { recursive: true });
+  chownSync(d, U.uid, U.gid);
+  return d;
+};
+
+// ------------------------------------------------------------------------------------------------
+// S3: s3rver on 127.0.0.1, in a child process (its ListObjectsV2 tokens need the legacy provider).
+const S3_KEY = 'S3RVER';
+const BUCKET = 'bench';
+async function startS3rver() {
+  const dir = join(WORK, 's3rver');
+  mkdirSync(dir);
+  const main = createRequire(join(ROOT, 'package.json')).resolve('s3rver');
+  const code = `
+    const S3rver = require(${JSON.stringify(main)});
+    const s = new S3rver({ directory: ${JSON.stringify(dir)}, address: '127.0.0.1', port: 0, silent: true, configureBuckets: [{ name: ${JSON.stringify(BUCKET)} }] });
+    s.run().then((a) => process.stdout.write(JSON.stringify({ port: a.port }) + '\\n'));
+    process.stdin.on('end', () => process.exit(0)); process.stdin.resume();`;
+  const child = spawn(process.execPath, ['--openssl-legacy-provider', '-e', code], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const port = await new Promise((resolve, reject) => {
+    let buf = '';
+    child.stdout.on('data', (d) => {
+      buf += d;
+      const m = /\{"port":(\d+)\}/.exec(buf);
+      if (m) resolve(Number(m[1]));
+    });
+    child.once('exit', (c) => reject(new Error(`s3rver exited ${c}`)));
+  });
+  process.once('exit', () => child.kill('SIGKILL'));
+  return { port, endpoint: `http://127.0.0.1:${port}`, stop: () => child.kill('SIGTERM') };
+}
+
+// ------------------------------------------------------------------------------------------------
+// Processes as the cluster user with a minimal environment (what a service manager gives).
+let S3;
+const baseEnv = () => ({
+  PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+  HOME: WORK,
+  LANG: 'C.UTF-8',
+  TZ: 'UTC',
+  AWS_ACCESS_KEY_ID: S3_KEY,
+  AWS_SECRET_ACCESS_KEY: S3_KEY,
+  AWS_DEFAULT_REGION: 'us-east-1',
+  AWS_EC2_METADATA_DISABLED: 'true',
+});
+function run(cmd, argv, o = {}) {
+  const r = spawnSync(cmd, argv, {
+    uid: U.uid,
+    gid: U.gid,
+    cwd: o.cwd ?? WORK,
+    env: { ...baseEnv(), ...o.env },
+    input: o.input ?? '',
+    encoding: 'utf8',
+    maxBuffer: 1 << 28,
+    timeout: o.timeout,
+  });
+  if (r.status !== 0 && !o.allowFail) throw new Error(`${cmd} ${argv.join(' ')} exited ${r.status}: ${(r.stderr || r.stdout || '').slice(-2000)}`);
+  return r;
+}
+/** Wall time of one command, in ms. */
+function timed(cmd, argv, o = {}) {
+  const t = process.hrtime.bigint();
+  const r = run(cmd, argv, { ...o, allowFail: true });
+  const ms = Number(process.hrtime.bigint() - t) / 1e6;
+  if (r.status !== (o.expect ?? 0)) throw new Error(`${cmd} ${argv.join(' ')} exited ${r.status}: ${(r.stderr || '').slice(-1000)}`);
+  return ms;
+}
+
+class Pg {
+  constructor(base, data) {
+    this.base = base;
+    this.data = data ?? join(base, 'data');
+    this.port = 20000 + Math.floor(Math.random() * 30000);
+  }
+  conf(settings) {
+    appendFileSync(join(this.data, 'postgresql.conf'), '\n' + Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join('\n') + '\n');
+  }
+  get logFile() {
+    return join(this.base, 'server.log');
+  }
+  start(wait = true) {
+    run(join(PGBIN, 'pg_ctl'), ['-D', this.data, '-l', this.logFile, '-s', ...(wait ? ['-w', '-t', '600'] : ['-W']), 'start']);
+  }
+  stop(mode = 'fast') {
+    run(join(PGBIN, 'pg_ctl'), ['-D', this.data, '-s', '-w', '-t', '600', 'stop', '-m', mode], { allowFail: true });
+  }
+  psql(sql) {
+    return run(join(PGBIN, 'psql'), ['-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', '-h', this.base, '-p', String(this.port), '-U', 'postgres', '-d', 'postgres', '-f', '-'], {
+      input: sql,
+    }).stdout.trim();
+  }
+  pgbench(a) {
+    return run(join(PGBIN, 'pgbench'), ['-h', this.base, '-p', String(this.port), '-U', 'postgres', ...a, 'postgres']);
+  }
+}
+
+function versions() {
+  const v = (cmd, a) => {
+    try {
+      return execFileSync(cmd, a, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim().split('\n')[0];
+    } catch {
+      return 'n/a';
+    }
+  };
+  const os = existsSync('/etc/os-release') ? (/PRETTY_NAME="([^"]+)"/.exec(readFileSync('/etc/os-release', 'utf8'))?.[1] ?? '') : '';
+  return {
+    cpu: `${cpus()[0]?.model ?? '?'} × ${cpus().length}`,
+    memory: `${Math.round(totalmem() / 2 ** 30)} GiB`,
+    os: `${os}, Linux ${release()}`,
+    postgres: v(join(PGBIN, 'postgres'), ['--version']),
+    node: process.version,
+    walship: JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version,
+    pgbackrest: v('pgbackrest', ['version']),
+    barman: v('barman-cloud-wal-archive', ['--version']),
+    boto3: v('python3', ['-c', 'import boto3; print("boto3", boto3.__version__)']),
+  };
+}
+
+// ------------------------------------------------------------------------------------------------
+// The WAL: one cluster, a base backup, then pgbench until the backlog of .ready segments is big
+// enough. archive_command stays empty (archiving configured but not running), so every segment
+// waits as .ready; wal_keep_size keeps them after each contender has archived them, so the next
+// contender gets the same backlog back (its .done files renamed to .ready while the server is down).
+async function makeWal() {
+  const base = ownDir(join(WORK, 'source'));
+  const pg = new Pg(base);
+  run(join(PGBIN, 'initdb'), ['-D', pg.data, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8', '--locale=C']);
+  pg.conf({
+    listen_addresses: "''",
+    port: pg.port,
+    unix_socket_directories: `'${base}'`,
+    archive_mode: 'on',
+    archive_command: "''",
+    wal_keep_size: "'64GB'",
+    max_wal_size: "'2GB'",
+    checkpoint_timeout: "'30s'",
+    fsync: 'off',
+    synchronous_commit: 'off',
+    shared_buffers: "'256MB'",
+    max_wal_senders: 4,
+    timezone: "'UTC'",
+    logging_collector: 'off',
+  });
+  pg.start();
+  const scale = QUICK ? 5 : 20;
+  log(`pgbench -i -s ${scale}`);
+  pg.pgbench(['-i', '-s', String(scale), '-q']);
+  const backup = join(ownDir(join(WORK, 'backup')), 'data');
+  run(join(PGBIN, 'pg_basebackup'), ['-h', base, '-p', String(pg.port), '-U', 'postgres', '-D', backup, '-X', 'stream', '-c', 'fast', '--no-sync', '-l', 'bench']);
+  const status = join(pg.data, 'pg_wal', 'archive_status');
+  const ready = () => readdirSync(status).filter((f) => f.endsWith('.ready') && SEG.test(f.slice(0, -6))).length;
+  // Transactions first (TPC-B: small records and full-page images), then pgbench's own data
+  // loads (-i: COPY and index builds) until the backlog is big enough; TPC-B alone writes WAL too
+  // slowly on this machine to reach hundreds of segments in minutes.
+  const before = new Set(readdirSync(status));
+  log('pgbench TPC-B');
+  pg.pgbench(['-c', '2', '-j', '2', '-n', '-M', 'prepared', '-T', QUICK ? '10' : '30']);
+  const tpcb = readdirSync(status).filter((f) => !before.has(f) && f.endsWith('.ready')).map((f) => f.slice(0, -6)).filter((n) => SEG.test(n));
+  while (ready() < TARGET) {
+    log(`pgbench -i -s ${QUICK ? 10 : 40}: ${ready()} of ${TARGET} segments`);
+    pg.pgbench(['-i', '-s', String(QUICK ? 10 : 40), '-q']);
+  }
+  pg.pgbench(['-c', '2', '-j', '2', '-n', '-M', 'prepared', '-T', '5']);
+  pg.psql('SELECT pg_switch_wal(); CHECKPOINT;');
+  await sleep(1000);
+  const expected = pg.psql("SELECT count(*) || ':' || sum(abalance) FROM pgbench_accounts");
+  pg.stop();
+  const names = readdirSync(status).filter((f) => f.endsWith('.ready')).map((f) => f.slice(0, -6)).sort();
+  const segs = names.filter((n) => SEG.test(n));
+  const bytes = segs.reduce((a, n) => a + statSync(join(pg.data, 'pg_wal', n)).size, 0);
+  log(`backlog: ${segs.length} segments (${(bytes / 2 ** 20).toFixed(0)} MiB) and ${names.length - segs.length} other files`);
+  return { pg, names, segs, bytes, backup, expected, tpcb };
+}
+
+/** Gives the whole backlog back to the archiver (server stopped). */
+function resetBacklog(pg, names) {
+  const status = join(pg.data, 'pg_wal', 'archive_status');
+  for (const n of names) {
+    const done = join(status, `${n}.done`);
+    if (existsSync(done)) renameSync(done, join(status, `${n}.ready`));
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Contenders: how each archives and restores, with a fresh repository per run.
+const node = process.execPath;
+const walshipCmd = (a) => `${node} ${WALSHIP} ${a} --config /dev/null`;
+function walshipS3Flags() {
+  return `--s3-endpoint ${S3.endpoint} --s3-force-path-style on --s3-region us-east-1`;
+}
+function pgbConf(id, dataDir, async, pg) {
+  const d = ownDir(join(WORK, `pgbackrest-${id}`));
+  for (const s of ['log', 'lock', 'spool']) ownDir(join(d, s));
+  const repo = ownDir(join(WORK, `pgbackrest-repo-${id.split('-')[0]}`));
+  const conf = join(d, 'pgbackrest.conf');
+  writeFileSync(
+    conf,
+    [
+      '[global]',
+      `repo1-path=${repo}`,
+      'compress-type=zst',
+      `log-path=${join(d, 'log')}`,
+      `lock-path=${join(d, 'lock')}`,
+      `spool-path=${join(d, 'spool')}`,
+      'log-level-console=warn',
+      'log-level-file=off',
+      `archive-async=${async ? 'y' : 'n'}`,
+      'process-max=2',
+      // As deep as walship's default prefetch (16 segments of 16 MiB).
+      'archive-get-queue-max=268435456',
+      '',
+      '[bench]',
+      `pg1-path=${dataDir}`,
+      ...(pg ? [`pg1-socket-path=${pg.base}`, `pg1-port=${pg.port}`, 'pg1-user=postgres'] : []),
+      '',
+    ].join('\n'),
+  );
+  chownSync(conf, U.uid, U.gid);
+  return conf;
+}
+
+function contenders() {
+  const all = [
+    {
+      id: 'walship-fs',
+      label: 'walship, filesystem repo',
+      push: () => {
+        const repo = join(WORK, 'walship-fs-repo');
+        const cat = join(WORK, 'walship-fs.db');
+        run(node, [WALSHIP, 'init', '--repo', repo, '--catalog', cat, '--config', '/dev/null']);
+        return walshipCmd(`archive-push %p --repo ${repo} --catalog ${cat}`);
+      },
+      restore: () => walshipCmd(`archive-fetch %f %p --repo ${join(WORK, 'walship-fs-repo')} --catalog ${join(WORK, 'walship-fs.db')}`),
+    },
+    {
+      id: 'walship-fs-noahead',
+      label: 'walship, filesystem repo, read-ahead/prefetch off',
+      push: () => {
+        const repo = join(WORK, 'walship-fs0-repo');
+        const cat = join(WORK, 'walship-fs0.db');
+        run(node, [WALSHIP, 'init', '--repo', repo, '--catalog', cat, '--config', '/dev/null']);
+        return walshipCmd(`archive-push %p --repo ${repo} --catalog ${cat} --push-readahead 0`);
+      },
+      restore: () => walshipCmd(`archive-fetch %f %p --repo ${join(WORK, 'walship-fs0-repo')} --catalog ${join(WORK, 'walship-fs0.db')} --fetch-prefetch 0`),
+    },
+    {
+      id: 'walship-s3',
+      label: 'walship, S3 repo (s3rver)',
+      push: () => walshipCmd(`archive-push %p --repo s3://${BUCKET}/walship --catalog ${join(WORK, 'walship-s3.db')} ${walshipS3Flags()}`),
+      restore: () => walshipCmd(`archive-fetch %f %p --repo s3://${BUCKET}/walship --catalog ${join(WORK, 'walship-s3.db')} ${walshipS3Flags()}`),
+    },
+    {
+      id: 'pgbackrest-sync',
+      label: 'pgBackRest archive-push/get, posix repo, zstd',
+      push: (pg) => {
+        const conf = pgbConf('sync', pg.data, false, pg);
+        run('pgbackrest', [`--config=${conf}`, '--stanza=bench', 'stanza-create']);
+        return `pgbackrest --config=${conf} --stanza=bench archive-push %p`;
+      },
+      restore: (dataDir) => `pgbackrest --config=${pgbConf('sync-get', dataDir, false)} --stanza=bench archive-get %f "%p"`,
+    },
+    {
+      id: 'pgbackrest-async',
+      label: 'pgBackRest archive-async, process-max 2',
+      push: (pg) => {
+        const conf = pgbConf('async', pg.data, true, pg);
+        run('pgbackrest', [`--config=${conf}`, '--stanza=bench', 'stanza-create']);
+        return `pgbackrest --config=${conf} --stanza=bench archive-push %p`;
+      },
+      restore: (dataDir) => `pgbackrest --config=${pgbConf('async-get', dataDir, true)} --stanza=bench archive-get %f "%p"`,
+    },
+    {
+      id: 'barman-cloud',
+      label: 'barman-cloud-wal-archive/restore (s3rver)',
+      push: () => `barman-cloud-wal-archive --endpoint-url ${S3.endpoint} s3://${BUCKET}/barman pg %p`,
+      restore: () => `barman-cloud-wal-restore --endpoint-url ${S3.endpoint} s3://${BUCKET}/barman pg %f %p`,
+    },
+    {
+      id: 'cp',
+      label: 'cp + fsync (no compression, no checks)',
+      push: () => {
+        const d = ownDir(join(WORK, 'cp-archive'));
+        return `test ! -f ${d}/%f && cp %p ${d}/%f.tmp && sync ${d}/%f.tmp && mv ${d}/%f.tmp ${d}/%f`;
+      },
+      restore: () => `cp ${join(WORK, 'cp-archive')}/%f %p`,
+    },
+  ];
+  return all;
+}
+
+// ------------------------------------------------------------------------------------------------
+// Scenario 1: archive catch-up through PostgreSQL's archiver.
+async function catchUp(src, c) {
+  const { pg, names, segs, bytes } = src;
+  resetBacklog(pg, names);
+  pg.start();
+  try {
+    const command = c.push(pg);
+    pg.psql("SELECT pg_stat_reset_shared('archiver');");
+    pg.psql(`ALTER SYSTEM SET archive_command = ${confString(command)};`);
+    const status = join(pg.data, 'pg_wal', 'archive_status');
+    const pending = () => names.filter((n) => existsSync(join(status, `${n}.ready`))).length;
+    const limit = c.id === 'barman-cloud' ? 40 * 60_000 : 15 * 60_000;
+    const t0 = process.hrtime.bigint();
+    pg.psql('SELECT pg_reload_conf();');
+    let left = names.length;
+    let lastLog = Date.now();
+    while ((left = pending()) > 0) {
+      if (Number(process.hrtime.bigint() - t0) / 1e6 > limit) break;
+      if (Date.now() - lastLog > 30_000) {
+        log(`  ${c.id}: ${names.length - left} of ${names.length} archived`);
+        lastLog = Date.now();
+      }
+      await sleep(25);
+    }
+    const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+    const [archived, failed] = pg.psql('SELECT archived_count, failed_count FROM pg_stat_archiver').split('|').map(Number);
+    pg.psql('ALTER SYSTEM RESET archive_command; SELECT pg_reload_conf();');
+    const done = names.length - left;
+    return { id: c.id, label: c.label, secs, files: names.length, done, segments: segs.length, bytes, archived, failed, complete: left === 0 };
+  } finally {
+    pg.stop();
+  }
+}
+
+// Scenario 2: recovery of the base backup through restore_command, to the end of the archive.
+async function replay(src, c) {
+  const base = ownDir(join(WORK, `replay-${c.id}`));
+  const data = join(base, 'data');
+  run('cp', ['-a', src.backup, data]);
+  const pg = new Pg(base, data);
+  pg.conf({ port: pg.port, unix_socket_directories: `'${base}'`, archive_mode: 'off', restore_command: confString(c.restore(data)), logging_collector: 'off' });
+  writeFileSync(join(data, 'recovery.signal'), '');
+  chownSync(join(data, 'recovery.signal'), U.uid, U.gid);
+  const limit = c.id === 'barman-cloud' ? 40 * 60_000 : 15 * 60_000;
+  const t0 = process.hrtime.bigint();
+  pg.start(false);
+  let ok = false;
+  for (;;) {
+    const text = existsSync(pg.logFile) ? readFileSync(pg.logFile, 'utf8') : '';
+    if (/database system is ready to accept connections/.test(text) && /archive recovery complete|selected new timeline ID/.test(text)) {
+      ok = true;
+      break;
+    }
+    if (/FATAL|PANIC/.test(text) || Number(process.hrtime.bigint() - t0) / 1e6 > limit) break;
+    await sleep(20);
+  }
+  const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+  const text = readFileSync(pg.logFile, 'utf8');
+  const restored = (text.match(/restored log file "[0-9A-F]{24}" from archive/g) ?? []).length;
+  let same = false;
+  if (ok) {
+    try {
+      same = pg.psql("SELECT count(*) || ':' || sum(abalance) FROM pgbench_accounts") === src.expected;
+    } catch {
+      same = false;
+    }
+  }
+  pg.stop('immediate');
+  if (!ok) log(`  ${c.id}: recovery did not finish: ${text.split('\n').filter((l) => /FATAL|PANIC|ERROR/.test(l)).slice(-3).join(' | ')}`);
+  rmSync(base, { recursive: true, force: true });
+  return { id: c.id, label: c.label, secs, restored, ok, same };
+}
+
+// Scenario 3: latency of single calls (each a fresh process, as PostgreSQL runs them).
+function latency(src) {
+  const dir = ownDir(join(WORK, 'latency'));
+  const wal = ownDir(join(dir, 'wal'));
+  const picks = src.segs.slice(-LAT_N);
+  for (const n of picks) {
+    copyFileSync(join(src.pg.data, 'pg_wal', n), join(wal, n));
+    chownSync(join(wal, n), U.uid, U.gid);
+  }
+  const out = join(dir, 'out');
+  const rows = [];
+  const measure = (op, tool, fn) => {
+    const ms = [];
+    for (let i = 0; i < picks.length; i++) ms.push(fn(picks[i], i));
+    rows.push({ op, tool, median: median(ms), p90: pct(ms, 0.9), n: ms.length });
+    log(`  ${op} ${tool}: median ${median(ms).toFixed(1)} ms`);
+  };
+  const sh = (cmd, o) => timed('sh', ['-c', cmd], o);
+
+  // The bare cost of starting node here, with and without this machine's NODE_EXTRA_CA_CERTS.
+  const nodeStart = [];
+  for (let i = 0; i < LAT_N; i++) nodeStart.push(timed(node, ['-e', '0']));
+  rows.push({ op: 'start', tool: 'node -e 0', median: median(nodeStart), p90: pct(nodeStart, 0.9), n: nodeStart.length });
+  if (process.env.NODE_EXTRA_CA_CERTS) {
+    const withCa = [];
+    for (let i = 0; i < LAT_N; i++) withCa.push(timed(node, ['-e', '0'], { env: { NODE_EXTRA_CA_CERTS: process.env.NODE_EXTRA_CA_CERTS } }));
+    rows.push({ op: 'start', tool: 'node -e 0 with NODE_EXTRA_CA_CERTS', median: median(withCa), p90: pct(withCa, 0.9), n: withCa.length });
+  }
+
+  // walship, filesystem and S3 (a push outside pg_wal: no read-ahead; a fetch to a plain file: no prefetch).
+  const fsRepo = join(dir, 'w-repo');
+  const fsCat = join(dir, 'w.db');
+  run(node, [WALSHIP, 'init', '--repo', fsRepo, '--catalog', fsCat, '--config', '/dev/null']);
+  const w = (a) => `${node} ${WALSHIP} ${a} --config /dev/null`;
+  measure('push', 'walship fs', (n) => sh(w(`archive-push ${wal}/${n} --repo ${fsRepo} --catalog ${fsCat}`)));
+  measure('fetch', 'walship fs', (n) => sh(w(`archive-fetch ${n} ${out} --repo ${fsRepo} --catalog ${fsCat}`)));
+  const s3 = `--repo s3://${BUCKET}/lat --catalog ${join(dir, 'w3.db')} ${walshipS3Flags()}`;
+  measure('push', 'walship s3', (n) => sh(w(`archive-push ${wal}/${n} ${s3}`)));
+  measure('fetch', 'walship s3', (n) => sh(w(`archive-fetch ${n} ${out} ${s3}`)));
+  // A push answered from a read-ahead record, and a fetch answered from the prefetch spool.
+  const staged = ownDir(join(dir, 'staged'));
+  ownDir(join(staged, 'pg_wal', 'archive_status'));
+  for (const n of picks) {
+    copyFileSync(join(wal, n), join(staged, 'pg_wal', n));
+    writeFileSync(join(staged, 'pg_wal', 'archive_status', `${n}.ready`), '');
+    for (const f of [join(staged, 'pg_wal', n), join(staged, 'pg_wal', 'archive_status', `${n}.ready`)]) chownSync(f, U.uid, U.gid);
+  }
+  const raRepo = join(dir, 'ra-repo');
+  const raCat = join(dir, 'ra.db');
+  run(node, [WALSHIP, 'init', '--repo', raRepo, '--catalog', raCat, '--config', '/dev/null']);
+  const heavy = sh(w(`archive-push pg_wal/${picks[0]} --repo ${raRepo} --catalog ${raCat}`), { cwd: staged });
+  rows.push({ op: 'push', tool: `walship fs, a call that also pushes ${picks.length - 1} .ready segments`, median: heavy, p90: heavy, n: 1 });
+  const answered = [];
+  for (const n of picks.slice(1)) answered.push(sh(w(`archive-push pg_wal/${n} --repo ${raRepo} --catalog ${raCat}`), { cwd: staged }));
+  rows.push({ op: 'push', tool: 'walship fs, answered by read-ahead', median: median(answered), p90: pct(answered, 0.9), n: answered.length });
+  log(`  push walship fs, answered by read-ahead: median ${median(answered).toFixed(1)} ms`);
+  const rdata = ownDir(join(dir, 'rdata'));
+  ownDir(join(rdata, 'pg_wal'));
+  const spooled = [];
+  sh(w(`archive-fetch ${picks[0]} pg_wal/RECOVERYXLOG --repo ${fsRepo} --catalog ${fsCat}`), { cwd: rdata });
+  for (const n of picks.slice(1)) {
+    spawnSync('sleep', ['0.5']);
+    spooled.push(sh(w(`archive-fetch ${n} pg_wal/RECOVERYXLOG --repo ${fsRepo} --catalog ${fsCat}`), { cwd: rdata }));
+  }
+  rows.push({ op: 'fetch', tool: 'walship fs, from the prefetch spool', median: median(spooled), p90: pct(spooled, 0.9), n: spooled.length });
+  log(`  fetch walship fs, from the prefetch spool: median ${median(spooled).toFixed(1)} ms`);
+
+  // pgBackRest (sync), against the source cluster's stanza settings.
+  src.pg.start();
+  try {
+    const confPath = pgbConf('lat', src.pg.data, false, src.pg);
+    run('pgbackrest', [`--config=${confPath}`, '--stanza=bench', 'stanza-create']);
+    measure('push', 'pgbackrest', (n) => sh(`pgbackrest --config=${confPath} --stanza=bench archive-push ${wal}/${n}`));
+    measure('fetch', 'pgbackrest', (n) => sh(`pgbackrest --config=${confPath} --stanza=bench archive-get ${n} ${out}`));
+  } finally {
+    src.pg.stop();
+  }
+  const bm = `--endpoint-url ${S3.endpoint} s3://${BUCKET}/barman-lat pg`;
+  measure('push', 'barman-cloud', (n) => sh(`barman-cloud-wal-archive ${bm} ${wal}/${n}`));
+  measure('fetch', 'barman-cloud', (n) => sh(`barman-cloud-wal-restore ${bm} ${n} ${out}`));
+  const cpd = ownDir(join(dir, 'cp'));
+  measure('push', 'cp + fsync', (n) => sh(`test ! -f ${cpd}/${n} && cp ${wal}/${n} ${cpd}/${n}.tmp && sync ${cpd}/${n}.tmp && mv ${cpd}/${n}.tmp ${cpd}/${n}`));
+  measure('fetch', 'cp', (n) => sh(`cp ${cpd}/${n} ${out}`));
+  return rows;
+}
+
+// Scenario 4: the WAL scanner on the backlog's last segments.
+async function scanner(src) {
+  const { scanSegment } = await import(join(ROOT, 'dist', 'wal', 'scanner.js'));
+  const { inspectFirstPage } = await import(join(ROOT, 'dist', 'wal', 'page.js'));
+  const { parseWalFileName, segNoFromLogSeg } = await import(join(ROOT, 'dist', 'wal', 'names.js'));
+  const use = (src.tpcb.length >= 4 ? src.tpcb : src.segs).slice(-12).map((name) => {
+    const buf = readFileSync(join(src.pg.data, 'pg_wal', name));
+    const file = parseWalFileName(name);
+    const h = inspectFirstPage(buf, file);
+    return { buf, segSize: h.segSize, pgMajor: h.pgMajor, startLsn: segNoFromLogSeg(file.logSeg, h.segSize) * h.segSize };
+  });
+  const total = use.reduce((a, s) => a + s.buf.length, 0);
+  const once = () => {
+    let carry = null;
+    let records = 0;
+    const t = process.hrtime.bigint();
+    for (const s of use) {
+      const r = scanSegment(s.buf, { segSize: s.segSize, startLsn: s.startLsn, pgMajor: s.pgMajor, carry });
+      carry = r.tailCont;
+      records += r.records;
+    }
+    return { secs: Number(process.hrtime.bigint() - t) / 1e9, records };
+  };
+  once();
+  const runs = Array.from({ length: 5 }, once);
+  const secs = median(runs.map((r) => r.secs));
+  return { segments: use.length, mb: total / 1e6, mbps: total / 1e6 / secs, recordsPerSec: runs[0].records / secs };
+}
+
+// Scenario 5: `walship ranges` on a synthetic catalog of one million segments.
+async function ranges() {
+  const cliMain = readFileSync(join(ROOT, 'dist', 'cli', 'main.js'), 'utf8');
+  if (!cliMain.includes("command('ranges')")) return { skipped: 'walship has no ranges command in this build' };
+  const dir = ownDir(join(WORK, 'ranges'));
+  const catPath = join(dir, 'million.db');
+  const repo = join(dir, 'repo');
+  run(node, [WALSHIP, 'init', '--repo', repo, '--catalog', catPath, '--config', '/dev/null']);
+  const Database = createRequire(join(ROOT, 'package.json'))('better-sqlite3');
+  const db = new Database(catPath);
+  const N = 1_000_000;
+  const segSize = 16 * 1024 * 1024;
+  const t0 = Date.now();
+  db.prepare("UPDATE repository SET system_identifier = '7000000000000000001', pg_major = 15, wal_segment_size = ?, created_at = ?").run(segSize, new Date().toISOString());
+  const hex8 = (n) => n.toString(16).toUpperCase().padStart(8, '0');
+  const f = db.prepare(
+    `INSERT INTO wal_files (name, kind, timeline, seg_no, start_lsn, end_lsn, raw_size, stored_size, sha256, compression, object_key, pushed_at)
+     VALUES (?, 'segment', 1, ?, ?, ?, ?, ?, ?, 'zstd', ?, ?)`,
+  );
+  const s = db.prepare(
+    `INSERT INTO wal_scans (file, timeline, seg_no, partial, start_lsn, end_lsn, end_reason, first_record_lsn, last_record_lsn, records,
+       commits, aborts, first_xact_time, last_xact_time, min_xact_time, max_xact_time, scanned_at)
+     VALUES (?, 1, ?, 0, ?, ?, 'end', ?, ?, 1000, 100, 1, ?, ?, ?, ?, ?)`,
+  );
+  const epoch = Date.UTC(2026, 0, 1) * 1000;
+  const sum = 'a'.repeat(64);
+  const insert = db.transaction((from, to) => {
+    for (let i = from; i < to; i++) {
+      const name = hex8(1) + hex8(Math.floor(i / 256)) + hex8(i % 256);
+      const lsn = i * segSize;
+      // A gap every 100,000 segments, so that there are several ranges.
+      if (i % 100_000 === 99_999) continue;
+      f.run(name, i, lsn, lsn + segSize, segSize, 1_400_000, sum, `wal/${name.slice(0, 16)}/${name}.zst`, '2026-01-01T00:00:00.000Z');
+      const t = epoch + i * 60_000_000;
+      s.run(name, i, lsn, lsn + segSize, lsn + 40, lsn + segSize - 100, t, t + 59_000_000, t, t + 59_000_000, '2026-01-01T00:00:00.000Z');
+    }
+  });
+  for (let i = 1; i < N + 1; i += 50_000) insert(i, Math.min(N + 1, i + 50_000));
+  db.close();
+  log(`  synthetic catalog: ${N} segments in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  const times = [];
+  let out = '';
+  for (let i = 0; i < 5; i++) {
+    const t = process.hrtime.bigint();
+    const r = run(node, [WALSHIP, 'ranges', '--json', '--repo', repo, '--catalog', catPath, '--config', '/dev/null'], { allowFail: true });
+    times.push(Number(process.hrtime.bigint() - t) / 1e6);
+    out = r.status === 0 ? r.stdout : `exit ${r.status}: ${r.stderr}`;
+  }
+  // The same inside one process, without node's start (what the command itself costs).
+  const { Catalog } = await import(join(ROOT, 'dist', 'catalog', 'catalog.js'));
+  const cli = await import(join(ROOT, 'dist', 'recovery', 'cli.js'));
+  const inProc = [];
+  for (let i = 0; i < 5; i++) {
+    const t = process.hrtime.bigint();
+    cli.runRanges({ catalogPath: catPath, repoUrl: `file://${repo}` }, { json: true });
+    inProc.push(Number(process.hrtime.bigint() - t) / 1e6);
+  }
+  void Catalog;
+  return { segments: N, medianMs: median(times), inProcessMs: median(inProc), sample: out.slice(0, 300) };
+}
+
+// ------------------------------------------------------------------------------------------------
+function fmt(n, d = 1) {
+  return Number.isFinite(n) ? n.toFixed(d) : 'n/a';
+}
+
+function report(r) {
+  const v = r.versions;
+  const L = [];
+  L.push('# Benchmarks');
+  L.push('');
+  L.push(`Generated by \`npm run bench${QUICK ? ' -- --quick' : ''}\` (scripts/bench.mjs) on ${new Date(startedAt).toISOString().slice(0, 16)}Z, in ${fmt((Date.now() - startedAt) / 60000, 0)} minutes.`);
+  L.push('Benchmarks, not tests: one machine, one run; the numbers move with the machine and what else runs on it.');
+  L.push('');
+  L.push('## Machine and versions');
+  L.push('');
+  L.push('| | |');
+  L.push('|---|---|');
+  for (const [k, val] of Object.entries(v)) L.push(`| ${k} | ${val} |`);
+  L.push(`| load average (start → end) | ${r.loadStart} → ${loadavg().map((x) => x.toFixed(2)).join(' ')} |`);
+  L.push('');
+  L.push(
+    `The WAL: pgbench on PostgreSQL 15 with 16 MiB segments (\`-i -s ${QUICK ? 5 : 20}\` before the base backup; then TPC-B with 2 clients for ${QUICK ? 10 : 30} s, checkpoint_timeout 30 s; then \`pgbench -i -s ${QUICK ? 10 : 40}\` data loads until the backlog is reached; then 5 s of TPC-B): ` +
+      `${r.wal.segs} segments (${fmt(r.wal.mib, 0)} MiB) plus ${r.wal.others} other files (.backup). Every contender gets exactly this backlog. ` +
+      'PostgreSQL, and so every archive_command and restore_command, runs with a minimal environment (PATH, HOME, LANG, TZ, S3 credentials), as under a service manager.',
+  );
+  L.push('');
+  L.push('Settings: walship defaults (zstd level 1, push_readahead 16, fetch_prefetch 16); pgBackRest zstd at its default level, `process-max=2`, ' +
+    '`archive-get-queue-max=256MiB` (as deep as walship\'s prefetch), archive-async on or off; barman-cloud defaults (no compression) against s3rver on 127.0.0.1; ' +
+    '`cp`: `test ! -f` + `cp` to a temp name + `sync` of the file + `mv`.');
+  if (r.catchup) {
+    L.push('');
+    L.push('## Archive catch-up');
+    L.push('');
+    L.push('The backlog is waiting as `.ready`; the clock starts at the `pg_reload_conf()` that sets archive_command and stops when no file of the backlog is `.ready` any more (then pg_stat_archiver is read). One run per contender.');
+    L.push('');
+    const ws = r.catchup.find((x) => x.id === 'walship-fs');
+    L.push('| contender | time (s) | MB/s | segments/s | archived / failed (pg_stat_archiver) | walship fs is faster by |');
+    L.push('|---|---:|---:|---:|---:|---:|');
+    for (const x of r.catchup) {
+      const mbps = x.complete ? x.bytes / 1e6 / x.secs : NaN;
+      L.push(`| ${x.label} | ${x.complete ? fmt(x.secs) : `DNF (${x.done}/${x.files} in ${fmt(x.secs, 0)} s)`} | ${fmt(mbps, 0)} | ${fmt(x.complete ? x.segments / x.secs : NaN)} | ${x.archived} / ${x.failed} | ${ws && x.complete && ws.complete ? `${fmt(x.secs / ws.secs, 2)}×` : 'n/a'} |`);
+    }
+  }
+  if (r.replay) {
+    L.push('');
+    L.push('## Recovery replay');
+    L.push('');
+    L.push('A base backup taken before the backlog, recovered through restore_command to the end of the archive (recovery.signal); the clock runs from `pg_ctl start` until the server accepts connections after archive recovery. The same recovery for every contender: what differs is restore_command.');
+    L.push('');
+    const ws = r.replay.find((x) => x.id === 'walship-fs');
+    L.push('| contender | time (s) | segments restored | data equal | walship fs is faster by |');
+    L.push('|---|---:|---:|---|---:|');
+    for (const x of r.replay) {
+      L.push(`| ${x.label} | ${x.ok ? fmt(x.secs) : `failed after ${fmt(x.secs, 0)} s`} | ${x.restored} | ${x.same ? 'yes' : 'no'} | ${ws && ws.ok && x.ok ? `${fmt(x.secs / ws.secs, 2)}×` : 'n/a'} |`);
+    }
+  }
+  if (r.latency) {
+    L.push('');
+    L.push('## Latency of one call');
+    L.push('');
+    L.push(`Each call a new process, as PostgreSQL runs them; distinct 16 MiB segments; median and 90th percentile of ${LAT_N} calls (n below). Push: to a fresh repository; fetch: to a plain file (no prefetch) unless noted.`);
+    L.push('');
+    const ref = (op) => r.latency.find((x) => x.op === op && x.tool === `walship fs`);
+    L.push('| call | tool | median (ms) | p90 (ms) | n | ratio to walship fs |');
+    L.push('|---|---|---:|---:|---:|---:|');
+    for (const x of r.latency) {
+      const base = ref(x.op);
+      L.push(`| ${x.op} | ${x.tool} | ${fmt(x.median)} | ${fmt(x.p90)} | ${x.n} | ${base && x.op !== 'start' ? `${fmt(x.median / base.median, 2)}` : ''} |`);
+    }
+  }
+  if (r.scanner) {
+    L.push('');
+    L.push('## WAL scanner');
+    L.push('');
+    L.push(`\`scanSegment\` over ${r.scanner.segments} TPC-B segments of the backlog (${fmt(r.scanner.mb, 0)} MB), every record's CRC-32C checked, median of 5: **${fmt(r.scanner.mbps, 0)} MB/s**, ${fmt(r.scanner.recordsPerSec / 1e6, 2)} M records/s (one core).`);
+  }
+  if (r.ranges) {
+    L.push('');
+    L.push('## walship ranges on one million segments');
+    L.push('');
+    if (r.ranges.skipped) L.push(`Skipped: ${r.ranges.skipped}.`);
+    else {
+      L.push(`A synthetic catalog of ${r.ranges.segments.toLocaleString('en')} segments (one scan row each, a gap every 100,000): \`walship ranges --json\` takes **${fmt(r.ranges.medianMs, 0)} ms** as a command (median of 5, node's start included), ${fmt(r.ranges.inProcessMs, 0)} ms inside one process. Goal: under 200 ms.`);
+    }
+  }
+  if (r.goals.length) {
+    L.push('');
+    L.push('## Goals');
+    L.push('');
+    for (const g of r.goals) L.push(`- ${g}`);
+  }
+  L.push('');
+  return L.join('\n');
+}
+
+function goals(r) {
+  const out = [];
+  const get = (list, id) => list?.find((x) => x.id === id);
+  for (const [name, list, ok] of [
+    ['archive catch-up', r.catchup, (x) => x.complete],
+    ['recovery replay', r.replay, (x) => x.ok],
+  ]) {
+    if (!list) continue;
+    const w = get(list, 'walship-fs');
+    const ws3 = get(list, 'walship-s3');
+    const pa = get(list, 'pgbackrest-async');
+    const b = get(list, 'barman-cloud');
+    if (w && pa && ok(w) && ok(pa)) {
+      const f = pa.secs / w.secs;
+      out.push(`${name}, walship (filesystem) vs pgBackRest async: ${fmt(f, 2)}× — goal ≥ 1×: **${f >= 1 ? 'met' : 'not met'}**`);
+    }
+    if (ws3 && pa && ok(ws3) && ok(pa)) {
+      const f = pa.secs / ws3.secs;
+      out.push(`${name}, walship (S3) vs pgBackRest async (posix): ${fmt(f, 2)}× — goal ≥ 1×: **${f >= 1 ? 'met' : 'not met'}**`);
+    }
+    if (ws3 && b && ok(ws3) && ok(b)) {
+      const f = b.secs / ws3.secs;
+      out.push(`${name}, walship (S3) vs barman-cloud (S3): ${fmt(f, 2)}× — goal ≥ 5×: **${f >= 5 ? 'met' : 'not met'}**`);
+    }
+  }
+  if (r.ranges && !r.ranges.skipped) out.push(`walship ranges on 1,000,000 segments: ${fmt(r.ranges.medianMs, 0)} ms — goal < 200 ms: **${r.ranges.medianMs < 200 ? 'met' : 'not met'}**`);
+  return out;
+}
+
+// ------------------------------------------------------------------------------------------------
+const results = { versions: versions(), loadStart: loadavg().map((x) => x.toFixed(2)).join(' '), goals: [] };
+log(`work dir ${WORK}; target ${TARGET} segments${QUICK ? ' (quick)' : ''}`);
+S3 = await startS3rver();
+try {
+  const src = await makeWal();
+  results.wal = { segs: src.segs.length, mib: src.bytes / 2 ** 20, others: src.names.length - src.segs.length };
+  // Warm the page cache with the backlog so that no contender pays for the first read.
+  for (const n of src.segs) readFileSync(join(src.pg.data, 'pg_wal', n));
+  const list = contenders();
+  if (ONLY.includes('catchup')) {
+    results.catchup = [];
+    for (const c of list) {
+      log(`catch-up: ${c.id}`);
+      const res = await catchUp(src, c);
+      log(`  ${c.id}: ${res.complete ? `${res.secs.toFixed(1)} s` : 'did not finish'} (archived ${res.archived}, failed ${res.failed})`);
+      results.catchup.push(res);
+      writeFileSync(OUT, report({ ...results, goals: goals(results) }));
+    }
+  }
+  if (ONLY.includes('replay')) {
+    results.replay = [];
+    for (const c of list) {
+      if (results.catchup && !results.catchup.find((x) => x.id === c.id)?.complete) continue;
+      log(`replay: ${c.id}`);
+      const res = await replay(src, c);
+      log(`  ${c.id}: ${res.ok ? `${res.secs.toFixed(1)} s` : 'failed'}, ${res.restored} segments restored, data ${res.same ? 'equal' : 'DIFFERENT'}`);
+      results.replay.push(res);
+      writeFileSync(OUT, report({ ...results, goals: goals(results) }));
+    }
+  }
+  if (ONLY.includes('latency')) {
+    log('latency of single calls');
+    results.latency = latency(src);
+  }
+  if (ONLY.includes('scanner')) {
+    log('scanner throughput');
+    results.scanner = await scanner(src);
+  }
+  if (ONLY.includes('ranges')) {
+    log('walship ranges on a synthetic catalog of one million segments');
+    results.ranges = await ranges();
+  }
+  results.goals = goals(results);
+  writeFileSync(OUT, report(results));
+  log(`wrote ${OUT}`);
+  for (const g of results.goals) log(g);
+} finally {
+  S3.stop();
+  if (!flag('--keep')) rmSync(WORK, { recursive: true, force: true });
+  else log(`kept ${WORK}`);
+}
