@@ -9,6 +9,7 @@ import { mkdirSync, writeFileSync, chmodSync, chownSync } from 'node:fs';
 import { join } from 'node:path';
 import { PgCluster, confString, pgUser, writeUserFile } from './helpers/pg.js';
 import { startArchiving, type Archiving } from './helpers/archiving.js';
+import { walship } from './helpers/walship.js';
 import { repoBackends, type RepoBackend } from './helpers/backends.js';
 import type { Manifest } from '../src/backup/format.js';
 
@@ -108,6 +109,7 @@ describe.each(repoBackends())('walship backup ($name repository)', (backend: Rep
   });
 
   it('refuses a server without archiving, and a wrong connection, with one line each', async () => {
+    if (backend.name !== 'filesystem') return; // nothing here depends on the repository backend
     const r = await run(['backup'], { WALSHIP_PG_HOST: '/nonexistent', WALSHIP_PG_PORT: '1', WALSHIP_PG_USER: 'postgres' });
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/cannot connect to PostgreSQL/);
@@ -118,6 +120,20 @@ describe.each(repoBackends())('walship backup ($name repository)', (backend: Rep
       const noArchive = await run(['backup'], { WALSHIP_PG_HOST: plain.socketDir, WALSHIP_PG_PORT: String(plain.port), WALSHIP_PG_USER: 'postgres' });
       expect(noArchive.code).toBe(2);
       expect(noArchive.stderr).toMatch(/archive_mode is off: a base backup is useless without archived WAL/);
+      // The classic misconfiguration: archiving on, but its command fails. The wait is bounded and says why.
+      plain.setConf({ archive_mode: 'on', archive_command: "'/bin/false'" });
+      await plain.stop();
+      await plain.start();
+      // (Its own repository: this cluster is not the one the suite's repository belongs to.)
+      const own = ['--repo', join(a.work, 'plain-repo'), '--catalog', join(a.work, 'plain.db')];
+      mkdirSync(join(a.work, 'plain-repo'));
+      chownSync(join(a.work, 'plain-repo'), pgUser().uid, pgUser().gid);
+      const pgEnv = { ...a.env, WALSHIP_PG_HOST: plain.socketDir, WALSHIP_PG_PORT: String(plain.port), WALSHIP_PG_USER: 'postgres' };
+      const broken = await walship(['backup', '--archive-timeout', '3', '--label', 'broken-archiving', ...own], { env: pgEnv, asUser: true });
+      expect(broken.code, broken.stderr).toBe(6);
+      expect(broken.stderr).toMatch(/was not archived within 3 s: check archive_command .* the backup is not usable until it is/);
+      const rows = JSON.parse((await walship(['backups', '--json', ...own], { env: a.env, asUser: true })).stdout) as { label: string; status: string; restorable: boolean }[];
+      expect(rows.find((r) => r.label === 'broken-archiving')).toMatchObject({ status: 'failed', restorable: false });
     } finally {
       await plain.destroy();
     }
