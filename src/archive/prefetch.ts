@@ -14,11 +14,14 @@
  *   prefetch.log      the prefetcher's stderr
  *
  * archive-fetch of segment N looks only at the files named for N (no listing). A spooled copy is
- * delivered only when its metadata names this repository and N, and the bytes' SHA-256 equals
- * the checksum that was verified against the archive when the copy was spooled; anything else is
- * discarded and N is fetched from the repository as without prefetch. So the spool can make a
- * fetch faster but never changes its answer: a file not in the archive is never spooled (exit 1
- * still comes from the repository), and every failure is still reported by the repository fetch.
+ * delivered only when its metadata names this repository and N, and the file is still the very
+ * one the prefetcher wrote after verifying it against the archive (SHA-256, size, cluster): same
+ * inode, size, mtime and ctime, so any write to it or replacement of it is noticed without
+ * reading it again. On a filesystem repository, one stat of the archived object also proves it
+ * is unchanged since. Anything else is discarded and N is fetched from the repository as
+ * without prefetch. So the spool makes a fetch faster but never changes its answer: a file not
+ * in the archive is never spooled (exit 1 still comes from the repository), and every failure is
+ * still reported by the repository fetch.
  *
  * After a successful fetch, if no prefetcher is alive, archive-fetch starts one (a detached
  * `walship archive-prefetch N`, stdio not PostgreSQL's). It follows `position` and keeps
@@ -29,7 +32,7 @@
  * exits.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, existsSync, openSync, type BigIntStats } from 'node:fs';
 import { mkdir, open, readdir, readFile, realpath, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -66,6 +69,8 @@ interface SpoolMeta {
   spooledAt: string;
   /** Filesystem repositories: the archived object's size and mtime when it was spooled. */
   object?: { size: number; mtimeMs: number };
+  /** The spooled file as written (after its checksum was verified). */
+  file?: FileFingerprint;
 }
 
 /** A filesystem repository's object file for `name` (null for S3: no cheap look without the SDK). */
@@ -88,6 +93,15 @@ async function objectStat(path: string | null): Promise<{ size: number; mtimeMs:
 }
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+type FileFingerprint = { dev: string; ino: string; size: string; mtimeNs: string; ctimeNs: string };
+function fingerprint(st: BigIntStats): FileFingerprint {
+  return { dev: String(st.dev), ino: String(st.ino), size: String(st.size), mtimeNs: String(st.mtimeNs), ctimeNs: String(st.ctimeNs) };
+}
+/** After a failed rename the file may be at either place. */
+function existsSyncOr(a: string, b: string): string {
+  return existsSync(b) ? b : a;
+}
 
 /**
  * The spool directory for deliveries to `dest`: `spool_dir` when set, else a directory named for
@@ -185,51 +199,42 @@ async function takeSpooled(spool: string, name: string, dest: string, repo: stri
       return discard('the archived object changed since it was spooled');
     }
   }
-  let data: Buffer;
-  let ino: number;
+  // The copy must be the very file the prefetcher verified: same inode, size, mtime and ctime
+  // (any write to it, or a replacement, changes one of them). Then it moves into place.
+  let st: BigIntStats;
   try {
-    const fh = await open(dataPath, 'r');
-    try {
-      const st = await fh.stat();
-      ino = st.ino;
-      if (st.size !== meta.size) return discard(`it is ${st.size} bytes, expected ${meta.size}`);
-      // One read of the known size (readFile would go in 512 KiB round trips to the thread pool).
-      data = Buffer.allocUnsafe(st.size);
-      let got = 0;
-      while (got < st.size) {
-        const { bytesRead } = await fh.read(data, got, st.size - got, got);
-        if (bytesRead === 0) break;
-        got += bytesRead;
-      }
-      if (got !== st.size) return discard(`it ended after ${got} bytes, expected ${meta.size}`);
-    } finally {
-      await fh.close();
-    }
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-      await rm(metaPath, { force: true }).catch(() => undefined);
-      return false;
-    }
-    return discard(`cannot read it: ${(err as Error).message}`);
+    st = await stat(dataPath, { bigint: true });
+  } catch {
+    await rm(metaPath, { force: true }).catch(() => undefined);
+    return false;
   }
-  const sum = sha256(data);
-  if (sum !== meta.sha256) return discard(`its checksum ${sum} differs from the archived file's ${meta.sha256}`);
-
+  if (!meta.file || Object.entries(fingerprint(st)).some(([k, v]) => meta!.file![k as keyof FileFingerprint] !== v)) {
+    return discard('it changed since it was verified');
+  }
   const target = resolve(dest);
   let moved = false;
   try {
     await rename(dataPath, target);
-    // Still the inode that was verified (nothing replaced the spooled file meanwhile)?
-    moved = (await stat(target)).ino === ino;
+    // Still the inode that was checked (nothing replaced the spooled file in between)?
+    moved = (await stat(target, { bigint: true })).ino === st.ino;
   } catch {
-    /* another filesystem (EXDEV), or the prefetcher cleaned it up meanwhile: write the verified bytes */
+    /* another filesystem (EXDEV), or the prefetcher cleaned it up meanwhile */
   }
   if (!moved) {
+    // Deliver the verified bytes the slow way: read what is there, check it against the checksum.
+    let data: Buffer;
+    try {
+      data = await readFile(existsSyncOr(target, dataPath));
+    } catch {
+      await rm(metaPath, { force: true }).catch(() => undefined);
+      return false;
+    }
+    if (sha256(data) !== meta.sha256) return discard('its checksum differs from the archived file\'s');
     const { writeAtomically } = await import('./fetch.js');
     await writeAtomically(target, data);
   }
   await rm(metaPath, { force: true }).catch(() => undefined);
-  logger.debug('delivered from the prefetch spool', { file: name, dest, bytes: data.length });
+  logger.debug('delivered from the prefetch spool', { file: name, dest });
   return true;
 }
 
@@ -433,6 +438,7 @@ export async function runPrefetcher(cfg: Config, startName: string, makeCtx: () 
           sha256: res.sha256,
           spooledAt: new Date().toISOString(),
           ...(object && { object }),
+          file: fingerprint(await stat(join(spool, n), { bigint: true })),
         };
         const tmp = join(spool, `.${n}.meta.walship-${process.pid}.tmp`);
         await writeFile(tmp, JSON.stringify(meta), { mode: 0o600 });
