@@ -113,10 +113,8 @@ export async function buildProgram(): Promise<Command> {
       .argument('<path>', 'the WAL segment, .partial, .history or .backup file (%p)')
       .addHelpText('after', `\n${EXIT_CODES_HELP}`),
   ).action(
-    action('archive-push', async (cfg, _flags, [path]) => {
-      const { pushFile } = await import('../archive/push.js');
-      await pushFile(await archiveContext(cfg), path!);
-    }),
+    // fastPath() runs it; commander only prints its help. Kept on one code path regardless.
+    action('archive-push', (cfg, _flags, args) => FAST_COMMANDS['archive-push']!.run(cfg, args, []).then(() => undefined)),
   );
 
   addSettingOptions(
@@ -127,10 +125,7 @@ export async function buildProgram(): Promise<Command> {
       .argument('<dest>', 'where to write it, relative to the data directory (%p)')
       .addHelpText('after', `\n${FETCH_EXIT_HELP}`),
   ).action(
-    action('archive-fetch', async (cfg, _flags, [name, dest]) => {
-      const { fetchFile } = await import('../archive/fetch.js');
-      await fetchFile(await archiveContext(cfg), name!, dest!);
-    }),
+    action('archive-fetch', (cfg, _flags, args) => FAST_COMMANDS['archive-fetch']!.run(cfg, args, []).then(() => undefined)),
   );
 
   addSettingOptions(
