@@ -7,7 +7,7 @@
  */
 import { open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { WalshipError, describeSystemError } from '../errors.js';
+import { WalshipError, asWalshipError, describeSystemError } from '../errors.js';
 import { parseWalFileName } from '../wal/names.js';
 import { readLongPageHeader } from '../wal/page.js';
 import { Catalog } from '../catalog/catalog.js';
@@ -32,14 +32,7 @@ export async function fetchFile(ctx: Omit<ArchiveContext, 'compressLevel'>, name
   }
   const key = objectKeyFor(file);
 
-  const cat = Catalog.open(ctx.catalogPath, { readonly: true });
-  let expectedSha: string | undefined;
-  try {
-    cat?.checkRepository(ctx.repoUrl);
-    expectedSha = cat?.walFile(name)?.sha256;
-  } finally {
-    cat?.close();
-  }
+  const expectedSha = catalogChecksum(ctx, name);
 
   const [obj, identity] = await Promise.all([ctx.storage.get(key), readIdentity(ctx.storage)]);
   if (identity === null) {
@@ -88,6 +81,28 @@ export async function fetchFile(ctx: Omit<ArchiveContext, 'compressLevel'>, name
   await writeAtomically(target, raw);
   logger.debug('delivered', { file: name, dest, bytes: raw.length });
   return { name, dest: target, rawSize: raw.length, sha256: sum };
+}
+
+/**
+ * What the catalog recorded for `name`, if there is a catalog. The catalog is an extra check
+ * here, not a source: one this process cannot open (a restored server running as another user,
+ * say) is skipped with a warning, since the object carries its own checksum. One that indexes
+ * another repository is a misconfiguration and stops the fetch.
+ */
+function catalogChecksum(ctx: { catalogPath: string; repoUrl: string }, name: string): string | undefined {
+  let cat: Catalog | null;
+  try {
+    cat = Catalog.open(ctx.catalogPath, { readonly: true });
+  } catch (err) {
+    logger.warn('catalog not usable; verifying against the object\'s own checksum only', { catalog: ctx.catalogPath, cause: asWalshipError(err).message });
+    return undefined;
+  }
+  try {
+    cat?.checkRepository(ctx.repoUrl);
+    return cat?.walFile(name)?.sha256;
+  } finally {
+    cat?.close();
+  }
 }
 
 /** Writes through a temporary file in the same directory and renames it into place. */
