@@ -108,6 +108,27 @@ describe.each(repoBackends())('walship restore ($name repository)', (backend: Re
     await c.destroy();
   });
 
+  it('restores a standby that follows the archive (--standby)', async () => {
+    if (backend.name !== 'filesystem') return; // the same restore path as above; one backend is enough
+    const base = userTempDir('standby');
+    const data = join(base, 'data');
+    const r = await a.run(['restore', '--pgdata', data, '--standby', '--tablespace', `${spcOid}=${join(base, 'spc')}`]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(existsSync(join(data, 'standby.signal'))).toBe(true);
+    expect(existsSync(join(data, 'recovery.signal'))).toBe(false);
+    const c = await PgCluster.create({ baseDir: base, noInit: true, conf: { archive_mode: 'off' }, env: a.env });
+    started.push(c);
+    await c.start();
+    // A hot standby: readable, still in recovery, with everything archived replayed.
+    const deadline = Date.now() + 60_000;
+    while ((await c.value('SELECT count(*) FROM marks WHERE id < 100').catch(() => '')) !== '4') {
+      if (Date.now() > deadline) throw new Error('the standby did not replay the archive');
+      await sleep(200);
+    }
+    expect(await c.value('SELECT pg_is_in_recovery()')).toBe('t');
+    await c.destroy();
+  });
+
   it('plans with walship\'s own backup rather than the server\'s history file of it', async () => {
     const r = await a.run(['plan', '--target', 'latest', '--json']);
     expect(r.code, r.stderr).toBe(0);
