@@ -41,6 +41,7 @@ import { WalshipError, asWalshipError } from '../errors.js';
 import { logger } from '../log.js';
 import { parseWalFileName, segNoFromLogSeg, segmentName } from '../wal/names.js';
 import type { ArchiveContext } from './push.js';
+import { processAlive } from '../pid.js';
 
 const LOCK = 'prefetch.lock';
 const POSITION = 'position';
@@ -147,13 +148,7 @@ export async function prefetcherAlive(spool: string): Promise<boolean> {
     const [text, st] = await Promise.all([readFile(path, 'utf8'), stat(path)]);
     if (Date.now() - st.mtimeMs > STALE_MS) return false;
     const pid = (JSON.parse(text) as { pid?: unknown }).pid;
-    if (typeof pid !== 'number') return false;
-    try {
-      process.kill(pid, 0);
-      return true;
-    } catch (err) {
-      return (err as NodeJS.ErrnoException).code === 'EPERM';
-    }
+    return typeof pid === 'number' && processAlive(pid);
   } catch {
     return false;
   }

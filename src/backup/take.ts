@@ -33,6 +33,7 @@ import {
   type PlannedChunk,
 } from './format.js';
 import { Progress } from './progress.js';
+import { runPool } from '../pool.js';
 
 export interface BackupOptions {
   label?: string;
@@ -217,23 +218,6 @@ async function storeChunk(
   const res = await ctx.storage.putIfAbsent(backupKey(id, chunk.name), body, { contentType: 'application/zstd' });
   if (res === 'exists') throw new WalshipError('REPOSITORY_INVALID', `backup object ${backupKey(id, chunk.name)} exists already: backup ids must be unique`);
   return { raw, stored: body.length };
-}
-
-async function runPool<T>(items: readonly T[], width: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failed: unknown = null;
-  const worker = async () => {
-    while (next < items.length && failed === null) {
-      const item = items[next++]!;
-      try {
-        await fn(item);
-      } catch (err) {
-        failed ??= err;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(width, items.length)) }, worker));
-  if (failed !== null) throw failed;
 }
 
 /** Waits until every segment from `first` to `last` (inclusive) is in the repository. */

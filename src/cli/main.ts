@@ -9,6 +9,7 @@ import { ExitCode, WalshipError, asWalshipError, exitCodeFor } from '../errors.j
 import { configureLog, logger } from '../log.js';
 import { VERSION } from '../version.js';
 import { EXIT_CODES_HELP, FETCH_EXIT_HELP } from './help.js';
+import { wholeNumberFlag } from './flags.js';
 
 type Flags = Record<string, string | boolean | undefined>;
 
@@ -160,16 +161,11 @@ export async function buildProgram(): Promise<Command> {
     action('backup', async (cfg, flags) => {
       const ctx = await archiveContext(cfg);
       const { takeBackup } = await import('../backup/take.js');
-      const num = (name: string, v: unknown, min: number) => {
-        const n = Number(v);
-        if (!Number.isInteger(n) || n < min) throw new WalshipError('USAGE', `--${name} must be a whole number >= ${min}, got '${String(v)}'`);
-        return n;
-      };
       const summary = await takeBackup(ctx, cfg, {
         label: typeof flags.label === 'string' ? flags.label : undefined,
         pgdata: typeof flags.pgdata === 'string' ? flags.pgdata : undefined,
-        archiveTimeoutMs: num('archive-timeout', flags.archiveTimeout, 1) * 1000,
-        parallel: num('parallel', flags.parallel, 1),
+        archiveTimeoutMs: wholeNumberFlag('archive-timeout', flags.archiveTimeout, 1) * 1000,
+        parallel: wholeNumberFlag('parallel', flags.parallel, 1),
         fast: !flags.spreadCheckpoint,
         progress: !flags.json && process.stderr.isTTY === true,
       });

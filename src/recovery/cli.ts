@@ -59,7 +59,15 @@ export function targetFromFlags(flags: Flags): Target {
   return t;
 }
 
-function shellQuote(s: string): string {
+/** --target-timeline, when given; USAGE error for anything but a timeline number. */
+export function timelineFromFlags(flags: Flags): number | undefined {
+  if (typeof flags.targetTimeline !== 'string') return undefined;
+  if (!/^\d+$/.test(flags.targetTimeline) || Number(flags.targetTimeline) < 1) throw usage(`--target-timeline must be a timeline number, not "${flags.targetTimeline}"`);
+  return Number(flags.targetTimeline);
+}
+
+/** A word for a shell command line (PostgreSQL runs restore_command through /bin/sh). */
+export function shellQuote(s: string): string {
   return /^[A-Za-z0-9_./:=@%+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
@@ -73,11 +81,7 @@ export function defaultRestoreCommand(repoUrl: string, configPath?: string): str
 /** Prints the plan (stdout); an unreachable target throws TARGET_UNREACHABLE after printing the refusal JSON with --json. */
 export function runPlan(ctx: { catalogPath: string; repoUrl: string }, flags: Flags, write: (s: string) => void): void {
   const target = targetFromFlags(flags);
-  let timeline: number | undefined;
-  if (typeof flags.targetTimeline === 'string') {
-    if (!/^\d+$/.test(flags.targetTimeline) || Number(flags.targetTimeline) < 1) throw usage(`--target-timeline must be a timeline number, not "${flags.targetTimeline}"`);
-    timeline = Number(flags.targetTimeline);
-  }
+  const timeline = timelineFromFlags(flags);
   const restoreCommand =
     typeof flags.restoreCommand === 'string' ? flags.restoreCommand : defaultRestoreCommand(ctx.repoUrl, typeof flags.config === 'string' ? flags.config : undefined);
   const result = Catalog.use(ctx.catalogPath, ctx.repoUrl, (cat) =>

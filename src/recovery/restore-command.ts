@@ -13,16 +13,13 @@ import { listBackups } from '../backup/list.js';
 import type { StorageDriver } from '../storage/driver.js';
 import { parseRepoUrl } from '../storage/open.js';
 import { planRecovery, refusalLine, type Plan, type Target } from './plan.js';
-import { targetFromFlags } from './cli.js';
+import { shellQuote, targetFromFlags, timelineFromFlags } from './cli.js';
+import { wholeNumberFlag } from '../cli/flags.js';
 import { restoreBackup, type RestoreResult } from './restore.js';
 
 type Flags = Record<string, unknown>;
 
 const TARGET_FLAGS = ['targetTime', 'targetName', 'targetLsn', 'targetXid', 'target'] as const;
-
-function shellQuote(s: string): string {
-  return /^[A-Za-z0-9_./:=@%+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
-}
 
 /**
  * The restore_command the restored server runs: this very walship (absolute paths, so the
@@ -68,15 +65,8 @@ export async function runRestore(
   }
   const anyTarget = TARGET_FLAGS.some((k) => typeof flags[k] === 'string');
   const target: Target = anyTarget ? targetFromFlags(flags as Record<string, string | boolean | undefined>) : { type: 'latest' };
-  let timeline: number | undefined;
-  if (typeof flags.targetTimeline === 'string') {
-    if (!/^\d+$/.test(flags.targetTimeline) || Number(flags.targetTimeline) < 1) {
-      throw new WalshipError('USAGE', `--target-timeline must be a timeline number, not "${flags.targetTimeline}"`);
-    }
-    timeline = Number(flags.targetTimeline);
-  }
-  const parallel = flags.parallel === undefined ? 2 : Number(flags.parallel);
-  if (!Number.isInteger(parallel) || parallel < 1) throw new WalshipError('USAGE', `--parallel must be a whole number >= 1, got '${String(flags.parallel)}'`);
+  const timeline = timelineFromFlags(flags as Record<string, string | boolean | undefined>);
+  const parallel = wholeNumberFlag('parallel', flags.parallel ?? '2', 1);
   const remap = tablespaceRemap(flags.tablespace);
 
   const plan = Catalog.use(ctx.catalogPath, ctx.repoUrl, (cat) => {

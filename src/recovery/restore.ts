@@ -14,6 +14,8 @@ import { logger } from '../log.js';
 import type { StorageDriver } from '../storage/driver.js';
 import { backupKey, type BackupSummary, type Manifest, type ManifestFile, type ManifestPiece } from '../backup/format.js';
 import { Progress } from '../backup/progress.js';
+import { runPool } from '../pool.js';
+import { processAlive } from '../pid.js';
 
 export interface RestoreOptions {
   pgdata: string;
@@ -65,22 +67,13 @@ async function prepareDataDir(pgdata: string, force: boolean): Promise<void> {
     }
     const pid = await fsp.readFile(join(pgdata, 'postmaster.pid'), 'utf8').catch(() => null);
     const n = pid ? Number(pid.split('\n')[0]) : NaN;
-    if (Number.isInteger(n) && n > 0 && isAlive(n)) {
+    if (Number.isInteger(n) && n > 0 && processAlive(n)) {
       throw new WalshipError('USAGE', `a server (pid ${n}) is running in ${pgdata}: stop it before restoring over it`);
     }
     for (const e of entries) await fsp.rm(join(pgdata, e), { recursive: true, force: true });
   }
   await fsp.mkdir(pgdata, { recursive: true, mode: 0o700 });
   await fsp.chmod(pgdata, 0o700);
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Where a manifest path lands: under the data directory, or under a (remapped) tablespace. */
@@ -173,21 +166,7 @@ export async function restoreBackup(storage: StorageDriver, id: string, opts: Re
     await writeAt(destination(hit.file.path, pgdata, spc), data, hit.piece.offset, hit.file.mode);
   };
 
-  const chunks = summary.chunks;
-  let next = 0;
-  let failed: unknown = null;
-  await Promise.all(
-    Array.from({ length: Math.max(1, Math.min(opts.parallel, chunks.length)) }, async () => {
-      while (next < chunks.length && failed === null) {
-        try {
-          await restoreChunk(chunks[next++]!);
-        } catch (err) {
-          failed ??= err;
-        }
-      }
-    }),
-  );
-  if (failed !== null) throw failed;
+  await runPool(summary.chunks, opts.parallel, restoreChunk);
   progress.done();
   for (const key of pieces.keys()) {
     if (!seen.has(key)) {
