@@ -101,6 +101,9 @@ describe('point-in-time recovery planned by walship', () => {
     await primary.sql('CREATE TABLE t (id int primary key, note text)');
     await commitRow(0);
     await primary.waitArchived(await primary.switchWal());
+    // The backup history file's STOP TIME has whole seconds: let the backup end in a later second
+    // than commit 0, or a target at commit 0's time is (rightly) reachable from it.
+    await new Promise((r) => setTimeout(r, 1100));
     await runAsUser('mkdir', ['-p', join(work, 'backup')]);
     await primary.baseBackup(backupData(), 'pitr');
     await commitRow(1);
