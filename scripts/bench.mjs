@@ -7,6 +7,7 @@
 //   node scripts/bench.mjs            full run: a backlog of >= 256 segments (about 25 minutes here)
 //   node scripts/bench.mjs --quick    64 segments, fewer repetitions (about 6 minutes)
 //   options: --segments N  --out FILE  --only catchup,replay,latency,scanner,ranges  --keep
+//            --contenders walship-fs,pgbackrest-async,...  (ids in contenders(); default all)
 //
 // Scenarios: archive catch-up (a backlog of .ready segments, timed from the reload that sets
 // archive_command until pg_stat_archiver has archived all of it); recovery replay (a base backup
@@ -33,6 +34,7 @@ const QUICK = flag('--quick');
 const TARGET = Number(opt('--segments', QUICK ? 64 : 256));
 const OUT = opt('--out', join(ROOT, 'docs', 'benchmarks.md'));
 const ONLY = opt('--only', 'catchup,replay,latency,scanner,ranges').split(',');
+const CONTENDERS = opt('--contenders', '').split(',').filter(Boolean);
 const LAT_N = QUICK ? 5 : 11;
 const SEG = /^[0-9A-F]{24}$/;
 const startedAt = Date.now();
@@ -361,7 +363,7 @@ function contenders() {
       restore: () => `cp ${join(WORK, 'cp-archive')}/%f %p`,
     },
   ];
-  return all;
+  return CONTENDERS.length === 0 ? all : all.filter((c) => CONTENDERS.includes(c.id));
 }
 
 // ------------------------------------------------------------------------------------------------

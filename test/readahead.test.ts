@@ -1,8 +1,8 @@
 /**
- * Push read-ahead (src/archive/readahead.ts): a call for one segment also pushes the other
- * `.ready` ones; PostgreSQL's later calls for them are answered from the done-records; a file
- * changed since is pushed (or refused) as without read-ahead; a read-ahead push that fails never
- * fails the call. First through the CLI on a staged pg_wal, then through PostgreSQL's own
+ * Push read-ahead (src/archive/readahead.ts, pusher.ts): a call for one segment starts the
+ * background pusher, which pushes the `.ready` ones; PostgreSQL's calls for them are answered
+ * from its done-records; a file changed since is pushed (or refused) as without read-ahead; a
+ * background push that fails never fails another file's call. First through the CLI on a staged pg_wal, then through PostgreSQL's own
  * archiver catching up a backlog. Runs once per repository backend.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -34,6 +34,14 @@ function stagePgWal(dir: string, files: [string, Buffer][]): string {
   return dir;
 }
 
+async function waitFor(cond: () => boolean, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('timed out waiting for the background pusher');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
 /** What PostgreSQL does once archive_command succeeded. */
 function markDone(dir: string, name: string): void {
   const status = join(dir, 'pg_wal', 'archive_status');
@@ -44,12 +52,30 @@ describe.each(repoBackends())('push read-ahead through the CLI ($name repository
   let work: string;
   let repo: string;
   let env: Record<string, string>;
-  let catalog: string;
-  let stateDir: string;
 
-  const run = (args: string[], cwd: string, extra: string[] = []) =>
-    walship([...args, '--repo', repo, '--catalog', catalog, ...extra], { env, cwd, asUser: true });
-  const records = () => (existsSync(stateDir) ? readdirSync(stateDir).filter((f) => !f.startsWith('.')).sort() : []);
+  beforeAll(async () => {
+    work = userTempDir('readahead');
+    ({ repo, env } = await backend.setup(work));
+  });
+  afterAll(async () => {
+    await backend.teardown?.();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  /** One staged pg_wal with its own catalog (so its own background pusher). */
+  const staged = (tag: string, files: [string, Buffer][]) => {
+    const data = stagePgWal(join(work, `staged-${tag}`), files);
+    const catalog = join(work, `catalog-${tag}`, 'walship.db');
+    const stateDir = `${catalog}.readahead`;
+    return {
+      data,
+      stateDir,
+      run: (args: string[], extra: string[] = []) => walship([...args, '--repo', repo, '--catalog', catalog, ...extra], { env, cwd: data, asUser: true }),
+      /** The done-records (not the pusher's lock, log and markers). */
+      records: () => (existsSync(stateDir) ? readdirSync(stateDir).filter((f) => /^[0-9A-F]{24}$/.test(f)).sort() : []),
+      pusherLog: () => (existsSync(join(stateDir, 'pusher.log')) ? readFileSync(join(stateDir, 'pusher.log'), 'utf8') : ''),
+    };
+  };
   const archived = async (name: string): Promise<Buffer | null> => {
     const obj = await backend.driver().get(`wal/${name.slice(0, 16)}/${name}.zst`);
     if (!obj) return null;
@@ -57,86 +83,92 @@ describe.each(repoBackends())('push read-ahead through the CLI ($name repository
     return (await decodeObject(obj)).raw;
   };
 
-  beforeAll(async () => {
-    work = userTempDir('readahead');
-    ({ repo, env } = await backend.setup(work));
-    catalog = join(work, 'catalog', 'walship.db');
-    stateDir = `${catalog}.readahead`;
-  });
-  afterAll(async () => {
-    await backend.teardown?.();
-    rmSync(work, { recursive: true, force: true });
-  });
-
-  it('pushes the other .ready segments with the first call and answers the later calls from its records', async () => {
+  it('pushes the .ready segments in the background, at most push_readahead not yet done, and answers the calls from its records', async () => {
     const segs = fx.segments.slice(0, 4);
-    const data = stagePgWal(join(work, 'staged-a'), segs.map((s) => [s, fx.read(s)]));
-    const first = await run(['archive-push', `pg_wal/${segs[0]}`], data, ['--push-readahead', '2']);
+    const s = staged('a', segs.map((n) => [n, fx.read(n)]));
+    const first = await s.run(['archive-push', `pg_wal/${segs[0]}`], ['--push-readahead', '2']);
     expect(first.code, first.stderr).toBe(0);
-    // N itself plus the next two .ready segments, in PostgreSQL's order.
-    for (const s of segs.slice(0, 3)) expect(first.stderr).toMatch(new RegExp(`archived file=${s}`));
-    expect(first.stderr).not.toMatch(new RegExp(segs[3]!));
-    expect(records()).toEqual([segs[1], segs[2]]);
-    const rec = JSON.parse(readFileSync(join(stateDir, segs[1]!), 'utf8'));
+    expect(first.stderr).toMatch(new RegExp(`archived by the background pusher file=${segs[0]}`));
+    // The pusher goes on with the next one, and stops at two pushed that PostgreSQL has not marked done.
+    await waitFor(() => s.records().length === 2);
+    expect(s.records()).toEqual([segs[0], segs[1]]);
+    const rec = JSON.parse(readFileSync(join(s.stateDir, segs[1]!), 'utf8'));
     expect(rec).toMatchObject({ format: 1, name: segs[1], size: String(fx.read(segs[1]!).length) });
     expect(rec.sha256).toMatch(/^[0-9a-f]{64}$/);
-    for (const s of segs.slice(0, 3)) expect((await archived(s))!.equals(fx.read(s))).toBe(true);
 
-    // PostgreSQL marks N done and asks for N+1: answered from the record, which is then dropped.
-    markDone(data, segs[0]!);
-    const second = await run(['archive-push', `pg_wal/${segs[1]}`], data, ['--push-readahead', '2']);
+    // PostgreSQL marks N done: its record goes, the pusher takes the next one; the call for N+1
+    // is answered from its record without pushing.
+    markDone(s.data, segs[0]!);
+    await waitFor(() => s.records().join() === [segs[1], segs[2]].join());
+    const second = await s.run(['archive-push', `pg_wal/${segs[1]}`], ['--push-readahead', '2']);
     expect(second.code, second.stderr).toBe(0);
     expect(second.stderr).toMatch(new RegExp(`archived earlier by read-ahead file=${segs[1]}`));
     expect(second.stderr).not.toMatch(/archived file=/);
-    expect(records()).toEqual([segs[2]]);
+    expect(await archived(segs[3]!)).toBeNull();
+    for (const n of segs.slice(0, 3)) expect((await archived(n))!.equals(fx.read(n))).toBe(true);
     // PostgreSQL's status files are only read: .ready stays until PostgreSQL renames it.
-    expect(existsSync(join(data, 'pg_wal', 'archive_status', `${segs[1]}.ready`))).toBe(true);
+    expect(existsSync(join(s.data, 'pg_wal', 'archive_status', `${segs[1]}.ready`))).toBe(true);
+    expect(s.pusherLog()).toMatch(/background pusher started/);
   });
 
   it('pushes a file changed since read-ahead as without it: identical bytes pass, different bytes are refused', async () => {
     const segs = fx.segments.slice(3, 6);
-    const data = stagePgWal(join(work, 'staged-b'), segs.map((s) => [s, fx.read(s)]));
-    const first = await run(['archive-push', `pg_wal/${segs[0]}`], data);
+    const s = staged('b', segs.map((n) => [n, fx.read(n)]));
+    const first = await s.run(['archive-push', `pg_wal/${segs[0]}`]);
     expect(first.code, first.stderr).toBe(0);
-    expect(records()).toEqual([segs[1], segs[2]]);
-    markDone(data, segs[0]!);
+    await waitFor(() => s.records().length === 3);
+    markDone(s.data, segs[0]!);
 
     // Rewritten with the same bytes (a new mtime): pushed again, found identical.
-    writeFileSync(join(data, 'pg_wal', segs[1]!), fx.read(segs[1]!));
-    const same = await run(['archive-push', `pg_wal/${segs[1]}`], data);
+    writeFileSync(join(s.data, 'pg_wal', segs[1]!), fx.read(segs[1]!));
+    const same = await s.run(['archive-push', `pg_wal/${segs[1]}`]);
     expect(same.code, same.stderr).toBe(0);
     expect(same.stderr).toMatch(/changed since read-ahead/);
     expect(same.stderr).toMatch(/already archived with identical content/);
-    markDone(data, segs[1]!);
+    markDone(s.data, segs[1]!);
 
     // Different bytes under the archived name: refused, and the archived copy is untouched.
     const changed = Buffer.from(fx.read(segs[2]!));
     changed[100_000] ^= 0xff;
-    writeFileSync(join(data, 'pg_wal', segs[2]!), changed);
-    const refused = await run(['archive-push', `pg_wal/${segs[2]}`], data);
+    writeFileSync(join(s.data, 'pg_wal', segs[2]!), changed);
+    const refused = await s.run(['archive-push', `pg_wal/${segs[2]}`]);
     expect([3, 4], refused.stderr).toContain(refused.code);
     expect(refused.stderr).toMatch(/code=(INVALID_WAL|WAL_CONFLICT)/);
     expect((await archived(segs[2]!))!.equals(fx.read(segs[2]!))).toBe(true);
-    expect(records()).toEqual([]);
+    expect(s.records()).not.toContain(segs[2]);
   });
 
-  it('never fails the call for one segment because a read-ahead push failed', async () => {
+  it('never fails the call for one segment because a background push failed; the call for that file reports it', async () => {
     const good = fx.segments[6]!;
     // A .ready "segment" after it that is not WAL at all.
     const n = parseInt(good.slice(16), 16);
     const bogus = good.slice(0, 16) + (n + 1).toString(16).toUpperCase().padStart(8, '0');
-    const data = stagePgWal(join(work, 'staged-c'), [
+    const s = staged('c', [
       [good, fx.read(good)],
       [bogus, randomBytes(fx.read(good).length)],
     ]);
-    const r = await run(['archive-push', `pg_wal/${good}`], data);
+    const r = await s.run(['archive-push', `pg_wal/${good}`]);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(new RegExp(`read-ahead push failed; PostgreSQL will push this file itself file=${bogus}.*code=INVALID_WAL`));
-    expect(records()).toEqual([]);
+    await waitFor(() => existsSync(join(s.stateDir, `${bogus}.failed`)));
+    expect(s.pusherLog()).toMatch(new RegExp(`background push failed; PostgreSQL's call will push this file itself file=${bogus}.*code=INVALID_WAL`));
+    expect(s.records()).toEqual([good]);
     expect(await archived(bogus)).toBeNull();
-    // PostgreSQL's own call for it then fails as it always did.
-    const own = await run(['archive-push', `pg_wal/${bogus}`], data);
+    // PostgreSQL's own call for it pushes it itself and fails as it always did.
+    markDone(s.data, good);
+    const own = await s.run(['archive-push', `pg_wal/${bogus}`]);
+    expect(own.stderr).toMatch(/the background push failed; pushing the file here/);
     expect(own.code).toBe(3);
+  });
+
+  it('pushes a lone .ready file in the call itself, starting no pusher', async () => {
+    const only = fx.segments[0]!;
+    const s = staged('d', [[only, fx.read(only)]]);
+    const r = await s.run(['archive-push', `pg_wal/${only}`]);
+    expect(r.code, r.stderr).toBe(0);
+    // (Archived by the first test already: the call itself finds it identical.)
+    expect(r.stderr).toMatch(new RegExp(`already archived with identical content.*file=${only}|file=${only}.*already archived with identical content`));
+    expect(r.stderr).not.toMatch(/background pusher/);
+    expect(existsSync(join(s.stateDir, 'pusher.lock'))).toBe(false);
   });
 });
 
@@ -198,8 +230,9 @@ describe.each(repoBackends())('push read-ahead under PostgreSQL ($name repositor
     const log = readFileSync(primary.logFile, 'utf8');
     const fromRecords = log.match(/archived earlier by read-ahead/g)?.length ?? 0;
     expect(fromRecords).toBeGreaterThanOrEqual(Math.floor(backlog / 2));
-    expect(log).not.toMatch(/read-ahead push failed/);
+    expect(log).not.toMatch(/background push failed/);
+    // The pusher forgets every record once PostgreSQL has marked its file done.
     const stateDir = `${catalog}.readahead`;
-    expect(readdirSync(stateDir).filter((f) => !f.startsWith('.'))).toEqual([]);
+    await waitFor(() => readdirSync(stateDir).filter((f) => /^[0-9A-F]{24}/.test(f)).length === 0);
   });
 });

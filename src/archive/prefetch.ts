@@ -31,24 +31,19 @@
  * timeline, and when recovery has not asked for anything for a while it empties the spool and
  * exits.
  */
-import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, type BigIntStats } from 'node:fs';
-import { mkdir, open, readdir, readFile, realpath, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
-import { createHash } from 'node:crypto';
+import { existsSync, type BigIntStats } from 'node:fs';
+import { mkdir, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Config } from '../config.js';
 import { WalshipError, asWalshipError } from '../errors.js';
 import { logger } from '../log.js';
 import { parseWalFileName, segNoFromLogSeg, segmentName } from '../wal/names.js';
 import type { ArchiveContext } from './push.js';
-import { processAlive } from '../pid.js';
+import { HEARTBEAT_MS, acquireLock, heartbeat, lockHolderAlive, releaseLock, startDetached } from './background.js';
 
 const LOCK = 'prefetch.lock';
 const POSITION = 'position';
 const LOG = 'prefetch.log';
-const HEARTBEAT_MS = 1_000;
-/** A lock whose heartbeat is older than this belongs to a dead prefetcher. */
-const STALE_MS = 15_000;
 /** The prefetcher exits (emptying the spool) when recovery has asked for nothing this long. */
 export const PREFETCH_IDLE_MS = 15_000;
 /** How long archive-fetch waits for a segment the prefetcher is downloading. */
@@ -93,7 +88,14 @@ async function objectStat(path: string | null): Promise<{ size: number; mtimeMs:
   }
 }
 
-const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+const sha256 = async (b: Buffer) => (await import('node:crypto')).createHash('sha256').update(b).digest('hex');
+
+/** 48 bits of FNV-1a 64 as 12 hex digits: a short stable name, not a security measure (no crypto load per call). */
+export function shortHash(text: string): string {
+  let h = 0xcbf29ce484222325n;
+  for (const byte of Buffer.from(text, 'utf8')) h = ((h ^ BigInt(byte)) * 0x100000001b3n) & 0xffffffffffffffffn;
+  return (h >> 16n).toString(16).padStart(12, '0');
+}
 
 type FileFingerprint = { dev: string; ino: string; size: string; mtimeNs: string; ctimeNs: string };
 function fingerprint(st: BigIntStats): FileFingerprint {
@@ -120,8 +122,7 @@ export async function spoolDirFor(cfg: Config, dest: string, repo: string): Prom
   }
   const parent = dirname(destDir);
   const base = parent === cwd && cwd !== '/' ? dirname(cwd) : parent;
-  const hash = createHash('sha256').update(`${destDir}\0${repo}`).digest('hex').slice(0, 12);
-  return join(base, `walship-spool-${hash}`);
+  return join(base, `walship-spool-${shortHash(`${destDir}\0${repo}`)}`);
 }
 
 async function readJson<T>(path: string): Promise<T | null> {
@@ -142,16 +143,8 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /** Whether a prefetcher holds the spool: its pid is alive and its heartbeat is recent. */
-export async function prefetcherAlive(spool: string): Promise<boolean> {
-  try {
-    const path = join(spool, LOCK);
-    const [text, st] = await Promise.all([readFile(path, 'utf8'), stat(path)]);
-    if (Date.now() - st.mtimeMs > STALE_MS) return false;
-    const pid = (JSON.parse(text) as { pid?: unknown }).pid;
-    return typeof pid === 'number' && processAlive(pid);
-  } catch {
-    return false;
-  }
+export function prefetcherAlive(spool: string): Promise<boolean> {
+  return lockHolderAlive(spool, LOCK);
 }
 
 /**
@@ -224,7 +217,7 @@ async function takeSpooled(spool: string, name: string, dest: string, repo: stri
       await rm(metaPath, { force: true }).catch(() => undefined);
       return false;
     }
-    if (sha256(data) !== meta.sha256) return discard('its checksum differs from the archived file\'s');
+    if ((await sha256(data)) !== meta.sha256) return discard('its checksum differs from the archived file\'s');
     const { writeAtomically } = await import('./fetch.js');
     await writeAtomically(target, data);
   }
@@ -258,22 +251,7 @@ async function notePosition(spool: string, name: string): Promise<boolean> {
 /** Starts a detached prefetcher unless one is alive. */
 async function ensurePrefetcher(spool: string, name: string, flagArgs: string[]): Promise<void> {
   if (await prefetcherAlive(spool)) return;
-  let logFd: number | undefined;
-  try {
-    logFd = openSync(join(spool, LOG), 'w', 0o600);
-    const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, 'archive-prefetch', name, ...flagArgs, '--spool-dir', spool], {
-      detached: true,
-      stdio: ['ignore', 'ignore', logFd],
-      env: process.env,
-    });
-    child.on('error', () => undefined);
-    child.unref();
-    logger.debug('started the prefetcher', { spool, pid: child.pid ?? 0 });
-  } catch (err) {
-    logger.debug('cannot start the prefetcher', { error: (err as Error).message });
-  } finally {
-    if (logFd !== undefined) closeSync(logFd);
-  }
+  await startDetached(['archive-prefetch', name, ...flagArgs, '--spool-dir', spool], join(spool, LOG), 'prefetcher');
 }
 
 /**
@@ -316,31 +294,6 @@ export async function archiveFetchWithPrefetch(
 // ---------------------------------------------------------------------------------------------
 // The prefetcher process (walship archive-prefetch NAME --spool-dir DIR ...)
 
-async function acquireLock(spool: string): Promise<boolean> {
-  await mkdir(spool, { recursive: true, mode: 0o700 });
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fh = await open(join(spool, LOCK), 'wx', 0o600);
-      try {
-        await fh.writeFile(JSON.stringify({ pid: process.pid, startedAt: new Date().toISOString() }));
-      } finally {
-        await fh.close();
-      }
-      return true;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      if (await prefetcherAlive(spool)) return false;
-      await rm(join(spool, LOCK), { force: true });
-    }
-  }
-  return false;
-}
-
-async function lockIsOurs(spool: string): Promise<boolean> {
-  const lock = await readJson<{ pid?: number }>(join(spool, LOCK));
-  return lock?.pid === process.pid;
-}
-
 interface Position {
   name: string;
   timeline: number;
@@ -360,7 +313,7 @@ function positionOf(name: string, segSize: number): Position | null {
 export async function runPrefetcher(cfg: Config, startName: string, makeCtx: () => Promise<FetchCtx>): Promise<void> {
   if (!cfg.spool_dir) throw new WalshipError('USAGE', 'archive-prefetch needs --spool-dir');
   const spool = resolve(cfg.spool_dir);
-  if (!(await acquireLock(spool))) {
+  if (!(await acquireLock(spool, LOCK))) {
     logger.debug('another prefetcher holds the spool', { spool });
     return;
   }
@@ -462,12 +415,11 @@ export async function runPrefetcher(cfg: Config, startName: string, makeCtx: () 
     for (;;) {
       const now = Date.now();
       if (now - lastBeat >= HEARTBEAT_MS) {
-        if (!(await lockIsOurs(spool))) {
+        if (!(await heartbeat(spool, LOCK))) {
           logger.info('the prefetch lock was taken away; exiting', { spool });
           lockLost = true;
           return;
         }
-        await utimes(join(spool, LOCK), new Date(), new Date()).catch(() => undefined);
         lastBeat = now;
       }
       const text = await readFile(join(spool, POSITION), 'utf8').catch(() => null);
@@ -506,6 +458,6 @@ async function emptySpool(spool: string): Promise<void> {
     if (e === LOCK || e === LOG || e.startsWith('.position.')) continue;
     await rm(join(spool, e), { force: true }).catch(() => undefined);
   }
-  if (await lockIsOurs(spool)) await rm(join(spool, LOCK), { force: true }).catch(() => undefined);
+  await releaseLock(spool, LOCK);
 }
 

@@ -275,12 +275,18 @@ export async function buildProgram(): Promise<Command> {
  * The commands PostgreSQL runs per file, with their positional arguments (and `flagArgs`, the
  * setting flags as given, for the prefetcher archive-fetch starts). The repository is opened only
  * when needed: a push answered by read-ahead or a fetch answered from the prefetch spool never
- * loads a storage driver. archive-prefetch is internal: archive-fetch starts it.
+ * loads a storage driver. archive-prefetch and archive-push-ahead are internal: archive-fetch and
+ * archive-push start them.
  */
 const FAST_COMMANDS: Record<string, { positionals: number; run: (cfg: Config, args: string[], flagArgs: string[]) => Promise<unknown> }> = {
   'archive-push': {
     positionals: 1,
-    run: async (cfg, [path]) => (await import('../archive/readahead.js')).archivePushWithReadahead(cfg, path!, () => archiveContext(cfg)),
+    run: async (cfg, [path], flagArgs) =>
+      (await import('../archive/readahead.js')).archivePushWithReadahead(cfg, path!, () => archiveContext(cfg), flagArgs),
+  },
+  'archive-push-ahead': {
+    positionals: 1,
+    run: async (cfg, [walDir]) => (await import('../archive/pusher.js')).runPusherCommand(cfg, walDir!, () => archiveContext(cfg)),
   },
   'archive-fetch': {
     positionals: 2,

@@ -1,13 +1,12 @@
 /**
- * Opens the driver for a repository URL. The S3 driver (and its SDK) is imported only for
- * s3:// repositories, so filesystem calls never pay its load time.
+ * Opens the driver for a repository URL. Each driver is imported when a repository of its kind is
+ * opened (the S3 SDK only for s3://), so parsing a URL loads nothing.
  */
 import { fileURLToPath } from 'node:url';
 import { isAbsolute, normalize } from 'node:path';
 import { WalshipError } from '../errors.js';
 import type { Config } from '../config.js';
 import type { StorageDriver } from './driver.js';
-import { FsDriver } from './fs.js';
 
 export type RepoUrl = { kind: 'fs'; path: string; canonical: string } | { kind: 's3'; bucket: string; prefix: string; canonical: string };
 
@@ -41,7 +40,7 @@ export function parseRepoUrl(url: string): RepoUrl {
 
 export async function openStorage(url: string, cfg: Config): Promise<StorageDriver> {
   const parsed = parseRepoUrl(url);
-  if (parsed.kind === 'fs') return new FsDriver(parsed.path);
+  if (parsed.kind === 'fs') return new (await import('./fs.js')).FsDriver(parsed.path);
   const { S3Driver } = await import('./s3.js');
   return new S3Driver(parsed.bucket, parsed.prefix, cfg);
 }

@@ -1,0 +1,100 @@
+/**
+ * The detached helper processes (the push-ahead pusher, the fetch prefetcher): one per state
+ * directory, held by a lock file `{pid}` whose mtime is a heartbeat, started by the per-file
+ * calls PostgreSQL runs, with stdio away from PostgreSQL's and stderr in a log file.
+ */
+import { closeSync, openSync } from 'node:fs';
+import { mkdir, open, readFile, rm, stat, utimes } from 'node:fs/promises';
+import { join } from 'node:path';
+import { logger } from '../log.js';
+import { processAlive } from '../pid.js';
+
+/** How often a holder refreshes its lock's mtime. */
+export const HEARTBEAT_MS = 1_000;
+/** A lock whose heartbeat is older than this belongs to a dead process. */
+const STALE_MS = 15_000;
+
+/** The lock's content when a live process holds `dir/lock` (pid alive, heartbeat recent), else null. */
+export async function lockHolder(dir: string, lock: string): Promise<Record<string, unknown> | null> {
+  try {
+    const path = join(dir, lock);
+    const [text, st] = await Promise.all([readFile(path, 'utf8'), stat(path)]);
+    if (Date.now() - st.mtimeMs > STALE_MS) return null;
+    const holder = JSON.parse(text) as Record<string, unknown>;
+    return typeof holder.pid === 'number' && processAlive(holder.pid) ? holder : null;
+  } catch {
+    return null;
+  }
+}
+
+export async function lockHolderAlive(dir: string, lock: string): Promise<boolean> {
+  return (await lockHolder(dir, lock)) !== null;
+}
+
+/**
+ * Takes `dir/lock` for this process unless a live process holds it (a stale lock is broken).
+ * `about` is written into the lock beside the pid, for lockHolder's readers.
+ */
+export async function acquireLock(dir: string, lock: string, about: Record<string, unknown> = {}): Promise<boolean> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fh = await open(join(dir, lock), 'wx', 0o600);
+      try {
+        await fh.writeFile(JSON.stringify({ ...about, pid: process.pid, startedAt: new Date().toISOString() }));
+      } finally {
+        await fh.close();
+      }
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      if (await lockHolderAlive(dir, lock)) return false;
+      await rm(join(dir, lock), { force: true });
+    }
+  }
+  return false;
+}
+
+export async function lockIsOurs(dir: string, lock: string): Promise<boolean> {
+  try {
+    return (JSON.parse(await readFile(join(dir, lock), 'utf8')) as { pid?: number }).pid === process.pid;
+  } catch {
+    return false;
+  }
+}
+
+/** Refreshes the heartbeat; false when the lock is no longer ours (the caller should exit). */
+export async function heartbeat(dir: string, lock: string): Promise<boolean> {
+  if (!(await lockIsOurs(dir, lock))) return false;
+  await utimes(join(dir, lock), new Date(), new Date()).catch(() => undefined);
+  return true;
+}
+
+export async function releaseLock(dir: string, lock: string): Promise<void> {
+  if (await lockIsOurs(dir, lock)) await rm(join(dir, lock), { force: true }).catch(() => undefined);
+}
+
+/**
+ * Starts `walship <args>` detached (same node, same script, same environment), stdin and stdout
+ * closed, stderr to `logPath`. Never fails: the caller works without it.
+ */
+export async function startDetached(args: string[], logPath: string, what: string): Promise<void> {
+  let logFd: number | undefined;
+  try {
+    // child_process (with net and stream) is loaded only by the call that starts a process.
+    const { spawn } = await import('node:child_process');
+    logFd = openSync(logPath, 'w', 0o600);
+    const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...args], {
+      detached: true,
+      stdio: ['ignore', 'ignore', logFd],
+      env: process.env,
+    });
+    child.on('error', () => undefined);
+    child.unref();
+    logger.debug(`started the ${what}`, { pid: child.pid ?? 0 });
+  } catch (err) {
+    logger.debug(`cannot start the ${what}`, { error: (err as Error).message });
+  } finally {
+    if (logFd !== undefined) closeSync(logFd);
+  }
+}

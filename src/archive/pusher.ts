@@ -1,0 +1,263 @@
+/**
+ * The background pusher (`walship archive-push-ahead <pg_wal>`, started by archive-push, see
+ * readahead.ts): keeps the `.ready` segments of one pg_wal pushed ahead of PostgreSQL's archiver.
+ *
+ * Oldest first (PostgreSQL's order), at most `push_readahead` stored and not yet asked for, a few
+ * files in flight on a few lanes (the main thread and worker threads for a filesystem repository,
+ * whose pushes are CPU-bound; concurrent requests on the main thread for S3). Per file:
+ * `<name>.pushing` while it works, then the durable record `<name>`, or `<name>.failed` with the
+ * error (the call for it then pushes the file itself and reports what is wrong; the pusher tries
+ * again later). A file that changes while it is pushed gets no record. Records, markers and
+ * failures of files no longer `.ready` are deleted. It exits when nothing has been `.ready` for a
+ * while, when pg_wal is gone, or when its lock is taken away.
+ */
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { readdir, rm, writeFile } from 'node:fs/promises';
+import type { Worker } from 'node:worker_threads';
+import type { Config } from '../config.js';
+import { WalshipError, asWalshipError, type ErrorCode } from '../errors.js';
+import { logger } from '../log.js';
+import { HEARTBEAT_MS, acquireLock, heartbeat, releaseLock } from './background.js';
+import {
+  FAILED,
+  PUSHER_LOCK,
+  PUSHER_LOG,
+  PUSHING,
+  SEGMENT_READY_RE,
+  fingerprint,
+  readaheadStateDir,
+  statOrNull,
+  writeRecord,
+} from './readahead.js';
+import type { ArchiveContext, PushResult } from './push.js';
+
+/** The pusher exits when nothing has been `.ready` this long. */
+export const PUSHER_IDLE_MS = 10_000;
+/** Most files in flight at once (each holds ~2x its size in memory). */
+const MAX_IN_FLIGHT = 4;
+const POLL_MS = 20;
+/** After a failure, the pusher leaves the file to PostgreSQL's own call for this long. */
+const FAILED_RETRY_MS = 30_000;
+
+type Outcome = { ok: true; result: PushResult } | { ok: false; error: unknown };
+
+/** A lane pushes the files it is given: the main thread, or a worker thread with its own context. */
+interface Lane {
+  push(path: string): Promise<Outcome>;
+  close(): Promise<void>;
+}
+
+function mainLane(getCtx: () => Promise<ArchiveContext>): Lane {
+  return {
+    async push(path) {
+      try {
+        const { pushFile } = await import('./push.js');
+        return { ok: true, result: await pushFile(await getCtx(), path) };
+      } catch (error) {
+        return { ok: false, error };
+      }
+    },
+    close: async () => undefined,
+  };
+}
+
+async function workerLane(cfg: Config): Promise<Lane> {
+  const { Worker } = await import('node:worker_threads');
+  const worker: Worker = new Worker(new URL('./readahead-worker.js', import.meta.url), {
+    workerData: { cfg },
+    stdout: false,
+    stderr: false,
+  });
+  worker.unref();
+  let seq = 0;
+  const waiting = new Map<number, (o: Outcome) => void>();
+  let dead: unknown = null;
+  const failAll = (err: unknown) => {
+    dead = err;
+    for (const resolve of waiting.values()) resolve({ ok: false, error: err });
+    waiting.clear();
+  };
+  worker.on('message', (m: { id: number; ok: boolean; result?: PushResult; code?: string; message?: string }) => {
+    const resolve = waiting.get(m.id);
+    if (!resolve) return;
+    waiting.delete(m.id);
+    if (m.ok) resolve({ ok: true, result: m.result! });
+    else resolve({ ok: false, error: new WalshipError(m.code as ErrorCode, m.message ?? 'background push failed') });
+  });
+  worker.on('error', failAll);
+  worker.on('exit', (code) => failAll(new Error(`push worker exited (${code})`)));
+  return {
+    push(path) {
+      if (dead) return Promise.resolve({ ok: false, error: dead });
+      return new Promise((resolve) => {
+        const id = ++seq;
+        waiting.set(id, resolve);
+        worker.postMessage({ id, path });
+      });
+    },
+    async close() {
+      if (!dead) await worker.terminate().catch(() => undefined);
+    },
+  };
+}
+
+/** The lanes and how many files each takes at once. */
+async function openLanes(cfg: Config, isS3: boolean, getCtx: () => Promise<ArchiveContext>): Promise<{ lanes: Lane[]; perLane: number }> {
+  const inFlight = Math.max(1, Math.min(cfg.push_readahead, MAX_IN_FLIGHT));
+  // Filesystem pushes are CPU-bound (scan, checksum, zstd): one lane per core. S3 pushes wait on
+  // the network: concurrent requests on the main thread, no worker paying the SDK's load time.
+  const threads = isS3 ? 1 : Math.max(1, Math.min(inFlight, availableParallelism()));
+  const lanes: Lane[] = [mainLane(getCtx)];
+  for (let i = 1; i < threads; i++) {
+    try {
+      lanes.push(await workerLane(cfg));
+    } catch (err) {
+      logger.debug('push worker unavailable', { error: (err as Error).message });
+    }
+  }
+  return { lanes, perLane: Math.max(1, Math.ceil(inFlight / lanes.length)) };
+}
+
+/** Runs the pusher for `walDir` (a real path) until there is nothing left to push for a while. */
+export async function runPusher(cfg: Config, walDir: string, repo: string, makeCtx: () => Promise<ArchiveContext>): Promise<void> {
+  const stateDir = readaheadStateDir(cfg.catalog);
+  if (!(await acquireLock(stateDir, PUSHER_LOCK, { walDir }))) {
+    logger.debug('another pusher holds the state directory', { stateDir });
+    return;
+  }
+  let ctxPromise: Promise<ArchiveContext> | undefined;
+  const getCtx = () => (ctxPromise ??= makeCtx());
+  let lanes: { lanes: Lane[]; perLane: number } | undefined;
+  const load = new Map<Lane, number>();
+  const inflight = new Set<string>();
+  const retryAt = new Map<string, number>();
+  let pushed = 0;
+  let lastWork = Date.now();
+  let lastBeat = 0;
+  let wake: (() => void) | undefined;
+
+  const pushOne = async (lane: Lane, name: string): Promise<void> => {
+    const path = join(walDir, name);
+    const base = join(stateDir, name);
+    try {
+      await writeFile(base + PUSHING, '', { mode: 0o600 });
+      const before = await statOrNull(path);
+      const outcome = await lane.push(path);
+      if (!outcome.ok) {
+        const we = asWalshipError(outcome.error);
+        logger.warn('background push failed; PostgreSQL\'s call will push this file itself', { file: name, error: we.message, code: we.code });
+        retryAt.set(name, Date.now() + FAILED_RETRY_MS);
+        await writeFile(base + FAILED, `${we.code}: ${we.message}\n`, { mode: 0o600 });
+        return;
+      }
+      const after = await statOrNull(path);
+      const fp = before && after ? fingerprint(after) : null;
+      if (!fp || JSON.stringify(fp) !== JSON.stringify(fingerprint(before!))) {
+        logger.info('file changed while it was pushed; leaving it to PostgreSQL\'s call', { file: name });
+        return;
+      }
+      await writeRecord(stateDir, {
+        format: 1,
+        name,
+        repo,
+        dir: walDir,
+        ...fp,
+        sha256: outcome.result.sha256,
+        pushedAt: new Date().toISOString(),
+      });
+      pushed++;
+    } catch (err) {
+      logger.warn('cannot record a background push; PostgreSQL\'s call will push the file again', { file: name, error: (err as Error).message });
+      retryAt.set(name, Date.now() + FAILED_RETRY_MS);
+    } finally {
+      await rm(base + PUSHING, { force: true }).catch(() => undefined);
+      inflight.delete(name);
+      load.set(lane, (load.get(lane) ?? 1) - 1);
+      lastWork = Date.now();
+      wake?.();
+    }
+  };
+
+  try {
+    // Markers left by a pusher that died.
+    for (const e of await readdir(stateDir)) {
+      if (e.endsWith(PUSHING) || e.endsWith('.tmp')) await rm(join(stateDir, e), { force: true }).catch(() => undefined);
+    }
+    logger.info('background pusher started', { walDir, pid: process.pid });
+    for (;;) {
+      const now = Date.now();
+      if (now - lastBeat >= HEARTBEAT_MS) {
+        if (!(await heartbeat(stateDir, PUSHER_LOCK))) {
+          logger.info('the pusher lock was taken away; exiting');
+          return;
+        }
+        lastBeat = now;
+      }
+      let status: string[];
+      try {
+        status = await readdir(join(walDir, 'archive_status'));
+      } catch {
+        logger.info('pg_wal is gone; exiting', { walDir });
+        break;
+      }
+      const ready = new Set<string>();
+      for (const e of status) {
+        const m = SEGMENT_READY_RE.exec(e);
+        if (m) ready.add(m[1]!);
+      }
+      // Records and failures of files PostgreSQL is done with; what is stored ahead.
+      const recorded = new Set<string>();
+      const failed = new Set<string>();
+      for (const e of await readdir(stateDir)) {
+        if (e.startsWith('.') || e === PUSHER_LOCK || e === PUSHER_LOG || e.endsWith(PUSHING)) continue;
+        const isFailed = e.endsWith(FAILED);
+        const n = isFailed ? e.slice(0, -FAILED.length) : e;
+        if (!ready.has(n)) await rm(join(stateDir, e), { force: true }).catch(() => undefined);
+        else (isFailed ? failed : recorded).add(n);
+      }
+      for (const n of [...retryAt.keys()]) if (!ready.has(n)) retryAt.delete(n);
+
+      const todo = [...ready]
+        .filter((n) => !recorded.has(n) && !inflight.has(n) && (retryAt.get(n) ?? 0) <= now)
+        .sort();
+      if (todo.length > 0 || inflight.size > 0) lastWork = now;
+      else if (now - lastWork > PUSHER_IDLE_MS) break;
+
+      let ahead = recorded.size + inflight.size;
+      for (const n of todo) {
+        // Older than everything recorded: PostgreSQL asks for it next (or now), whatever the cap.
+        if (ahead >= cfg.push_readahead && !(n === todo[0] && [...recorded].every((r) => n < r))) break;
+        lanes ??= await openLanes(cfg, repo.startsWith('s3://'), getCtx);
+        const lane = lanes.lanes.find((l) => (load.get(l) ?? 0) < lanes!.perLane);
+        if (!lane) break;
+        if (failed.has(n)) await rm(join(stateDir, n + FAILED), { force: true }).catch(() => undefined);
+        load.set(lane, (load.get(lane) ?? 0) + 1);
+        inflight.add(n);
+        ahead++;
+        void pushOne(lane, n);
+      }
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, POLL_MS);
+        wake = () => {
+          clearTimeout(t);
+          r();
+        };
+      });
+      wake = undefined;
+    }
+    logger.info('nothing left to push; pusher exits', { pushed });
+  } finally {
+    while (inflight.size > 0) await new Promise((r) => setTimeout(r, POLL_MS));
+    if (lanes) await Promise.all(lanes.lanes.map((l) => l.close()));
+    await releaseLock(stateDir, PUSHER_LOCK);
+  }
+}
+
+/** `walship archive-push-ahead <pg_wal>`: checks its argument, then runs the pusher. */
+export async function runPusherCommand(cfg: Config, walDir: string, makeCtx: () => Promise<ArchiveContext>): Promise<void> {
+  if (!walDir.startsWith('/')) throw new WalshipError('USAGE', 'archive-push-ahead needs the absolute path of pg_wal');
+  const { parseRepoUrl } = await import('../storage/open.js');
+  const { requireRepo } = await import('../config.js');
+  await runPusher(cfg, walDir, parseRepoUrl(requireRepo(cfg)).canonical, makeCtx);
+}
