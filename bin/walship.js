@@ -1,2 +1,3 @@
 #!/usr/bin/env node
-import '../dist/cli/main.js';
+// CommonJS (bin/package.json): one pre-built bundle, no ES module loader on the per-file path.
+require('../dist/walship.cjs');

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { crc32c, crc32cAligned, crc32cCombine, crc32cRaw, wordView } from '../src/wal/crc32c.js';
+import { crc32c, crc32cAligned, crc32cCombine, crc32cImplementation, crc32cRaw, crc32cRawJs, wordView } from '../src/wal/crc32c.js';
 
 /** Bit-at-a-time reference. */
 function slow(data: Uint8Array): number {
@@ -38,6 +38,20 @@ describe('crc32c', () => {
         expect(crc32c(v), `off ${off} len ${len}`).toBe(slow(v));
       }
     }
+  });
+
+  it('uses the native implementation for long ranges here, and both implementations agree', () => {
+    expect(crc32cImplementation).toBe('native');
+    const data = randomBytes(70_000);
+    const words = wordView(data);
+    for (const [start, end] of [[0, 511], [0, 512], [3, 70_000], [4, 8196], [1000, 1513], [8, 65_536]] as const) {
+      for (const init of [-1, 0, 0x1234567]) {
+        const js = crc32cRawJs(data, words, start, end, init);
+        expect(crc32cRaw(data, words, start, end, init), `${start}..${end} from ${init}`).toBe(js);
+        if (words && start % 4 === 0) expect(crc32cAligned(data, words, start, end, init)).toBe(js);
+      }
+    }
+    expect(crc32cRawJs(data, null, 0, data.length, -1)).toBe(~slow(data) | 0);
   });
 
   it('continues a running CRC across arbitrary splits', () => {

@@ -1,7 +1,10 @@
 /**
  * CRC-32C (Castagnoli; reflected polynomial 0x82F63B78, initial value and final xor 0xFFFFFFFF),
- * the checksum PostgreSQL puts in every WAL record. Pure TypeScript, table driven: slicing by 16
- * with 32-bit word loads where the data is 4-byte aligned, slicing by 8 over bytes otherwise.
+ * the checksum PostgreSQL puts in every WAL record. Ranges of NATIVE_MIN bytes or more go to
+ * @node-rs/crc32 (the CPU's CRC32 instruction, ~10x faster on full pages and bulk records);
+ * shorter ones, where a native call costs more than it saves, and every range when that package
+ * cannot be loaded, to the TypeScript tables here: slicing by 16 with 32-bit word loads where the
+ * data is 4-byte aligned, slicing by 8 over bytes otherwise.
  *
  * `crc32c(data, crc)` follows the usual "running CRC" convention: pass the previous result to
  * continue over more bytes, 0 to start. `crc32cCombine(a, b, lenB)` gives the CRC of A followed by
@@ -9,7 +12,29 @@
  * in different segments be checked without ever holding both halves in memory.
  */
 
+import { createRequire } from 'node:module';
+
 const POLY = 0x82f63b78;
+
+type NativeCrc32c = (input: Buffer, initialState?: number) => number;
+/** The native CRC-32C (standard convention: pass and get the finished, inverted value), if loadable. */
+const NATIVE: NativeCrc32c | null = (() => {
+  if (process.env.WALSHIP_CRC32C === 'js') return null;
+  try {
+    return (createRequire(import.meta.url)('@node-rs/crc32') as { crc32c: NativeCrc32c }).crc32c;
+  } catch {
+    return null;
+  }
+})();
+/** From this many bytes on, a range goes to the native implementation. */
+const NATIVE_MIN = 512;
+
+/** Which implementation long ranges use (for the benchmark's report). */
+export const crc32cImplementation: 'native' | 'js' = NATIVE ? 'native' : 'js';
+
+function nativeRaw(u8: Uint8Array, start: number, end: number, crc: number): number {
+  return ~NATIVE!(Buffer.from(u8.buffer, u8.byteOffset + start, end - start), ~crc >>> 0);
+}
 
 /** 16 tables of 256 entries, table k at [k * 256]. Table 0 is the classic byte-at-a-time table. */
 const T = new Int32Array(16 * 256);
@@ -34,6 +59,12 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
  * @internal
  */
 export function crc32cRaw(u8: Uint8Array, words: Int32Array | null, start: number, end: number, crc: number): number {
+  if (NATIVE !== null && end - start >= NATIVE_MIN) return nativeRaw(u8, start, end, crc);
+  return crc32cRawJs(u8, words, start, end, crc);
+}
+
+/** crc32cRaw in TypeScript only, whatever the length. @internal */
+export function crc32cRawJs(u8: Uint8Array, words: Int32Array | null, start: number, end: number, crc: number): number {
   let i = start;
   if (words !== null && end - i >= 32) {
     // Bytes until 4-byte aligned, then 16 bytes at a time.
@@ -51,6 +82,7 @@ export function crc32cRaw(u8: Uint8Array, words: Int32Array | null, start: numbe
  * @internal
  */
 export function crc32cAligned(u8: Uint8Array, words: Int32Array, start: number, end: number, crc: number): number {
+  if (NATIVE !== null && end - start >= NATIVE_MIN) return nativeRaw(u8, start, end, crc);
   let w = start >> 2;
   let n = end - start;
   if (n >= 16) {
