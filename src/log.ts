@@ -3,6 +3,7 @@
  * PostgreSQL copies an archive_command's stderr into its own log, so every line starts with
  * "walship" to be found there.
  */
+import { writeSync } from 'node:fs';
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 export type LogFormat = 'text' | 'json';
 type Fields = Record<string, string | number | boolean | null | undefined>;
@@ -37,8 +38,21 @@ export function formatLine(level: LogLevel, msg: string, fields: Fields = {}): s
 
 export function log(level: LogLevel, msg: string, fields?: Fields): void {
   if (RANK[level] > RANK[threshold]) return;
-  process.stderr.write(formatLine(level, msg, fields) + '\n');
+  const line = formatLine(level, msg, fields) + '\n';
+  // Straight to fd 2: creating process.stderr costs ~2 ms of every per-file call. The stream
+  // takes over when the descriptor would block (a non-blocking pipe) or is not writable.
+  if (!stderrStream) {
+    try {
+      writeSync(2, line);
+      return;
+    } catch {
+      stderrStream = true;
+    }
+  }
+  process.stderr.write(line);
 }
+
+let stderrStream = false;
 
 export const logger = {
   error: (msg: string, f?: Fields) => log('error', msg, f),

@@ -67,6 +67,21 @@ interface SpoolMeta {
   object?: { size: number; mtimeMs: number };
   /** The spooled file as written (after its checksum was verified). */
   file?: FileFingerprint;
+  /** The machine's boot when it was written (Linux; null elsewhere). */
+  boot?: string | null;
+}
+
+/**
+ * This boot of the machine (Linux's boot_id), or null. Spooled files are not fsynced (PostgreSQL
+ * fsyncs what restore_command delivers), so after a machine crash one may hold anything: a copy
+ * written in another boot is never delivered.
+ */
+async function bootId(): Promise<string | null> {
+  try {
+    return (await readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim() || null;
+  } catch {
+    return null;
+  }
 }
 
 /** A filesystem repository's object file for `name` (null for S3: no cheap look without the SDK). */
@@ -178,6 +193,7 @@ async function takeSpooled(spool: string, name: string, dest: string, repo: stri
   if (meta.format !== 1 || meta.name !== name || meta.repo !== repo || typeof meta.sha256 !== 'string' || typeof meta.size !== 'number') {
     return discard('its metadata is for another file or repository');
   }
+  if ((meta.boot ?? null) !== (await bootId())) return discard('it was written before the machine restarted');
   // A filesystem repository: one stat proves the archived object is still the one spooled (so
   // an object deleted or replaced since is reported by the repository fetch, as without prefetch).
   const objPath = await objectPathFor(repo, name);
@@ -387,6 +403,7 @@ export async function runPrefetcher(cfg: Config, startName: string, makeCtx: () 
           spooledAt: new Date().toISOString(),
           ...(object && { object }),
           file: fingerprint(await stat(join(spool, n), { bigint: true })),
+          boot: await bootId(),
         };
         const tmp = join(spool, `.${n}.meta.walship-${process.pid}.tmp`);
         await writeFile(tmp, JSON.stringify(meta), { mode: 0o600 });
