@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// WAL scanner throughput (src/wal/scanner.ts, built into dist/ by `npx tsc -p .`) on real
+// WAL scanner throughput (src/wal/scanner.ts, built into dist/ by `npm run build`) on real
 // 16 MiB segments: every record's CRC-32C checked, transaction ends and the like decoded.
 // Usage: node scripts/bench-scanner.mjs [dir-with-segments]
 // Without a directory, generates WAL with pgbench in a temporary cluster (about a minute).
@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 if (!existsSync(join(root, 'dist', 'wal', 'scanner.js'))) {
-  console.error('dist/wal/scanner.js is missing: build first with `npx tsc -p .`');
+  console.error('dist/wal/scanner.js is missing: build first with `npm run build`');
   process.exit(2);
 }
 const { scanSegment } = await import(join(root, 'dist', 'wal', 'scanner.js'));

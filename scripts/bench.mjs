@@ -2,7 +2,7 @@
 // Benchmarks (not tests): walship against pgBackRest, barman-cloud and a plain cp, side by side on
 // the same real PostgreSQL WAL (pgbench, 16 MiB segments), through PostgreSQL's own archiver and
 // restore_command. Writes docs/benchmarks.md. Needs root (it installs the peers with apt-get and
-// runs PostgreSQL as an unprivileged user) and a built walship (`npx tsc -p .`).
+// runs PostgreSQL as an unprivileged user) and a built walship (`npm run build`).
 //
 //   node scripts/bench.mjs            full run: a backlog of >= 256 segments (about 25 minutes here)
 //   node scripts/bench.mjs --quick    64 segments, fewer repetitions (about 6 minutes)
@@ -51,8 +51,8 @@ if (process.getuid() !== 0) {
   console.error('bench: run as root (it installs pgbackrest and barman-cli-cloud with apt-get and runs PostgreSQL as an unprivileged user)');
   process.exit(2);
 }
-if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) {
-  console.error('bench: dist/ is missing: build first with `npx tsc -p .`');
+if (!existsSync(join(ROOT, 'dist', 'walship.cjs'))) {
+  console.error('bench: dist/ is missing: build first with `npm run build`');
   process.exit(2);
 }
 

@@ -26,5 +26,7 @@ await build({
   banner: {
     js: "const __walship_module_url = require('node:url').pathToFileURL(require('node:path').join(__dirname, 'archive', 'walship.cjs')).href;",
   },
+  // import() of a package or builtin becomes require(): no ES module loader starts at run time.
+  supported: { 'dynamic-import': false },
   logLevel: 'warning',
 });

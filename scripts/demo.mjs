@@ -14,7 +14,7 @@ const bin = join(root, 'bin', 'walship.js');
 const keep = process.argv.includes('--keep');
 const say = (s) => console.log(`\n== ${s}`);
 
-if (!existsSync(join(root, 'dist', 'cli', 'main.js'))) {
+if (!existsSync(join(root, 'dist', 'walship.cjs'))) {
   console.error('demo: walship is not built; run "npm install" (or "npm run build") first');
   process.exit(1);
 }

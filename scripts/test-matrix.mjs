@@ -188,9 +188,11 @@ async function main() {
   const published = publishedVersions(o.offline);
   const cached = existsSync(o.cache) ? readdirSync(o.cache).filter((d) => existsSync(join(o.cache, d, '.complete'))) : [];
 
-  // The tests run the built CLI (dist/).
-  process.stderr.write('test-matrix: building walship (tsc) ...\n');
-  if (o.build) execFileSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.json')], { cwd: ROOT, stdio: 'inherit' });
+  // The tests run the built CLI (dist/walship.cjs).
+  if (o.build) {
+    process.stderr.write('test-matrix: building walship (npm run build) ...\n');
+    execFileSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' });
+  }
 
   const rows = [];
   for (const major of o.majors) {

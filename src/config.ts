@@ -146,7 +146,7 @@ export const SETTINGS = [
     min: 0,
     max: 1000,
     description:
-      'archive-push of a segment also pushes up to this many other .ready segments, so PostgreSQL\'s later calls for them return at once (0 = off).',
+      'archive-push of a segment starts a background pusher that keeps up to this many .ready segments pushed ahead of PostgreSQL, so its calls for them return at once (0 = off).',
     default: () => '16',
   },
   {
