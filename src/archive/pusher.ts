@@ -3,8 +3,7 @@
  * readahead.ts): keeps the `.ready` segments of one pg_wal pushed ahead of PostgreSQL's archiver.
  *
  * Oldest first (PostgreSQL's order), at most `push_readahead` stored and not yet asked for, a few
- * files in flight on a few lanes (the main thread and worker threads for a filesystem repository,
- * whose pushes are CPU-bound; concurrent requests on the main thread for S3). Per file:
+ * files in flight on a few lanes (the main thread and a worker thread per further core). Per file:
  * `<name>.pushing` while it works, then the durable record `<name>`, or `<name>.failed` with the
  * error (the call for it then pushes the file itself and reports what is wrong; the pusher tries
  * again later). A file that changes while it is pushed gets no record. Records, markers and
@@ -103,11 +102,11 @@ async function workerLane(cfg: Config): Promise<Lane> {
 }
 
 /** The lanes and how many files each takes at once. */
-async function openLanes(cfg: Config, isS3: boolean, getCtx: () => Promise<ArchiveContext>): Promise<{ lanes: Lane[]; perLane: number }> {
+async function openLanes(cfg: Config, getCtx: () => Promise<ArchiveContext>): Promise<{ lanes: Lane[]; perLane: number }> {
   const inFlight = Math.max(1, Math.min(cfg.push_readahead, MAX_IN_FLIGHT));
-  // Filesystem pushes are CPU-bound (scan, checksum, zstd): one lane per core. S3 pushes wait on
-  // the network: concurrent requests on the main thread, no worker paying the SDK's load time.
-  const threads = isS3 ? 1 : Math.max(1, Math.min(inFlight, availableParallelism()));
+  // Validation, scan, checksum and zstd are CPU work: one lane per core. (Each worker loads its
+  // own storage driver, the S3 SDK too: once per pusher, which lives as long as the backlog.)
+  const threads = Math.max(1, Math.min(inFlight, availableParallelism()));
   const lanes: Lane[] = [mainLane(getCtx)];
   for (let i = 1; i < threads; i++) {
     try {
@@ -209,7 +208,14 @@ export async function runPusher(cfg: Config, walDir: string, repo: string, makeC
       // Records and failures of files PostgreSQL is done with; what is stored ahead.
       const recorded = new Set<string>();
       const failed = new Set<string>();
-      for (const e of await readdir(stateDir)) {
+      let state: string[];
+      try {
+        state = await readdir(stateDir);
+      } catch {
+        logger.info('the state directory is gone; exiting', { stateDir });
+        break;
+      }
+      for (const e of state) {
         if (e.startsWith('.') || e === PUSHER_LOCK || e === PUSHER_LOG || e.endsWith(PUSHING)) continue;
         const isFailed = e.endsWith(FAILED);
         const n = isFailed ? e.slice(0, -FAILED.length) : e;
@@ -228,7 +234,7 @@ export async function runPusher(cfg: Config, walDir: string, repo: string, makeC
       for (const n of todo) {
         // Older than everything recorded: PostgreSQL asks for it next (or now), whatever the cap.
         if (ahead >= cfg.push_readahead && !(n === todo[0] && [...recorded].every((r) => n < r))) break;
-        lanes ??= await openLanes(cfg, repo.startsWith('s3://'), getCtx);
+        lanes ??= await openLanes(cfg, getCtx);
         const lane = lanes.lanes.find((l) => (load.get(l) ?? 0) < lanes!.perLane);
         if (!lane) break;
         if (failed.has(n)) await rm(join(stateDir, n + FAILED), { force: true }).catch(() => undefined);
