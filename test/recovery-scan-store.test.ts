@@ -13,6 +13,7 @@ import { parseWalFileName, segmentName } from '../src/wal/names.js';
 import { validateSegment } from '../src/wal/page.js';
 import { unixMsToPgTime } from '../src/wal/records.js';
 import { pgTimeToMicros } from '../src/recovery/time.js';
+import type { PlannerInput } from '../src/recovery/model.js';
 import { WalshipError } from '../src/errors.js';
 import { WalWriter, i64b, u32b } from './wal-synth.js';
 
@@ -56,6 +57,8 @@ function push(seg: Seg, name = seg.name): void {
   });
 }
 
+/** Every archived segment the planner input holds, by timeline and number. */
+const allSegments = (input: PlannerInput) => input.segments.stretches().flatMap((r) => input.segments.segments(r.timeline, r.firstSeg, r.lastSeg));
 const xids = (name: string) => storedEvents(cat, name).xacts.map((x) => x.xid);
 const allXids = () => (cat.db.prepare('SELECT xid FROM wal_xacts ORDER BY lsn').all() as { xid: number }[]).map((r) => r.xid);
 
@@ -86,7 +89,7 @@ describe('scan store', () => {
       expect(xids(segs[1]!.name)).toEqual([12]);
       expect(storedEvents(cat, segs[0]!.name).tailState).toBe('complete');
       const input = loadPlannerInput(cat);
-      const s0 = input.segments.find((s) => s.name === segs[0]!.name)!;
+      const s0 = allSegments(input).find((s) => s.name === segs[0]!.name)!;
       expect(s0.xacts).toEqual({ count: 2, firstTime: pgTimeToMicros(T0), lastTime: pgTimeToMicros(T0 + 1_000_000), minTime: pgTimeToMicros(T0), maxTime: pgTimeToMicros(T0 + 1_000_000) });
       expect(input.xacts.inSegment(1, 5).map((x) => [x.xid, x.lsn, x.endLsn])).toEqual([
         [10, w.written[0]!.lsn, w.written[0]!.endLsn],
@@ -122,7 +125,7 @@ describe('scan store', () => {
       ]);
       // The file the big record ends in has it as its last record when nothing else ends there.
       const input = loadPlannerInput(cat);
-      expect(input.segments.find((s) => s.segNo === 6)!.lastRecordLsn).toBe(null);
+      expect(allSegments(input).find((s) => s.segNo === 6)!.lastRecordLsn).toBe(null);
     }
   });
 
@@ -180,7 +183,7 @@ describe('scan store', () => {
     push(s!);
     const input = loadPlannerInput(cat);
     expect(input.restorePoints).toEqual([{ timeline: 1, segNo: 5, lsn: rp.lsn, endLsn: rp.endLsn, name: 'before-migration', time: pgTimeToMicros(T0 + 3) }]);
-    expect(input.segments[0]!.lastRecordLsn).toBe(w.written[w.written.length - 1]!.lsn); // the switch
+    expect(allSegments(input)[0]!.lastRecordLsn).toBe(w.written[w.written.length - 1]!.lsn); // the switch
     cat.db.prepare('DELETE FROM wal_files WHERE name = ?').run(s!.name);
     for (const t of ['wal_scans', 'wal_xacts', 'wal_restore_points']) {
       expect((cat.db.prepare(`SELECT count(*) AS n FROM ${t}`).get() as { n: number }).n, t).toBe(0);

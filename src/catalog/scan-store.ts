@@ -33,11 +33,14 @@ import type {
   PlannerInput,
   RestorePointRecord,
   SegmentFacts,
+  SegmentSource,
+  SegmentStretch,
   XactKind,
   XactRecord,
   XactSource,
 } from '../recovery/model.js';
 import type { Catalog } from './catalog.js';
+import { XACT_SCANS } from './schema.js';
 
 const KIND_CODE: Record<XactKind, number> = { commit: 0, abort: 1, commit_prepared: 2, abort_prepared: 3 };
 const KIND_NAME: XactKind[] = ['commit', 'abort', 'commit_prepared', 'abort_prepared'];
@@ -263,48 +266,13 @@ function completeTail(cat: Catalog, tailRow: ScanRow, current?: { name: string; 
 // ---------------------------------------------------------------------------------------------
 // Reading back: the planner's input.
 
-/** The planner's input from the catalog. Fine-grained transaction rows are read on demand. */
+/**
+ * The planner's input from the catalog. Segments are read as stretches (wal_seg_stretches,
+ * migration 4), single segments and transaction rows on demand.
+ */
 export function loadPlannerInput(cat: Catalog): PlannerInput {
   const db = cat.db;
   const segSize = cat.repository()?.wal_segment_size ?? 16 * 1024 * 1024;
-  const segRows = db
-    .prepare(
-      `SELECT f.name, f.timeline, f.seg_no, s.id AS scan_id, s.start_lsn, s.end_lsn, s.last_record_lsn,
-              s.commits, s.aborts, s.first_xact_time, s.last_xact_time, s.min_xact_time, s.max_xact_time
-         FROM wal_files f LEFT JOIN wal_scans s ON s.file = f.name
-        WHERE f.kind = 'segment' AND f.seg_no IS NOT NULL
-        ORDER BY f.timeline, f.seg_no`,
-    )
-    .all() as {
-    name: string;
-    timeline: number;
-    seg_no: number;
-    scan_id: number | null;
-    start_lsn: number | null;
-    end_lsn: number | null;
-    last_record_lsn: number | null;
-    commits: number | null;
-    aborts: number | null;
-    first_xact_time: number | null;
-    last_xact_time: number | null;
-    min_xact_time: number | null;
-    max_xact_time: number | null;
-  }[];
-  const segments: SegmentFacts[] = segRows.map((r) => {
-    const count = (r.commits ?? 0) + (r.aborts ?? 0);
-    return {
-      name: r.name,
-      timeline: r.timeline,
-      segNo: r.seg_no,
-      scanned: r.scan_id !== null,
-      lastRecordLsn: r.last_record_lsn,
-      lastRecordEndLsn: r.end_lsn !== null && r.start_lsn !== null && r.end_lsn > r.start_lsn ? r.end_lsn : null,
-      xacts:
-        count > 0 && r.max_xact_time !== null
-          ? { count, firstTime: r.first_xact_time!, lastTime: r.last_xact_time!, minTime: r.min_xact_time!, maxTime: r.max_xact_time! }
-          : null,
-    };
-  });
 
   // A walship backup also leaves the server's backup history file: the same backup, listed once
   // (as walship's, which `walship restore` can use).
@@ -335,11 +303,64 @@ export function loadPlannerInput(cat: Catalog): PlannerInput {
 
   return {
     segSize,
-    segments,
+    segments: catalogSegmentSource(cat),
     timelines: cat.timelines().map((t) => ({ timeline: t.timeline, parent: t.parent, switchpoint: t.switchpoint })),
     backups,
     restorePoints,
     xacts: catalogXactSource(cat, segSize),
+  };
+}
+
+type SegmentRow = {
+  name: string;
+  timeline: number;
+  seg_no: number;
+  scan_id: number | null;
+  start_lsn: number | null;
+  end_lsn: number | null;
+  last_record_lsn: number | null;
+  commits: number | null;
+  aborts: number | null;
+  first_xact_time: number | null;
+  last_xact_time: number | null;
+  min_xact_time: number | null;
+  max_xact_time: number | null;
+};
+
+function toSegmentFacts(r: SegmentRow): SegmentFacts {
+  const count = (r.commits ?? 0) + (r.aborts ?? 0);
+  return {
+    name: r.name,
+    timeline: r.timeline,
+    segNo: r.seg_no,
+    scanned: r.scan_id !== null,
+    lastRecordLsn: r.last_record_lsn,
+    lastRecordEndLsn: r.end_lsn !== null && r.start_lsn !== null && r.end_lsn > r.start_lsn ? r.end_lsn : null,
+    xacts:
+      count > 0 && r.max_xact_time !== null
+        ? { count, firstTime: r.first_xact_time!, lastTime: r.last_xact_time!, minTime: r.min_xact_time!, maxTime: r.max_xact_time! }
+        : null,
+  };
+}
+
+function catalogSegmentSource(cat: Catalog): SegmentSource {
+  const stretches = cat.db.prepare(
+    `SELECT timeline, first_seg AS firstSeg, last_seg AS lastSeg, unscanned, max_xact_time AS maxXactTime
+       FROM wal_seg_stretches ORDER BY timeline, first_seg`,
+  );
+  const segments = cat.db.prepare(
+    `SELECT f.name, f.timeline, f.seg_no, s.id AS scan_id, s.start_lsn, s.end_lsn, s.last_record_lsn,
+            s.commits, s.aborts, s.first_xact_time, s.last_xact_time, s.min_xact_time, s.max_xact_time
+       FROM wal_files f LEFT JOIN wal_scans s ON s.file = f.name
+      WHERE f.timeline = ? AND f.seg_no BETWEEN ? AND ? AND f.kind = 'segment'
+      ORDER BY f.seg_no`,
+  );
+  const maxXactTime = cat.db.prepare(`SELECT max(max_xact_time) FROM wal_scans WHERE timeline = ? AND seg_no BETWEEN ? AND ? AND ${XACT_SCANS}`).pluck();
+  let all: SegmentStretch[] | undefined;
+  return {
+    stretches: () => (all ??= stretches.all() as SegmentStretch[]),
+    segments: (timeline, from, to) => (segments.all(timeline, from, to) as SegmentRow[]).map(toSegmentFacts),
+    maxXactTime: (timeline, from, to) => maxXactTime.get(timeline, from, to) as number | null,
   };
 }
 

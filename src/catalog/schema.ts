@@ -1,9 +1,60 @@
 /**
  * Catalog schema, as numbered migrations. PRAGMA user_version holds the number applied; each
- * migration runs once, in order, in a transaction. Never edit a released migration: add one.
+ * migration runs once, in order, in a transaction. Never edit a released migration: add one
+ * (the SQL-writing helpers below are part of migration 4: never edit them either).
  *
  * Everything here can be rebuilt from the repository (objects carry their own metadata).
  */
+
+/** A stretch of wal_seg_stretches never crosses a multiple of this segment number. */
+export const STRETCH_BLOCK = 1024;
+
+/** The wal_scans rows whose times count (the partial index wal_scans_xact_time holds them). */
+export const XACT_SCANS = 'partial = 0 AND commits + aborts > 0';
+
+/** The transaction time a wal_scans row `scan` adds to its stretch (an SQL expression). */
+const xactTime = (scan: string) => `CASE WHEN ${scan}.partial = 0 AND ${scan}.commits + ${scan}.aborts > 0 THEN ${scan}.max_xact_time END`;
+
+/** First segment number of the block holding segment `seg` (an SQL expression). */
+const blockStart = (seg: string) => `((${seg}) - (${seg}) % ${STRETCH_BLOCK})`;
+
+/** The larger of two nullable values (SQLite's max() is null when either is). */
+const greatest = (a: string, b: string) => `coalesce(max(${a}, ${b}), ${a}, ${b})`;
+
+/**
+ * Recomputes wal_seg_stretches from wal_files and wal_scans: everything (no arguments), or the
+ * block of segment `seg` of `timeline` (SQL expressions).
+ */
+function rebuildStretches(timeline?: string, seg?: string): string {
+  const block = (first: string) => (seg ? `${first} BETWEEN ${blockStart(seg)} AND ${blockStart(seg)} + ${STRETCH_BLOCK - 1}` : '1');
+  return `
+    DELETE FROM wal_seg_stretches WHERE ${timeline ? `timeline = ${timeline} AND ${block('first_seg')}` : '1'};
+    INSERT INTO wal_seg_stretches (timeline, first_seg, last_seg, unscanned, max_xact_time)
+      SELECT timeline, min(seg_no), max(seg_no), sum(scan_id IS NULL), max(xact_time)
+        FROM (SELECT f.timeline, f.seg_no, s.id AS scan_id,
+                     ${xactTime('s')} AS xact_time,
+                     f.seg_no - row_number() OVER (PARTITION BY f.timeline ORDER BY f.seg_no) AS island
+                FROM wal_files f LEFT JOIN wal_scans s ON s.file = f.name
+               WHERE f.kind = 'segment' AND f.seg_no IS NOT NULL AND ${timeline ? `f.timeline = ${timeline} AND ${block('f.seg_no')}` : '1'})
+       GROUP BY timeline, seg_no / ${STRETCH_BLOCK}, island;`;
+}
+
+/** The stretch holding segment `seg` of `timeline` (a WHERE clause on wal_seg_stretches). */
+const holding = (timeline: string, seg: string) =>
+  `timeline = ${timeline} AND first_seg BETWEEN ${blockStart(seg)} AND ${seg} AND last_seg >= ${seg}`;
+
+/** Merges the stretch starting at segment `seg` into the one ending just before it, in the same block. */
+function joinAt(timeline: string, segExpr: string): string {
+  const seg = `(${segExpr})`;
+  const right = `FROM wal_seg_stretches r WHERE r.timeline = ${timeline} AND r.first_seg = ${seg}`;
+  return `
+    UPDATE wal_seg_stretches SET (last_seg, unscanned, max_xact_time) =
+        (SELECT r.last_seg, wal_seg_stretches.unscanned + r.unscanned, ${greatest('wal_seg_stretches.max_xact_time', 'r.max_xact_time')} ${right})
+      WHERE timeline = ${timeline} AND last_seg = ${seg} - 1 AND ${seg} % ${STRETCH_BLOCK} <> 0 AND EXISTS (SELECT 1 ${right});
+    DELETE FROM wal_seg_stretches WHERE timeline = ${timeline} AND first_seg = ${seg}
+      AND EXISTS (SELECT 1 FROM wal_seg_stretches l WHERE l.timeline = ${timeline} AND l.first_seg BETWEEN ${blockStart(seg)} AND ${seg} - 1 AND l.last_seg >= ${seg});`;
+}
+
 export const MIGRATIONS: readonly string[] = [
   // 1: the foundation
   `
@@ -139,5 +190,66 @@ export const MIGRATIONS: readonly string[] = [
     backup_start_lsn INTEGER NOT NULL,
     PRIMARY KEY (scan_id, lsn)
   ) WITHOUT ROWID;
+  `,
+  // 4: the archived segments as stretches of consecutive segments per timeline, with what their
+  // scans say, so that the planner reads a row per stretch instead of one per segment
+  // (src/recovery/model.ts SegmentSource). A stretch never crosses a multiple of STRETCH_BLOCK,
+  // so every figure in a row covers at most that many segments: a range question reads at most
+  // that many rows beyond the stretches, and a delete recomputes at most one block. Triggers keep
+  // it exact for every writer: adding a segment or its scan updates one or two rows; deleting or
+  // renumbering recomputes the block from wal_files and wal_scans.
+  `
+  CREATE TABLE wal_seg_stretches (
+    timeline INTEGER NOT NULL,
+    first_seg INTEGER NOT NULL,
+    last_seg INTEGER NOT NULL,
+    unscanned INTEGER NOT NULL, -- segments in it without a wal_scans row
+    max_xact_time INTEGER,      -- newest transaction time its scans hold; null: none
+    PRIMARY KEY (timeline, first_seg)
+  ) WITHOUT ROWID;
+  CREATE INDEX wal_seg_stretches_last ON wal_seg_stretches (timeline, last_seg);
+  CREATE INDEX wal_scans_xact_time ON wal_scans (timeline, seg_no, max_xact_time) WHERE ${XACT_SCANS};
+  ${rebuildStretches()}
+  -- A new segment (not scanned yet: its scan row references it) extends the stretch ending just
+  -- before it or starts one, then joins the stretch starting just after it.
+  CREATE TRIGGER wal_seg_stretches_add AFTER INSERT ON wal_files WHEN new.kind = 'segment' AND new.seg_no IS NOT NULL BEGIN
+    UPDATE wal_seg_stretches SET last_seg = new.seg_no, unscanned = unscanned + 1
+     WHERE timeline = new.timeline AND last_seg = new.seg_no - 1 AND new.seg_no % ${STRETCH_BLOCK} <> 0;
+    INSERT INTO wal_seg_stretches (timeline, first_seg, last_seg, unscanned, max_xact_time)
+      SELECT new.timeline, new.seg_no, new.seg_no, 1, NULL
+       WHERE NOT EXISTS (SELECT 1 FROM wal_seg_stretches WHERE timeline = new.timeline AND last_seg = new.seg_no);
+    ${joinAt('new.timeline', 'new.seg_no + 1')}
+  END;
+  CREATE TRIGGER wal_seg_stretches_remove AFTER DELETE ON wal_files WHEN old.kind = 'segment' BEGIN
+    ${rebuildStretches('old.timeline', 'old.seg_no')}
+  END;
+  CREATE TRIGGER wal_seg_stretches_move AFTER UPDATE OF kind, timeline, seg_no ON wal_files
+    WHEN old.kind IS NOT new.kind OR old.timeline IS NOT new.timeline OR old.seg_no IS NOT new.seg_no BEGIN
+    ${rebuildStretches('old.timeline', 'old.seg_no')}
+    ${rebuildStretches('new.timeline', 'new.seg_no')}
+  END;
+  CREATE TRIGGER wal_seg_stretches_scan_add AFTER INSERT ON wal_scans WHEN new.partial = 0 BEGIN
+    UPDATE wal_seg_stretches
+       SET unscanned = unscanned - 1,
+           max_xact_time = ${greatest('max_xact_time', xactTime('new'))}
+     WHERE ${holding('new.timeline', 'new.seg_no')};
+  END;
+  CREATE TRIGGER wal_seg_stretches_scan_times AFTER UPDATE OF commits, aborts, max_xact_time ON wal_scans WHEN new.partial = 0 BEGIN
+    UPDATE wal_seg_stretches
+       SET max_xact_time = (SELECT max(max_xact_time) FROM wal_scans
+                             WHERE timeline = wal_seg_stretches.timeline AND seg_no BETWEEN wal_seg_stretches.first_seg AND wal_seg_stretches.last_seg
+                               AND ${XACT_SCANS})
+     WHERE ${holding('new.timeline', 'new.seg_no')};
+  END;
+  -- A scan deleted with its file (the cascade runs first): the file's trigger recomputes.
+  CREATE TRIGGER wal_seg_stretches_scan_remove AFTER DELETE ON wal_scans
+    WHEN old.partial = 0 AND EXISTS (SELECT 1 FROM wal_files WHERE name = old.file) BEGIN
+    ${rebuildStretches('old.timeline', 'old.seg_no')}
+  END;
+  CREATE TRIGGER wal_seg_stretches_scan_move AFTER UPDATE OF file, timeline, seg_no, partial ON wal_scans
+    WHEN old.file IS NOT new.file OR old.timeline IS NOT new.timeline OR old.seg_no IS NOT new.seg_no OR old.partial IS NOT new.partial BEGIN
+    ${rebuildStretches('old.timeline', 'old.seg_no')}
+    ${rebuildStretches('new.timeline', 'new.seg_no')}
+  END;
   `,
 ];

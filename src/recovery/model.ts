@@ -84,6 +84,30 @@ export interface BackupFacts {
   stopTime: number | null;
 }
 
+/**
+ * Consecutive archived segments of one timeline and what their scans say. A source may cut a
+ * run of segments into several stretches (the catalog cuts at every 1024th segment).
+ */
+export interface SegmentStretch {
+  timeline: number;
+  firstSeg: number;
+  lastSeg: number;
+  /** How many of its segments were archived without their records being read. */
+  unscanned: number;
+  /** Its newest transaction time (the largest `xacts.maxTime` of its segments), null when none. */
+  maxXactTime: number | null;
+}
+
+/** The archived segments, read on demand (the catalog may hold millions). */
+export interface SegmentSource {
+  /** Every stretch, by timeline then first segment. */
+  stretches(): readonly SegmentStretch[];
+  /** The archived segments of `timeline` numbered `from` to `to`, ascending. */
+  segments(timeline: number, from: number, to: number): readonly SegmentFacts[];
+  /** The newest transaction time in segments `from` to `to` of `timeline`, null when none. */
+  maxXactTime(timeline: number, from: number, to: number): number | null;
+}
+
 /** Fine-grained transaction records, fetched on demand (the catalog may hold millions). */
 export interface XactSource {
   /** The records starting in this file, in LSN order. */
@@ -94,7 +118,7 @@ export interface XactSource {
 
 export interface PlannerInput {
   segSize: number;
-  segments: readonly SegmentFacts[];
+  segments: SegmentSource;
   timelines: readonly TimelineFacts[];
   backups: readonly BackupFacts[];
   restorePoints: readonly RestorePointFacts[];
@@ -115,6 +139,37 @@ export function xactSourceFromList(records: readonly XactRecord[]): XactSource {
   return {
     inSegment: (tl, seg) => bySeg.get(`${tl}:${seg}`) ?? [],
     withXid: (xid) => byXid.get(xid) ?? [],
+  };
+}
+
+/**
+ * A SegmentSource over a plain list (tests, small archives). With `cutEvery`, stretches are cut
+ * at every multiple of it, as the catalog cuts them at every 1024th segment.
+ */
+export function segmentSourceFromList(segments: readonly SegmentFacts[], cutEvery?: number): SegmentSource {
+  const byTl = new Map<number, SegmentFacts[]>();
+  for (const s of segments) (byTl.get(s.timeline) ?? byTl.set(s.timeline, []).get(s.timeline)!).push(s);
+  const stretches: SegmentStretch[] = [];
+  for (const tl of [...byTl.keys()].sort((a, b) => a - b)) {
+    let cur: SegmentStretch | undefined;
+    for (const s of byTl.get(tl)!.sort((a, b) => a.segNo - b.segNo)) {
+      if (!cur || s.segNo !== cur.lastSeg + 1 || (cutEvery !== undefined && s.segNo % cutEvery === 0)) {
+        stretches.push((cur = { timeline: tl, firstSeg: s.segNo, lastSeg: s.segNo, unscanned: 0, maxXactTime: null }));
+      }
+      cur.lastSeg = s.segNo;
+      if (!s.scanned) cur.unscanned++;
+      if (s.xacts && (cur.maxXactTime === null || s.xacts.maxTime > cur.maxXactTime)) cur.maxXactTime = s.xacts.maxTime;
+    }
+  }
+  const inRange = (tl: number, from: number, to: number) => (byTl.get(tl) ?? []).filter((s) => s.segNo >= from && s.segNo <= to);
+  return {
+    stretches: () => stretches,
+    segments: inRange,
+    maxXactTime(tl, from, to) {
+      let m: number | null = null;
+      for (const s of inRange(tl, from, to)) if (s.xacts && (m === null || s.xacts.maxTime > m)) m = s.xacts.maxTime;
+      return m;
+    },
   };
 }
 
@@ -139,11 +194,27 @@ export interface LineageEntry {
   end: number;
 }
 
+/**
+ * A stretch as a lineage reads it: clipped to the segments the lineage reads from its timeline.
+ */
+export interface LineagePiece {
+  timeline: number;
+  firstSeg: number;
+  lastSeg: number;
+  /** How many of its segments were not scanned; null when unknown (some, in a clipped stretch). */
+  unscanned: number | null;
+  /** Its newest transaction time, null when none. */
+  maxXactTime: number | null;
+}
+
+/** True when none of the piece's segments was scanned (none knows where its records end). */
+export const allUnscanned = (p: LineagePiece): boolean => p.unscanned === p.lastSeg - p.firstSeg + 1;
+
 /** A maximal stretch of consecutive segments present along a lineage. */
 export interface Run {
   firstSeg: number;
   lastSeg: number;
-  /** Index range in Lineage.present. */
+  /** Index range in Lineage.pieces. */
   from: number;
   to: number;
   /** End of the last complete record in the run (how far replay can go). */
@@ -169,29 +240,75 @@ export interface UnusableBackup {
   reason: string;
 }
 
+/** Index of the first of `list` (ascending, disjoint) that ends at or after `segNo`. */
+function firstEndingAtOrAfter(list: readonly { lastSeg: number }[], segNo: number): number {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (list[mid]!.lastSeg < segNo) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+const PAGE = 64;
+
+/** Segments `from` to `to` of a timeline, fetched a page at a time, ascending or descending. */
+function* pagedSegments(src: SegmentSource, timeline: number, from: number, to: number, desc = false): Generator<SegmentFacts> {
+  if (desc) {
+    for (let hi = to; hi >= from; hi -= PAGE) {
+      const page = src.segments(timeline, Math.max(from, hi - PAGE + 1), hi);
+      for (let i = page.length - 1; i >= 0; i--) yield page[i]!;
+    }
+  } else {
+    for (let lo = from; lo <= to; lo += PAGE) yield* src.segments(timeline, lo, Math.min(to, lo + PAGE - 1));
+  }
+}
+
 export class ArchiveView {
   readonly segSize: number;
-  private readonly segs = new Map<string, SegmentFacts>();
-  private readonly segsByTl = new Map<number, SegmentFacts[]>();
+  /** By timeline, then first segment. */
+  private readonly stretches: SegmentStretch[];
+  private readonly stretchesByTl = new Map<number, SegmentStretch[]>();
   private readonly tls = new Map<number, TimelineFacts>();
   private readonly lineages = new Map<number, Lineage>();
 
   constructor(readonly input: PlannerInput) {
     this.segSize = input.segSize;
-    for (const s of input.segments) {
-      this.segs.set(`${s.timeline}:${s.segNo}`, s);
-      (this.segsByTl.get(s.timeline) ?? this.segsByTl.set(s.timeline, []).get(s.timeline)!).push(s);
-    }
-    for (const list of this.segsByTl.values()) list.sort((a, b) => a.segNo - b.segNo);
+    this.stretches = [...input.segments.stretches()].sort((a, b) => a.timeline - b.timeline || a.firstSeg - b.firstSeg);
+    for (const s of this.stretches) (this.stretchesByTl.get(s.timeline) ?? this.stretchesByTl.set(s.timeline, []).get(s.timeline)!).push(s);
     for (const t of input.timelines) this.tls.set(t.timeline, t);
   }
 
-  segment(timeline: number, segNo: number): SegmentFacts | undefined {
-    return this.segs.get(`${timeline}:${segNo}`);
+  /** Whether segment `segNo` of `timeline` is archived. */
+  has(timeline: number, segNo: number): boolean {
+    const list = this.stretchesOf(timeline);
+    const s = list[firstEndingAtOrAfter(list, segNo)];
+    return s !== undefined && s.firstSeg <= segNo;
   }
 
-  segmentsOf(timeline: number): readonly SegmentFacts[] {
-    return this.segsByTl.get(timeline) ?? [];
+  stretchesOf(timeline: number): readonly SegmentStretch[] {
+    return this.stretchesByTl.get(timeline) ?? [];
+  }
+
+  /** How many segments were archived without their records being read. */
+  unscannedCount(): number {
+    return this.stretches.reduce((n, s) => n + s.unscanned, 0);
+  }
+
+  /** The newest transaction time, and the first segment (by timeline, then number) holding it. */
+  newestXact(): { time: number; segment: SegmentFacts } | null {
+    let best: SegmentStretch | undefined;
+    let time = -Infinity;
+    for (const s of this.stretches) {
+      if (s.maxXactTime !== null && s.maxXactTime > time) [best, time] = [s, s.maxXactTime];
+    }
+    if (!best) return null;
+    for (const segment of pagedSegments(this.input.segments, best.timeline, best.firstSeg, best.lastSeg)) {
+      if (segment.xacts?.maxTime === time) return { time, segment };
+    }
+    return null;
   }
 
   timelineFacts(timeline: number): TimelineFacts | undefined {
@@ -200,7 +317,7 @@ export class ArchiveView {
 
   /** Every timeline the archive mentions, ascending. */
   timelineIds(): number[] {
-    const ids = new Set<number>([...this.segsByTl.keys(), ...this.tls.keys()]);
+    const ids = new Set<number>([...this.stretchesByTl.keys(), ...this.tls.keys()]);
     for (const b of this.input.backups) {
       ids.add(b.startTimeline);
       ids.add(b.stopTimeline);
@@ -227,13 +344,16 @@ export class ArchiveView {
 export class Lineage {
   /** Oldest first; the last entry is the timeline itself, open-ended. */
   readonly entries: LineageEntry[];
-  /** The segments recovery on this timeline reads, present in the archive, ascending. */
-  readonly present: SegmentFacts[];
+  /** The archived segments recovery on this timeline reads, as pieces of stretches, ascending. */
+  readonly pieces: LineagePiece[];
   readonly runs: Run[];
   readonly usable: UsableBackup[];
   readonly unusable: UnusableBackup[];
   /** True when an ancestor's history file is missing (the lineage is cut there). */
   readonly incomplete: boolean;
+  /** The segment numbers [lo, hi] read from each entry's timeline, ascending (some empty). */
+  private readonly segRanges: { timeline: number; lo: number; hi: number }[];
+  /** Newest transaction time in pieces 0..i (-Infinity: none). */
   private readonly prefixMax: number[];
 
   constructor(
@@ -265,28 +385,36 @@ export class Lineage {
     this.incomplete = incomplete;
 
     // The designated copy of each segment: the newest entry whose begin segment is <= segNo.
-    const present: SegmentFacts[] = [];
-    for (let i = 0; i < this.entries.length; i++) {
-      const e = this.entries[i]!;
-      const lo = i === 0 ? 0 : view.segOf(e.begin);
-      const next = this.entries[i + 1];
-      const hi = next ? view.segOf(next.begin) - 1 : Infinity;
-      for (const s of view.segmentsOf(e.timeline)) if (s.segNo >= lo && s.segNo <= hi) present.push(s);
+    this.segRanges = this.entries.map((e, i) => ({
+      timeline: e.timeline,
+      lo: i === 0 ? 0 : view.segOf(e.begin),
+      hi: Math.min(Infinity, ...this.entries.slice(i + 1).map((n) => view.segOf(n.begin) - 1)),
+    }));
+    const src = view.input.segments;
+    this.pieces = [];
+    for (const r of this.segRanges) {
+      for (const s of view.stretchesOf(r.timeline)) {
+        const firstSeg = Math.max(s.firstSeg, r.lo);
+        const lastSeg = Math.min(s.lastSeg, r.hi);
+        if (firstSeg > lastSeg) continue;
+        const whole = firstSeg === s.firstSeg && lastSeg === s.lastSeg;
+        this.pieces.push({
+          timeline: r.timeline,
+          firstSeg,
+          lastSeg,
+          unscanned: whole || s.unscanned === 0 ? s.unscanned : null,
+          maxXactTime: whole || s.maxXactTime === null ? s.maxXactTime : src.maxXactTime(r.timeline, firstSeg, lastSeg),
+        });
+      }
     }
-    present.sort((a, b) => a.segNo - b.segNo);
-    this.present = present;
 
-    this.prefixMax = [];
     let m = -Infinity;
-    for (const s of present) {
-      if (s.xacts && s.xacts.maxTime > m) m = s.xacts.maxTime;
-      this.prefixMax.push(m);
-    }
+    this.prefixMax = this.pieces.map((p) => (m = Math.max(m, p.maxXactTime ?? -Infinity)));
 
     this.runs = [];
-    for (let i = 0; i < present.length; ) {
+    for (let i = 0; i < this.pieces.length; ) {
       let j = i;
-      while (j + 1 < present.length && present[j + 1]!.segNo === present[j]!.segNo + 1) j++;
+      while (j + 1 < this.pieces.length && this.pieces[j + 1]!.firstSeg === this.pieces[j]!.lastSeg + 1) j++;
       this.runs.push(this.makeRun(i, j));
       i = j + 1;
     }
@@ -321,31 +449,42 @@ export class Lineage {
   }
 
   private makeRun(from: number, to: number): Run {
-    const segSize = this.view.segSize;
+    const firstSeg = this.pieces[from]!.firstSeg;
+    const lastSeg = this.pieces[to]!.lastSeg;
     let endLsn: number | null = null;
     let lastRecordLsn: number | null = null;
-    for (let k = to; k >= from && endLsn === null; k--) {
-      const s = this.present[k]!;
+    for (const s of this.segments(firstSeg, lastSeg, { desc: true })) {
       if (!s.scanned) {
-        endLsn = (s.segNo + 1) * segSize; // assume a complete segment
+        endLsn = (s.segNo + 1) * this.view.segSize; // assume a complete segment
         break;
       }
       if (s.lastRecordEndLsn !== null) {
         endLsn = s.lastRecordEndLsn;
         lastRecordLsn = s.lastRecordLsn;
+        break;
       }
     }
     if (lastRecordLsn === null) {
-      for (let k = to; k >= from && lastRecordLsn === null; k--) lastRecordLsn = this.present[k]!.lastRecordLsn;
+      for (const s of this.segments(firstSeg, lastSeg, { desc: true, skip: allUnscanned })) {
+        if ((lastRecordLsn = s.lastRecordLsn) !== null) break;
+      }
     }
-    return {
-      firstSeg: this.present[from]!.segNo,
-      lastSeg: this.present[to]!.segNo,
-      from,
-      to,
-      endLsn: endLsn ?? this.present[from]!.segNo * segSize,
-      lastRecordLsn,
-    };
+    return { firstSeg, lastSeg, from, to, endLsn: endLsn ?? firstSeg * this.view.segSize, lastRecordLsn };
+  }
+
+  /**
+   * The archived segments this lineage reads from `from` to `to`, in order (descending with
+   * `desc`), fetched a page at a time; the pieces `skip` says have none wanted are passed over.
+   */
+  *segments(from: number, to: number, opts: { desc?: boolean; skip?: (p: LineagePiece) => boolean } = {}): Generator<SegmentFacts> {
+    const ids: number[] = [];
+    for (let i = firstEndingAtOrAfter(this.pieces, from); i < this.pieces.length && this.pieces[i]!.firstSeg <= to; i++) ids.push(i);
+    if (opts.desc) ids.reverse();
+    for (const i of ids) {
+      const p = this.pieces[i]!;
+      if (opts.skip?.(p)) continue;
+      yield* pagedSegments(this.view.input.segments, p.timeline, Math.max(from, p.firstSeg), Math.min(to, p.lastSeg), opts.desc);
+    }
   }
 
   /** Which timeline's copy of segment `segNo` recovery on this lineage reads. */
@@ -386,22 +525,10 @@ export class Lineage {
     return this.fileTimeline(segNo) === timeline;
   }
 
-  segmentAt(segNo: number): SegmentFacts | undefined {
-    const i = this.indexOf(segNo);
-    return i === -1 ? undefined : this.present[i];
-  }
-
-  indexOf(segNo: number): number {
-    let lo = 0;
-    let hi = this.present.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      const s = this.present[mid]!.segNo;
-      if (s === segNo) return mid;
-      if (s < segNo) lo = mid + 1;
-      else hi = mid - 1;
-    }
-    return -1;
+  /** Whether segment `segNo`, as this lineage reads it, is archived. */
+  has(segNo: number): boolean {
+    const p = this.pieces[firstEndingAtOrAfter(this.pieces, segNo)];
+    return p !== undefined && p.firstSeg <= segNo;
   }
 
   runAt(segNo: number): Run | undefined {
@@ -410,8 +537,12 @@ export class Lineage {
 
   /** The first segment number in [from, to] that is missing, or null. */
   firstMissing(from: number, to: number): number | null {
-    for (let s = from; s <= to; s++) if (this.indexOf(s) === -1) return s;
-    return null;
+    let next = from;
+    for (let i = firstEndingAtOrAfter(this.pieces, from); i < this.pieces.length && next <= to; i++) {
+      if (this.pieces[i]!.firstSeg > next) return next;
+      next = this.pieces[i]!.lastSeg + 1;
+    }
+    return next <= to ? next : null;
   }
 
   /** The run after `run`, if any (WAL that exists beyond a gap). */
@@ -419,33 +550,31 @@ export class Lineage {
     return this.runs[this.runs.indexOf(run) + 1];
   }
 
+  /** Newest time of the records in segment `segNo` of `p` that `which` selects (-Infinity: none). */
+  private newestIn(p: LineagePiece, segNo: number, which: (r: XactRecord) => boolean): number {
+    let m = -Infinity;
+    if (p.maxXactTime === null || !this.view.input.segments.segments(p.timeline, segNo, segNo)[0]?.xacts) return m;
+    for (const r of this.view.input.xacts.inSegment(p.timeline, segNo)) if (which(r) && r.time > m) m = r.time;
+    return m;
+  }
+
   /** Newest transaction time among records that start before `lsn` on this lineage. */
   maxXactTimeBefore(lsn: number): number | null {
     const seg = this.view.segOf(lsn);
-    let m = -Infinity;
-    // Whole segments before `seg`.
-    let lo = 0;
-    let hi = this.present.length - 1;
-    let idx = -1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      if (this.present[mid]!.segNo < seg) {
-        idx = mid;
-        lo = mid + 1;
-      } else hi = mid - 1;
-    }
-    if (idx >= 0) m = this.prefixMax[idx]!;
-    const s = this.segmentAt(seg);
-    if (s?.xacts) {
-      for (const r of this.view.input.xacts.inSegment(s.timeline, s.segNo)) if (r.lsn < lsn && r.time > m) m = r.time;
+    const i = firstEndingAtOrAfter(this.pieces, seg);
+    let m = i > 0 ? this.prefixMax[i - 1]! : -Infinity; // whole pieces before `seg`
+    const p = this.pieces[i];
+    if (p && p.firstSeg <= seg) {
+      if (p.firstSeg < seg && p.maxXactTime !== null) m = Math.max(m, this.view.input.segments.maxXactTime(p.timeline, p.firstSeg, seg - 1) ?? -Infinity);
+      m = Math.max(m, this.newestIn(p, seg, (r) => r.lsn < lsn));
     }
     return m === -Infinity ? null : m;
   }
 
   /**
    * The first transaction-end record at or after `fromLsn` (in WAL order, within segments
-   * [seg(fromLsn), untilSeg]) that satisfies `pred`. `maxPred` tells from a segment's newest
-   * time whether the segment can hold one. Stops at a missing or unscanned segment.
+   * [seg(fromLsn), untilSeg]) that satisfies `pred`. `maxPred` tells from a segment's (or a
+   * piece's) newest time whether it can hold one. Stops at a missing or unscanned segment.
    */
   findXact(
     fromLsn: number,
@@ -453,16 +582,23 @@ export class Lineage {
     pred: (r: XactRecord) => boolean,
     maxPred: (maxTime: number) => boolean,
   ): { found: XactRecord } | { unscanned: SegmentFacts } | { missing: number } | null {
-    for (let seg = this.view.segOf(fromLsn); seg <= untilSeg; seg++) {
-      const s = this.segmentAt(seg);
-      if (!s) return { missing: seg };
-      if (!s.scanned) return { unscanned: s };
-      if (!s.xacts || !maxPred(s.xacts.maxTime)) continue;
-      for (const r of this.view.input.xacts.inSegment(s.timeline, s.segNo)) {
-        if (r.lsn >= fromLsn && pred(r)) return { found: r };
+    let next = this.view.segOf(fromLsn);
+    for (let i = firstEndingAtOrAfter(this.pieces, next); i < this.pieces.length && next <= untilSeg; i++) {
+      const p = this.pieces[i]!;
+      if (p.firstSeg > next) return { missing: next };
+      const last = Math.min(p.lastSeg, untilSeg);
+      if (p.unscanned !== 0 || (p.maxXactTime !== null && maxPred(p.maxXactTime))) {
+        for (const s of pagedSegments(this.view.input.segments, p.timeline, next, last)) {
+          if (!s.scanned) return { unscanned: s };
+          if (!s.xacts || !maxPred(s.xacts.maxTime)) continue;
+          for (const r of this.view.input.xacts.inSegment(s.timeline, s.segNo)) {
+            if (r.lsn >= fromLsn && pred(r)) return { found: r };
+          }
+        }
       }
+      next = last + 1;
     }
-    return null;
+    return next <= untilSeg ? { missing: next } : null;
   }
 
   /** Newest transaction time among records starting at or after `fromLsn` inside `run`. */
@@ -470,22 +606,23 @@ export class Lineage {
     const first = this.view.segOf(fromLsn);
     let m = -Infinity;
     for (let k = run.from; k <= run.to; k++) {
-      const s = this.present[k]!;
-      if (s.segNo < first || !s.xacts) continue;
-      if (s.segNo > first) {
-        if (s.xacts.maxTime > m) m = s.xacts.maxTime;
+      const p = this.pieces[k]!;
+      if (p.lastSeg < first || p.maxXactTime === null) continue;
+      if (p.firstSeg > first) {
+        m = Math.max(m, p.maxXactTime);
         continue;
       }
-      for (const r of this.view.input.xacts.inSegment(s.timeline, s.segNo)) if (r.lsn >= fromLsn && r.time > m) m = r.time;
+      if (p.lastSeg > first) m = Math.max(m, this.view.input.segments.maxXactTime(p.timeline, first + 1, p.lastSeg) ?? -Infinity);
+      m = Math.max(m, this.newestIn(p, first, (r) => r.lsn >= fromLsn));
     }
     return m === -Infinity ? null : m;
   }
 
   /** The last transaction-end record that starts in [fromLsn, beforeLsn), or null. */
   lastXactBetween(fromLsn: number, beforeLsn: number): XactRecord | null {
-    for (let seg = this.view.segOf(beforeLsn - 1); seg >= this.view.segOf(fromLsn); seg--) {
-      const s = this.segmentAt(seg);
-      if (!s?.xacts) continue;
+    const noXacts = (p: LineagePiece) => p.maxXactTime === null;
+    for (const s of this.segments(this.view.segOf(fromLsn), this.view.segOf(beforeLsn - 1), { desc: true, skip: noXacts })) {
+      if (!s.xacts) continue;
       const recs = this.view.input.xacts.inSegment(s.timeline, s.segNo);
       for (let i = recs.length - 1; i >= 0; i--) {
         const r = recs[i]!;
@@ -504,23 +641,18 @@ export class Lineage {
   xactsOf(xid: number): XactRecord[] {
     return this.view.input.xacts
       .withXid(xid)
-      .filter((r) => this.reads(r.timeline, r.segNo) && this.indexOf(r.segNo) !== -1)
+      .filter((r) => this.reads(r.timeline, r.segNo) && this.has(r.segNo))
       .sort((a, b) => a.lsn - b.lsn);
   }
 
   /** The WAL files recovery reads from `fromSeg` to `toSeg`, grouped by file timeline. */
   segmentRanges(fromSeg: number, toSeg: number): { timeline: number; first: string; last: string; count: number }[] {
     const out: { timeline: number; first: string; last: string; count: number }[] = [];
-    let cur: { timeline: number; firstSeg: number; lastSeg: number } | null = null;
-    for (let s = fromSeg; s <= toSeg; s++) {
-      const tl = this.fileTimeline(s);
-      if (cur && cur.timeline === tl) cur.lastSeg = s;
-      else {
-        if (cur) out.push(this.rangeOut(cur));
-        cur = { timeline: tl, firstSeg: s, lastSeg: s };
-      }
+    for (const r of this.segRanges) {
+      const firstSeg = Math.max(fromSeg, r.lo);
+      const lastSeg = Math.min(toSeg, r.hi);
+      if (firstSeg <= lastSeg) out.push(this.rangeOut({ timeline: r.timeline, firstSeg, lastSeg }));
     }
-    if (cur) out.push(this.rangeOut(cur));
     return out;
   }
 

@@ -15,7 +15,7 @@
  * - immediate: stops at the backup's consistency point; latest: replays all archived WAL.
  * The backup chosen is the newest whose consistency point is before the target.
  */
-import { ArchiveView, type Lineage, type PlannerInput, type RestorePointRecord, type UsableBackup, type XactRecord } from './model.js';
+import { allUnscanned, ArchiveView, type Lineage, type PlannerInput, type RestorePointRecord, type UsableBackup, type XactRecord } from './model.js';
 import { backupOut, windowsOf, type BackupOut, type SegmentRangeOut } from './ranges.js';
 import { formatIso, formatPgTimestamp } from './time.js';
 import { formatLsn } from '../wal/names.js';
@@ -332,8 +332,7 @@ class Evaluator {
       // The first record at or past X ends no later than the last record of the first segment,
       // from seg(X) on, whose last record starts at or past X.
       let walEnd = run.endLsn;
-      for (let k = lin.indexOf(Math.max(this.view.segOf(X), run.firstSeg)); k >= 0 && k <= run.to; k++) {
-        const s = lin.present[k]!;
+      for (const s of lin.segments(Math.max(this.view.segOf(X), run.firstSeg), run.lastSeg, { skip: allUnscanned })) {
         if (s.lastRecordLsn !== null && s.lastRecordLsn >= X && s.lastRecordEndLsn !== null) {
           walEnd = s.lastRecordEndLsn;
           break;
@@ -430,7 +429,7 @@ class Evaluator {
   }
 
   private name(name: string): Reach | Miss {
-    const occ = this.lin.restorePoints().filter((r) => r.name === name && this.lin.indexOf(r.segNo) !== -1);
+    const occ = this.lin.restorePoints().filter((r) => r.name === name && this.lin.has(r.segNo));
     if (occ.length === 0) return { code: 'unknown-name', reason: `timeline ${this.tl} has no archived restore point named "${name}"`, alternatives: [] };
     return this.event<RestorePointRecord>(occ, (r) => `restore point "${r.name}" at ${formatLsn(r.lsn)} (${formatIso(r.time)})`, true);
   }
@@ -475,7 +474,7 @@ class Evaluator {
     // after the fork: pin the end instead.
     const nextSeg = run.lastSeg + 1;
     const fileTl = lin.fileTimeline(nextSeg);
-    const olderCopy = lin.entries.find((e) => e.timeline !== fileTl && this.view.segment(e.timeline, nextSeg) && e.timeline < fileTl);
+    const olderCopy = lin.entries.find((e) => e.timeline !== fileTl && this.view.has(e.timeline, nextSeg) && e.timeline < fileTl);
     if (olderCopy && run.lastRecordLsn !== null) {
       override = { recovery_target_lsn: `'${formatLsn(run.lastRecordLsn)}'` };
       notes.push(

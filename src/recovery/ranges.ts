@@ -140,12 +140,8 @@ export function windowsOf(view: ArchiveView, lin: Lineage): WindowFacts[] {
 
 export function computeRanges(input: PlannerInput, nowMicros: number): RangesReport {
   const view = new ArchiveView(input);
-  let newest: { time: number; segment: string; timeline: number } | null = null;
-  let unscanned = 0;
-  for (const s of input.segments) {
-    if (!s.scanned) unscanned++;
-    if (s.xacts && (!newest || s.xacts.maxTime > newest.time)) newest = { time: s.xacts.maxTime, segment: s.name, timeline: s.timeline };
-  }
+  const newest = view.newestXact();
+  const unscanned = view.unscannedCount();
   const timelines: TimelineRangesOut[] = view.timelineIds().map((tl) => {
     const lin = view.lineage(tl);
     const facts = view.timelineFacts(tl);
@@ -168,7 +164,12 @@ export function computeRanges(input: PlannerInput, nowMicros: number): RangesRep
   return {
     now: formatIso(nowMicros),
     archiveLag: newest
-      ? { newestXactTime: formatIso(newest.time), segment: newest.segment, timeline: newest.timeline, seconds: Math.round((nowMicros - newest.time) / 1e4) / 100 }
+      ? {
+          newestXactTime: formatIso(newest.time),
+          segment: newest.segment.name,
+          timeline: newest.segment.timeline,
+          seconds: Math.round((nowMicros - newest.time) / 1e4) / 100,
+        }
       : null,
     timelines,
   };

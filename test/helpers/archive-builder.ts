@@ -1,5 +1,6 @@
 /** Builds planner inputs by hand for unit tests: segments, commits, restore points, backups, forks. */
 import {
+  segmentSourceFromList,
   summarize,
   xactSourceFromList,
   type BackupFacts,
@@ -15,6 +16,8 @@ import { segmentName } from '../../src/wal/names.js';
 export const SEG = 16 * 1024 * 1024;
 /** LSN of byte `off` of segment `seg`. */
 export const L = (seg: number, off = 0) => seg * SEG + off;
+/** Stretches are cut every 4 segments (the catalog cuts every 1024), so tests cross their edges. */
+const STRETCH_CUT = 4;
 export const BASE = Date.UTC(2026, 10, 24, 10, 0, 0) * 1000;
 /** Microseconds `min` minutes (and `sec` seconds) after 2026-11-24T10:00:00Z. */
 export const T = (min: number, sec = 0) => BASE + (min * 60 + sec) * 1_000_000;
@@ -77,7 +80,7 @@ export class ArchiveBuilder {
     }));
     return {
       segSize: SEG,
-      segments,
+      segments: segmentSourceFromList(segments, STRETCH_CUT),
       timelines: this.timelines,
       backups: this.backups,
       restorePoints: this.rps,
