@@ -3,7 +3,7 @@
  * directory, held by a lock file `{pid}` whose mtime is a heartbeat, started by the per-file
  * calls PostgreSQL runs, with stdio away from PostgreSQL's and stderr in a log file.
  */
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, open, readFile, rm, stat, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { logger } from '../log.js';
@@ -18,8 +18,9 @@ const STALE_MS = 15_000;
 export async function lockHolder(dir: string, lock: string): Promise<Record<string, unknown> | null> {
   try {
     const path = join(dir, lock);
-    const [text, st] = await Promise.all([readFile(path, 'utf8'), stat(path)]);
-    if (Date.now() - st.mtimeMs > STALE_MS) return null;
+    // Synchronous: it is on the per-call path, where a thread-pool round trip costs more.
+    const text = readFileSync(path, 'utf8');
+    if (Date.now() - statSync(path).mtimeMs > STALE_MS) return null;
     const holder = JSON.parse(text) as Record<string, unknown>;
     return typeof holder.pid === 'number' && processAlive(holder.pid) ? holder : null;
   } catch {

@@ -31,7 +31,7 @@
  * timeline, and when recovery has not asked for anything for a while it empties the spool and
  * exits.
  */
-import { existsSync, type BigIntStats } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync, type BigIntStats } from 'node:fs';
 import { mkdir, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Config } from '../config.js';
@@ -78,7 +78,7 @@ interface SpoolMeta {
  */
 async function bootId(): Promise<string | null> {
   try {
-    return (await readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim() || null;
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() || null;
   } catch {
     return null;
   }
@@ -96,7 +96,7 @@ async function objectPathFor(repo: string, name: string): Promise<string | null>
 async function objectStat(path: string | null): Promise<{ size: number; mtimeMs: number } | null> {
   if (path === null) return null;
   try {
-    const st = await stat(path);
+    const st = statSync(path);
     return { size: st.size, mtimeMs: st.mtimeMs };
   } catch {
     return null;
@@ -116,6 +116,20 @@ type FileFingerprint = { dev: string; ino: string; size: string; mtimeNs: string
 function fingerprint(st: BigIntStats): FileFingerprint {
   return { dev: String(st.dev), ino: String(st.ino), size: String(st.size), mtimeNs: String(st.mtimeNs), ctimeNs: String(st.ctimeNs) };
 }
+/**
+ * The per-call path (archive-fetch from the spool) uses synchronous file calls: a one-shot
+ * process gains nothing from the thread pool, and each round trip through it costs time.
+ */
+function rmQuietly(...paths: string[]): void {
+  for (const p of paths) {
+    try {
+      rmSync(p, { force: true });
+    } catch {
+      /* already gone, or not ours to delete */
+    }
+  }
+}
+
 /** After a failed rename the file may be at either place. */
 function existsSyncOr(a: string, b: string): string {
   return existsSync(b) ? b : a;
@@ -128,10 +142,10 @@ function existsSyncOr(a: string, b: string): string {
  */
 export async function spoolDirFor(cfg: Config, dest: string, repo: string): Promise<string> {
   if (cfg.spool_dir) return resolve(cfg.spool_dir);
-  const destDir = await realpath(dirname(resolve(dest)));
+  const destDir = realpathSync(dirname(resolve(dest)));
   let cwd = '';
   try {
-    cwd = await realpath(process.cwd());
+    cwd = realpathSync(process.cwd());
   } catch {
     /* no usable working directory */
   }
@@ -142,19 +156,14 @@ export async function spoolDirFor(cfg: Config, dest: string, repo: string): Prom
 
 async function readJson<T>(path: string): Promise<T | null> {
   try {
-    return JSON.parse(await readFile(path, 'utf8')) as T;
+    return JSON.parse(readFileSync(path, 'utf8')) as T;
   } catch {
     return null;
   }
 }
 
 async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
+  return existsSync(path);
 }
 
 /** Whether a prefetcher holds the spool: its pid is alive and its heartbeat is recent. */
@@ -187,7 +196,7 @@ async function takeSpooled(spool: string, name: string, dest: string, repo: stri
   if (!meta) return false;
   const discard = async (why: string) => {
     logger.warn(`spooled copy not used (${why}); fetching it from the repository`, { file: name });
-    await Promise.all([rm(dataPath, { force: true }), rm(metaPath, { force: true })]).catch(() => undefined);
+    rmQuietly(dataPath, metaPath);
     return false;
   };
   if (meta.format !== 1 || meta.name !== name || meta.repo !== repo || typeof meta.sha256 !== 'string' || typeof meta.size !== 'number') {
@@ -207,9 +216,9 @@ async function takeSpooled(spool: string, name: string, dest: string, repo: stri
   // (any write to it, or a replacement, changes one of them). Then it moves into place.
   let st: BigIntStats;
   try {
-    st = await stat(dataPath, { bigint: true });
+    st = statSync(dataPath, { bigint: true });
   } catch {
-    await rm(metaPath, { force: true }).catch(() => undefined);
+    rmQuietly(metaPath);
     return false;
   }
   if (!meta.file || Object.entries(fingerprint(st)).some(([k, v]) => meta!.file![k as keyof FileFingerprint] !== v)) {
@@ -218,9 +227,9 @@ async function takeSpooled(spool: string, name: string, dest: string, repo: stri
   const target = resolve(dest);
   let moved = false;
   try {
-    await rename(dataPath, target);
+    renameSync(dataPath, target);
     // Still the inode that was checked (nothing replaced the spooled file in between)?
-    moved = (await stat(target, { bigint: true })).ino === st.ino;
+    moved = statSync(target, { bigint: true }).ino === st.ino;
   } catch {
     /* another filesystem (EXDEV), or the prefetcher cleaned it up meanwhile */
   }
@@ -230,14 +239,14 @@ async function takeSpooled(spool: string, name: string, dest: string, repo: stri
     try {
       data = await readFile(existsSyncOr(target, dataPath));
     } catch {
-      await rm(metaPath, { force: true }).catch(() => undefined);
+      rmQuietly(metaPath);
       return false;
     }
     if ((await sha256(data)) !== meta.sha256) return discard('its checksum differs from the archived file\'s');
     const { writeAtomically } = await import('./fetch.js');
     await writeAtomically(target, data);
   }
-  await rm(metaPath, { force: true }).catch(() => undefined);
+  rmQuietly(metaPath);
   logger.debug('delivered from the prefetch spool', { file: name, dest });
   return true;
 }
@@ -247,19 +256,19 @@ async function notePosition(spool: string, name: string): Promise<boolean> {
   const tmp = join(spool, `.position.${process.pid}`);
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      await writeFile(tmp, name, { mode: 0o600 });
-      await rename(tmp, join(spool, POSITION));
+      writeFileSync(tmp, name, { mode: 0o600 });
+      renameSync(tmp, join(spool, POSITION));
       return true;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt > 0) break;
       try {
-        await mkdir(spool, { recursive: true, mode: 0o700 });
+        mkdirSync(spool, { recursive: true, mode: 0o700 });
       } catch {
         break;
       }
     }
   }
-  await rm(tmp, { force: true }).catch(() => undefined);
+  rmQuietly(tmp);
   logger.debug('prefetch spool directory is unusable; prefetch is off for this call', { spool });
   return false;
 }

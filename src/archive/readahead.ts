@@ -19,8 +19,8 @@
  * PostgreSQL asks, as before.
  */
 import { basename, dirname, join } from 'node:path';
-import { open, readdir, readFile, realpath, rename, rm, stat } from 'node:fs/promises';
-import type { BigIntStats } from 'node:fs';
+import { open, rename } from 'node:fs/promises';
+import { readdirSync, readFileSync, realpathSync, rmSync, statSync, type BigIntStats } from 'node:fs';
 import type { Config } from '../config.js';
 import { logger } from '../log.js';
 import { parseWalFileName } from '../wal/names.js';
@@ -68,9 +68,11 @@ export function fingerprint(st: BigIntStats): Fingerprint {
   return { dev: String(st.dev), ino: String(st.ino), size: String(st.size), mtimeNs: String(st.mtimeNs), ctimeNs: String(st.ctimeNs) };
 }
 
+// The call's side uses synchronous file calls: a one-shot process gains nothing from the thread
+// pool, and each round trip through it costs time on every call.
 export async function statOrNull(path: string): Promise<BigIntStats | null> {
   try {
-    return await stat(path, { bigint: true });
+    return statSync(path, { bigint: true });
   } catch {
     return null;
   }
@@ -78,7 +80,7 @@ export async function statOrNull(path: string): Promise<BigIntStats | null> {
 
 async function readRecord(path: string): Promise<PushRecord | null> {
   try {
-    const rec = JSON.parse(await readFile(path, 'utf8')) as PushRecord;
+    const rec = JSON.parse(readFileSync(path, 'utf8')) as PushRecord;
     return rec && rec.format === 1 && typeof rec.name === 'string' ? rec : null;
   } catch {
     return null;
@@ -125,7 +127,7 @@ export async function writeRecord(stateDir: string, rec: PushRecord): Promise<vo
 /** Whether another segment than `name` is waiting in archive_status. */
 async function othersReady(walDir: string, name: string): Promise<boolean> {
   try {
-    for (const e of await readdir(join(walDir, 'archive_status'))) {
+    for (const e of readdirSync(join(walDir, 'archive_status'))) {
       const m = SEGMENT_READY_RE.exec(e);
       if (m && m[1] !== name) return true;
     }
@@ -149,7 +151,11 @@ async function answerFromRecord(recPath: string, path: string, repo: string, rea
     logger.info(how, { file: name, sha256: rec.sha256.slice(0, 16) });
     return 'archived';
   }
-  await rm(recPath, { force: true }).catch(() => undefined);
+  try {
+    rmSync(recPath, { force: true });
+  } catch {
+    /* the pusher deletes it later */
+  }
   logger.info('file changed since read-ahead pushed it (or moved); pushing it again', { file: name });
   return 'changed';
 }
@@ -166,7 +172,12 @@ async function waitForPusher(stateDir: string, path: string, repo: string, realD
   for (;;) {
     const answer = await answerFromRecord(recPath, path, repo, realDir, name, BY_PUSHER);
     if (answer !== 'none') return answer;
-    const failure = await readFile(recPath + FAILED, 'utf8').catch(() => null);
+    let failure: string | null = null;
+    try {
+      failure = readFileSync(recPath + FAILED, 'utf8');
+    } catch {
+      /* no failure recorded */
+    }
     if (failure !== null) {
       logger.warn('the background push failed; pushing the file here', { file: name, error: failure.trim() });
       return 'none';
@@ -212,7 +223,7 @@ export async function archivePushWithReadahead(
   const walDir = dirname(path);
   let realDir: string;
   try {
-    realDir = await realpath(walDir);
+    realDir = realpathSync(walDir);
   } catch {
     return pushHere(); // pushFile reports the unreadable file
   }
