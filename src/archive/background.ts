@@ -4,7 +4,7 @@
  * calls PostgreSQL runs, with stdio away from PostgreSQL's and stderr in a log file.
  */
 import { closeSync, openSync, readFileSync, statSync } from 'node:fs';
-import { mkdir, open, readFile, rm, stat, utimes } from 'node:fs/promises';
+import { mkdir, open, readFile, rm, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { logger } from '../log.js';
 import { processAlive } from '../pid.js';
