@@ -27,6 +27,11 @@ export interface ArchiveContext {
   repoUrl: string;
   catalogPath: string;
   compressLevel: number;
+  /**
+   * A catalog connection kept open by a long-lived pusher (opening and closing one per file
+   * costs a checkpoint of SQLite's WAL each time); per-file calls open their own.
+   */
+  catalog?: Catalog;
 }
 
 export interface PushResult {
@@ -210,7 +215,7 @@ function indexFile(
   v: Validated,
   o: { sha256: string; rawSize: number; storedSize: number; key: string; pushedAt: string; identity: Awaited<ReturnType<typeof readIdentity>> },
 ): void {
-  const cat = Catalog.open(ctx.catalogPath)!;
+  const cat = ctx.catalog ?? Catalog.open(ctx.catalogPath)!;
   try {
     cat.bindRepository(ctx.repoUrl, o.identity ?? undefined);
     cat.write(`index ${file.name}`, () => {
@@ -254,6 +259,6 @@ function indexFile(
       }
     });
   } finally {
-    cat.close();
+    if (cat !== ctx.catalog) cat.close();
   }
 }

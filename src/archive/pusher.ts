@@ -118,6 +118,13 @@ async function openLanes(cfg: Config, getCtx: () => Promise<ArchiveContext>): Pr
   return { lanes, perLane: Math.max(1, Math.ceil(inFlight / lanes.length)) };
 }
 
+/** The context with a catalog connection kept open for the lane's life. */
+export async function withCatalog(ctx: Promise<ArchiveContext>): Promise<ArchiveContext> {
+  const c = await ctx;
+  const { Catalog } = await import('../catalog/catalog.js');
+  return { ...c, catalog: Catalog.open(c.catalogPath)! };
+}
+
 /** Runs the pusher for `walDir` (a real path) until there is nothing left to push for a while. */
 export async function runPusher(cfg: Config, walDir: string, repo: string, makeCtx: () => Promise<ArchiveContext>): Promise<void> {
   const stateDir = readaheadStateDir(cfg.catalog);
@@ -126,7 +133,7 @@ export async function runPusher(cfg: Config, walDir: string, repo: string, makeC
     return;
   }
   let ctxPromise: Promise<ArchiveContext> | undefined;
-  const getCtx = () => (ctxPromise ??= makeCtx());
+  const getCtx = () => (ctxPromise ??= withCatalog(makeCtx()));
   let lanes: { lanes: Lane[]; perLane: number } | undefined;
   const load = new Map<Lane, number>();
   const inflight = new Set<string>();
@@ -256,6 +263,7 @@ export async function runPusher(cfg: Config, walDir: string, repo: string, makeC
   } finally {
     while (inflight.size > 0) await new Promise((r) => setTimeout(r, POLL_MS));
     if (lanes) await Promise.all(lanes.lanes.map((l) => l.close()));
+    if (ctxPromise) (await ctxPromise.catch(() => null))?.catalog?.close();
     await releaseLock(stateDir, PUSHER_LOCK);
   }
 }

@@ -1,7 +1,7 @@
 /**
- * A read-ahead lane on its own thread (see readahead.ts): pushes the files it is sent, one at a
- * time, through the ordinary pushFile with its own repository context, and answers each with
- * the result or the error's code and message.
+ * A lane of the background pusher on its own thread (see pusher.ts): pushes the files it is sent
+ * through the ordinary pushFile with its own repository context and catalog connection, and
+ * answers each with the result or the error's code and message.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Config } from '../config.js';
@@ -17,7 +17,8 @@ async function context(): Promise<ArchiveContext> {
   const { requireRepo } = await import('../config.js');
   const { openStorage, parseRepoUrl } = await import('../storage/open.js');
   const url = requireRepo(cfg);
-  return { storage: await openStorage(url, cfg), repoUrl: parseRepoUrl(url).canonical, catalogPath: cfg.catalog, compressLevel: cfg.compress_level };
+  const { withCatalog } = await import('./pusher.js');
+  return withCatalog(Promise.resolve({ storage: await openStorage(url, cfg), repoUrl: parseRepoUrl(url).canonical, catalogPath: cfg.catalog, compressLevel: cfg.compress_level }));
 }
 
 const pushModule = import('./push.js');
