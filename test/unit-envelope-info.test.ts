@@ -54,9 +54,10 @@ describe('repository keys', () => {
 });
 
 describe('segment runs', () => {
-  it('splits archived segments into runs and gaps', () => {
+  it('joins stretches of archived segments into runs, with the gaps between them', () => {
     const seg = 16 * 1024 * 1024;
-    const { ranges, gaps } = segmentRuns([1, 2, 3, 7, 8, 255, 256], 1, seg);
+    // As the catalog's stretches come: cut at block edges, so adjacent ones join.
+    const { ranges, gaps } = segmentRuns([[1, 2], [3, 3], [7, 8], [255, 255], [256, 256]], 1, seg);
     expect(ranges.map((r) => [r.first, r.last, r.count])).toEqual([
       ['000000010000000000000001', '000000010000000000000003', 3],
       ['000000010000000000000007', '000000010000000000000008', 2],

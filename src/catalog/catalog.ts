@@ -261,13 +261,14 @@ export class Catalog {
   }
 
   /** Segment numbers per timeline, in order (what range/gap summaries are built from). */
-  segmentNumbers(): Map<number, number[]> {
-    const out = new Map<number, number[]>();
-    const rows = this.db.prepare("SELECT timeline, seg_no FROM wal_files WHERE kind = 'segment' ORDER BY timeline, seg_no").raw().all() as [number, number][];
-    for (const [tl, seg] of rows) {
+  /** The archived segments per timeline as stretches [first, last] of consecutive numbers, ascending (migration 4's summary). */
+  segmentStretches(): Map<number, [number, number][]> {
+    const out = new Map<number, [number, number][]>();
+    const rows = this.db.prepare('SELECT timeline, first_seg, last_seg FROM wal_seg_stretches ORDER BY timeline, first_seg').raw().all() as [number, number, number][];
+    for (const [tl, first, last] of rows) {
       let list = out.get(tl);
       if (!list) out.set(tl, (list = []));
-      list.push(seg);
+      list.push([first, last]);
     }
     return out;
   }

@@ -34,7 +34,11 @@ export interface InfoReport {
 }
 
 /** Contiguous runs of segment numbers and the gaps between them (pure). */
-export function segmentRuns(segNos: readonly number[], timeline: number, segSize: number): { ranges: SegmentRun[]; gaps: SegmentRun[] } {
+/**
+ * Runs of archived segments and the gaps between them, from stretches of consecutive segment
+ * numbers ([first, last], ascending; adjacent stretches join into one run).
+ */
+export function segmentRuns(stretches: readonly (readonly [number, number])[], timeline: number, segSize: number): { ranges: SegmentRun[]; gaps: SegmentRun[] } {
   const ranges: SegmentRun[] = [];
   const gaps: SegmentRun[] = [];
   const run = (a: number, b: number): SegmentRun => ({
@@ -45,24 +49,26 @@ export function segmentRuns(segNos: readonly number[], timeline: number, segSize
     endLsn: formatLsn((b + 1) * segSize),
   });
   let start: number | undefined;
-  let prev: number | undefined;
-  for (const s of segNos) {
-    if (prev !== undefined && s === prev) continue;
-    if (start === undefined) start = s;
-    else if (s !== prev! + 1) {
-      ranges.push(run(start, prev!));
-      gaps.push(run(prev! + 1, s - 1));
-      start = s;
+  let end = -1;
+  for (const [first, last] of stretches) {
+    if (start !== undefined && first <= end + 1) {
+      end = Math.max(end, last);
+      continue;
     }
-    prev = s;
+    if (start !== undefined) {
+      ranges.push(run(start, end));
+      gaps.push(run(end + 1, first - 1));
+    }
+    start = first;
+    end = last;
   }
-  if (start !== undefined) ranges.push(run(start, prev!));
+  if (start !== undefined) ranges.push(run(start, end));
   return { ranges, gaps };
 }
 
 export function buildInfo(cat: Catalog, repoUrl: string, identity: RepoIdentity | null): InfoReport {
   const segSize = identity?.walSegmentSize ?? cat.repository()?.wal_segment_size ?? 16 * 1024 * 1024;
-  const segs = cat.segmentNumbers();
+  const segs = cat.segmentStretches();
   const tlRows = new Map(cat.timelines().map((t) => [t.timeline, t]));
   const partials = cat.walFiles('partial');
   const tls = new Set<number>([...segs.keys(), ...tlRows.keys(), ...partials.map((p) => p.timeline)]);
@@ -79,14 +85,14 @@ export function buildInfo(cat: Catalog, repoUrl: string, identity: RepoIdentity 
     timelines: [...tls]
       .sort((a, b) => a - b)
       .map((tl) => {
-        const nos = segs.get(tl) ?? [];
+        const stretches = segs.get(tl) ?? [];
         const t = tlRows.get(tl);
         return {
           timeline: tl,
           parent: t?.parent ?? null,
           switchpoint: t ? formatLsn(t.switchpoint) : null,
-          segments: nos.length,
-          ...segmentRuns(nos, tl, segSize),
+          segments: stretches.reduce((n, [a, b]) => n + b - a + 1, 0),
+          ...segmentRuns(stretches, tl, segSize),
           partial: partials.filter((p) => p.timeline === tl).map((p) => p.name),
         };
       }),
