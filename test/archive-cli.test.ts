@@ -5,9 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { userTempDir } from './helpers/pg.js';
+import { removeTempDir, userTempDir } from './helpers/pg.js';
 import { walship, type RunResult } from './helpers/walship.js';
 import { makeTwinFixtures, makeWalFixture, type WalFixture } from './helpers/fixtures.js';
 import { repoBackends, type RepoBackend } from './helpers/backends.js';
@@ -64,7 +64,7 @@ describe.each(repoBackends())('archive CLI ($name repository)', (backend: RepoBa
   });
   afterAll(async () => {
     await backend.teardown?.();
-    rmSync(work, { recursive: true, force: true });
+    await removeTempDir(work);
   });
 
   it('archives a segment, then accepts an identical re-push', async () => {

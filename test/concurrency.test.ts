@@ -5,9 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { userTempDir } from './helpers/pg.js';
+import { removeTempDir, userTempDir } from './helpers/pg.js';
 import { walship } from './helpers/walship.js';
 import { makeTwinFixtures, makeWalFixture, type WalFixture } from './helpers/fixtures.js';
 import { repoBackends, type RepoBackend } from './helpers/backends.js';
@@ -22,7 +22,7 @@ describe.each(repoBackends())('concurrent pushes ($name repository)', (backend: 
   let work: string;
   afterAll(async () => {
     await backend.teardown?.();
-    rmSync(work, { recursive: true, force: true });
+    await removeTempDir(work);
   });
 
   it('store each file once and keep the catalog consistent', async () => {

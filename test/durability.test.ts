@@ -9,9 +9,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { WALSHIP_BIN, userTempDir } from './helpers/pg.js';
+import { WALSHIP_BIN, removeTempDir, userTempDir } from './helpers/pg.js';
 import { walship } from './helpers/walship.js';
 import { makeWalFixture, type WalFixture } from './helpers/fixtures.js';
 import { repoBackends, type RepoBackend } from './helpers/backends.js';
@@ -39,7 +39,7 @@ describe.each(repoBackends())('push killed with SIGKILL ($name repository)', (ba
   let env: Record<string, string>;
   afterAll(async () => {
     await backend.teardown?.();
-    rmSync(work, { recursive: true, force: true });
+    await removeTempDir(work);
   });
 
   it('never leaves a partial object under the final name, and the retry succeeds', async () => {

@@ -10,9 +10,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
-import { appendFileSync, existsSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { PgCluster, confString, runAsUser, userTempDir, walshipCommand, writeUserFile } from './helpers/pg.js';
+import { PgCluster, confString, runAsUser, removeTempDir, userTempDir, walshipCommand, writeUserFile } from './helpers/pg.js';
 import { walship } from './helpers/walship.js';
 import { fsBackend } from './helpers/backends.js';
 import { formatIso, parseTargetTime } from '../src/recovery/time.js';
@@ -123,7 +123,7 @@ describe('point-in-time recovery planned by walship', () => {
 
   afterAll(async () => {
     await primary?.destroy();
-    if (work) rmSync(work, { recursive: true, force: true });
+    if (work) await removeTempDir(work);
   });
 
   const rowsUpTo = (id: number) => commits.filter((c) => c.id <= id).map((c) => c.id).join(',');

@@ -6,10 +6,10 @@
  * archived object is still a hard failure. Runs once per repository backend.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chownSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { PgCluster, confString, pgUser, userTempDir, walshipCommand, writeUserFile } from './helpers/pg.js';
+import { PgCluster, confString, pgUser, removeTempDir, userTempDir, walshipCommand, writeUserFile } from './helpers/pg.js';
 import { walship } from './helpers/walship.js';
 import { repoBackends, type RepoBackend } from './helpers/backends.js';
 
@@ -73,7 +73,7 @@ describe.each(repoBackends())('fetch prefetch ($name repository)', (backend: Rep
     await restored?.destroy();
     await primary?.destroy();
     await backend.teardown?.();
-    rmSync(work, { recursive: true, force: true });
+    await removeTempDir(work);
   });
 
   it('recovers through the spool, within its bound, and empties it when recovery ends', async () => {

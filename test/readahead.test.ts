@@ -7,10 +7,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
-import { chownSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { PgCluster, confString, pgUser, userTempDir, walshipCommand } from './helpers/pg.js';
+import { PgCluster, confString, pgUser, removeTempDir, userTempDir, walshipCommand } from './helpers/pg.js';
 import { walship } from './helpers/walship.js';
 import { makeWalFixture, type WalFixture } from './helpers/fixtures.js';
 import { repoBackends, type RepoBackend } from './helpers/backends.js';
@@ -59,7 +59,7 @@ describe.each(repoBackends())('push read-ahead through the CLI ($name repository
   });
   afterAll(async () => {
     await backend.teardown?.();
-    rmSync(work, { recursive: true, force: true });
+    await removeTempDir(work);
   });
 
   /** One staged pg_wal with its own catalog (so its own background pusher). */
@@ -187,7 +187,7 @@ describe.each(repoBackends())('push read-ahead under PostgreSQL ($name repositor
   afterAll(async () => {
     await primary?.destroy();
     await backend.teardown?.();
-    rmSync(work, { recursive: true, force: true });
+    await removeTempDir(work);
   });
 
   it('lets PostgreSQL catch up a backlog with every file archived once and no failures', async () => {

@@ -6,9 +6,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { userTempDir } from './helpers/pg.js';
+import { removeTempDir, userTempDir } from './helpers/pg.js';
 import { walship } from './helpers/walship.js';
 import { makeWalFixture, type WalFixture } from './helpers/fixtures.js';
 import { startS3rver, startTcpProxy, freePort, type S3rver } from './helpers/s3rver.js';
@@ -27,7 +27,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await s3?.stop();
   process.env = savedEnv;
-  rmSync(work, { recursive: true, force: true });
+  await removeTempDir(work);
 });
 
 const fast = { WALSHIP_S3_REQUEST_TIMEOUT: '400', WALSHIP_S3_MAX_RETRIES: '1' };

@@ -5,9 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { WALSHIP_BIN, userTempDir } from './helpers/pg.js';
+import { WALSHIP_BIN, removeTempDir, userTempDir } from './helpers/pg.js';
 import { makeWalFixture, type WalFixture } from './helpers/fixtures.js';
 
 let fx: WalFixture;
@@ -24,7 +24,7 @@ beforeAll(async () => {
   );
   mkdirSync(join(work, 'repo'));
 });
-afterAll(() => rmSync(work, { recursive: true, force: true }));
+afterAll(() => removeTempDir(work));
 
 function loaded(args: string[], env: Record<string, string> = {}): { code: number | null; modules: string[] } {
   const out = join(work, `loaded-${Math.random().toString(36).slice(2)}.json`);

@@ -2,9 +2,8 @@
  * The setup most end-to-end suites share: a repository on one backend, a catalog, and a running
  * PostgreSQL cluster whose archive_command is walship archive-push into them.
  */
-import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { PgCluster, confString, userTempDir, walshipCommand } from './pg.js';
+import { PgCluster, confString, removeTempDir, userTempDir, walshipCommand } from './pg.js';
 import { walship, type RunResult } from './walship.js';
 import type { RepoBackend } from './backends.js';
 
@@ -49,7 +48,7 @@ export async function startArchiving(backend: RepoBackend, prefix: string, conf:
     async cleanup() {
       await primary.destroy();
       await backend.teardown?.();
-      rmSync(work, { recursive: true, force: true });
+      await removeTempDir(work);
     },
   };
 }

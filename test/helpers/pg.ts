@@ -84,6 +84,57 @@ export function userTempDir(prefix: string): string {
   return dir;
 }
 
+/**
+ * Removes a temp directory made by userTempDir, after stopping the background processes walship
+ * started for it (a pusher in `<catalog>.readahead`, a prefetcher in `walship-spool-*`): they
+ * outlive the calls that started them by seconds and would write into the directory meanwhile.
+ */
+export async function removeTempDir(dir: string): Promise<void> {
+  const pids: number[] = [];
+  const walk = (d: string, depth: number) => {
+    let entries: import('node:fs').Dirent[];
+    try {
+      entries = readdirSync(d, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      if (!e.isDirectory()) continue;
+      const p = join(d, e.name);
+      if (e.name.endsWith('.readahead') || e.name.startsWith('walship-spool-')) {
+        for (const lock of ['pusher.lock', 'prefetch.lock']) {
+          try {
+            const pid = (JSON.parse(readFileSync(join(p, lock), 'utf8')) as { pid?: unknown }).pid;
+            if (typeof pid === 'number') pids.push(pid);
+          } catch {
+            /* no such helper */
+          }
+        }
+      } else if (depth > 0 && !/^(pg_|base$|global$|repo|wal$|backups?$)/.test(e.name)) {
+        walk(p, depth - 1);
+      }
+    }
+  };
+  walk(dir, 4);
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+  for (const deadline = Date.now() + 5_000; pids.some(alive) && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 20));
+  rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+}
+
 /** Runs a command as the cluster user; resolves with stdout, rejects with stderr on failure. */
 export function runAsUser(
   cmd: string,
