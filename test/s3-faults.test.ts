@@ -1,7 +1,7 @@
 /**
  * S3 driver failure modes against real sockets: a port with nothing listening, an endpoint that
- * accepts and never answers, 503 SlowDown, wrong or missing credentials, a missing bucket, and a
- * web server that is not S3. The driver must never turn these into "absent" (null).
+ * accepts and never answers, 503 SlowDown, a body cut off midway, wrong or missing credentials, a
+ * missing bucket, and a web server that is not S3. The driver must never turn these into "absent" (null).
  *
  * Timeouts are small (300 ms, 1-2 retries); time bounds are generous upper limits only.
  */
@@ -175,6 +175,38 @@ describe('S3 driver faults', () => {
       const err = await failure(run());
       expect(err.code, op).toBe('REPOSITORY_INVALID');
       expect(err.message, op).toContain('bucket "walship-no-such-bucket" does not exist');
+    }
+  });
+
+  it('a body cut off midway is read again; one cut off every time is REPOSITORY_UNAVAILABLE, not a short object', async () => {
+    const body = Buffer.alloc(64 * 1024, 7);
+    let gets = 0;
+    let cutFirst = 1;
+    const web = createServer((req, res) => {
+      if (req.method !== 'GET') return void res.writeHead(400).end();
+      gets++;
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(body.length) });
+      if (gets <= cutFirst) {
+        // Half the promised bytes, then the connection dies.
+        res.write(body.subarray(0, body.length / 2), () => res.socket?.destroy());
+      } else {
+        res.end(body);
+      }
+    });
+    await new Promise<void>((resolve) => web.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (web.address() as { port: number }).port;
+      const d = driverAt(`http://127.0.0.1:${port}`, 2);
+      const got = await d.get('wal/x');
+      expect(got?.equals(body)).toBe(true);
+      expect(gets).toBe(2);
+      gets = 0;
+      cutFirst = Infinity;
+      expect((await failure(d.get('wal/x'))).code).toBe('REPOSITORY_UNAVAILABLE');
+      expect(gets).toBe(3);
+    } finally {
+      web.closeAllConnections();
+      await new Promise((resolve) => web.close(resolve));
     }
   });
 

@@ -161,11 +161,26 @@ export class S3Driver implements StorageDriver {
     await this.check();
   }
 
+  /**
+   * GET and read the body. The SDK retries a request that fails before its response; a body cut
+   * off midway (a connection reset while streaming) is retried here, the whole GET again.
+   */
+  private async getObject(input: { Bucket: string; Key: string; Range?: string }): Promise<{ buf: Buffer; contentRange: string | undefined }> {
+    for (let attempt = 0; ; attempt++) {
+      const res = await this.client.send(new GetObjectCommand(input));
+      try {
+        return { buf: await readBody(res.Body), contentRange: res.ContentRange };
+      } catch (err) {
+        if (attempt >= this.cfg.s3_max_retries) throw err;
+        await new Promise((r) => setTimeout(r, 50 * 2 ** attempt));
+      }
+    }
+  }
+
   async get(key: string): Promise<Buffer | null> {
     const Key = this.fullKey(key);
     try {
-      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key }));
-      return await readBody(res.Body);
+      return (await this.getObject({ Bucket: this.bucket, Key })).buf;
     } catch (err) {
       if (status(err) === 404) return this.absent(err);
       throw this.fail('read', key, err);
@@ -176,10 +191,9 @@ export class S3Driver implements StorageDriver {
     if (length <= 0) return (await this.head(key)) ? Buffer.alloc(0) : null;
     const Key = this.fullKey(key);
     try {
-      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key, Range: `bytes=${start}-${start + length - 1}` }));
-      const buf = await readBody(res.Body);
+      const { buf, contentRange } = await this.getObject({ Bucket: this.bucket, Key, Range: `bytes=${start}-${start + length - 1}` });
       // A store that ignores Range answers 200 with the whole object.
-      return res.ContentRange ? buf : buf.subarray(start, start + length);
+      return contentRange ? buf : buf.subarray(start, start + length);
     } catch (err) {
       if (status(err) === 404) return this.absent(err);
       // 416: the object exists but ends before `start`; like a read past the end of a file.
