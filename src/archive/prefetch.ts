@@ -40,6 +40,7 @@ import { logger } from '../log.js';
 import { parseWalFileName, segNoFromLogSeg, segmentName } from '../wal/names.js';
 import type { ArchiveContext } from './push.js';
 import { HEARTBEAT_MS, acquireLock, heartbeat, lockHolderAlive, releaseLock, startDetached } from './background.js';
+import { fileState, sameFileState, type FileState } from './file-state.js';
 
 const LOCK = 'prefetch.lock';
 const POSITION = 'position';
@@ -66,7 +67,7 @@ interface SpoolMeta {
   /** Filesystem repositories: the archived object's size and mtime when it was spooled. */
   object?: { size: number; mtimeMs: number };
   /** The spooled file as written (after its checksum was verified). */
-  file?: FileFingerprint;
+  file?: FileState;
   /** The machine's boot when it was written (Linux; null elsewhere). */
   boot?: string | null;
 }
@@ -112,10 +113,6 @@ export function shortHash(text: string): string {
   return (h >> 16n).toString(16).padStart(12, '0');
 }
 
-type FileFingerprint = { dev: string; ino: string; size: string; mtimeNs: string; ctimeNs: string };
-function fingerprint(st: BigIntStats): FileFingerprint {
-  return { dev: String(st.dev), ino: String(st.ino), size: String(st.size), mtimeNs: String(st.mtimeNs), ctimeNs: String(st.ctimeNs) };
-}
 /**
  * The per-call path (archive-fetch from the spool) uses synchronous file calls: a one-shot
  * process gains nothing from the thread pool, and each round trip through it costs time.
@@ -221,7 +218,7 @@ async function takeSpooled(spool: string, name: string, dest: string, repo: stri
     rmQuietly(metaPath);
     return false;
   }
-  if (!meta.file || Object.entries(fingerprint(st)).some(([k, v]) => meta!.file![k as keyof FileFingerprint] !== v)) {
+  if (!sameFileState(meta.file, st)) {
     return discard('it changed since it was verified');
   }
   const target = resolve(dest);
@@ -411,7 +408,7 @@ export async function runPrefetcher(cfg: Config, startName: string, makeCtx: () 
           sha256: res.sha256,
           spooledAt: new Date().toISOString(),
           ...(object && { object }),
-          file: fingerprint(await stat(join(spool, n), { bigint: true })),
+          file: fileState(await stat(join(spool, n), { bigint: true })),
           boot: await bootId(),
         };
         const tmp = join(spool, `.${n}.meta.walship-${process.pid}.tmp`);

@@ -24,11 +24,10 @@ import {
   PUSHER_LOG,
   PUSHING,
   SEGMENT_READY_RE,
-  fingerprint,
   readaheadStateDir,
-  statOrNull,
   writeRecord,
 } from './readahead.js';
+import { fileState, sameFileState, statOrNull } from './file-state.js';
 import type { ArchiveContext, PushResult } from './push.js';
 
 /** The pusher exits when nothing has been `.ready` this long. */
@@ -158,8 +157,7 @@ export async function runPusher(cfg: Config, walDir: string, repo: string, makeC
         return;
       }
       const after = await statOrNull(path);
-      const fp = before && after ? fingerprint(after) : null;
-      if (!fp || JSON.stringify(fp) !== JSON.stringify(fingerprint(before!))) {
+      if (!before || !after || !sameFileState(fileState(before), after)) {
         logger.info('file changed while it was pushed; leaving it to PostgreSQL\'s call', { file: name });
         return;
       }
@@ -168,7 +166,7 @@ export async function runPusher(cfg: Config, walDir: string, repo: string, makeC
         name,
         repo,
         dir: walDir,
-        ...fp,
+        ...fileState(after),
         sha256: outcome.result.sha256,
         pushedAt: new Date().toISOString(),
       });

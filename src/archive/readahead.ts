@@ -20,11 +20,12 @@
  */
 import { basename, dirname, join } from 'node:path';
 import { open, rename } from 'node:fs/promises';
-import { readdirSync, readFileSync, realpathSync, rmSync, statSync, type BigIntStats } from 'node:fs';
+import { readdirSync, readFileSync, realpathSync, rmSync, type BigIntStats } from 'node:fs';
 import type { Config } from '../config.js';
 import { logger } from '../log.js';
 import { parseWalFileName } from '../wal/names.js';
 import { lockHolder, lockHolderAlive, startDetached } from './background.js';
+import { sameFileState, statOrNull, type FileState } from './file-state.js';
 import type { ArchiveContext, PushResult } from './push.js';
 
 export const PUSHER_LOCK = 'pusher.lock';
@@ -41,18 +42,13 @@ const WAIT_MS = 60_000;
 /** ... and this long for the pusher to start on it at all. */
 const WAIT_START_MS = 10_000;
 
-export interface PushRecord {
+export interface PushRecord extends FileState {
   format: 1;
   name: string;
   /** Canonical repository URL. */
   repo: string;
   /** Real path of the directory the file was pushed from. */
   dir: string;
-  dev: string;
-  ino: string;
-  size: string;
-  mtimeNs: string;
-  ctimeNs: string;
   sha256: string;
   pushedAt: string;
 }
@@ -60,22 +56,6 @@ export interface PushRecord {
 /** Where the done-records live: next to the catalog, one small file per segment. */
 export function readaheadStateDir(catalogPath: string): string {
   return `${catalogPath}.readahead`;
-}
-
-export type Fingerprint = Pick<PushRecord, 'dev' | 'ino' | 'size' | 'mtimeNs' | 'ctimeNs'>;
-
-export function fingerprint(st: BigIntStats): Fingerprint {
-  return { dev: String(st.dev), ino: String(st.ino), size: String(st.size), mtimeNs: String(st.mtimeNs), ctimeNs: String(st.ctimeNs) };
-}
-
-// The call's side uses synchronous file calls: a one-shot process gains nothing from the thread
-// pool, and each round trip through it costs time on every call.
-export async function statOrNull(path: string): Promise<BigIntStats | null> {
-  try {
-    return statSync(path, { bigint: true });
-  } catch {
-    return null;
-  }
 }
 
 async function readRecord(path: string): Promise<PushRecord | null> {
@@ -92,17 +72,7 @@ async function readRecord(path: string): Promise<PushRecord | null> {
  * directory, and the file's device, inode, size, mtime and ctime unchanged since it was pushed.
  */
 export function recordMatches(rec: PushRecord, st: BigIntStats, repo: string, dir: string, name: string): boolean {
-  const fp = fingerprint(st);
-  return (
-    rec.name === name &&
-    rec.repo === repo &&
-    rec.dir === dir &&
-    rec.dev === fp.dev &&
-    rec.ino === fp.ino &&
-    rec.size === fp.size &&
-    rec.mtimeNs === fp.mtimeNs &&
-    rec.ctimeNs === fp.ctimeNs
-  );
+  return rec.name === name && rec.repo === repo && rec.dir === dir && sameFileState(rec, st);
 }
 
 /** Writes a record durably: a temp file fsynced, renamed into place, the directory fsynced. */
