@@ -4,7 +4,7 @@
  * calls PostgreSQL runs, with stdio away from PostgreSQL's and stderr in a log file.
  */
 import { closeSync, openSync, readFileSync, statSync } from 'node:fs';
-import { mkdir, open, readFile, rm, utimes } from 'node:fs/promises';
+import { link, mkdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { logger } from '../log.js';
 import { processAlive } from '../pid.js';
@@ -38,22 +38,27 @@ export async function lockHolderAlive(dir: string, lock: string): Promise<boolea
  */
 export async function acquireLock(dir: string, lock: string, about: Record<string, unknown> = {}): Promise<boolean> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fh = await open(join(dir, lock), 'wx', 0o600);
+  // Written whole under a temporary name, then hard-linked to the lock's name (which fails if it
+  // exists): a reader never sees a lock without its pid.
+  const tmp = join(dir, `.${lock}.${process.pid}.tmp`);
+  await writeFile(tmp, JSON.stringify({ ...about, pid: process.pid, startedAt: new Date().toISOString() }), { mode: 0o600 });
+  try {
+    for (let attempt = 0; attempt < 2; attempt++) {
       try {
-        await fh.writeFile(JSON.stringify({ ...about, pid: process.pid, startedAt: new Date().toISOString() }));
-      } finally {
-        await fh.close();
+        await link(tmp, join(dir, lock));
+        return true;
+      } catch (err) {
+        // ENOENT: the holder's clean-up took our temporary file: it is alive.
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        if (await lockHolderAlive(dir, lock)) return false;
+        await rm(join(dir, lock), { force: true });
       }
-      return true;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      if (await lockHolderAlive(dir, lock)) return false;
-      await rm(join(dir, lock), { force: true });
     }
+    return false;
+  } finally {
+    await rm(tmp, { force: true }).catch(() => undefined);
   }
-  return false;
 }
 
 export async function lockIsOurs(dir: string, lock: string): Promise<boolean> {
