@@ -3,8 +3,7 @@
  * directory, held by a lock file `{pid}` whose mtime is a heartbeat, started by the per-file
  * calls PostgreSQL runs, with stdio away from PostgreSQL's and stderr in a log file.
  */
-import { closeSync, openSync, readFileSync, statSync } from 'node:fs';
-import { link, mkdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { closeSync, openSync, readFileSync, statSync, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { logger } from '../log.js';
 import { processAlive } from '../pid.js';
@@ -37,33 +36,33 @@ export async function lockHolderAlive(dir: string, lock: string): Promise<boolea
  * `about` is written into the lock beside the pid, for lockHolder's readers.
  */
 export async function acquireLock(dir: string, lock: string, about: Record<string, unknown> = {}): Promise<boolean> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
   // Written whole under a temporary name, then hard-linked to the lock's name (which fails if it
   // exists): a reader never sees a lock without its pid.
   const tmp = join(dir, `.${lock}.${process.pid}.tmp`);
-  await writeFile(tmp, JSON.stringify({ ...about, pid: process.pid, startedAt: new Date().toISOString() }), { mode: 0o600 });
+  await fsp.writeFile(tmp, JSON.stringify({ ...about, pid: process.pid, startedAt: new Date().toISOString() }), { mode: 0o600 });
   try {
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
-        await link(tmp, join(dir, lock));
+        await fsp.link(tmp, join(dir, lock));
         return true;
       } catch (err) {
         // ENOENT: the holder's clean-up took our temporary file: it is alive.
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
         if (await lockHolderAlive(dir, lock)) return false;
-        await rm(join(dir, lock), { force: true });
+        await fsp.rm(join(dir, lock), { force: true });
       }
     }
     return false;
   } finally {
-    await rm(tmp, { force: true }).catch(() => undefined);
+    await fsp.rm(tmp, { force: true }).catch(() => undefined);
   }
 }
 
 export async function lockIsOurs(dir: string, lock: string): Promise<boolean> {
   try {
-    return (JSON.parse(await readFile(join(dir, lock), 'utf8')) as { pid?: number }).pid === process.pid;
+    return (JSON.parse(await fsp.readFile(join(dir, lock), 'utf8')) as { pid?: number }).pid === process.pid;
   } catch {
     return false;
   }
@@ -72,12 +71,12 @@ export async function lockIsOurs(dir: string, lock: string): Promise<boolean> {
 /** Refreshes the heartbeat; false when the lock is no longer ours (the caller should exit). */
 export async function heartbeat(dir: string, lock: string): Promise<boolean> {
   if (!(await lockIsOurs(dir, lock))) return false;
-  await utimes(join(dir, lock), new Date(), new Date()).catch(() => undefined);
+  await fsp.utimes(join(dir, lock), new Date(), new Date()).catch(() => undefined);
   return true;
 }
 
 export async function releaseLock(dir: string, lock: string): Promise<void> {
-  if (await lockIsOurs(dir, lock)) await rm(join(dir, lock), { force: true }).catch(() => undefined);
+  if (await lockIsOurs(dir, lock)) await fsp.rm(join(dir, lock), { force: true }).catch(() => undefined);
 }
 
 /**

@@ -31,8 +31,7 @@
  * timeline, and when recovery has not asked for anything for a while it empties the spool and
  * exits.
  */
-import { existsSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync, type BigIntStats } from 'node:fs';
-import { readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { existsSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync, type BigIntStats, promises as fsp } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Config } from '../config.js';
 import { WalshipError, asWalshipError } from '../errors.js';
@@ -234,7 +233,7 @@ async function takeSpooled(spool: string, name: string, dest: string, repo: stri
     // Deliver the verified bytes the slow way: read what is there, check it against the checksum.
     let data: Buffer;
     try {
-      data = await readFile(existsSyncOr(target, dataPath));
+      data = await fsp.readFile(existsSyncOr(target, dataPath));
     } catch {
       rmQuietly(metaPath);
       return false;
@@ -368,7 +367,7 @@ export async function runPrefetcher(cfg: Config, startName: string, makeCtx: () 
       for (const n of windowNames(p)) inWindow.add(n);
       let entries: string[];
       try {
-        entries = await readdir(spool);
+        entries = await fsp.readdir(spool);
       } catch {
         return;
       }
@@ -376,13 +375,13 @@ export async function runPrefetcher(cfg: Config, startName: string, makeCtx: () 
         if (e === LOCK || e === POSITION || e === LOG) continue;
         if (e.startsWith('.')) {
           // A temporary file: ours are in flight (kept), others are left by a killed process.
-          if (!e.includes(`walship-${process.pid}.`) && !e.startsWith('.position.')) await rm(join(spool, e), { force: true }).catch(() => undefined);
+          if (!e.includes(`walship-${process.pid}.`) && !e.startsWith('.position.')) await fsp.rm(join(spool, e), { force: true }).catch(() => undefined);
           continue;
         }
         const base = e.replace(/\.(meta|fetching)$/, '');
         if (inWindow.has(base)) continue;
         if (e.endsWith('.fetching') && inflight.has(base)) continue;
-        await rm(join(spool, e), { force: true }).catch(() => undefined);
+        await fsp.rm(join(spool, e), { force: true }).catch(() => undefined);
         spooled.delete(base);
       }
       for (const n of [...spooled]) if (!inWindow.has(n)) spooled.delete(n);
@@ -392,7 +391,7 @@ export async function runPrefetcher(cfg: Config, startName: string, makeCtx: () 
     const prefetchOne = async (n: string): Promise<void> => {
       const marker = join(spool, `${n}.fetching`);
       try {
-        await writeFile(marker, '', { mode: 0o600 });
+        await fsp.writeFile(marker, '', { mode: 0o600 });
         const objPath = await objectPathFor(ctx.repoUrl, n);
         const before = await objectStat(objPath);
         const res = await fetchFile(ctx, n, join(spool, n));
@@ -408,17 +407,17 @@ export async function runPrefetcher(cfg: Config, startName: string, makeCtx: () 
           sha256: res.sha256,
           spooledAt: new Date().toISOString(),
           ...(object && { object }),
-          file: fileState(await stat(join(spool, n), { bigint: true })),
+          file: fileState(await fsp.stat(join(spool, n), { bigint: true })),
           boot: await bootId(),
         };
         const tmp = join(spool, `.${n}.meta.walship-${process.pid}.tmp`);
-        await writeFile(tmp, JSON.stringify(meta), { mode: 0o600 });
-        await rename(tmp, join(spool, `${n}.meta`));
+        await fsp.writeFile(tmp, JSON.stringify(meta), { mode: 0o600 });
+        await fsp.rename(tmp, join(spool, `${n}.meta`));
         if (inWindow.has(n)) spooled.add(n);
-        else await Promise.all([rm(join(spool, n), { force: true }), rm(join(spool, `${n}.meta`), { force: true })]);
+        else await Promise.all([fsp.rm(join(spool, n), { force: true }), fsp.rm(join(spool, `${n}.meta`), { force: true })]);
         retryAt.delete(n);
       } catch (err) {
-        await rm(join(spool, n), { force: true }).catch(() => undefined);
+        await fsp.rm(join(spool, n), { force: true }).catch(() => undefined);
         const we = asWalshipError(err);
         if (we.code === 'NOT_IN_ARCHIVE') {
           retryAt.set(n, Date.now() + MISSING_RETRY_MS);
@@ -428,7 +427,7 @@ export async function runPrefetcher(cfg: Config, startName: string, makeCtx: () 
         }
       } finally {
         inflight.delete(n);
-        await rm(marker, { force: true }).catch(() => undefined);
+        await fsp.rm(marker, { force: true }).catch(() => undefined);
       }
     };
 
@@ -445,7 +444,7 @@ export async function runPrefetcher(cfg: Config, startName: string, makeCtx: () 
         }
         lastBeat = now;
       }
-      const text = await readFile(join(spool, POSITION), 'utf8').catch(() => null);
+      const text = await fsp.readFile(join(spool, POSITION), 'utf8').catch(() => null);
       const asked = text === null ? null : positionOf(text, segSize);
       if (asked && asked.name !== pos.name) {
         pos = asked;
@@ -473,13 +472,13 @@ export async function runPrefetcher(cfg: Config, startName: string, makeCtx: () 
 async function emptySpool(spool: string): Promise<void> {
   let entries: string[] = [];
   try {
-    entries = await readdir(spool);
+    entries = await fsp.readdir(spool);
   } catch {
     return;
   }
   for (const e of entries) {
     if (e === LOCK || e === LOG || e.startsWith('.position.')) continue;
-    await rm(join(spool, e), { force: true }).catch(() => undefined);
+    await fsp.rm(join(spool, e), { force: true }).catch(() => undefined);
   }
   await releaseLock(spool, LOCK);
 }

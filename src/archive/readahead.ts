@@ -19,8 +19,7 @@
  * PostgreSQL asks, as before.
  */
 import { basename, dirname, join } from 'node:path';
-import { open, rename } from 'node:fs/promises';
-import { readdirSync, readFileSync, realpathSync, rmSync, type BigIntStats } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, type BigIntStats, promises as fsp } from 'node:fs';
 import type { Config } from '../config.js';
 import { logger } from '../log.js';
 import { parseWalFileName } from '../wal/names.js';
@@ -78,15 +77,15 @@ export function recordMatches(rec: PushRecord, st: BigIntStats, repo: string, di
 /** Writes a record durably: a temp file fsynced, renamed into place, the directory fsynced. */
 export async function writeRecord(stateDir: string, rec: PushRecord): Promise<void> {
   const tmp = join(stateDir, `.${rec.name}.${process.pid}.tmp`);
-  const fh = await open(tmp, 'w', 0o600);
+  const fh = await fsp.open(tmp, 'w', 0o600);
   try {
     await fh.writeFile(JSON.stringify(rec) + '\n');
     await fh.sync();
   } finally {
     await fh.close();
   }
-  await rename(tmp, join(stateDir, rec.name));
-  const dir = await open(stateDir, 'r');
+  await fsp.rename(tmp, join(stateDir, rec.name));
+  const dir = await fsp.open(stateDir, 'r');
   try {
     await dir.sync();
   } finally {
@@ -209,8 +208,7 @@ export async function archivePushWithReadahead(
     // A lone file is pushed here; a backlog is worth the pusher.
     if (!(await othersReady(walDir, name))) return pushHere();
     try {
-      const { mkdir } = await import('node:fs/promises');
-      await mkdir(stateDir, { recursive: true, mode: 0o700 });
+      mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     } catch {
       return pushHere();
     }
