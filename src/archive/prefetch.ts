@@ -34,6 +34,7 @@
 import { existsSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync, type BigIntStats, promises as fsp } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Config } from '../config.js';
+import { repoCanonical } from './context.js';
 import { WalshipError, asWalshipError } from '../errors.js';
 import { logger } from '../log.js';
 import { parseWalFileName, segNoFromLogSeg, segmentName } from '../wal/names.js';
@@ -295,9 +296,7 @@ export async function archiveFetchWithPrefetch(
     await fetchFile(await makeCtx());
     return;
   }
-  const { parseRepoUrl } = await import('../storage/open.js');
-  const { requireRepo } = await import('../config.js');
-  const repo = parseRepoUrl(requireRepo(cfg)).canonical;
+  const repo = repoCanonical(cfg);
   let spool: string | null = null;
   try {
     spool = await spoolDirFor(cfg, dest, repo);

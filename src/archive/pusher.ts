@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { readdir, rm, writeFile } from 'node:fs/promises';
 import type { Worker } from 'node:worker_threads';
 import type { Config } from '../config.js';
+import { repoCanonical, withCatalog } from './context.js';
 import { WalshipError, asWalshipError, type ErrorCode } from '../errors.js';
 import { logger } from '../log.js';
 import { HEARTBEAT_MS, acquireLock, heartbeat, releaseLock } from './background.js';
@@ -115,13 +116,6 @@ async function openLanes(cfg: Config, getCtx: () => Promise<ArchiveContext>): Pr
     }
   }
   return { lanes, perLane: Math.max(1, Math.ceil(inFlight / lanes.length)) };
-}
-
-/** The context with a catalog connection kept open for the lane's life. */
-export async function withCatalog(ctx: Promise<ArchiveContext>): Promise<ArchiveContext> {
-  const c = await ctx;
-  const { Catalog } = await import('../catalog/catalog.js');
-  return { ...c, catalog: Catalog.open(c.catalogPath)! };
 }
 
 /** Runs the pusher for `walDir` (a real path) until there is nothing left to push for a while. */
@@ -269,7 +263,5 @@ export async function runPusher(cfg: Config, walDir: string, repo: string, makeC
 /** `walship archive-push-ahead <pg_wal>`: checks its argument, then runs the pusher. */
 export async function runPusherCommand(cfg: Config, walDir: string, makeCtx: () => Promise<ArchiveContext>): Promise<void> {
   if (!walDir.startsWith('/')) throw new WalshipError('USAGE', 'archive-push-ahead needs the absolute path of pg_wal');
-  const { parseRepoUrl } = await import('../storage/open.js');
-  const { requireRepo } = await import('../config.js');
-  await runPusher(cfg, walDir, parseRepoUrl(requireRepo(cfg)).canonical, makeCtx);
+  await runPusher(cfg, walDir, repoCanonical(cfg), makeCtx);
 }

@@ -8,18 +8,13 @@ import type { Config } from '../config.js';
 import { asWalshipError } from '../errors.js';
 import { configureLog } from '../log.js';
 import type { ArchiveContext } from './push.js';
+import { openArchiveContext, withCatalog } from './context.js';
 
 const { cfg } = workerData as { cfg: Config };
 configureLog({ level: cfg.log_level, format: cfg.log_format, command: 'archive-push' });
 
 let ctx: Promise<ArchiveContext> | undefined;
-async function context(): Promise<ArchiveContext> {
-  const { requireRepo } = await import('../config.js');
-  const { openStorage, parseRepoUrl } = await import('../storage/open.js');
-  const url = requireRepo(cfg);
-  const { withCatalog } = await import('./pusher.js');
-  return withCatalog(Promise.resolve({ storage: await openStorage(url, cfg), repoUrl: parseRepoUrl(url).canonical, catalogPath: cfg.catalog, compressLevel: cfg.compress_level }));
-}
+const context = () => withCatalog(openArchiveContext(cfg));
 
 const pushModule = import('./push.js');
 parentPort!.on('message', async (m: { id: number; path: string }) => {

@@ -21,6 +21,7 @@
 import { basename, dirname, join } from 'node:path';
 import { mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, type BigIntStats, promises as fsp } from 'node:fs';
 import type { Config } from '../config.js';
+import { repoCanonical } from './context.js';
 import { logger } from '../log.js';
 import { parseWalFileName } from '../wal/names.js';
 import { lockHolder, lockHolderAlive, startDetached } from './background.js';
@@ -185,9 +186,7 @@ export async function archivePushWithReadahead(
   const pushHere = async () => (await import('./push.js')).pushFile(await makeCtx(), path);
   if (cfg.push_readahead <= 0 || file?.kind !== 'segment') return pushHere();
 
-  const { parseRepoUrl } = await import('../storage/open.js');
-  const { requireRepo } = await import('../config.js');
-  const repo = parseRepoUrl(requireRepo(cfg)).canonical;
+  const repo = repoCanonical(cfg);
   const stateDir = readaheadStateDir(cfg.catalog);
   const walDir = dirname(path);
   let realDir: string;

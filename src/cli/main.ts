@@ -10,6 +10,7 @@ import { configureLog, logger } from '../log.js';
 import { VERSION } from '../version.js';
 import { EXIT_CODES_HELP, FETCH_EXIT_HELP } from './help.js';
 import { wholeNumberFlag } from './flags.js';
+import { openArchiveContext } from '../archive/context.js';
 
 type Flags = Record<string, string | boolean | undefined>;
 
@@ -89,14 +90,6 @@ function action(name: string, fn: (cfg: Config, flags: Flags, args: string[]) =>
   };
 }
 
-async function archiveContext(cfg: Config) {
-  const { requireRepo } = await import('../config.js');
-  const { openStorage, parseRepoUrl } = await import('../storage/open.js');
-  const url = requireRepo(cfg);
-  const storage = await openStorage(url, cfg);
-  return { storage, repoUrl: parseRepoUrl(url).canonical, catalogPath: cfg.catalog, compressLevel: cfg.compress_level };
-}
-
 export async function buildProgram(): Promise<Command> {
   const { Command } = await import('commander');
   const program = new Command('walship')
@@ -139,7 +132,7 @@ export async function buildProgram(): Promise<Command> {
       .option('--json', 'print a JSON document (shape in docs/commands.md)'),
   ).action(
     action('info', async (cfg, flags) => {
-      const ctx = await archiveContext(cfg);
+      const ctx = await openArchiveContext(cfg);
       const { readIdentity } = await import('../archive/identity.js');
       const { Catalog } = await import('../catalog/catalog.js');
       const { buildInfo, renderInfo } = await import('../catalog/info.js');
@@ -162,7 +155,7 @@ export async function buildProgram(): Promise<Command> {
       .option('--json', 'print a JSON summary at the end'),
   ).action(
     action('backup', async (cfg, flags) => {
-      const ctx = await archiveContext(cfg);
+      const ctx = await openArchiveContext(cfg);
       const { takeBackup } = await import('../backup/take.js');
       const summary = await takeBackup(ctx, cfg, {
         label: typeof flags.label === 'string' ? flags.label : undefined,
@@ -192,7 +185,7 @@ export async function buildProgram(): Promise<Command> {
       .option('--json', 'print a JSON array (shape in docs/commands.md)'),
   ).action(
     action('backups', async (cfg, flags) => {
-      const ctx = await archiveContext(cfg);
+      const ctx = await openArchiveContext(cfg);
       const { Catalog } = await import('../catalog/catalog.js');
       const { listBackups, renderBackups } = await import('../backup/list.js');
       const rows = Catalog.use(ctx.catalogPath, ctx.repoUrl, listBackups);
@@ -207,7 +200,7 @@ export async function buildProgram(): Promise<Command> {
       .option('--json', 'print a JSON document (shape in docs/commands.md)'),
   ).action(
     action('ranges', async (cfg, flags) => {
-      const ctx = await archiveContext(cfg);
+      const ctx = await openArchiveContext(cfg);
       const { runRanges } = await import('../recovery/cli.js');
       process.stdout.write(runRanges(ctx, flags));
     }),
@@ -221,7 +214,7 @@ export async function buildProgram(): Promise<Command> {
       .addHelpText('after', '\nExit codes: 0 planned; 2 bad options; 7 catalog unreadable; 9 the target cannot be reached (the reason and the nearest reachable targets are printed).'),
   ).action(
     action('plan', async (cfg, flags) => {
-      const ctx = await archiveContext(cfg);
+      const ctx = await openArchiveContext(cfg);
       const { runPlan } = await import('../recovery/cli.js');
       runPlan(ctx, flags, (s) => process.stdout.write(s));
     }),
@@ -244,7 +237,7 @@ export async function buildProgram(): Promise<Command> {
       .option('--json', 'print a JSON summary'),
   ).action(
     action('restore', async (cfg, flags) => {
-      const ctx = await archiveContext(cfg);
+      const ctx = await openArchiveContext(cfg);
       const { runRestore, renderRestore } = await import('../recovery/restore-command.js');
       // --tablespace collects an array: the flags of this command are wider than the others'.
       const out = await runRestore(ctx, cfg, flags as Record<string, unknown>);
@@ -264,7 +257,7 @@ export async function buildProgram(): Promise<Command> {
       .option('--pgdata <dir>', "bind the repository to this cluster now (reads a segment's header in DIR/pg_wal)"),
   ).action(
     action('init', async (cfg, flags) => {
-      const ctx = await archiveContext(cfg);
+      const ctx = await openArchiveContext(cfg);
       const { initRepository } = await import('../archive/init.js');
       const res = await initRepository(ctx, typeof flags.pgdata === 'string' ? flags.pgdata : undefined);
       process.stdout.write(`${res}\n`);
@@ -285,20 +278,20 @@ const FAST_COMMANDS: Record<string, { positionals: number; run: (cfg: Config, ar
   'archive-push': {
     positionals: 1,
     run: async (cfg, [path], flagArgs) =>
-      (await import('../archive/readahead.js')).archivePushWithReadahead(cfg, path!, () => archiveContext(cfg), flagArgs),
+      (await import('../archive/readahead.js')).archivePushWithReadahead(cfg, path!, () => openArchiveContext(cfg), flagArgs),
   },
   'archive-push-ahead': {
     positionals: 1,
-    run: async (cfg, [walDir]) => (await import('../archive/pusher.js')).runPusherCommand(cfg, walDir!, () => archiveContext(cfg)),
+    run: async (cfg, [walDir]) => (await import('../archive/pusher.js')).runPusherCommand(cfg, walDir!, () => openArchiveContext(cfg)),
   },
   'archive-fetch': {
     positionals: 2,
     run: async (cfg, [name, dest], flagArgs) =>
-      (await import('../archive/prefetch.js')).archiveFetchWithPrefetch(cfg, name!, dest!, () => archiveContext(cfg), flagArgs),
+      (await import('../archive/prefetch.js')).archiveFetchWithPrefetch(cfg, name!, dest!, () => openArchiveContext(cfg), flagArgs),
   },
   'archive-prefetch': {
     positionals: 1,
-    run: async (cfg, [name]) => (await import('../archive/prefetch.js')).runPrefetcher(cfg, name!, () => archiveContext(cfg)),
+    run: async (cfg, [name]) => (await import('../archive/prefetch.js')).runPrefetcher(cfg, name!, () => openArchiveContext(cfg)),
   },
 };
 

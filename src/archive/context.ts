@@ -1,0 +1,25 @@
+/**
+ * The repository context every archive operation works in (ArchiveContext, push.ts): the
+ * configured repository's canonical URL, its storage driver (opened, and its module loaded, only
+ * by openArchiveContext), the catalog path and compression level.
+ */
+import { requireRepo, type Config } from '../config.js';
+import { parseRepoUrl, openStorage } from '../storage/open.js';
+import type { ArchiveContext } from './push.js';
+
+/** The configured repository's canonical URL (what the catalog and read-ahead records name). */
+export function repoCanonical(cfg: Config): string {
+  return parseRepoUrl(requireRepo(cfg)).canonical;
+}
+
+export async function openArchiveContext(cfg: Config): Promise<ArchiveContext> {
+  const url = requireRepo(cfg);
+  return { storage: await openStorage(url, cfg), repoUrl: parseRepoUrl(url).canonical, catalogPath: cfg.catalog, compressLevel: cfg.compress_level };
+}
+
+/** The context with a catalog connection kept open for a long-lived pusher lane's life. */
+export async function withCatalog(ctx: Promise<ArchiveContext>): Promise<ArchiveContext> {
+  const c = await ctx;
+  const { Catalog } = await import('../catalog/catalog.js');
+  return { ...c, catalog: Catalog.open(c.catalogPath)! };
+}
