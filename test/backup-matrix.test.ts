@@ -11,9 +11,8 @@
  * target and the server open for writes on a new timeline.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { PgCluster, userTempDir } from './helpers/pg.js';
+import { PgCluster, removeTempDir, userTempDir } from './helpers/pg.js';
 import { startArchiving, type Archiving } from './helpers/archiving.js';
 import { fsBackend, repoBackends, type RepoBackend } from './helpers/backends.js';
 
@@ -53,7 +52,7 @@ describe.each(backends)('backup and restore round trip ($name repository)', (bac
   });
   afterAll(async () => {
     for (const r of restored) await r.destroy();
-    for (const d of restoreDirs) rmSync(d, { recursive: true, force: true });
+    for (const d of restoreDirs) await removeTempDir(d);
     await a?.cleanup();
   });
 

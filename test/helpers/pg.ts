@@ -269,7 +269,7 @@ export class PgCluster {
   /** Stops the server and removes its directory. */
   async destroy(): Promise<void> {
     await this.stop('immediate').catch(() => undefined);
-    rmSync(this.baseDir, { recursive: true, force: true });
+    await removeTempDir(this.baseDir);
   }
 
   /** Runs SQL through psql; returns rows as arrays of strings (tab-separated, unaligned). */
