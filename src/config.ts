@@ -6,7 +6,7 @@
  * single quotes ('' for a quote inside). Keys use underscores; the matching flag uses dashes
  * (`compress_level` ↔ `--compress-level`) and the variable is WALSHIP_ + the key in capitals.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { WalshipError } from './errors.js';
@@ -201,6 +201,12 @@ export interface Config {
   spool_max_bytes: number;
   /** Where the config file came from, if one was read. */
   configFile?: string;
+  /**
+   * The config file's path as looked up (read or not) and its state when read: "absent", or
+   * "dev ino size mtime_ns ctime_ns" of the file taken before reading it (so any later change
+   * shows). The compiled archive-fetch compares it to decide the settings are unchanged.
+   */
+  configStamp: { path: string; state: string };
 }
 
 export function flagName(key: string): string {
@@ -286,8 +292,16 @@ export function resolveConfig(input: ResolveInput): Config {
   let fileValues = new Map<string, string>();
   let configFile: string | undefined;
   let text: string | undefined;
+  let state = 'absent';
   try {
-    text = readFileSync(path, 'utf8');
+    const fd = openSync(path, 'r');
+    try {
+      const st = fstatSync(fd, { bigint: true });
+      state = `${st.dev} ${st.ino} ${st.size} ${st.mtimeNs} ${st.ctimeNs}`;
+      text = readFileSync(fd, 'utf8');
+    } finally {
+      closeSync(fd);
+    }
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (explicitPath !== undefined || code !== 'ENOENT') {
@@ -298,7 +312,7 @@ export function resolveConfig(input: ResolveInput): Config {
     fileValues = parseConfigText(text, path);
     configFile = path;
   }
-  const out: Record<string, unknown> = { configFile };
+  const out: Record<string, unknown> = { configFile, configStamp: { path, state } };
   for (const def of SETTINGS as readonly SettingDef[]) {
     const fromFlag = input.flags[def.key];
     const fromEnv = env[envName(def.key)];

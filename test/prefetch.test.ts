@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chownSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { PgCluster, confString, pgUser, removeTempDir, userTempDir, walshipCommand, writeUserFile } from './helpers/pg.js';
+import { PgCluster, ROOT, confString, pgUser, removeTempDir, userTempDir, walshipCommand, writeUserFile } from './helpers/pg.js';
 import { walship } from './helpers/walship.js';
 import { repoBackends, type RepoBackend } from './helpers/backends.js';
 
@@ -105,6 +105,8 @@ describe.each(repoBackends())('fetch prefetch ($name repository)', (backend: Rep
     const log = readFileSync(restored.logFile, 'utf8');
     const fromSpool = log.match(/delivered from the prefetch spool/g)?.length ?? 0;
     expect(fromSpool).toBeGreaterThanOrEqual(10);
+    // Most of them without node, by the compiled entry (the first call runs in node: it writes the ticket).
+    expect(log.match(/delivered from the prefetch spool .*by=walship-fetch/g)?.length ?? 0).toBeGreaterThanOrEqual(5);
     expect(log).not.toMatch(/spooled copy not used/);
     expect(log).toMatch(new RegExp(`restored log file "${segments[segments.length - 1]}" from archive`));
 
@@ -167,7 +169,7 @@ describe.each(repoBackends())('fetch prefetch ($name repository)', (backend: Rep
       // A copy spooled before the machine restarted (spooled files are not fsynced): not delivered.
       await until('the next segment to be spooled', () => existsSync(join(spool!, `${s[k + 3]}.meta`)));
       const metaPath = join(spool!, `${s[k + 3]}.meta`);
-      writeFileSync(metaPath, JSON.stringify({ ...JSON.parse(readFileSync(metaPath, 'utf8')), boot: 'an-earlier-boot' }));
+      writeFileSync(metaPath, readFileSync(metaPath, 'utf8').replace(/^boot=.*$/m, 'boot=an-earlier-boot'));
       const fourth = await fetch(s[k + 3]!);
       expect(fourth.code, fourth.stderr).toBe(0);
       expect(fourth.stderr).toMatch(/spooled copy not used \(it was written before the machine restarted\)/);
@@ -204,5 +206,110 @@ describe.each(repoBackends())('fetch prefetch ($name repository)', (backend: Rep
     } finally {
       await backend.overwrite(key(damagedLater), damagedBytes);
     }
+  });
+  it('delivers spooled segments without node through the compiled entry, and hands every doubtful call to node', async () => {
+    // npm run build makes it where there is a C compiler; the tests need it.
+    expect(existsSync(join(ROOT, 'dist', 'walship-fetch'))).toBe(true);
+    const dir = join(work, 'compiled');
+    const data = join(dir, 'data');
+    mkdirSync(join(data, 'pg_wal'), { recursive: true });
+    for (const d of [dir, data, join(data, 'pg_wal')]) chownSync(d, pgUser().uid, pgUser().gid);
+    const configFile = join(work, 'compiled.conf');
+    writeFileSync(configFile, 'fetch_prefetch = 3\n');
+    const fetch = (name: string, more: Record<string, string> = {}) =>
+      walship(['archive-fetch', name, 'pg_wal/RECOVERYXLOG', '--repo', repo, '--catalog', catalog, '--log-level', 'debug'], {
+        env: { ...env, WALSHIP_CONFIG: configFile, ...more },
+        cwd: data,
+        asUser: true,
+      });
+    const delivered = () => readFileSync(join(data, 'pg_wal', 'RECOVERYXLOG'));
+    const original = async (name: string) => {
+      const { decodeObject } = await import('../src/archive/envelope.js');
+      return (await decodeObject((await backend.driver().get(`wal/${name.slice(0, 16)}/${name}.zst`))!)).raw;
+    };
+    const compiled = /delivered from the prefetch spool file=\S+ dest=\S+ by=walship-fetch$/m;
+    const inNode = /delivered from the prefetch spool file=\S+ dest=\S+$/m;
+    const s = segments.slice(1);
+    const spooled = (name: string) => until(`${name} to be spooled`, () => spoolsIn(dir).some((sp) => existsSync(join(sp, `${name}.meta`))));
+    const expectDelivered = async (r: { code: number; stderr: string }, name: string, by: RegExp) => {
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(by);
+      expect(r.stderr).not.toMatch(/ WARN | ERROR /);
+      expect(delivered().equals(await original(name))).toBe(true);
+    };
+
+    // The first call runs in node: it fetches from the repository, starts the prefetcher and
+    // writes the ticket.
+    const first = await fetch(s[0]!);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stderr).not.toMatch(/by=walship-fetch/);
+    const [spool] = spoolsIn(dir);
+    expect(spool).toBeDefined();
+    expect(readFileSync(join(spool!, 'fetch.ticket'), 'utf8')).toContain(`repo=${backend.name === 'filesystem' ? 'file://' : ''}`);
+
+    // The same settings: the compiled entry moves the spooled file into place, drops its
+    // metadata and tells the prefetcher where recovery is.
+    await spooled(s[1]!);
+    await expectDelivered(await fetch(s[1]!), s[1]!, compiled);
+    expect(existsSync(join(spool!, `${s[1]}.meta`))).toBe(false);
+    expect(readFileSync(join(spool!, 'position'), 'utf8')).toBe(s[1]);
+
+    // Another WALSHIP_* variable: other settings, so node answers (and writes a new ticket)...
+    await spooled(s[2]!);
+    await expectDelivered(await fetch(s[2]!, { WALSHIP_S3_MAX_RETRIES: '5' }), s[2]!, inNode);
+    // ... which the next call with those settings uses.
+    await spooled(s[3]!);
+    await expectDelivered(await fetch(s[3]!, { WALSHIP_S3_MAX_RETRIES: '5' }), s[3]!, compiled);
+    // Another flag value: node.
+    await spooled(s[4]!);
+    const otherFlag = await walship(['archive-fetch', s[4]!, 'pg_wal/RECOVERYXLOG', '--repo', repo, '--catalog', catalog, '--log-level=debug', '--s3-max-retries', '5'], {
+      env: { ...env, WALSHIP_CONFIG: configFile, WALSHIP_S3_MAX_RETRIES: '5' },
+      cwd: data,
+      asUser: true,
+    });
+    await expectDelivered(otherFlag, s[4]!, inNode);
+    // Back to the earlier flags: node again (the ticket is the last node call's).
+    await spooled(s[5]!);
+    await expectDelivered(await fetch(s[5]!, { WALSHIP_S3_MAX_RETRIES: '5' }), s[5]!, inNode);
+    // The config file rewritten (even with the same text): node reads it again.
+    await spooled(s[6]!);
+    writeFileSync(configFile, 'fetch_prefetch = 3\n');
+    await expectDelivered(await fetch(s[6]!, { WALSHIP_S3_MAX_RETRIES: '5' }), s[6]!, inNode);
+
+    // The prefetcher gone: node delivers the copy it left and starts a new one.
+    await spooled(s[7]!);
+    const pid = (JSON.parse(readFileSync(join(spool!, 'prefetch.lock'), 'utf8')) as { pid: number }).pid;
+    process.kill(pid, 'SIGKILL');
+    await until('the prefetcher to die', () => {
+      try {
+        process.kill(pid, 0);
+        return false;
+      } catch {
+        return true;
+      }
+    });
+    await expectDelivered(await fetch(s[7]!, { WALSHIP_S3_MAX_RETRIES: '5' }), s[7]!, inNode);
+    await until('a new prefetcher', () => {
+      try {
+        const now = (JSON.parse(readFileSync(join(spool!, 'prefetch.lock'), 'utf8')) as { pid: number }).pid;
+        process.kill(now, 0);
+        return now !== pid;
+      } catch {
+        return false;
+      }
+    });
+    await spooled(s[8]!);
+    await expectDelivered(await fetch(s[8]!, { WALSHIP_S3_MAX_RETRIES: '5' }), s[8]!, compiled);
+
+    // Not a spooled segment (past the window): node, from the repository.
+    const far = await fetch(s[13]!, { WALSHIP_S3_MAX_RETRIES: '5' });
+    expect(far.code, far.stderr).toBe(0);
+    expect(far.stderr).not.toMatch(/delivered from the prefetch spool/);
+    expect(delivered().equals(await original(s[13]!))).toBe(true);
+    // A file that is not a segment, and a malformed call: node's answers (history: exit 1 here).
+    expect((await fetch('00000009.history', { WALSHIP_S3_MAX_RETRIES: '5' })).code).toBe(1);
+    const bad = await walship(['archive-fetch', s[1]!, 'pg_wal/RECOVERYXLOG', '--repo'], { cwd: data, asUser: true });
+    expect(bad.code).toBe(255);
+    expect(bad.stderr).toMatch(/option '--repo' needs a value/);
   });
 });

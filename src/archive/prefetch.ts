@@ -3,13 +3,16 @@
  * prefetcher keeps the next ones ready, verified, in a spool directory beside pg_wal, and each
  * archive-fetch moves its segment into place with one rename.
  *
- * The spool directory (`spool_dir`, default `walship-spool-<hash>` beside the data directory, or
- * beside pg_wal's real directory when pg_wal is a link elsewhere) holds, per segment:
+ * The spool directory (`spool_dir`, default `walship-spool-<hash of the real pg_wal>` beside the
+ * data directory, or beside pg_wal's real directory when pg_wal is a link elsewhere) holds, per
+ * segment:
  *
  *   <name>            the segment, decompressed and verified (written as a temp file, renamed)
- *   <name>.meta       {repo, name, size, sha256}: written last, so its presence means complete
+ *   <name>.meta       key=value lines (repo, name, size, sha256, boot, the archived object's and
+ *                     the spooled file's state): written last, so its presence means complete
  *   <name>.fetching   while the prefetcher downloads it (a caller may wait for it)
  *   position          the segment recovery asked for last (written by every archive-fetch)
+ *   fetch.ticket      what the compiled entry walship-fetch needs (fetch-ticket.ts)
  *   prefetch.lock     {pid}: the one running prefetcher; its mtime is a heartbeat
  *   prefetch.log      the prefetcher's stderr
  *
@@ -40,7 +43,9 @@ import { logger } from '../log.js';
 import { parseWalFileName, segNoFromLogSeg, segmentName } from '../wal/names.js';
 import type { ArchiveContext } from './push.js';
 import { HEARTBEAT_MS, acquireLock, heartbeat, lockHolderAlive, releaseLock, startDetached } from './background.js';
-import { fileState, sameFileState, type FileState } from './file-state.js';
+import { fileState, sameFileState, statOrNull, type FileState } from './file-state.js';
+import { formatKeyValues, parseKeyValues } from './key-values.js';
+import { TICKET, writeFetchTicket } from './fetch-ticket.js';
 
 const LOCK = 'prefetch.lock';
 const POSITION = 'position';
@@ -57,19 +62,80 @@ const FAILED_RETRY_MS = 5_000;
 
 type FetchCtx = Omit<ArchiveContext, 'compressLevel'>;
 
+/** The archived object file's size and mtime (filesystem repositories). */
+interface ObjectState {
+  size: string;
+  mtimeNs: string;
+}
+
 interface SpoolMeta {
-  format: 1;
   name: string;
   repo: string;
   size: number;
   sha256: string;
-  spooledAt: string;
-  /** Filesystem repositories: the archived object's size and mtime when it was spooled. */
-  object?: { size: number; mtimeMs: number };
+  /** The machine's boot when it was written (Linux's boot_id; '' elsewhere). */
+  boot: string;
+  /** Filesystem repositories: the archived object file, and its state when it was spooled. */
+  object?: ObjectState & { path: string };
   /** The spooled file as written (after its checksum was verified). */
-  file?: FileState;
-  /** The machine's boot when it was written (Linux; null elsewhere). */
-  boot?: string | null;
+  file: FileState;
+}
+
+/** The metadata's format (the first line); the compiled walship-fetch checks it too. */
+const META_FORMAT = '2';
+const FILE_KEYS = [
+  ['file_dev', 'dev'],
+  ['file_ino', 'ino'],
+  ['file_size', 'size'],
+  ['file_mtime_ns', 'mtimeNs'],
+  ['file_ctime_ns', 'ctimeNs'],
+] as const;
+
+function metaText(m: SpoolMeta): string {
+  return formatKeyValues([
+    ['format', META_FORMAT],
+    ['name', m.name],
+    ['repo', m.repo],
+    ['size', String(m.size)],
+    ['sha256', m.sha256],
+    ['spooled_at', new Date().toISOString()],
+    ['boot', m.boot],
+    ...(m.object
+      ? ([
+          ['object_path', m.object.path],
+          ['object_size', m.object.size],
+          ['object_mtime_ns', m.object.mtimeNs],
+        ] as const)
+      : []),
+    ...FILE_KEYS.map(([k, f]) => [k, m.file[f]] as const),
+  ]);
+}
+
+/** The metadata at `path`: null when there is none, 'other' when it is not complete metadata of this format. */
+function readMeta(path: string): SpoolMeta | 'other' | null {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    return null;
+  }
+  const kv = parseKeyValues(text);
+  const one = (k: string) => kv.get(k)?.[0];
+  const [name, repo, sha256, boot, size] = [one('name'), one('repo'), one('sha256'), one('boot'), Number(one('size'))];
+  const file: Partial<FileState> = {};
+  for (const [k, f] of FILE_KEYS) file[f] = one(k);
+  if (one('format') !== META_FORMAT || !name || !repo || !sha256 || boot === undefined || !Number.isSafeInteger(size)) return 'other';
+  if (FILE_KEYS.some(([, f]) => file[f] === undefined)) return 'other';
+  const objectPath = one('object_path');
+  return {
+    name,
+    repo,
+    size,
+    sha256,
+    boot,
+    file: file as FileState,
+    ...(objectPath !== undefined && { object: { path: objectPath, size: one('object_size') ?? '', mtimeNs: one('object_mtime_ns') ?? '' } }),
+  };
 }
 
 /**
@@ -94,15 +160,12 @@ async function objectPathFor(repo: string, name: string): Promise<string | null>
   return join(repo.slice('file://'.length), ...objectKeyFor(file).split('/'));
 }
 
-async function objectStat(path: string | null): Promise<{ size: number; mtimeMs: number } | null> {
-  if (path === null) return null;
-  try {
-    const st = statSync(path);
-    return { size: st.size, mtimeMs: st.mtimeMs };
-  } catch {
-    return null;
-  }
+async function objectStat(path: string | null): Promise<ObjectState | null> {
+  const st = path === null ? null : await statOrNull(path);
+  return st && { size: String(st.size), mtimeNs: String(st.mtimeNs) };
 }
+
+const sameObject = (a: ObjectState | null | undefined, b: ObjectState | null | undefined) => !!a && !!b && a.size === b.size && a.mtimeNs === b.mtimeNs;
 
 const sha256 = async (b: Buffer) => (await import('node:crypto')).createHash('sha256').update(b).digest('hex');
 
@@ -133,12 +196,11 @@ function existsSyncOr(a: string, b: string): string {
 }
 
 /**
- * The spool directory for deliveries to `dest`: `spool_dir` when set, else a directory named for
- * the real pg_wal and the repository, beside the data directory (or beside pg_wal's real
- * directory when pg_wal is a link to another place), so that it is on pg_wal's filesystem.
+ * Where deliveries to `dest` are spooled by default: a directory named for the real pg_wal,
+ * beside the data directory (or beside pg_wal's real directory when pg_wal is a link to another
+ * place), so that it is on pg_wal's filesystem. The compiled walship-fetch finds it the same way.
  */
-export async function spoolDirFor(cfg: Config, dest: string, repo: string): Promise<string> {
-  if (cfg.spool_dir) return resolve(cfg.spool_dir);
+export function spoolPlace(dest: string): { destDir: string; cwd: string; spool: string } {
   const destDir = realpathSync(dirname(resolve(dest)));
   let cwd = '';
   try {
@@ -148,15 +210,7 @@ export async function spoolDirFor(cfg: Config, dest: string, repo: string): Prom
   }
   const parent = dirname(destDir);
   const base = parent === cwd && cwd !== '/' ? dirname(cwd) : parent;
-  return join(base, `walship-spool-${shortHash(`${destDir}\0${repo}`)}`);
-}
-
-async function readJson<T>(path: string): Promise<T | null> {
-  try {
-    return JSON.parse(readFileSync(path, 'utf8')) as T;
-  } catch {
-    return null;
-  }
+  return { destDir, cwd, spool: join(base, `walship-spool-${shortHash(destDir)}`) };
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -175,20 +229,20 @@ export function prefetcherAlive(spool: string): Promise<boolean> {
 async function takeSpooled(spool: string, name: string, dest: string, repo: string): Promise<boolean> {
   const metaPath = join(spool, `${name}.meta`);
   const dataPath = join(spool, name);
-  let meta = await readJson<SpoolMeta>(metaPath);
+  let meta = readMeta(metaPath);
   if (!meta && (await exists(join(spool, `${name}.fetching`))) && (await prefetcherAlive(spool))) {
     const deadline = Date.now() + WAIT_INFLIGHT_MS;
     let nextLiveCheck = Date.now() + 500;
     for (;;) {
       await new Promise((r) => setTimeout(r, POLL_MS));
-      meta = await readJson<SpoolMeta>(metaPath);
+      meta = readMeta(metaPath);
       if (meta || Date.now() > deadline || !(await exists(join(spool, `${name}.fetching`)))) break;
       if (Date.now() > nextLiveCheck) {
         if (!(await prefetcherAlive(spool))) break;
         nextLiveCheck = Date.now() + 500;
       }
     }
-    meta ??= await readJson<SpoolMeta>(metaPath);
+    meta ??= readMeta(metaPath);
   }
   if (!meta) return false;
   const discard = async (why: string) => {
@@ -196,16 +250,15 @@ async function takeSpooled(spool: string, name: string, dest: string, repo: stri
     rmQuietly(dataPath, metaPath);
     return false;
   };
-  if (meta.format !== 1 || meta.name !== name || meta.repo !== repo || typeof meta.sha256 !== 'string' || typeof meta.size !== 'number') {
+  if (meta === 'other' || meta.name !== name || meta.repo !== repo) {
     return discard('its metadata is for another file or repository');
   }
-  if ((meta.boot ?? null) !== (await bootId())) return discard('it was written before the machine restarted');
+  if ((meta.boot || null) !== (await bootId())) return discard('it was written before the machine restarted');
   // A filesystem repository: one stat proves the archived object is still the one spooled (so
   // an object deleted or replaced since is reported by the repository fetch, as without prefetch).
   const objPath = await objectPathFor(repo, name);
   if (objPath !== null) {
-    const now = await objectStat(objPath);
-    if (!now || !meta.object || now.size !== meta.object.size || now.mtimeMs !== meta.object.mtimeMs) {
+    if (meta.object?.path !== objPath || !sameObject(await objectStat(objPath), meta.object)) {
       return discard('the archived object changed since it was spooled');
     }
   }
@@ -297,18 +350,19 @@ export async function archiveFetchWithPrefetch(
     return;
   }
   const repo = repoCanonical(cfg);
-  let spool: string | null = null;
+  let place: ReturnType<typeof spoolPlace> | null = null;
   try {
-    spool = await spoolDirFor(cfg, dest, repo);
+    place = spoolPlace(dest);
   } catch {
     /* dest's directory is not there: fetchFile reports it */
   }
-  if (spool && (await takeSpooled(spool, name, dest, repo))) {
-    if (await notePosition(spool, name)) await ensurePrefetcher(spool, name, flagArgs);
-    return;
-  }
-  await fetchFile(await makeCtx());
-  if (spool && (await notePosition(spool, name))) await ensurePrefetcher(spool, name, flagArgs);
+  const spool = cfg.spool_dir ? resolve(cfg.spool_dir) : place?.spool;
+  const delivered = spool !== undefined && (await takeSpooled(spool, name, dest, repo));
+  if (!delivered) await fetchFile(await makeCtx());
+  if (spool === undefined || !(await notePosition(spool, name))) return;
+  await ensurePrefetcher(spool, name, flagArgs);
+  // The compiled entry finds only the default spool (from pg_wal's place alone).
+  if (place && !cfg.spool_dir) writeFetchTicket(place.spool, { cfg, flagArgs, destDir: place.destDir, cwd: place.cwd, repo });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -371,7 +425,7 @@ export async function runPrefetcher(cfg: Config, startName: string, makeCtx: () 
         return;
       }
       for (const e of entries) {
-        if (e === LOCK || e === POSITION || e === LOG) continue;
+        if (e === LOCK || e === POSITION || e === LOG || e === TICKET) continue;
         if (e.startsWith('.')) {
           // A temporary file: ours are in flight (kept), others are left by a killed process.
           if (!e.includes(`walship-${process.pid}.`) && !e.startsWith('.position.')) await fsp.rm(join(spool, e), { force: true }).catch(() => undefined);
@@ -395,22 +449,20 @@ export async function runPrefetcher(cfg: Config, startName: string, makeCtx: () 
         const before = await objectStat(objPath);
         const res = await fetchFile(ctx, n, join(spool, n));
         const object = await objectStat(objPath);
-        if (objPath !== null && (!before || !object || before.size !== object.size || before.mtimeMs !== object.mtimeMs)) {
+        if (objPath !== null && !sameObject(before, object)) {
           throw new WalshipError('REPOSITORY_UNAVAILABLE', `archived ${n} changed while it was being prefetched`);
         }
         const meta: SpoolMeta = {
-          format: 1,
           name: n,
           repo: ctx.repoUrl,
           size: res.rawSize,
           sha256: res.sha256,
-          spooledAt: new Date().toISOString(),
-          ...(object && { object }),
+          boot: (await bootId()) ?? '',
+          ...(objPath !== null && object && { object: { path: objPath, ...object } }),
           file: fileState(await fsp.stat(join(spool, n), { bigint: true })),
-          boot: await bootId(),
         };
         const tmp = join(spool, `.${n}.meta.walship-${process.pid}.tmp`);
-        await fsp.writeFile(tmp, JSON.stringify(meta), { mode: 0o600 });
+        await fsp.writeFile(tmp, metaText(meta), { mode: 0o600 });
         await fsp.rename(tmp, join(spool, `${n}.meta`));
         if (inWindow.has(n)) spooled.add(n);
         else await Promise.all([fsp.rm(join(spool, n), { force: true }), fsp.rm(join(spool, `${n}.meta`), { force: true })]);

@@ -3,8 +3,8 @@
  * chosen walship backup into --pgdata, and write the recovery settings so that starting the
  * server performs the point-in-time recovery.
  */
-import { realpathSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { accessSync, constants, realpathSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import type { Config } from '../config.js';
 import { WalshipError } from '../errors.js';
 import { Catalog } from '../catalog/catalog.js';
@@ -23,12 +23,21 @@ const TARGET_FLAGS = ['targetTime', 'targetName', 'targetLsn', 'targetXid', 'tar
 
 /**
  * The restore_command the restored server runs: this very walship (absolute paths, so the
- * server's PATH does not matter), the same repository and catalog, and the settings that reach
- * the repository (credentials stay with the SDK's provider chain, never on a command line).
+ * server's PATH does not matter; its compiled archive-fetch entry when the build made one), the
+ * same repository and catalog, and the settings that reach the repository (credentials stay with
+ * the SDK's provider chain, never on a command line).
  */
 export function restoreCommandFor(cfg: Config, repoUrl: string): string {
   const script = realpathSync(process.argv[1]!);
-  const parts = [process.execPath, script, 'archive-fetch', '%f', '%p', '--repo', repoUrl, '--catalog', cfg.catalog];
+  const compiled = join(dirname(dirname(script)), 'dist', 'walship-fetch');
+  let entry = [process.execPath, script];
+  try {
+    accessSync(compiled, constants.X_OK);
+    entry = [compiled];
+  } catch {
+    /* not built: node runs every call */
+  }
+  const parts = [...entry, 'archive-fetch', '%f', '%p', '--repo', repoUrl, '--catalog', cfg.catalog];
   if (cfg.configFile) parts.push('--config', cfg.configFile);
   if (parseRepoUrl(repoUrl).kind === 's3') {
     if (cfg.s3_endpoint) parts.push('--s3-endpoint', cfg.s3_endpoint);

@@ -12,11 +12,17 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chownSync, existsSync, readFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync, appendFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '');
 export const WALSHIP_BIN = join(ROOT, 'bin', 'walship.js');
+/** The command as installed (`walship` on PATH): the shell entry, which runs node or dist/walship-fetch. */
+export const WALSHIP_COMMAND = join(ROOT, 'bin', 'walship');
+// The shell entry runs the `node` on PATH: make that the node running the tests.
+if (!(process.env.PATH ?? '').split(':').includes(dirname(process.execPath))) {
+  process.env.PATH = `${dirname(process.execPath)}:${process.env.PATH ?? '/usr/bin:/bin'}`;
+}
 
 export function pgBinDir(): string {
   if (process.env.WALSHIP_PG_BIN) return process.env.WALSHIP_PG_BIN;
@@ -172,7 +178,7 @@ export function confString(s: string): string {
 
 /** The shell command line that runs walship (for archive_command / restore_command). */
 export function walshipCommand(args: string): string {
-  return `${process.execPath} ${WALSHIP_BIN} ${args}`;
+  return `${WALSHIP_COMMAND} ${args}`;
 }
 
 const live = new Set<PgCluster>();

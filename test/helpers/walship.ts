@@ -1,8 +1,8 @@
-/** Runs the built walship CLI as a real subprocess (as root or as the cluster user). */
+/** Runs the built walship CLI as a real subprocess, through the installed command (as root or as the cluster user). */
 import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { WALSHIP_BIN, pgUser } from './pg.js';
+import { WALSHIP_COMMAND, pgUser } from './pg.js';
 
 export interface RunResult {
   code: number;
@@ -16,7 +16,7 @@ export function walship(args: string[], opts: { asUser?: boolean; env?: NodeJS.P
     const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env };
     // Tests never read the machine's config file unless they mean to.
     env.WALSHIP_CONFIG ??= '/dev/null';
-    const child = spawn(process.execPath, [WALSHIP_BIN, ...args], {
+    const child = spawn(WALSHIP_COMMAND, args, {
       cwd: opts.cwd ?? '/',
       env,
       stdio: ['pipe', 'pipe', 'pipe'],
