@@ -28,6 +28,8 @@ import { osUser, pgBinDir, userDir, confString } from './lib-pg.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const WALSHIP = join(ROOT, 'bin', 'walship.js');
+/** The command as installed (`walship` on PATH): archive-fetch runs dist/walship-fetch when built. */
+const WALSHIP_CMD = join(ROOT, 'bin', 'walship');
 const args = process.argv.slice(2);
 const flag = (n) => args.includes(n);
 const opt = (n, d) => (args.includes(n) ? args[args.indexOf(n) + 1] : d);
@@ -264,7 +266,7 @@ function resetBacklog(pg, names) {
 // ------------------------------------------------------------------------------------------------
 // Contenders: how each archives and restores, with a fresh repository per run.
 const node = process.execPath;
-const walshipCmd = (a) => `${node} ${WALSHIP} ${a} --config /dev/null`;
+const walshipCmd = (a) => `${WALSHIP_CMD} ${a} --config /dev/null`;
 function walshipS3Flags() {
   return `--s3-endpoint ${S3.endpoint} --s3-force-path-style on --s3-region us-east-1`;
 }
@@ -475,7 +477,8 @@ function latency(src) {
   const fsRepo = join(dir, 'w-repo');
   const fsCat = join(dir, 'w.db');
   run(node, [WALSHIP, 'init', '--repo', fsRepo, '--catalog', fsCat, '--config', '/dev/null']);
-  const w = (a) => `${node} ${WALSHIP} ${a} --config /dev/null`;
+  const w = (a) => `${WALSHIP_CMD} ${a} --config /dev/null`;
+  const wNode = (a) => `${node} ${WALSHIP} ${a} --config /dev/null`;
   measure('push', 'walship fs', (n) => sh(w(`archive-push ${wal}/${n} --repo ${fsRepo} --catalog ${fsCat}`)));
   measure('fetch', 'walship fs', (n) => sh(w(`archive-fetch ${n} ${out} --repo ${fsRepo} --catalog ${fsCat}`)));
   const s3 = `--repo s3://${BUCKET}/lat --catalog ${join(dir, 'w3.db')} ${walshipS3Flags()}`;
@@ -506,8 +509,9 @@ function latency(src) {
   const rdata = ownDir(join(dir, 'rdata'));
   ownDir(join(rdata, 'pg_wal'));
   const spooled = [];
+  const spooledNode = [];
   sh(w(`archive-fetch ${picks[0]} pg_wal/RECOVERYXLOG --repo ${fsRepo} --catalog ${fsCat}`), { cwd: rdata });
-  for (const n of picks.slice(1)) {
+  for (const [i, n] of picks.slice(1).entries()) {
     // Until the prefetcher has spooled it (busy-waiting: on this machine an idle CPU makes the
     // next process start two to three times slower, which a recovery in progress never sees).
     for (const deadline = Date.now() + 10_000; Date.now() < deadline; ) {
@@ -516,10 +520,16 @@ function latency(src) {
     }
     // As PostgreSQL does before each restore_command: the previous RECOVERYXLOG is removed first.
     rmSync(join(rdata, 'pg_wal', 'RECOVERYXLOG'), { force: true });
-    spooled.push(sh(w(`archive-fetch ${n} pg_wal/RECOVERYXLOG --repo ${fsRepo} --catalog ${fsCat}`), { cwd: rdata }));
+    // Every other call bypasses the compiled entry (node runs bin/walship.js), for comparison.
+    const call = `archive-fetch ${n} pg_wal/RECOVERYXLOG --repo ${fsRepo} --catalog ${fsCat}`;
+    if (i % 2 === 0) spooled.push(sh(w(call), { cwd: rdata }));
+    else spooledNode.push(sh(wNode(call), { cwd: rdata }));
   }
-  rows.push({ op: 'fetch', tool: 'walship fs, from the prefetch spool', median: median(spooled), p90: pct(spooled, 0.9), n: spooled.length });
-  log(`  fetch walship fs, from the prefetch spool: median ${median(spooled).toFixed(1)} ms`);
+  const compiledBuilt = existsSync(join(ROOT, 'dist', 'walship-fetch'));
+  const spoolTool = `walship fs, from the prefetch spool${compiledBuilt ? '' : ' (dist/walship-fetch not built)'}`;
+  rows.push({ op: 'fetch', tool: spoolTool, median: median(spooled), p90: pct(spooled, 0.9), n: spooled.length });
+  rows.push({ op: 'fetch', tool: 'walship fs, from the prefetch spool, in node', median: median(spooledNode), p90: pct(spooledNode, 0.9), n: spooledNode.length });
+  log(`  fetch walship fs, from the prefetch spool: median ${median(spooled).toFixed(1)} ms; in node ${median(spooledNode).toFixed(1)} ms`);
 
   // pgBackRest (sync), against the source cluster's stanza settings.
   src.pg.start();
@@ -690,15 +700,18 @@ function report(r) {
   if (r.replay && r.latency) {
     // Recovery waits for every restore_command: the cost of one call is paid once per segment.
     const spool = r.latency.find((x) => x.tool === 'walship fs, from the prefetch spool');
+    const inNode = r.latency.find((x) => x.tool === 'walship fs, from the prefetch spool, in node');
     const start = r.latency.find((x) => x.tool === 'node -e 0');
     const w = r.replay.find((x) => x.id === 'walship-fs' && x.ok);
     const pa = r.replay.find((x) => x.id === 'pgbackrest-async' && x.ok);
-    if (spool && start && w && pa) {
+    if (spool && inNode && start && w && pa) {
+      const perSeg = ((w.secs - pa.secs) * 1000) / r.wal.segs;
       L.push('');
       L.push(
         `PostgreSQL's recovery runs restore_command once per segment and waits for it, so a call's fixed cost is paid ${r.wal.segs} times in a row. ` +
-          `A walship call answered from the prefetch spool costs ${fmt(spool.median)} ms here, of which ${fmt(start.median)} ms is node's own start. ` +
-          `walship's replay took ${fmt(((w.secs - pa.secs) * 1000) / r.wal.segs)} ms per segment more than pgBackRest's async archive-get, a C program that takes its segment from its own spool.`,
+          `A walship call answered from the prefetch spool costs ${fmt(spool.median)} ms here through the compiled entry (dist/walship-fetch, started by bin/walship: no node), ` +
+          `against ${fmt(inNode.median)} ms when node answers it (${fmt(start.median)} ms of that is node's own start). ` +
+          `walship's replay took ${fmt(Math.abs(perSeg))} ms per segment ${perSeg > 0 ? 'more' : 'less'} than pgBackRest's async archive-get, a C program that takes its segment from its own spool.`,
       );
     }
   }
