@@ -312,7 +312,7 @@ function contenders() {
         run(node, [WALSHIP, 'init', '--repo', repo, '--catalog', cat, '--config', '/dev/null']);
         return walshipCmd(`archive-push %p --repo ${repo} --catalog ${cat}`);
       },
-      restore: () => walshipCmd(`archive-fetch %f %p --repo ${join(WORK, 'walship-fs-repo')} --catalog ${join(WORK, 'walship-fs.db')}`),
+      restore: () => walshipCmd(`archive-fetch %f %p --repo ${join(WORK, 'walship-fs-repo')} --catalog ${join(WORK, 'walship-fs.db')} --log-level debug`),
     },
     {
       id: 'walship-fs-noahead',
@@ -329,7 +329,7 @@ function contenders() {
       id: 'walship-s3',
       label: 'walship, S3 repo (s3rver)',
       push: () => walshipCmd(`archive-push %p --repo s3://${BUCKET}/walship --catalog ${join(WORK, 'walship-s3.db')} ${walshipS3Flags()}`),
-      restore: () => walshipCmd(`archive-fetch %f %p --repo s3://${BUCKET}/walship --catalog ${join(WORK, 'walship-s3.db')} ${walshipS3Flags()}`),
+      restore: () => walshipCmd(`archive-fetch %f %p --repo s3://${BUCKET}/walship --catalog ${join(WORK, 'walship-s3.db')} ${walshipS3Flags()} --log-level debug`),
     },
     {
       id: 'pgbackrest-sync',
@@ -430,6 +430,15 @@ async function replay(src, c) {
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
   const text = readFileSync(pg.logFile, 'utf8');
   const restored = (text.match(/restored log file "[0-9A-F]{24}" from archive/g) ?? []).length;
+  // walship's restore_command logs at debug level: which path answered each call.
+  const count = (re) => (text.match(re) ?? []).length;
+  const answers = c.id.startsWith('walship')
+    ? {
+        compiled: count(/delivered from the prefetch spool .*by=walship-fetch$/gm),
+        nodeSpool: count(/delivered from the prefetch spool file=\S+ dest=\S+$/gm),
+        repository: count(/DEBUG \[archive-fetch\] delivered file=/g),
+      }
+    : undefined;
   let same = false;
   if (ok) {
     try {
@@ -441,7 +450,7 @@ async function replay(src, c) {
   pg.stop('immediate');
   if (!ok) log(`  ${c.id}: recovery did not finish: ${text.split('\n').filter((l) => /FATAL|PANIC|ERROR/.test(l)).slice(-3).join(' | ')}`);
   rmSync(base, { recursive: true, force: true });
-  return { id: c.id, label: c.label, secs, restored, ok, same };
+  return { id: c.id, label: c.label, secs, restored, ok, same, answers };
 }
 
 // Scenario 3: latency of single calls (each a fresh process, as PostgreSQL runs them).
@@ -826,7 +835,8 @@ try {
       for (let i = 0; i < (c.id === 'barman-cloud' ? 1 : REPLAY_RUNS); i++) {
         log(`replay: ${c.id}${REPLAY_RUNS > 1 ? ` (run ${i + 1})` : ''}`);
         const one = await replay(src, c);
-        log(`  ${c.id}: ${one.ok ? `${one.secs.toFixed(1)} s` : 'failed'}, ${one.restored} segments restored, data ${one.same ? 'equal' : 'DIFFERENT'}`);
+        const a = one.answers;
+        log(`  ${c.id}: ${one.ok ? `${one.secs.toFixed(1)} s` : 'failed'}, ${one.restored} segments restored, data ${one.same ? 'equal' : 'DIFFERENT'}${a ? `; answered by walship-fetch ${a.compiled}, node from the spool ${a.nodeSpool}, from the repository ${a.repository}` : ''}`);
         runs.push(one);
         if (!one.ok || !one.same) break;
       }

@@ -6,7 +6,7 @@
 // the packages with native code or a large load (SQLite, zstd, the S3 SDK, commander, pg,
 // tar-stream) stay outside and are required only by the commands that use them. The bundle is
 // placed, for `import.meta.url`, as if it were a module of dist/archive/: the push worker
-// (dist/archive/readahead-worker.js, built by tsc) and createRequire resolve from there.
+// (dist/archive/lane-worker.js, built by tsc) and createRequire resolve from there.
 import { build } from 'esbuild';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';

@@ -46,6 +46,7 @@ import { HEARTBEAT_MS, acquireLock, heartbeat, lockHolderAlive, releaseLock, sta
 import { fileState, sameFileState, statOrNull, type FileState } from './file-state.js';
 import { formatKeyValues, parseKeyValues } from './key-values.js';
 import { TICKET, writeFetchTicket } from './fetch-ticket.js';
+import { openLanes, type Lane } from './lanes.js';
 
 const LOCK = 'prefetch.lock';
 const POSITION = 'position';
@@ -393,10 +394,10 @@ export async function runPrefetcher(cfg: Config, startName: string, makeCtx: () 
   }
   const inWindow = new Set<string>();
   let lockLost = false;
+  let lanes: Awaited<ReturnType<typeof openLanes>> | undefined;
   try {
     const ctx = await makeCtx();
     const { readIdentity } = await import('./identity.js');
-    const { fetchFile } = await import('./fetch.js');
     const identity = await readIdentity(ctx.storage);
     if (!identity) return;
     const segSize = identity.walSegmentSize;
@@ -408,10 +409,15 @@ export async function runPrefetcher(cfg: Config, startName: string, makeCtx: () 
     const concurrency = ctx.repoUrl.startsWith('s3://') ? 4 : 2;
     let pos = positionOf(startName, segSize);
     if (!pos) return;
+    // Decompressing and checksumming are CPU work: the files in flight are spread over a lane per core.
+    const noPush = () => Promise.reject(new Error('the prefetcher does not push'));
+    lanes = await openLanes(cfg, 'archive-prefetch', concurrency, noPush, async () => ctx);
+    const load = new Map<Lane, number>();
     logger.info('prefetcher started', { spool, from: pos.name, window, pid: process.pid });
 
     const spooled = new Set<string>();
     const inflight = new Set<string>();
+    let fetched = 0;
     const retryAt = new Map<string, number>();
 
     const windowNames = (p: Position) => Array.from({ length: window }, (_, i) => segmentName(p.timeline, p.segNo + 1 + i, segSize));
@@ -447,7 +453,12 @@ export async function runPrefetcher(cfg: Config, startName: string, makeCtx: () 
         await fsp.writeFile(marker, '', { mode: 0o600 });
         const objPath = await objectPathFor(ctx.repoUrl, n);
         const before = await objectStat(objPath);
-        const res = await fetchFile(ctx, n, join(spool, n));
+        const lane = lanes!.lanes.reduce((a, b) => ((load.get(b) ?? 0) < (load.get(a) ?? 0) ? b : a));
+        load.set(lane, (load.get(lane) ?? 0) + 1);
+        const outcome = await lane.run({ op: 'fetch', name: n, dest: join(spool, n) });
+        load.set(lane, load.get(lane)! - 1);
+        if (!outcome.ok) throw outcome.error;
+        const res = outcome.result;
         const object = await objectStat(objPath);
         if (objPath !== null && !sameObject(before, object)) {
           throw new WalshipError('REPOSITORY_UNAVAILABLE', `archived ${n} changed while it was being prefetched`);
@@ -464,6 +475,7 @@ export async function runPrefetcher(cfg: Config, startName: string, makeCtx: () 
         const tmp = join(spool, `.${n}.meta.walship-${process.pid}.tmp`);
         await fsp.writeFile(tmp, metaText(meta), { mode: 0o600 });
         await fsp.rename(tmp, join(spool, `${n}.meta`));
+        fetched++;
         if (inWindow.has(n)) spooled.add(n);
         else await Promise.all([fsp.rm(join(spool, n), { force: true }), fsp.rm(join(spool, `${n}.meta`), { force: true })]);
         retryAt.delete(n);
@@ -513,8 +525,16 @@ export async function runPrefetcher(cfg: Config, startName: string, makeCtx: () 
       }
       await new Promise((r) => setTimeout(r, POLL_MS * 2));
     }
-    logger.info('recovery is not asking for more; prefetcher exits', { spool, last: pos.name });
+    const cpu = process.cpuUsage();
+    logger.info('recovery is not asking for more; prefetcher exits', {
+      spool,
+      last: pos.name,
+      spooled: fetched,
+      cpu_user_ms: Math.round(cpu.user / 1000),
+      cpu_sys_ms: Math.round(cpu.system / 1000),
+    });
   } finally {
+    if (lanes) await Promise.all(lanes.lanes.map((l) => l.close()));
     if (!lockLost) await emptySpool(spool);
   }
 }

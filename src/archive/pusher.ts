@@ -10,13 +10,11 @@
  * failures of files no longer `.ready` are deleted. It exits when nothing has been `.ready` for a
  * while, when pg_wal is gone, or when its lock is taken away.
  */
-import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { readdir, rm, writeFile } from 'node:fs/promises';
-import type { Worker } from 'node:worker_threads';
 import type { Config } from '../config.js';
 import { repoCanonical, withCatalog } from './context.js';
-import { WalshipError, asWalshipError, type ErrorCode } from '../errors.js';
+import { WalshipError, asWalshipError } from '../errors.js';
 import { logger } from '../log.js';
 import { HEARTBEAT_MS, acquireLock, heartbeat, releaseLock } from './background.js';
 import {
@@ -29,94 +27,16 @@ import {
   writeRecord,
 } from './readahead.js';
 import { fileState, sameFileState, statOrNull } from './file-state.js';
-import type { ArchiveContext, PushResult } from './push.js';
+import type { ArchiveContext } from './push.js';
+import { openLanes, type Lane } from './lanes.js';
 
 /** The pusher exits when nothing has been `.ready` this long. */
 export const PUSHER_IDLE_MS = 10_000;
-/** Most files in flight at once (each holds ~2x its size in memory). */
+/** Most files in flight at once (each holds ~2x its size in memory); one lane per core among them. */
 const MAX_IN_FLIGHT = 4;
 const POLL_MS = 20;
 /** After a failure, the pusher leaves the file to PostgreSQL's own call for this long. */
 const FAILED_RETRY_MS = 30_000;
-
-type Outcome = { ok: true; result: PushResult } | { ok: false; error: unknown };
-
-/** A lane pushes the files it is given: the main thread, or a worker thread with its own context. */
-interface Lane {
-  push(path: string): Promise<Outcome>;
-  close(): Promise<void>;
-}
-
-function mainLane(getCtx: () => Promise<ArchiveContext>): Lane {
-  return {
-    async push(path) {
-      try {
-        const { pushFile } = await import('./push.js');
-        return { ok: true, result: await pushFile(await getCtx(), path) };
-      } catch (error) {
-        return { ok: false, error };
-      }
-    },
-    close: async () => undefined,
-  };
-}
-
-async function workerLane(cfg: Config): Promise<Lane> {
-  const { Worker } = await import('node:worker_threads');
-  const worker: Worker = new Worker(new URL('./readahead-worker.js', import.meta.url), {
-    workerData: { cfg },
-    stdout: false,
-    stderr: false,
-  });
-  worker.unref();
-  let seq = 0;
-  const waiting = new Map<number, (o: Outcome) => void>();
-  let dead: unknown = null;
-  const failAll = (err: unknown) => {
-    dead = err;
-    for (const resolve of waiting.values()) resolve({ ok: false, error: err });
-    waiting.clear();
-  };
-  worker.on('message', (m: { id: number; ok: boolean; result?: PushResult; code?: string; message?: string }) => {
-    const resolve = waiting.get(m.id);
-    if (!resolve) return;
-    waiting.delete(m.id);
-    if (m.ok) resolve({ ok: true, result: m.result! });
-    else resolve({ ok: false, error: new WalshipError(m.code as ErrorCode, m.message ?? 'background push failed') });
-  });
-  worker.on('error', failAll);
-  worker.on('exit', (code) => failAll(new Error(`push worker exited (${code})`)));
-  return {
-    push(path) {
-      if (dead) return Promise.resolve({ ok: false, error: dead });
-      return new Promise((resolve) => {
-        const id = ++seq;
-        waiting.set(id, resolve);
-        worker.postMessage({ id, path });
-      });
-    },
-    async close() {
-      if (!dead) await worker.terminate().catch(() => undefined);
-    },
-  };
-}
-
-/** The lanes and how many files each takes at once. */
-async function openLanes(cfg: Config, getCtx: () => Promise<ArchiveContext>): Promise<{ lanes: Lane[]; perLane: number }> {
-  const inFlight = Math.max(1, Math.min(cfg.push_readahead, MAX_IN_FLIGHT));
-  // Validation, scan, checksum and zstd are CPU work: one lane per core. (Each worker loads its
-  // own storage driver, the S3 SDK too: once per pusher, which lives as long as the backlog.)
-  const threads = Math.max(1, Math.min(inFlight, availableParallelism()));
-  const lanes: Lane[] = [mainLane(getCtx)];
-  for (let i = 1; i < threads; i++) {
-    try {
-      lanes.push(await workerLane(cfg));
-    } catch (err) {
-      logger.debug('push worker unavailable', { error: (err as Error).message });
-    }
-  }
-  return { lanes, perLane: Math.max(1, Math.ceil(inFlight / lanes.length)) };
-}
 
 /** Runs the pusher for `walDir` (a real path) until there is nothing left to push for a while. */
 export async function runPusher(cfg: Config, walDir: string, repo: string, makeCtx: () => Promise<ArchiveContext>): Promise<void> {
@@ -142,7 +62,7 @@ export async function runPusher(cfg: Config, walDir: string, repo: string, makeC
     try {
       await writeFile(base + PUSHING, '', { mode: 0o600 });
       const before = await statOrNull(path);
-      const outcome = await lane.push(path);
+      const outcome = await lane.run({ op: 'push', path });
       if (!outcome.ok) {
         const we = asWalshipError(outcome.error);
         logger.warn('background push failed; PostgreSQL\'s call will push this file itself', { file: name, error: we.message, code: we.code });
@@ -233,7 +153,7 @@ export async function runPusher(cfg: Config, walDir: string, repo: string, makeC
       for (const n of todo) {
         // Older than everything recorded: PostgreSQL asks for it next (or now), whatever the cap.
         if (ahead >= cfg.push_readahead && !(n === todo[0] && [...recorded].every((r) => n < r))) break;
-        lanes ??= await openLanes(cfg, getCtx);
+        lanes ??= await openLanes(cfg, 'archive-push-ahead', Math.max(1, Math.min(cfg.push_readahead, MAX_IN_FLIGHT)), getCtx, makeCtx);
         const lane = lanes.lanes.find((l) => (load.get(l) ?? 0) < lanes!.perLane);
         if (!lane) break;
         if (failed.has(n)) await rm(join(stateDir, n + FAILED), { force: true }).catch(() => undefined);

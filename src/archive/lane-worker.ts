@@ -1,0 +1,32 @@
+/**
+ * A lane of a detached helper on its own thread (see lanes.ts): runs the jobs it is sent (push
+ * through the ordinary pushFile, fetch through the ordinary fetchFile) with its own repository
+ * context, and answers each with the result or the error's code and message.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import type { Config } from '../config.js';
+import { configureLog } from '../log.js';
+import type { ArchiveContext } from './push.js';
+import { openArchiveContext, withCatalog } from './context.js';
+import { failureMessage, runJob, type Job } from './lanes.js';
+
+const { cfg, command } = workerData as { cfg: Config; command: string };
+configureLog({ level: cfg.log_level, format: cfg.log_format, command });
+
+// A push lane keeps a catalog connection open; a fetch needs none (it opens the catalog
+// read-only when it can, as archive-fetch does).
+let pushCtx: Promise<ArchiveContext> | undefined;
+let fetchCtx: Promise<ArchiveContext> | undefined;
+
+parentPort!.on('message', async (m: { id: number; job: Job }) => {
+  try {
+    const result = await runJob(
+      m.job,
+      () => (pushCtx ??= withCatalog(openArchiveContext(cfg))),
+      () => (fetchCtx ??= openArchiveContext(cfg)),
+    );
+    parentPort!.postMessage({ id: m.id, ok: true, result });
+  } catch (err) {
+    parentPort!.postMessage(failureMessage(m.id, err));
+  }
+});

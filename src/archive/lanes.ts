@@ -1,0 +1,111 @@
+/**
+ * Lanes of the detached helpers (the pusher, the prefetcher): their CPU work (push: validation,
+ * scan, checksum, zstd; fetch: zstd, checksum) runs on the main thread and on a worker thread
+ * (`lane-worker.ts`) per further core, each with its own repository context, so that files in
+ * flight are worked on in parallel and not one at a time on the main thread.
+ */
+import { availableParallelism } from 'node:os';
+import type { Worker } from 'node:worker_threads';
+import type { Config } from '../config.js';
+import { WalshipError, asWalshipError, type ErrorCode } from '../errors.js';
+import { logger } from '../log.js';
+import type { ArchiveContext, PushResult } from './push.js';
+import type { FetchResult } from './fetch.js';
+
+type FetchContext = Omit<ArchiveContext, 'compressLevel'>;
+export type Job = { op: 'push'; path: string } | { op: 'fetch'; name: string; dest: string };
+type ResultOf<J extends Job> = J extends { op: 'push' } ? PushResult : FetchResult;
+export type Outcome<T> = { ok: true; result: T } | { ok: false; error: unknown };
+
+export interface Lane {
+  run<J extends Job>(job: J): Promise<Outcome<ResultOf<J>>>;
+  close(): Promise<void>;
+}
+
+/** Runs a job in this thread: push with `pushCtx` (catalog kept open), fetch with `fetchCtx`. */
+export async function runJob(job: Job, pushCtx: () => Promise<ArchiveContext>, fetchCtx: () => Promise<FetchContext>): Promise<PushResult | FetchResult> {
+  if (job.op === 'push') return (await import('./push.js')).pushFile(await pushCtx(), job.path);
+  return (await import('./fetch.js')).fetchFile(await fetchCtx(), job.name, job.dest);
+}
+
+function mainLane(pushCtx: () => Promise<ArchiveContext>, fetchCtx: () => Promise<FetchContext>): Lane {
+  return {
+    async run(job) {
+      try {
+        return { ok: true, result: (await runJob(job, pushCtx, fetchCtx)) as never };
+      } catch (error) {
+        return { ok: false, error };
+      }
+    },
+    close: async () => undefined,
+  };
+}
+
+async function workerLane(cfg: Config, command: string): Promise<Lane> {
+  const { Worker } = await import('node:worker_threads');
+  const worker: Worker = new Worker(new URL('./lane-worker.js', import.meta.url), {
+    workerData: { cfg, command },
+    stdout: false,
+    stderr: false,
+  });
+  worker.unref();
+  let seq = 0;
+  const waiting = new Map<number, (o: Outcome<never>) => void>();
+  let dead: unknown = null;
+  const failAll = (err: unknown) => {
+    dead = err;
+    for (const resolve of waiting.values()) resolve({ ok: false, error: err });
+    waiting.clear();
+  };
+  worker.on('message', (m: { id: number; ok: boolean; result?: never; code?: string; message?: string }) => {
+    const resolve = waiting.get(m.id);
+    if (!resolve) return;
+    waiting.delete(m.id);
+    if (m.ok) resolve({ ok: true, result: m.result! });
+    else resolve({ ok: false, error: new WalshipError(m.code as ErrorCode, m.message ?? 'background job failed') });
+  });
+  worker.on('error', failAll);
+  worker.on('exit', (code) => failAll(new Error(`worker thread exited (${code})`)));
+  return {
+    run(job) {
+      if (dead) return Promise.resolve({ ok: false, error: dead });
+      return new Promise((resolve) => {
+        const id = ++seq;
+        waiting.set(id, resolve as (o: Outcome<never>) => void);
+        worker.postMessage({ id, job });
+      });
+    },
+    async close() {
+      if (!dead) await worker.terminate().catch(() => undefined);
+    },
+  };
+}
+
+/**
+ * Lanes for up to `inFlight` jobs at once: one per core (at most one per job), and how many jobs
+ * each takes at once. A worker that cannot start leaves its jobs to the other lanes.
+ */
+export async function openLanes(
+  cfg: Config,
+  command: string,
+  inFlight: number,
+  pushCtx: () => Promise<ArchiveContext>,
+  fetchCtx: () => Promise<FetchContext>,
+): Promise<{ lanes: Lane[]; perLane: number }> {
+  const threads = Math.max(1, Math.min(inFlight, availableParallelism()));
+  const lanes: Lane[] = [mainLane(pushCtx, fetchCtx)];
+  for (let i = 1; i < threads; i++) {
+    try {
+      lanes.push(await workerLane(cfg, command));
+    } catch (err) {
+      logger.debug('worker thread unavailable', { error: (err as Error).message });
+    }
+  }
+  return { lanes, perLane: Math.max(1, Math.ceil(inFlight / lanes.length)) };
+}
+
+/** A worker's answer to a failed job: the error's code and message (an Error does not cross threads whole). */
+export function failureMessage(id: number, err: unknown): { id: number; ok: false; code: string; message: string } {
+  const we = asWalshipError(err);
+  return { id, ok: false, code: we.code, message: we.message };
+}
