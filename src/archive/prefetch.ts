@@ -418,6 +418,7 @@ export async function runPrefetcher(cfg: Config, startName: string, makeCtx: () 
     const spooled = new Set<string>();
     const inflight = new Set<string>();
     let fetched = 0;
+    let wake: (() => void) | undefined;
     const retryAt = new Map<string, number>();
 
     const windowNames = (p: Position) => Array.from({ length: window }, (_, i) => segmentName(p.timeline, p.segNo + 1 + i, segSize));
@@ -491,6 +492,8 @@ export async function runPrefetcher(cfg: Config, startName: string, makeCtx: () 
       } finally {
         inflight.delete(n);
         await fsp.rm(marker, { force: true }).catch(() => undefined);
+        // A lane is free: the loop starts the next file now, not at its next tick.
+        wake?.();
       }
     };
 
@@ -523,7 +526,14 @@ export async function runPrefetcher(cfg: Config, startName: string, makeCtx: () 
         inflight.add(n);
         void prefetchOne(n);
       }
-      await new Promise((r) => setTimeout(r, POLL_MS * 2));
+      await new Promise<void>((r) => {
+        const timer = setTimeout(r, POLL_MS * 2);
+        wake = () => {
+          clearTimeout(timer);
+          r();
+        };
+      });
+      wake = undefined;
     }
     const cpu = process.cpuUsage();
     logger.info('recovery is not asking for more; prefetcher exits', {

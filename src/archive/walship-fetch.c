@@ -53,7 +53,7 @@
 #define MAX_PAIRS 512
 #define WAIT_INFLIGHT_NS (30LL * 1000000000LL)
 #define LIVE_CHECK_NS (500LL * 1000000LL)
-#define POLL_NS (2L * 1000000L)
+#define POLL_NS (500L * 1000L)
 
 extern char **environ;
 
