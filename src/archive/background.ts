@@ -80,7 +80,7 @@ export async function releaseLock(dir: string, lock: string): Promise<void> {
 }
 
 /**
- * glibc malloc settings for the helpers (the environment's own win): they allocate and free
+ * glibc malloc settings for the helpers (a value set in the environment wins): they allocate and free
  * buffers of a whole segment (16 MiB) and its object per file. By default each comes from a
  * fresh mmap, and touching its pages costs a page fault each: on the benchmark machine about 6 ms
  * of kernel time per segment. Kept in the heap instead, the memory is reused; the price is a
