@@ -432,7 +432,7 @@ async function replay(src, c) {
   const restored = (text.match(/restored log file "[0-9A-F]{24}" from archive/g) ?? []).length;
   // walship's restore_command logs at debug level: which path answered each call.
   const count = (re) => (text.match(re) ?? []).length;
-  const answers = c.id.startsWith('walship')
+  const answers = c.id === 'walship-fs' || c.id === 'walship-s3'
     ? {
         compiled: count(/delivered from the prefetch spool .*by=walship-fetch$/gm),
         nodeSpool: count(/delivered from the prefetch spool file=\S+ dest=\S+$/gm),
@@ -676,7 +676,7 @@ function report(r) {
       'PostgreSQL, and so every archive_command and restore_command, runs with a minimal environment (PATH, HOME, LANG, TZ, S3 credentials), as under a service manager.',
   );
   L.push('');
-  L.push('Settings: walship defaults (zstd level 1, push_readahead 16, fetch_prefetch 16); pgBackRest zstd at its default level, `process-max=2`, ' +
+  L.push('Settings: walship defaults (zstd level 1, push_readahead 16, fetch_prefetch 16), run as installed (`bin/walship`), its restore_command with `--log-level debug` (one line per call, so that the log tells which path answered); pgBackRest zstd at its default level, `process-max=2`, ' +
     '`archive-get-queue-max=256MiB` (as deep as walship\'s prefetch), archive-async on or off; barman-cloud defaults (no compression) against s3rver on 127.0.0.1; ' +
     '`cp`: `test ! -f` + `cp` to a temp name + `sync` of the file + `mv`.');
   if (r.catchup) {
@@ -720,7 +720,8 @@ function report(r) {
         `PostgreSQL's recovery runs restore_command once per segment and waits for it, so a call's fixed cost is paid ${r.wal.segs} times in a row. ` +
           `A walship call answered from the prefetch spool costs ${fmt(spool.median)} ms here through the compiled entry (dist/walship-fetch, started by bin/walship: no node), ` +
           `against ${fmt(inNode.median)} ms when node answers it (${fmt(start.median)} ms of that is node's own start). ` +
-          `walship's replay took ${fmt(Math.abs(perSeg))} ms per segment ${perSeg > 0 ? 'more' : 'less'} than pgBackRest's async archive-get, a C program that takes its segment from its own spool.`,
+          `walship's replay took ${fmt(Math.abs(perSeg))} ms per segment ${perSeg > 0 ? 'more' : 'less'} than pgBackRest's async archive-get, which also answers from its own spool. ` +
+          'On this two-core machine replay and prefetching compete for the CPU, and walship\'s prefetcher recomputes the SHA-256 of every segment before spooling it (38% of its CPU in a perf profile, 2026-11-30), which pgBackRest\'s archive-get does not do.',
       );
     }
   }
