@@ -69,6 +69,11 @@ describe.each(repoBackends())('fetch prefetch ($name repository)', (backend: Rep
     await primary.stop();
     segments = (await backend.listWalNames()).filter((n) => SEG.test(n)).sort();
   });
+  /** The archived bytes of `name`, decoded from its object. */
+  const original = async (name: string) => {
+    const { decodeObject } = await import('../src/archive/envelope.js');
+    return (await decodeObject((await backend.driver().get(`wal/${name.slice(0, 16)}/${name}.zst`))!)).raw;
+  };
   afterAll(async () => {
     await restored?.destroy();
     await primary?.destroy();
@@ -129,10 +134,6 @@ describe.each(repoBackends())('fetch prefetch ($name repository)', (backend: Rep
     const fetch = (name: string) =>
       walship(['archive-fetch', name, 'pg_wal/RECOVERYXLOG', '--repo', repo, '--catalog', catalog, '--fetch-prefetch', '3'], { env, cwd: data, asUser: true });
     const delivered = () => readFileSync(join(data, 'pg_wal', 'RECOVERYXLOG'));
-    const original = async (name: string) => {
-      const { decodeObject } = await import('../src/archive/envelope.js');
-      return (await decodeObject((await backend.driver().get(`wal/${name.slice(0, 16)}/${name}.zst`))!)).raw;
-    };
     const key = (name: string) => `wal/${name.slice(0, 16)}/${name}.zst`;
     const k = 2;
     const s = segments;
@@ -223,10 +224,6 @@ describe.each(repoBackends())('fetch prefetch ($name repository)', (backend: Rep
         asUser: true,
       });
     const delivered = () => readFileSync(join(data, 'pg_wal', 'RECOVERYXLOG'));
-    const original = async (name: string) => {
-      const { decodeObject } = await import('../src/archive/envelope.js');
-      return (await decodeObject((await backend.driver().get(`wal/${name.slice(0, 16)}/${name}.zst`))!)).raw;
-    };
     const compiled = /delivered from the prefetch spool file=\S+ dest=\S+ by=walship-fetch$/m;
     const inNode = /delivered from the prefetch spool file=\S+ dest=\S+$/m;
     const s = segments.slice(1);
