@@ -4,16 +4,28 @@ import { decodeObject, decodeMeta, encodeObject, sha256, type ObjectMeta } from 
 import { objectKeyFor, fileNameFromKey } from '../src/archive/keys.js';
 import { parseWalFileName } from '../src/wal/names.js';
 import { segmentRuns } from '../src/catalog/info.js';
+import { compress as zstdCompress } from 'zstd-napi';
+
+/** An object of `meta` over `body`, framed as encodeObject frames it (for forging test objects). */
+function framed(meta: object, body: Buffer): Buffer {
+  const json = Buffer.from(JSON.stringify(meta));
+  const head = Buffer.alloc(8);
+  head.writeUInt32LE(0x184d2a57, 0);
+  head.writeUInt32LE(json.length, 4);
+  return Buffer.concat([head, json, body]);
+}
 
 const raw = Buffer.concat([Buffer.from('walship'.repeat(1000)), Buffer.alloc(100000)]);
-const meta: Omit<ObjectMeta, 'bodySize'> = { format: 1, name: '000000010000000000000001', sha256: sha256(raw), rawSize: raw.length, compression: 'zstd', pushedAt: '2026-11-24T00:00:00.000Z', timeline: 1 };
+const meta: Omit<ObjectMeta, 'bodySize' | 'bodySha256'> = { format: 1, name: '000000010000000000000001', sha256: sha256(raw), rawSize: raw.length, compression: 'zstd', pushedAt: '2026-11-24T00:00:00.000Z', timeline: 1 };
 
 describe('archived object format', () => {
   it('round-trips and verifies', async () => {
     const { object: obj, meta: full } = await encodeObject(raw, meta, 1);
     expect(obj.length).toBeLessThan(raw.length / 10);
     expect(decodeMeta(obj.subarray(0, 4096)).meta).toEqual(full);
-    expect(full).toEqual({ ...meta, bodySize: obj.length - decodeMeta(obj).bodyOffset });
+    const body = obj.subarray(decodeMeta(obj).bodyOffset);
+    expect(full).toEqual({ ...meta, bodySha256: sha256(body), bodySize: body.length });
+    expect(body[4]! & 0x04).toBe(0x04); // zstd's own content checksum is on
     const back = await decodeObject(obj);
     expect(back.raw.equals(raw)).toBe(true);
   });
@@ -30,45 +42,48 @@ describe('archived object format', () => {
     const { object: obj } = await encodeObject(raw, meta, 1);
     const flipped = Buffer.from(obj);
     flipped[flipped.length - 10] ^= 0xff;
-    await expect(decodeObject(flipped)).rejects.toThrow(/corrupt|checksum mismatch|decompressed to/);
+    await expect(decodeObject(flipped)).rejects.toThrow(/checksum mismatch: compressed data sha256 [0-9a-f]{64}, recorded/);
     await expect(decodeObject(obj.subarray(0, obj.length - 20))).rejects.toThrow(/object is incomplete: \d+ bytes of compressed data, expected/);
-    const { object: lying } = await encodeObject(raw, { ...meta, sha256: '0'.repeat(64) }, 1);
-    await expect(decodeObject(lying)).rejects.toThrow(/checksum mismatch/);
+    const { object: lying } = await encodeObject(raw, meta, 1);
+    const { meta: m, bodyOffset } = decodeMeta(lying);
+    await expect(decodeObject(framed({ ...m, bodySha256: '0'.repeat(64) }, lying.subarray(bodyOffset)))).rejects.toThrow(/checksum mismatch: compressed data/);
     await expect(decodeObject(Buffer.from('not an object'))).rejects.toThrow(/does not start with walship metadata/);
   });
-});
 
-describe('repository keys', () => {
-  it('derives a key from the name alone, and back', () => {
-    const names = ['000000010000000A000000FF', '00000003.history', '000000010000000000000003.partial', '000000010000000000000003.00000028.backup'];
-    const keys = names.map((n) => objectKeyFor(parseWalFileName(n)!));
-    expect(keys).toEqual([
-      'wal/000000010000000A/000000010000000A000000FF.zst',
-      'wal/00000003.history.zst',
-      'wal/0000000100000000/000000010000000000000003.partial.zst',
-      'wal/0000000100000000/000000010000000000000003.00000028.backup.zst',
-    ]);
-    expect(keys.map(fileNameFromKey)).toEqual(names);
-    expect(fileNameFromKey('identity.json')).toBeNull();
+  it("verifies the compressed data's checksum, and zstd checks what it decompresses to", async () => {
+    const { object: obj, meta: full } = await encodeObject(raw, meta, 1);
+    const body = Buffer.from(obj.subarray(decodeMeta(obj).bodyOffset));
+    // Damage zstd's own checksum at the end of the frame, and make the metadata agree with the
+    // damaged data: only zstd's check is left to notice.
+    body[body.length - 1] ^= 0xff;
+    await expect(decodeObject(framed({ ...full, bodySha256: sha256(body) }, body))).rejects.toThrow(/compressed data is corrupt/);
   });
-});
 
-describe('segment runs', () => {
-  it('joins stretches of archived segments into runs, with the gaps between them', () => {
-    const seg = 16 * 1024 * 1024;
-    // As the catalog's stretches come: cut at block edges, so adjacent ones join.
-    const { ranges, gaps } = segmentRuns([[1, 2], [3, 3], [7, 8], [255, 255], [256, 256]], 1, seg);
-    expect(ranges.map((r) => [r.first, r.last, r.count])).toEqual([
-      ['000000010000000000000001', '000000010000000000000003', 3],
-      ['000000010000000000000007', '000000010000000000000008', 2],
-      ['0000000100000000000000FF', '000000010000000100000000', 2],
-    ]);
-    expect(gaps.map((g) => [g.first, g.last, g.count])).toEqual([
-      ['000000010000000000000004', '000000010000000000000006', 3],
-      ['000000010000000000000009', '0000000100000000000000FE', 246],
-    ]);
-    expect(ranges[0]!.startLsn).toBe('0/1000000');
-    expect(ranges[0]!.endLsn).toBe('0/4000000');
-    expect(segmentRuns([], 1, seg)).toEqual({ ranges: [], gaps: [] });
+  it('verifies by the decompressed content where the compressed data cannot stand for it', async () => {
+    const other = Buffer.concat([raw.subarray(0, 1000), Buffer.from('changed'), raw.subarray(1007)]);
+    const { object: otherObj } = await encodeObject(other, { ...meta, sha256: sha256(other) }, 1);
+    const { meta: om, bodyOffset } = decodeMeta(otherObj);
+    const otherBody = otherObj.subarray(bodyOffset);
+    // Metadata that claims `raw`'s checksum over `other`'s compressed data (its own digest right):
+    const forged = framed({ ...om, sha256: sha256(raw) }, otherBody);
+    // an object of older walship (no bodySha256) is checked by the decompressed content;
+    const { bodySha256: _b, ...old } = om;
+    await expect(decodeObject(framed({ ...old, sha256: sha256(raw) }, otherBody))).rejects.toThrow(/checksum mismatch: content sha256/);
+    // so is a frame without zstd's checksum;
+    const bare = zstdCompress(other);
+    await expect(decodeObject(framed({ ...om, sha256: sha256(raw), bodySha256: sha256(bare), bodySize: bare.length }, bare))).rejects.toThrow(
+      /checksum mismatch: content sha256/,
+    );
+    // and so is a file whose catalog row predates body_sha256.
+    await expect(decodeObject(forged, { sha256: sha256(raw), bodySha256: null })).rejects.toThrow(/checksum mismatch: content sha256/);
+    // A catalog row that has it must agree with the object.
+    await expect(decodeObject(forged, { sha256: sha256(raw), bodySha256: sha256(Buffer.from('x')) })).rejects.toThrow(
+      /compressed data's checksum [0-9a-f]{64} differs from the catalog's/,
+    );
+    await expect(decodeObject(otherObj, { sha256: sha256(raw), bodySha256: null })).rejects.toThrow(/its checksum [0-9a-f]{64} differs from the catalog's/);
+    // Agreeing objects decode, by either path.
+    const { object: good, meta: gm } = await encodeObject(raw, meta, 1);
+    expect((await decodeObject(good, { sha256: gm.sha256, bodySha256: gm.bodySha256! })).raw.equals(raw)).toBe(true);
+    expect((await decodeObject(good, { sha256: gm.sha256, bodySha256: null })).raw.equals(raw)).toBe(true);
   });
 });

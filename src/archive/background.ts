@@ -116,3 +116,25 @@ export async function startDetached(args: string[], logPath: string, what: strin
     if (logFd !== undefined) closeSync(logFd);
   }
 }
+
+/**
+ * Lowers this process's CPU priority to `nice` (never raises it). On Linux a nice value belongs
+ * to a thread, so every thread's is set; threads started later inherit it from their creator.
+ * Never fails: a helper at its ordinary priority still works.
+ */
+export async function lowerPriority(nice: number): Promise<void> {
+  const { getPriority, setPriority } = await import('node:os');
+  let threads = [0];
+  try {
+    threads = (await fsp.readdir('/proc/self/task')).map(Number);
+  } catch {
+    // not Linux: the process's own priority is all there is
+  }
+  for (const tid of threads) {
+    try {
+      if (getPriority(tid) < nice) setPriority(tid, nice);
+    } catch (err) {
+      logger.debug('cannot lower the priority', { tid, error: (err as Error).message });
+    }
+  }
+}

@@ -13,7 +13,7 @@ import { readLongPageHeader } from '../wal/page.js';
 import { Catalog } from '../catalog/catalog.js';
 import { logger } from '../log.js';
 import { describeIdentity, readIdentity } from './identity.js';
-import { decodeObject, EnvelopeError } from './envelope.js';
+import { decodeObject, EnvelopeError, type Recorded } from './envelope.js';
 import { objectKeyFor } from './keys.js';
 import type { ArchiveContext } from './push.js';
 
@@ -32,7 +32,7 @@ export async function fetchFile(ctx: Omit<ArchiveContext, 'compressLevel'>, name
   }
   const key = objectKeyFor(file);
 
-  const expectedSha = catalogChecksum(ctx, name);
+  const recorded = catalogRecord(ctx, name);
 
   const [obj, identity] = await Promise.all([ctx.storage.get(key), readIdentity(ctx.storage)]);
   if (identity === null) {
@@ -42,7 +42,7 @@ export async function fetchFile(ctx: Omit<ArchiveContext, 'compressLevel'>, name
     );
   }
   if (obj === null) {
-    if (expectedSha !== undefined) {
+    if (recorded !== undefined) {
       throw new WalshipError(
         'OBJECT_LOST',
         `${name} is recorded in catalog ${ctx.catalogPath} as archived, but ${key} is missing from repository ${ctx.storage.location}`,
@@ -54,11 +54,8 @@ export async function fetchFile(ctx: Omit<ArchiveContext, 'compressLevel'>, name
   let raw: Buffer;
   let sum: string;
   try {
-    const decoded = await decodeObject(obj);
+    const decoded = await decodeObject(obj, recorded);
     if (decoded.meta.name !== name) throw new EnvelopeError(`it holds ${decoded.meta.name}`);
-    if (expectedSha !== undefined && decoded.meta.sha256 !== expectedSha) {
-      throw new EnvelopeError(`its checksum ${decoded.meta.sha256} differs from the catalog's ${expectedSha}`);
-    }
     raw = decoded.raw;
     sum = decoded.meta.sha256;
   } catch (err) {
@@ -89,7 +86,7 @@ export async function fetchFile(ctx: Omit<ArchiveContext, 'compressLevel'>, name
  * say) is skipped with a warning, since the object carries its own checksum. One that indexes
  * another repository is a misconfiguration and stops the fetch.
  */
-function catalogChecksum(ctx: { catalogPath: string; repoUrl: string }, name: string): string | undefined {
+function catalogRecord(ctx: { catalogPath: string; repoUrl: string }, name: string): Recorded | undefined {
   let cat: Catalog | null;
   try {
     cat = Catalog.open(ctx.catalogPath, { readonly: true });
@@ -99,7 +96,9 @@ function catalogChecksum(ctx: { catalogPath: string; repoUrl: string }, name: st
   }
   try {
     cat?.checkRepository(ctx.repoUrl);
-    return cat?.walFile(name)?.sha256;
+    const row = cat?.walFile(name);
+    // A catalog of an older schema (opened read-only, so not migrated) has no body_sha256.
+    return row ? { sha256: row.sha256, bodySha256: row.body_sha256 ?? null } : undefined;
   } finally {
     cat?.close();
   }

@@ -42,7 +42,7 @@ import { WalshipError, asWalshipError } from '../errors.js';
 import { logger } from '../log.js';
 import { parseWalFileName, segNoFromLogSeg, segmentName } from '../wal/names.js';
 import type { ArchiveContext } from './push.js';
-import { HEARTBEAT_MS, acquireLock, heartbeat, lockHolderAlive, releaseLock, startDetached } from './background.js';
+import { HEARTBEAT_MS, acquireLock, heartbeat, lockHolderAlive, lowerPriority, releaseLock, startDetached } from './background.js';
 import { fileState, sameFileState, statOrNull, type FileState } from './file-state.js';
 import { formatKeyValues, parseKeyValues } from './key-values.js';
 import { TICKET, writeFetchTicket } from './fetch-ticket.js';
@@ -60,6 +60,12 @@ const POLL_MS = 10;
 const MISSING_RETRY_MS = 1_000;
 /** After another failure, this much later (archive-fetch reports the failure itself). */
 const FAILED_RETRY_MS = 5_000;
+/**
+ * The prefetcher's nice value. Recovery waits on PostgreSQL's startup process, which replays the
+ * WAL on one core; the prefetcher only has to stay ahead of it. At a lower priority it takes the
+ * CPU the replay leaves, and does not slow the replay down where cores are few.
+ */
+const PREFETCH_NICE = 10;
 
 type FetchCtx = Omit<ArchiveContext, 'compressLevel'>;
 
@@ -388,6 +394,7 @@ function positionOf(name: string, segSize: number): Position | null {
 export async function runPrefetcher(cfg: Config, startName: string, makeCtx: () => Promise<FetchCtx>): Promise<void> {
   if (!cfg.spool_dir) throw new WalshipError('USAGE', 'archive-prefetch needs --spool-dir');
   const spool = resolve(cfg.spool_dir);
+  await lowerPriority(PREFETCH_NICE);
   if (!(await acquireLock(spool, LOCK))) {
     logger.debug('another prefetcher holds the spool', { spool });
     return;

@@ -151,6 +151,7 @@ export async function pushFile(ctx: ArchiveContext, path: string): Promise<PushR
   let outcome: PushResult['outcome'] = 'archived';
   let existing = await inspectExisting(ctx.storage, key);
   let storedSize = 0;
+  let bodySha256: string | undefined;
   let pushedAt = new Date().toISOString();
   const build = async () =>
     encodeObject(
@@ -176,6 +177,7 @@ export async function pushFile(ctx: ArchiveContext, path: string): Promise<PushR
     const { object, meta } = await build();
     const res = await ctx.storage.putIfAbsent(key, object, { meta: metaToHeaders(meta), contentType: 'application/zstd' });
     storedSize = object.length;
+    bodySha256 = meta.bodySha256;
     if (res === 'exists') {
       // A concurrent push stored it first: the same content is fine, other content a conflict.
       existing = await inspectExisting(ctx.storage, key);
@@ -186,6 +188,7 @@ export async function pushFile(ctx: ArchiveContext, path: string): Promise<PushR
     if (existing.meta.sha256 !== sum) throw conflict(file.name, existing.meta.sha256, sum);
     pushedAt = existing.meta.pushedAt;
     storedSize = existing.size;
+    bodySha256 = existing.meta.bodySha256;
     outcome = 'already-archived';
     if (existing.damage !== null) {
       // The archived copy is of this very file (same recorded checksum) but damaged, e.g. a
@@ -194,11 +197,12 @@ export async function pushFile(ctx: ArchiveContext, path: string): Promise<PushR
       const { object, meta } = await build();
       await ctx.storage.replace(key, object, { meta: metaToHeaders(meta), contentType: 'application/zstd' });
       storedSize = object.length;
+      bodySha256 = meta.bodySha256;
       outcome = 'repaired';
     }
   }
 
-  indexFile(ctx, file, v, { sha256: sum, rawSize: raw.length, storedSize, key, identity, pushedAt });
+  indexFile(ctx, file, v, { sha256: sum, bodySha256, rawSize: raw.length, storedSize, key, identity, pushedAt });
   if (outcome === 'already-archived') {
     logger.info('already archived with identical content', { file: file.name, sha256: sum.slice(0, 16) });
   } else if (outcome === 'repaired') {
@@ -213,7 +217,7 @@ function indexFile(
   ctx: ArchiveContext,
   file: WalFileName,
   v: Validated,
-  o: { sha256: string; rawSize: number; storedSize: number; key: string; pushedAt: string; identity: Awaited<ReturnType<typeof readIdentity>> },
+  o: { sha256: string; bodySha256: string | undefined; rawSize: number; storedSize: number; key: string; pushedAt: string; identity: Awaited<ReturnType<typeof readIdentity>> },
 ): void {
   const cat = ctx.catalog ?? Catalog.open(ctx.catalogPath)!;
   try {
@@ -230,6 +234,7 @@ function indexFile(
         raw_size: o.rawSize,
         stored_size: o.storedSize,
         sha256: o.sha256,
+        body_sha256: o.bodySha256 ?? null,
         compression: 'zstd',
         object_key: o.key,
         pushed_at: o.pushedAt,

@@ -22,6 +22,8 @@ export interface WalFileRow {
   raw_size: number;
   stored_size: number;
   sha256: string;
+  /** SHA-256 of the object's compressed data (see archive/envelope.ts); null: not recorded. */
+  body_sha256: string | null;
   compression: string;
   object_key: string;
   pushed_at: string;
@@ -204,12 +206,12 @@ export class Catalog {
   upsertWalFile(row: WalFileRow): void {
     this.db
       .prepare(
-        `INSERT INTO wal_files (name, kind, timeline, seg_no, start_lsn, end_lsn, raw_size, stored_size, sha256, compression, object_key, pushed_at)
-         VALUES (@name, @kind, @timeline, @seg_no, @start_lsn, @end_lsn, @raw_size, @stored_size, @sha256, @compression, @object_key, @pushed_at)
+        `INSERT INTO wal_files (name, kind, timeline, seg_no, start_lsn, end_lsn, raw_size, stored_size, sha256, body_sha256, compression, object_key, pushed_at)
+         VALUES (@name, @kind, @timeline, @seg_no, @start_lsn, @end_lsn, @raw_size, @stored_size, @sha256, @body_sha256, @compression, @object_key, @pushed_at)
          ON CONFLICT (name) DO UPDATE SET
            kind = excluded.kind, timeline = excluded.timeline, seg_no = excluded.seg_no, start_lsn = excluded.start_lsn,
            end_lsn = excluded.end_lsn, raw_size = excluded.raw_size, stored_size = excluded.stored_size, sha256 = excluded.sha256,
-           compression = excluded.compression, object_key = excluded.object_key, pushed_at = excluded.pushed_at`,
+           body_sha256 = excluded.body_sha256, compression = excluded.compression, object_key = excluded.object_key, pushed_at = excluded.pushed_at`,
       )
       .run(row);
   }

@@ -252,4 +252,9 @@ export const MIGRATIONS: readonly string[] = [
     ${rebuildStretches('new.timeline', 'new.seg_no')}
   END;
   `,
+  // 5: the SHA-256 of each object's compressed data, which fetch verifies instead of hashing the
+  // decompressed file (archive/envelope.ts); null for files pushed before.
+  `
+  ALTER TABLE wal_files ADD COLUMN body_sha256 TEXT;
+  `,
 ];
