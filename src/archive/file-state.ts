@@ -19,6 +19,30 @@ export function fileState(st: BigIntStats): FileState {
   return { dev: String(st.dev), ino: String(st.ino), size: String(st.size), mtimeNs: String(st.mtimeNs), ctimeNs: String(st.ctimeNs) };
 }
 
+/** The state as `key=value` pairs (key-values.ts), as the compiled entries read it. */
+const PAIR_KEYS = [
+  ['file_dev', 'dev'],
+  ['file_ino', 'ino'],
+  ['file_size', 'size'],
+  ['file_mtime_ns', 'mtimeNs'],
+  ['file_ctime_ns', 'ctimeNs'],
+] as const;
+
+export function fileStatePairs(state: FileState): [string, string][] {
+  return PAIR_KEYS.map(([k, f]) => [k, state[f]]);
+}
+
+/** The state from pairs read back (`one` gives a key's value), or null when one is missing. */
+export function fileStateFromPairs(one: (key: string) => string | undefined): FileState | null {
+  const out: Partial<FileState> = {};
+  for (const [k, f] of PAIR_KEYS) {
+    const v = one(k);
+    if (v === undefined) return null;
+    out[f] = v;
+  }
+  return out as FileState;
+}
+
 /** Whether `st` is still the file described by `state`. */
 export function sameFileState(state: Partial<FileState> | undefined, st: BigIntStats): boolean {
   if (!state) return false;

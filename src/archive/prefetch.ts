@@ -43,9 +43,9 @@ import { logger } from '../log.js';
 import { parseWalFileName, segNoFromLogSeg, segmentName } from '../wal/names.js';
 import type { ArchiveContext } from './push.js';
 import { HEARTBEAT_MS, acquireLock, heartbeat, lockHolderAlive, lowerPriority, releaseLock, startDetached } from './background.js';
-import { fileState, sameFileState, statOrNull, type FileState } from './file-state.js';
+import { fileState, fileStateFromPairs, fileStatePairs, sameFileState, statOrNull, type FileState } from './file-state.js';
 import { formatKeyValues, parseKeyValues } from './key-values.js';
-import { TICKET, writeFetchTicket } from './fetch-ticket.js';
+import { FETCH_TICKET, besideDataDir, writeTicket } from './ticket.js';
 import { openLanes, type Lane } from './lanes.js';
 
 const LOCK = 'prefetch.lock';
@@ -90,14 +90,6 @@ interface SpoolMeta {
 
 /** The metadata's format (the first line); the compiled walship-fetch checks it too. */
 const META_FORMAT = '2';
-const FILE_KEYS = [
-  ['file_dev', 'dev'],
-  ['file_ino', 'ino'],
-  ['file_size', 'size'],
-  ['file_mtime_ns', 'mtimeNs'],
-  ['file_ctime_ns', 'ctimeNs'],
-] as const;
-
 function metaText(m: SpoolMeta): string {
   return formatKeyValues([
     ['format', META_FORMAT],
@@ -114,7 +106,7 @@ function metaText(m: SpoolMeta): string {
           ['object_mtime_ns', m.object.mtimeNs],
         ] as const)
       : []),
-    ...FILE_KEYS.map(([k, f]) => [k, m.file[f]] as const),
+    ...fileStatePairs(m.file),
   ]);
 }
 
@@ -129,10 +121,8 @@ function readMeta(path: string): SpoolMeta | 'other' | null {
   const kv = parseKeyValues(text);
   const one = (k: string) => kv.get(k)?.[0];
   const [name, repo, sha256, boot, size] = [one('name'), one('repo'), one('sha256'), one('boot'), Number(one('size'))];
-  const file: Partial<FileState> = {};
-  for (const [k, f] of FILE_KEYS) file[f] = one(k);
-  if (one('format') !== META_FORMAT || !name || !repo || !sha256 || boot === undefined || !Number.isSafeInteger(size)) return 'other';
-  if (FILE_KEYS.some(([, f]) => file[f] === undefined)) return 'other';
+  const file = fileStateFromPairs(one);
+  if (one('format') !== META_FORMAT || !name || !repo || !sha256 || boot === undefined || !Number.isSafeInteger(size) || !file) return 'other';
   const objectPath = one('object_path');
   return {
     name,
@@ -140,7 +130,7 @@ function readMeta(path: string): SpoolMeta | 'other' | null {
     size,
     sha256,
     boot,
-    file: file as FileState,
+    file,
     ...(objectPath !== undefined && { object: { path: objectPath, size: one('object_size') ?? '', mtimeNs: one('object_mtime_ns') ?? '' } }),
   };
 }
@@ -176,13 +166,6 @@ const sameObject = (a: ObjectState | null | undefined, b: ObjectState | null | u
 
 const sha256 = async (b: Buffer) => (await import('node:crypto')).createHash('sha256').update(b).digest('hex');
 
-/** 48 bits of FNV-1a 64 as 12 hex digits: a short stable name, not a security measure (no crypto load per call). */
-export function shortHash(text: string): string {
-  let h = 0xcbf29ce484222325n;
-  for (const byte of Buffer.from(text, 'utf8')) h = ((h ^ BigInt(byte)) * 0x100000001b3n) & 0xffffffffffffffffn;
-  return (h >> 16n).toString(16).padStart(12, '0');
-}
-
 /**
  * The per-call path (archive-fetch from the spool) uses synchronous file calls: a one-shot
  * process gains nothing from the thread pool, and each round trip through it costs time.
@@ -203,21 +186,13 @@ function existsSyncOr(a: string, b: string): string {
 }
 
 /**
- * Where deliveries to `dest` are spooled by default: a directory named for the real pg_wal,
- * beside the data directory (or beside pg_wal's real directory when pg_wal is a link to another
- * place), so that it is on pg_wal's filesystem. The compiled walship-fetch finds it the same way.
+ * Where deliveries to `dest` are spooled by default: `walship-spool-<hash>` beside the data
+ * directory (ticket.ts besideDataDir), on pg_wal's filesystem. walship-fetch finds it the same way.
  */
 export function spoolPlace(dest: string): { destDir: string; cwd: string; spool: string } {
   const destDir = realpathSync(dirname(resolve(dest)));
-  let cwd = '';
-  try {
-    cwd = realpathSync(process.cwd());
-  } catch {
-    /* no usable working directory */
-  }
-  const parent = dirname(destDir);
-  const base = parent === cwd && cwd !== '/' ? dirname(cwd) : parent;
-  return { destDir, cwd, spool: join(base, `walship-spool-${shortHash(destDir)}`) };
+  const { cwd, dir } = besideDataDir(destDir, 'walship-spool');
+  return { destDir, cwd, spool: dir };
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -369,7 +344,7 @@ export async function archiveFetchWithPrefetch(
   if (spool === undefined || !(await notePosition(spool, name))) return;
   await ensurePrefetcher(spool, name, flagArgs);
   // The compiled entry finds only the default spool (from pg_wal's place alone).
-  if (place && !cfg.spool_dir) writeFetchTicket(place.spool, { cfg, flagArgs, destDir: place.destDir, cwd: place.cwd, repo });
+  if (place && !cfg.spool_dir) writeTicket(place.spool, FETCH_TICKET, { cfg, flagArgs, cwd: place.cwd, repo, places: [['dest_dir', place.destDir]] });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -439,7 +414,7 @@ export async function runPrefetcher(cfg: Config, startName: string, makeCtx: () 
         return;
       }
       for (const e of entries) {
-        if (e === LOCK || e === POSITION || e === LOG || e === TICKET) continue;
+        if (e === LOCK || e === POSITION || e === LOG || e === FETCH_TICKET) continue;
         if (e.startsWith('.')) {
           // A temporary file: ours are in flight (kept), others are left by a killed process.
           if (!e.includes(`walship-${process.pid}.`) && !e.startsWith('.position.')) await fsp.rm(join(spool, e), { force: true }).catch(() => undefined);

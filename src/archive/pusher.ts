@@ -76,7 +76,6 @@ export async function runPusher(cfg: Config, walDir: string, repo: string, makeC
         return;
       }
       await writeRecord(stateDir, {
-        format: 1,
         name,
         repo,
         dir: walDir,

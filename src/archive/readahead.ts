@@ -5,8 +5,9 @@
  *
  * The pusher keeps the `.ready` segments of pg_wal pushed ahead of PostgreSQL, through the
  * ordinary pushFile (same validation, scan, storage and catalog writes), and records each one it
- * stored, durably, in a small state directory next to the catalog (`<catalog>.readahead/<name>`:
- * repository, directory, device, inode, size, mtime, ctime, SHA-256). PostgreSQL's call for that
+ * stored, durably, in a small state directory next to the catalog (`<catalog>.readahead/<name>`,
+ * key=value lines: repository, directory, device, inode, size, mtime, ctime, SHA-256). PostgreSQL's
+ * call for that
  * file checks the record against a fresh stat of the file; when everything matches it returns 0
  * without reading the file or touching the repository, else it drops the record and pushes the
  * file itself. A call that finds no record starts the pusher when other segments are waiting
@@ -19,13 +20,15 @@
  * PostgreSQL asks, as before.
  */
 import { basename, dirname, join } from 'node:path';
-import { mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, type BigIntStats, promises as fsp } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, type BigIntStats, promises as fsp } from 'node:fs';
 import type { Config } from '../config.js';
 import { repoCanonical } from './context.js';
 import { logger } from '../log.js';
 import { parseWalFileName } from '../wal/names.js';
 import { lockHolder, lockHolderAlive, startDetached } from './background.js';
-import { sameFileState, statOrNull, type FileState } from './file-state.js';
+import { fileStateFromPairs, fileStatePairs, sameFileState, statOrNull, type FileState } from './file-state.js';
+import { formatKeyValues, parseKeyValues } from './key-values.js';
+import { PUSH_TICKET, besideDataDir, writeTicket } from './ticket.js';
 import type { ArchiveContext, PushResult } from './push.js';
 
 export const PUSHER_LOCK = 'pusher.lock';
@@ -43,7 +46,6 @@ const WAIT_MS = 60_000;
 const WAIT_START_MS = 10_000;
 
 export interface PushRecord extends FileState {
-  format: 1;
   name: string;
   /** Canonical repository URL. */
   repo: string;
@@ -58,13 +60,34 @@ export function readaheadStateDir(catalogPath: string): string {
   return `${catalogPath}.readahead`;
 }
 
-async function readRecord(path: string): Promise<PushRecord | null> {
+/** The record's format (its first line); the compiled walship-push checks it too. */
+const RECORD_FORMAT = '2';
+
+export function recordText(rec: PushRecord): string {
+  return formatKeyValues([
+    ['format', RECORD_FORMAT],
+    ['name', rec.name],
+    ['repo', rec.repo],
+    ['dir', rec.dir],
+    ...fileStatePairs(rec),
+    ['sha256', rec.sha256],
+    ['pushed_at', rec.pushedAt],
+  ]);
+}
+
+/** The record at `path`; null when there is none or it is not a whole record of this format. */
+export function readRecord(path: string): PushRecord | null {
+  let kv: Map<string, string[]>;
   try {
-    const rec = JSON.parse(readFileSync(path, 'utf8')) as PushRecord;
-    return rec && rec.format === 1 && typeof rec.name === 'string' ? rec : null;
+    kv = parseKeyValues(readFileSync(path, 'utf8'));
   } catch {
     return null;
   }
+  const one = (k: string) => kv.get(k)?.[0];
+  const [name, repo, dir, sha256, pushedAt] = [one('name'), one('repo'), one('dir'), one('sha256'), one('pushed_at')];
+  const state = fileStateFromPairs(one);
+  if (one('format') !== RECORD_FORMAT || !name || !repo || !dir || !sha256 || !pushedAt || !state) return null;
+  return { name, repo, dir, ...state, sha256, pushedAt };
 }
 
 /**
@@ -80,7 +103,7 @@ export async function writeRecord(stateDir: string, rec: PushRecord): Promise<vo
   const tmp = join(stateDir, `.${rec.name}.${process.pid}.tmp`);
   const fh = await fsp.open(tmp, 'w', 0o600);
   try {
-    await fh.writeFile(JSON.stringify(rec) + '\n');
+    await fh.writeFile(recordText(rec));
     await fh.sync();
   } finally {
     await fh.close();
@@ -114,7 +137,7 @@ type Answer = 'archived' | 'changed' | 'none';
  * done (the pusher then deletes it), so the pusher does not push the file again meanwhile.
  */
 async function answerFromRecord(recPath: string, path: string, repo: string, realDir: string, name: string, how: string): Promise<Answer> {
-  const rec = await readRecord(recPath);
+  const rec = readRecord(recPath);
   if (!rec) return 'none';
   const st = await statOrNull(path);
   if (st && recordMatches(rec, st, repo, realDir, name)) {
@@ -196,23 +219,57 @@ export async function archivePushWithReadahead(
     return pushHere(); // pushFile reports the unreadable file
   }
 
-  const answer = await answerFromRecord(join(stateDir, name), path, repo, realDir, name, 'archived earlier by read-ahead');
-  if (answer === 'archived') return null;
-  if (answer === 'changed') return pushHere();
+  const outcome = await answerOrPush();
+  // A success: the compiled entry may answer the next calls from their records.
+  writePushTicket(cfg, realDir, stateDir, repo, flagArgs);
+  return outcome;
 
-  const holder = await lockHolder(stateDir, PUSHER_LOCK);
-  // A pusher for another pg_wal (another cluster's files, or a copy of them) is no help here.
-  if (holder && holder.walDir !== realDir) return pushHere();
-  if (!holder) {
-    // A lone file is pushed here; a backlog is worth the pusher.
-    if (!(await othersReady(walDir, name))) return pushHere();
-    try {
-      mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-    } catch {
-      return pushHere();
+  async function answerOrPush(): Promise<PushResult | null> {
+    const answer = await answerFromRecord(join(stateDir, name), path, repo, realDir, name, 'archived earlier by read-ahead');
+    if (answer === 'archived') return null;
+    if (answer === 'changed') return pushHere();
+
+    const holder = await lockHolder(stateDir, PUSHER_LOCK);
+    // A pusher for another pg_wal (another cluster's files, or a copy of them) is no help here.
+    if (holder && holder.walDir !== realDir) return pushHere();
+    if (!holder) {
+      // A lone file is pushed here; a backlog is worth the pusher.
+      if (!(await othersReady(walDir, name))) return pushHere();
+      try {
+        mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+      } catch {
+        return pushHere();
+      }
+      await startDetached(['archive-push-ahead', realDir, ...flagArgs], join(stateDir, PUSHER_LOG), 'background pusher');
     }
-    await startDetached(['archive-push-ahead', realDir, ...flagArgs], join(stateDir, PUSHER_LOG), 'background pusher');
+    if ((await waitForPusher(stateDir, path, repo, realDir, name)) === 'archived') return null;
+    return pushHere();
   }
-  if ((await waitForPusher(stateDir, path, repo, realDir, name)) === 'archived') return null;
-  return pushHere();
+}
+
+/**
+ * Writes the push ticket (ticket.ts) for walship-push, in `walship-push-<hash>` beside the data
+ * directory, once the read-ahead state directory exists. Never fails.
+ */
+function writePushTicket(cfg: Config, realDir: string, stateDir: string, repo: string, flagArgs: string[]): void {
+  if (process.platform !== 'linux') return;
+  let realState: string;
+  try {
+    realState = realpathSync(stateDir);
+  } catch {
+    return; // no read-ahead yet: nothing to answer from
+  }
+  const { cwd, dir } = besideDataDir(realDir, 'walship-push');
+  // Run by hand from elsewhere on a data directory's pg_wal, the place would be inside the data
+  // directory: no ticket then (PostgreSQL runs archive_command in the data directory).
+  if (dirname(realDir) !== cwd && existsSync(join(dirname(realDir), 'PG_VERSION'))) return;
+  try {
+    mkdirSync(dir, { mode: 0o700 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
+      logger.debug('cannot make the push ticket\'s directory; every push runs in node', { dir, error: (err as Error).message });
+      return;
+    }
+  }
+  writeTicket(dir, PUSH_TICKET, { cfg, flagArgs, cwd, repo, places: [['wal_dir', realDir], ['state_dir', realState]] });
 }

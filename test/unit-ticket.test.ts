@@ -1,10 +1,10 @@
 /**
- * The spool's line files (key-values.ts) and the fetch ticket's text (fetch-ticket.ts): what the
- * compiled walship-fetch compares must be exactly the inputs of the settings.
+ * The line files (key-values.ts) and the tickets' text (ticket.ts): what the compiled entries
+ * compare must be exactly the inputs of the settings.
  */
 import { describe, expect, it } from 'vitest';
 import { formatKeyValues, parseKeyValues } from '../src/archive/key-values.js';
-import { fetchTicketText } from '../src/archive/fetch-ticket.js';
+import { ticketText as fetchTicketText } from '../src/archive/ticket.js';
 import { resolveConfig } from '../src/config.js';
 
 describe('key=value line files', () => {
@@ -24,9 +24,9 @@ describe('key=value line files', () => {
   });
 });
 
-describe('fetch ticket', () => {
+describe('tickets', () => {
   const cfg = resolveConfig({ flags: { repo: '/r' }, configPath: '/dev/null', env: {} });
-  const input = { cfg, flagArgs: ['--repo=/r', '--log-level=debug'], destDir: '/d/pg_wal', cwd: '/d', repo: 'file:///r' };
+  const input = { cfg, flagArgs: ['--repo=/r', '--log-level=debug'], cwd: '/d', repo: 'file:///r', places: [['dest_dir', '/d/pg_wal']] as const };
 
   it('records the flags in order, every WALSHIP_* variable, the config file state and the places', () => {
     const text = fetchTicketText(input, { WALSHIP_B: '2', PATH: '/bin', WALSHIP_A: '1' })!;
