@@ -9,6 +9,8 @@
 //   options: --segments N  --out FILE  --only catchup,replay,latency,scanner,ranges  --keep
 //            --contenders walship-fs,pgbackrest-async,...  (ids in contenders(); default all)
 //            --replay-runs N  (recovery replays per contender, median reported; default 3, quick 1)
+//            --catchup-runs N (archive catch-ups per contender, each into a fresh repository,
+//                              median reported; default 3, quick 1)
 //
 // Scenarios: archive catch-up (a backlog of .ready segments, timed from the reload that sets
 // archive_command until pg_stat_archiver has archived all of it); recovery replay (a base backup
@@ -40,6 +42,7 @@ const ONLY = opt('--only', 'catchup,replay,latency,scanner,ranges').split(',');
 const CONTENDERS = opt('--contenders', '').split(',').filter(Boolean);
 const LAT_N = QUICK ? 5 : 11;
 const REPLAY_RUNS = Number(opt('--replay-runs', QUICK ? 1 : 3));
+const CATCHUP_RUNS = Number(opt('--catchup-runs', QUICK ? 1 : 3));
 const SEG = /^[0-9A-F]{24}$/;
 const startedAt = Date.now();
 
@@ -264,8 +267,30 @@ function resetBacklog(pg, names) {
 }
 
 // ------------------------------------------------------------------------------------------------
-// Contenders: how each archives and restores, with a fresh repository per run.
+// Contenders: how each archives and restores. push() starts a fresh repository (every catch-up
+// run archives into an empty one); restore() reads the one the last push() made.
 const node = process.execPath;
+/**
+ * Removes what an earlier run left in WORK under these names, after stopping a background pusher
+ * that still works in it (a read-ahead state directory's lock names its pid).
+ */
+const fresh = (...names) => {
+  for (const n of names) {
+    const lock = join(WORK, n, 'pusher.lock');
+    if (existsSync(lock)) {
+      try {
+        const { pid } = JSON.parse(readFileSync(lock, 'utf8'));
+        process.kill(pid, 'SIGTERM');
+        for (const deadline = Date.now() + 10_000; Date.now() < deadline; spawnSync('sleep', ['0.05'])) process.kill(pid, 0);
+      } catch {
+        /* gone */
+      }
+    }
+  }
+  for (const n of names) rmSync(join(WORK, n), { recursive: true, force: true });
+};
+/** The S3 prefix of walship's current run (a fresh prefix each run; s3rver's bucket stays). */
+let s3Run = 0;
 const walshipCmd = (a) => `${WALSHIP_CMD} ${a} --config /dev/null`;
 function walshipS3Flags() {
   return `--s3-endpoint ${S3.endpoint} --s3-force-path-style on --s3-region us-east-1`;
@@ -309,6 +334,7 @@ function contenders() {
       push: () => {
         const repo = join(WORK, 'walship-fs-repo');
         const cat = join(WORK, 'walship-fs.db');
+        fresh('walship-fs-repo', 'walship-fs.db', 'walship-fs.db-wal', 'walship-fs.db-shm', 'walship-fs.db.readahead');
         run(node, [WALSHIP, 'init', '--repo', repo, '--catalog', cat, '--config', '/dev/null']);
         return walshipCmd(`archive-push %p --repo ${repo} --catalog ${cat}`);
       },
@@ -320,6 +346,7 @@ function contenders() {
       push: () => {
         const repo = join(WORK, 'walship-fs0-repo');
         const cat = join(WORK, 'walship-fs0.db');
+        fresh('walship-fs0-repo', 'walship-fs0.db', 'walship-fs0.db-wal', 'walship-fs0.db-shm', 'walship-fs0.db.readahead');
         run(node, [WALSHIP, 'init', '--repo', repo, '--catalog', cat, '--config', '/dev/null']);
         return walshipCmd(`archive-push %p --repo ${repo} --catalog ${cat} --push-readahead 0`);
       },
@@ -328,13 +355,18 @@ function contenders() {
     {
       id: 'walship-s3',
       label: 'walship, S3 repo (s3rver)',
-      push: () => walshipCmd(`archive-push %p --repo s3://${BUCKET}/walship --catalog ${join(WORK, 'walship-s3.db')} ${walshipS3Flags()}`),
-      restore: () => walshipCmd(`archive-fetch %f %p --repo s3://${BUCKET}/walship --catalog ${join(WORK, 'walship-s3.db')} ${walshipS3Flags()} --log-level debug`),
+      push: () => {
+        s3Run++;
+        fresh('walship-s3.db', 'walship-s3.db-wal', 'walship-s3.db-shm', 'walship-s3.db.readahead');
+        return walshipCmd(`archive-push %p --repo s3://${BUCKET}/walship-${s3Run} --catalog ${join(WORK, 'walship-s3.db')} ${walshipS3Flags()}`);
+      },
+      restore: () => walshipCmd(`archive-fetch %f %p --repo s3://${BUCKET}/walship-${s3Run} --catalog ${join(WORK, 'walship-s3.db')} ${walshipS3Flags()} --log-level debug`),
     },
     {
       id: 'pgbackrest-sync',
       label: 'pgBackRest archive-push/get, posix repo, zstd',
       push: (pg) => {
+        fresh('pgbackrest-sync', 'pgbackrest-repo-sync');
         const conf = pgbConf('sync', pg.data, false, pg);
         run('pgbackrest', [`--config=${conf}`, '--stanza=bench', 'stanza-create']);
         return `pgbackrest --config=${conf} --stanza=bench archive-push %p`;
@@ -345,6 +377,7 @@ function contenders() {
       id: 'pgbackrest-async',
       label: 'pgBackRest archive-async, process-max 2',
       push: (pg) => {
+        fresh('pgbackrest-async', 'pgbackrest-repo-async');
         const conf = pgbConf('async', pg.data, true, pg);
         run('pgbackrest', [`--config=${conf}`, '--stanza=bench', 'stanza-create']);
         return `pgbackrest --config=${conf} --stanza=bench archive-push %p`;
@@ -361,6 +394,7 @@ function contenders() {
       id: 'cp',
       label: 'cp + fsync (no compression, no checks)',
       push: () => {
+        fresh('cp-archive');
         const d = ownDir(join(WORK, 'cp-archive'));
         return `test ! -f ${d}/%f && cp %p ${d}/%f.tmp && sync ${d}/%f.tmp && mv ${d}/%f.tmp ${d}/%f`;
       },
@@ -375,6 +409,7 @@ function contenders() {
 async function catchUp(src, c) {
   const { pg, names, segs, bytes } = src;
   resetBacklog(pg, names);
+  const logFrom = existsSync(pg.logFile) ? readFileSync(pg.logFile, 'utf8').length : 0;
   pg.start();
   try {
     const command = c.push(pg);
@@ -399,7 +434,15 @@ async function catchUp(src, c) {
     const [archived, failed] = pg.psql('SELECT archived_count, failed_count FROM pg_stat_archiver').split('|').map(Number);
     pg.psql('ALTER SYSTEM RESET archive_command; SELECT pg_reload_conf();');
     const done = names.length - left;
-    return { id: c.id, label: c.label, secs, files: names.length, done, segments: segs.length, bytes, archived, failed, complete: left === 0 };
+    // walship logs a line per call answered from a read-ahead record: which entry answered it.
+    const text = readFileSync(pg.logFile, 'utf8').slice(logFrom);
+    const answers = c.id.startsWith('walship')
+      ? {
+          compiled: (text.match(/archived (earlier by read-ahead|by the background pusher) .*by=walship-push$/gm) ?? []).length,
+          node: (text.match(/archived (earlier by read-ahead|by the background pusher) file=\S+ sha256=\S+$/gm) ?? []).length,
+        }
+      : undefined;
+    return { id: c.id, label: c.label, secs, files: names.length, done, segments: segs.length, bytes, archived, failed, complete: left === 0, answers };
   } finally {
     pg.stop();
   }
@@ -511,10 +554,18 @@ function latency(src) {
   for (const deadline = Date.now() + 120_000; Date.now() < deadline; spawnSync('sleep', ['0.1'])) {
     if (picks.every((n) => existsSync(join(records, n)))) break;
   }
+  // Every other call bypasses the compiled entry (node runs bin/walship.js), for comparison.
   const answered = [];
-  for (const n of picks.slice(1)) answered.push(sh(w(`archive-push pg_wal/${n} --repo ${raRepo} --catalog ${raCat}`), { cwd: staged }));
-  rows.push({ op: 'push', tool: 'walship fs, answered by read-ahead', median: median(answered), p90: pct(answered, 0.9), n: answered.length });
-  log(`  push walship fs, answered by read-ahead: median ${median(answered).toFixed(1)} ms`);
+  const answeredNode = [];
+  for (const [i, n] of picks.slice(1).entries()) {
+    const call = `archive-push pg_wal/${n} --repo ${raRepo} --catalog ${raCat}`;
+    if (i % 2 === 0) answered.push(sh(w(call), { cwd: staged }));
+    else answeredNode.push(sh(wNode(call), { cwd: staged }));
+  }
+  const pushBuilt = existsSync(join(ROOT, 'dist', 'walship-push'));
+  rows.push({ op: 'push', tool: `walship fs, answered by read-ahead${pushBuilt ? '' : ' (dist/walship-push not built)'}`, median: median(answered), p90: pct(answered, 0.9), n: answered.length });
+  rows.push({ op: 'push', tool: 'walship fs, answered by read-ahead, in node', median: median(answeredNode), p90: pct(answeredNode, 0.9), n: answeredNode.length });
+  log(`  push walship fs, answered by read-ahead: median ${median(answered).toFixed(1)} ms; in node ${median(answeredNode).toFixed(1)} ms`);
   const rdata = ownDir(join(dir, 'rdata'));
   ownDir(join(rdata, 'pg_wal'));
   const spooled = [];
@@ -683,14 +734,20 @@ function report(r) {
     L.push('');
     L.push('## Archive catch-up');
     L.push('');
-    L.push('The backlog is waiting as `.ready`; the clock starts at the `pg_reload_conf()` that sets archive_command and stops when no file of the backlog is `.ready` any more (then pg_stat_archiver is read). One run per contender.');
+    L.push('The backlog is waiting as `.ready`; the clock starts at the `pg_reload_conf()` that sets archive_command and stops when no file of the backlog is `.ready` any more (then pg_stat_archiver is read). ' +
+      `${CATCHUP_RUNS} rounds, each running every contender once in turn into a fresh repository, and the median per contender (barman-cloud: 1 run); pg_stat_archiver's counts are the last run's.`);
     L.push('');
     const ws = r.catchup.find((x) => x.id === 'walship-fs');
-    L.push('| contender | time (s) | MB/s | segments/s | archived / failed (pg_stat_archiver) | time ÷ walship fs time |');
-    L.push('|---|---:|---:|---:|---:|---:|');
+    L.push('| contender | time (s), median | runs (s) | MB/s | segments/s | archived / failed (pg_stat_archiver) | time ÷ walship fs time |');
+    L.push('|---|---:|---|---:|---:|---:|---:|');
     for (const x of r.catchup) {
       const mbps = x.complete ? x.bytes / 1e6 / x.secs : NaN;
-      L.push(`| ${x.label} | ${x.complete ? fmt(x.secs) : `DNF (${x.done}/${x.files} in ${fmt(x.secs, 0)} s)`} | ${fmt(mbps, 0)} | ${fmt(x.complete ? x.segments / x.secs : NaN)} | ${x.archived} / ${x.failed} | ${ws && x.complete && ws.complete ? `${fmt(x.secs / ws.secs, 2)}×` : 'n/a'} |`);
+      L.push(`| ${x.label} | ${x.complete ? fmt(x.secs) : `DNF (${x.done}/${x.files} in ${fmt(x.secs, 0)} s)`} | ${(x.runs ?? [x.secs]).map((v) => fmt(v)).join(', ')} | ${fmt(mbps, 0)} | ${fmt(x.complete ? x.segments / x.secs : NaN)} | ${x.archived} / ${x.failed} | ${ws && x.complete && ws.complete ? `${fmt(x.secs / ws.secs, 2)}×` : 'n/a'} |`);
+    }
+    const wa = ws?.answers;
+    if (wa) {
+      L.push('');
+      L.push(`In walship's last filesystem run, ${wa.compiled} of PostgreSQL's ${ws.files} archive_command calls were answered from a read-ahead record by the compiled entry (dist/walship-push, no node), ${wa.node} by node; the others pushed their file themselves.`);
     }
   }
   if (r.replay) {
@@ -721,7 +778,7 @@ function report(r) {
           `A walship call answered from the prefetch spool costs ${fmt(spool.median)} ms here through the compiled entry (dist/walship-fetch, started by bin/walship: no node), ` +
           `against ${fmt(inNode.median)} ms when node answers it (${fmt(start.median)} ms of that is node's own start). ` +
           `walship's replay took ${fmt(Math.abs(perSeg))} ms per segment ${perSeg > 0 ? 'more' : 'less'} than pgBackRest's async archive-get, which also answers from its own spool. ` +
-          'On this two-core machine replay and prefetching compete for the CPU, and walship\'s prefetcher recomputes the SHA-256 of every segment before spooling it (38% of its CPU in a perf profile, 2026-11-30), which pgBackRest\'s archive-get does not do.',
+          'On this two-core machine replay and prefetching compete for the CPU: walship\'s prefetcher runs at nice 10, so that the replay wins, and verifies an object by the SHA-256 of its compressed data (with zstd\'s own checksum of the output) rather than hashing each 16 MiB segment.',
       );
     }
   }
@@ -740,7 +797,7 @@ function report(r) {
     }
   }
   if (r.latency) {
-    const rec = r.latency.find((x) => x.tool === 'walship fs, answered by read-ahead');
+    const rec = r.latency.find((x) => x.tool === 'walship fs, answered by read-ahead, in node');
     const start = r.latency.find((x) => x.tool === 'node -e 0');
     if (rec && start) {
       L.push('');
@@ -818,12 +875,23 @@ try {
   for (const n of src.segs) readFileSync(join(src.pg.data, 'pg_wal', n));
   const list = contenders();
   if (ONLY.includes('catchup')) {
-    results.catchup = [];
-    for (const c of list) {
-      log(`catch-up: ${c.id}`);
-      const res = await catchUp(src, c);
-      log(`  ${c.id}: ${res.complete ? `${res.secs.toFixed(1)} s` : 'did not finish'} (archived ${res.archived}, failed ${res.failed})`);
-      results.catchup.push(res);
+    // Rounds, as for replay below (barman-cloud: one run); each run archives into a fresh
+    // repository, and the last run's repository is the one replay reads.
+    const runs = new Map(list.map((c) => [c.id, []]));
+    for (let round = 0; round < CATCHUP_RUNS; round++) {
+      for (const c of list) {
+        const mine = runs.get(c.id);
+        if ((c.id === 'barman-cloud' && round > 0) || mine.some((r) => !r.complete)) continue;
+        log(`catch-up: ${c.id}${CATCHUP_RUNS > 1 ? ` (round ${round + 1})` : ''}`);
+        const res = await catchUp(src, c);
+        const a = res.answers;
+        log(`  ${c.id}: ${res.complete ? `${res.secs.toFixed(1)} s` : 'did not finish'} (archived ${res.archived}, failed ${res.failed})${a ? `; answered from read-ahead records by walship-push ${a.compiled}, by node ${a.node}` : ''}`);
+        mine.push(res);
+      }
+      results.catchup = list.map((c) => {
+        const rs = runs.get(c.id);
+        return { ...rs[rs.length - 1], complete: rs.every((r) => r.complete), secs: median(rs.map((r) => r.secs)), runs: rs.map((r) => r.secs) };
+      });
       writeFileSync(OUT, report({ ...results, goals: goals(results) }));
     }
   }
