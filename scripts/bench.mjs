@@ -798,11 +798,14 @@ function report(r) {
   }
   if (r.latency) {
     const rec = r.latency.find((x) => x.tool === 'walship fs, answered by read-ahead, in node');
+    const recC = r.latency.find((x) => x.tool === 'walship fs, answered by read-ahead');
+    const spoolC = r.latency.find((x) => x.tool === 'walship fs, from the prefetch spool');
     const start = r.latency.find((x) => x.tool === 'node -e 0');
     if (rec && start) {
       L.push('');
       L.push(
-        `What a per-file call costs beyond node's own start (${fmt(start.median)} ms): ${fmt(rec.median - start.median)} ms for a push answered from a read-ahead record. ` +
+        `What a per-file call costs beyond node's own start (${fmt(start.median)} ms): ${fmt(rec.median - start.median)} ms for a push answered from a read-ahead record in node. ` +
+          (recC && spoolC ? `The compiled entries answer those calls without node: ${fmt(recC.median)} ms for the push, ${fmt(spoolC.median)} ms for a fetch from the spool (a process start through bin/walship, a few system calls). ` : '') +
           'bin/walship.js loads one CommonJS bundle of the CLI (dist/walship.cjs, no ES module loader, packages with native code required only by the calls that use them) compiled from V8\'s code cache, ' +
           'the call\'s own file operations are synchronous, and nothing it does not use is loaded (no commander, storage driver, SQLite, zstd or S3 SDK for an answer from a record or the spool). ' +
           'A node startup snapshot (`--snapshot-blob`) was measured and not used: reading its 4 MB blob made `node` start slower than without it (28 ms against 22 ms, 2026-11-30).',

@@ -207,6 +207,34 @@ describe.each(repoBackends())('archive CLI ($name repository)', (backend: RepoBa
     }
   });
 
+  it("records the compressed data's checksum, and refuses an object forged to claim the catalog's file checksum (255)", async () => {
+    const [a, b] = [fx.segments[0]!, fx.segments[2]!];
+    for (const seg of [a, b]) expect((await push(join(fx.dir, seg))).code).toBe(0);
+    const key = (seg: string) => `wal/${seg.slice(0, 16)}/${seg}.zst`;
+    const [objA, objB] = [(await backend.driver().get(key(a)))!, (await backend.driver().get(key(b)))!];
+    const { decodeMeta, sha256 } = await import('../src/archive/envelope.js');
+    const rowA = catalogRows().find((r) => (r as { name: string }).name === a) as { sha256: string; body_sha256: string };
+    expect(rowA.body_sha256).toBe(sha256(objA.subarray(decodeMeta(objA).bodyOffset)));
+    // B's data under A's name, its metadata claiming A's name and file checksum; B's own
+    // compressed-data checksum keeps it self-consistent.
+    const { meta, bodyOffset } = decodeMeta(objB);
+    const json = Buffer.from(JSON.stringify({ ...meta, name: a, sha256: rowA.sha256 }));
+    const head = Buffer.alloc(8);
+    head.writeUInt32LE(0x184d2a57, 0);
+    head.writeUInt32LE(json.length, 4);
+    try {
+      await backend.overwrite(key(a), Buffer.concat([head, json, objB.subarray(bodyOffset)]));
+      const dest = join(work, 'forged-out');
+      const r = await run(['archive-fetch', a, dest]);
+      expect(r.code, r.stderr).toBe(255);
+      expect(r.stderr).toMatch(/code=OBJECT_CORRUPT/);
+      expect(r.stderr).toMatch(/compressed data's checksum [0-9a-f]{64} differs from the catalog's/);
+      expect(existsSync(dest)).toBe(false);
+    } finally {
+      await backend.overwrite(key(a), objA);
+    }
+  });
+
   it('replaces a damaged archived copy when the identical file is pushed again', async () => {
     const seg = fx.segments[1]!;
     const key = `wal/${seg.slice(0, 16)}/${seg}.zst`;

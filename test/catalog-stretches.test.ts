@@ -194,7 +194,7 @@ describe('migration 4', () => {
     old.close();
 
     const db = open().db;
-    expect(db.pragma('user_version', { simple: true })).toBe(4);
+    expect(db.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
     expect(stored(db)).toEqual([
       st(1, 1, 3, 1, 500),
       st(1, 5, 6, 2, null),
@@ -206,5 +206,21 @@ describe('migration 4', () => {
     addScan(db, 1, 4, 1, 800);
     expect(stored(db).slice(0, 2)).toEqual([st(1, 1, 6, 3, 800), st(1, B - 1, B - 1, 1, null)]);
     expect(stored(db)).toEqual(expected(db));
+  });
+});
+
+describe('migration 5', () => {
+  it('adds body_sha256: null for the files indexed before, written for the files pushed after', () => {
+    const old = new Database(join(dir, 'c.db'));
+    for (const m of MIGRATIONS.slice(0, 4)) old.exec(m);
+    old.pragma('user_version = 4');
+    addFile(old, 1, 1);
+    old.close();
+
+    const c = open();
+    expect(c.db.pragma('user_version', { simple: true })).toBe(5);
+    expect(c.walFile(name(1, 1))!.body_sha256).toBeNull();
+    c.upsertWalFile({ ...c.walFile(name(1, 1))!, name: name(1, 2), seg_no: 2, body_sha256: 'b'.repeat(64) });
+    expect(c.walFile(name(1, 2))!.body_sha256).toBe('b'.repeat(64));
   });
 });

@@ -276,6 +276,11 @@ describe.each(repoBackends())('fetch prefetch ($name repository)', (backend: Rep
     // The prefetcher gone: node delivers the copy it left and starts a new one.
     await spooled(s[7]!);
     const pid = (JSON.parse(readFileSync(join(spool!, 'prefetch.lock'), 'utf8')) as { pid: number }).pid;
+    // It works at nice 10, every thread of it, so that recovery's replay wins a contended core.
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      expect(Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]), `thread ${tid}`).toBe(10);
+    }
     process.kill(pid, 'SIGKILL');
     await until('the prefetcher to die', () => {
       try {

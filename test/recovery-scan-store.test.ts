@@ -49,6 +49,7 @@ function push(seg: Seg, name = seg.name): void {
       raw_size: seg.buf.length,
       stored_size: 1,
       sha256: 'x',
+      body_sha256: null,
       compression: 'zstd',
       object_key: name,
       pushed_at: 'now',

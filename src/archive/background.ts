@@ -3,7 +3,7 @@
  * directory, held by a lock file `{pid}` whose mtime is a heartbeat, started by the per-file
  * calls PostgreSQL runs, with stdio away from PostgreSQL's and stderr in a log file.
  */
-import { closeSync, openSync, readFileSync, statSync, promises as fsp } from 'node:fs';
+import { closeSync, openSync, readFileSync, readdirSync, statSync, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { logger } from '../log.js';
 import { processAlive } from '../pid.js';
@@ -126,7 +126,7 @@ export async function lowerPriority(nice: number): Promise<void> {
   const { getPriority, setPriority } = await import('node:os');
   let threads = [0];
   try {
-    threads = (await fsp.readdir('/proc/self/task')).map(Number);
+    threads = readdirSync('/proc/self/task').map(Number);
   } catch {
     // not Linux: the process's own priority is all there is
   }

@@ -6,9 +6,9 @@
  * The pusher keeps the `.ready` segments of pg_wal pushed ahead of PostgreSQL, through the
  * ordinary pushFile (same validation, scan, storage and catalog writes), and records each one it
  * stored, durably, in a small state directory next to the catalog (`<catalog>.readahead/<name>`,
- * key=value lines: repository, directory, device, inode, size, mtime, ctime, SHA-256). PostgreSQL's
- * call for that
- * file checks the record against a fresh stat of the file; when everything matches it returns 0
+ * key=value lines: repository, directory, device, inode, size, mtime, ctime, SHA-256).
+ * PostgreSQL's call for that file (in node, or in the compiled entry walship-push) checks the
+ * record against a fresh stat of the file; when everything matches it returns 0
  * without reading the file or touching the repository, else it drops the record and pushes the
  * file itself. A call that finds no record starts the pusher when other segments are waiting
  * (else it just pushes its file), and waits for the pusher to store its file; whenever the pusher

@@ -213,6 +213,25 @@ static int holder_alive(const char *dir, const char *lock) {
   return kill((pid_t)pid, 0) == 0 || errno == EPERM;
 }
 
+/*
+ * While a helper works on a file (`busy` exists), waits for its result `done`, polling every
+ * `poll_ns`: until `done` appears, `busy` goes, `failed` (when given) appears, `max_ns` pass,
+ * or the helper holding `dir/lock` is found dead (checked every LIVE_CHECK_NS).
+ */
+static void wait_for_helper(const char *done, const char *busy, const char *failed, const char *dir, const char *lock, long long max_ns, long poll_ns) {
+  const long long deadline = now_ns() + max_ns;
+  long long next_live_check = now_ns() + LIVE_CHECK_NS;
+  const struct timespec poll = {0, poll_ns};
+  for (;;) {
+    nanosleep(&poll, NULL);
+    if (access(done, F_OK) == 0 || access(busy, F_OK) != 0 || (failed && access(failed, F_OK) == 0) || now_ns() > deadline) return;
+    if (now_ns() > next_live_check) {
+      if (!holder_alive(dir, lock)) return;
+      next_live_check = now_ns() + LIVE_CHECK_NS;
+    }
+  }
+}
+
 /* The call's arguments as node's parser reads them: --flag value, --flag=value, positionals. */
 struct call {
   int npos;

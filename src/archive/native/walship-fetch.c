@@ -44,17 +44,7 @@ static void wait_inflight(const char *spool, const char *name, const char *meta_
   char fetching[PATH_MAX], fname[40];
   snprintf(fname, sizeof fname, "%s.fetching", name);
   if (access(meta_path, F_OK) == 0 || !join(fetching, sizeof fetching, spool, fname) || access(fetching, F_OK) != 0) return;
-  const long long deadline = now_ns() + WAIT_INFLIGHT_NS;
-  long long next_live_check = now_ns() + LIVE_CHECK_NS;
-  const struct timespec poll = {0, POLL_NS};
-  for (;;) {
-    nanosleep(&poll, NULL);
-    if (access(meta_path, F_OK) == 0 || access(fetching, F_OK) != 0 || now_ns() > deadline) return;
-    if (now_ns() > next_live_check) {
-      if (!holder_alive(spool, "prefetch.lock")) return;
-      next_live_check = now_ns() + LIVE_CHECK_NS;
-    }
-  }
+  wait_for_helper(meta_path, fetching, NULL, spool, "prefetch.lock", WAIT_INFLIGHT_NS, POLL_NS);
 }
 
 int main(int argc, char **argv) {

@@ -40,17 +40,8 @@ static int wait_pushing(const char *state_dir, const char *name, const char *rec
   if (access(rec_path, F_OK) == 0 || !join(pushing, sizeof pushing, state_dir, fname) || access(pushing, F_OK) != 0) return 0;
   snprintf(fname, sizeof fname, "%s.failed", name);
   if (!join(failed, sizeof failed, state_dir, fname)) return 0;
-  const long long deadline = now_ns() + WAIT_PUSHING_NS;
-  long long next_live_check = now_ns() + LIVE_CHECK_NS;
-  const struct timespec poll = {0, POLL_NS};
-  for (;;) {
-    nanosleep(&poll, NULL);
-    if (access(rec_path, F_OK) == 0 || access(pushing, F_OK) != 0 || access(failed, F_OK) == 0 || now_ns() > deadline) return 1;
-    if (now_ns() > next_live_check) {
-      if (!holder_alive(state_dir, "pusher.lock")) return 1;
-      next_live_check = now_ns() + LIVE_CHECK_NS;
-    }
-  }
+  wait_for_helper(rec_path, pushing, failed, state_dir, "pusher.lock", WAIT_PUSHING_NS, POLL_NS);
+  return 1;
 }
 
 int main(int argc, char **argv) {
