@@ -87,3 +87,38 @@ describe('archived object format', () => {
     expect((await decodeObject(good, { sha256: gm.sha256, bodySha256: null })).raw.equals(raw)).toBe(true);
   });
 });
+
+describe('repository keys', () => {
+  it('derives a key from the name alone, and back', () => {
+    const names = ['000000010000000A000000FF', '00000003.history', '000000010000000000000003.partial', '000000010000000000000003.00000028.backup'];
+    const keys = names.map((n) => objectKeyFor(parseWalFileName(n)!));
+    expect(keys).toEqual([
+      'wal/000000010000000A/000000010000000A000000FF.zst',
+      'wal/00000003.history.zst',
+      'wal/0000000100000000/000000010000000000000003.partial.zst',
+      'wal/0000000100000000/000000010000000000000003.00000028.backup.zst',
+    ]);
+    expect(keys.map(fileNameFromKey)).toEqual(names);
+    expect(fileNameFromKey('identity.json')).toBeNull();
+  });
+});
+
+describe('segment runs', () => {
+  it('joins stretches of archived segments into runs, with the gaps between them', () => {
+    const seg = 16 * 1024 * 1024;
+    // As the catalog's stretches come: cut at block edges, so adjacent ones join.
+    const { ranges, gaps } = segmentRuns([[1, 2], [3, 3], [7, 8], [255, 255], [256, 256]], 1, seg);
+    expect(ranges.map((r) => [r.first, r.last, r.count])).toEqual([
+      ['000000010000000000000001', '000000010000000000000003', 3],
+      ['000000010000000000000007', '000000010000000000000008', 2],
+      ['0000000100000000000000FF', '000000010000000100000000', 2],
+    ]);
+    expect(gaps.map((g) => [g.first, g.last, g.count])).toEqual([
+      ['000000010000000000000004', '000000010000000000000006', 3],
+      ['000000010000000000000009', '0000000100000000000000FE', 246],
+    ]);
+    expect(ranges[0]!.startLsn).toBe('0/1000000');
+    expect(ranges[0]!.endLsn).toBe('0/4000000');
+    expect(segmentRuns([], 1, seg)).toEqual({ ranges: [], gaps: [] });
+  });
+});
