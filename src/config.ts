@@ -204,7 +204,7 @@ export interface Config {
   /**
    * The config file's path as looked up (read or not) and its state when read: "absent", or
    * "dev ino size mtime_ns ctime_ns" of the file taken before reading it (so any later change
-   * shows). The compiled archive-fetch compares it to decide the settings are unchanged.
+   * shows). The compiled entries compare it (src/archive/ticket.ts) to decide the settings are unchanged.
    */
   configStamp: { path: string; state: string };
 }

@@ -13,8 +13,7 @@ export function repoCanonical(cfg: Config): string {
 }
 
 export async function openArchiveContext(cfg: Config): Promise<ArchiveContext> {
-  const url = requireRepo(cfg);
-  return { storage: await openStorage(url, cfg), repoUrl: parseRepoUrl(url).canonical, catalogPath: cfg.catalog, compressLevel: cfg.compress_level };
+  return { storage: await openStorage(requireRepo(cfg), cfg), repoUrl: repoCanonical(cfg), catalogPath: cfg.catalog, compressLevel: cfg.compress_level };
 }
 
 /** The context with a catalog connection kept open for a long-lived pusher lane's life. */

@@ -1,7 +1,7 @@
 /**
- * The `key=value` line files of the prefetch spool (segment metadata, the fetch ticket), which
- * the compiled `walship-fetch` reads as well as walship: one pair a line, split at the first
- * `=`, a key may repeat, and no value holds a newline.
+ * The `key=value` line files that the compiled entries (walship-push, walship-fetch) read as well
+ * as walship: the tickets, read-ahead records and spooled segments' metadata. One pair a line,
+ * split at the first `=`, a key may repeat, and no value holds a newline.
  */
 export type KeyValues = readonly (readonly [string, string])[];
 

@@ -197,6 +197,13 @@ static int join(char *out, size_t cap, const char *dir, const char *name) {
   return n > 0 && (size_t)n < cap;
 }
 
+/* `dir/<name><suffix>` in `out`; 0 when it does not fit. */
+static int join_suffixed(char out[PATH_MAX], const char *dir, const char *name, const char *suffix) {
+  char file[NAME_MAX + 1];
+  int n = snprintf(file, sizeof file, "%s%s", name, suffix);
+  return n > 0 && (size_t)n < sizeof file && join(out, PATH_MAX, dir, file);
+}
+
 /* Whether the helper holding `dir/lock` is alive: pid alive, heartbeat recent (src/archive/background.ts). */
 static int holder_alive(const char *dir, const char *lock) {
   char path[PATH_MAX], buf[4096];
@@ -214,19 +221,21 @@ static int holder_alive(const char *dir, const char *lock) {
 }
 
 /*
- * While a helper works on a file (`busy` exists), waits for its result `done`, polling every
- * `poll_ns`: until `done` appears, `busy` goes, `failed` (when given) appears, `max_ns` pass,
- * or the helper holding `dir/lock` is found dead (checked every LIVE_CHECK_NS).
+ * While a helper works on a file (`busy` exists) and its result `done` is not there yet, waits
+ * for it, polling every `poll_ns`: until `done` appears, `busy` goes, `failed` (when given)
+ * appears, `max_ns` pass, or the helper holding `dir/lock` is found dead (checked every
+ * LIVE_CHECK_NS). Returns whether it waited.
  */
-static void wait_for_helper(const char *done, const char *busy, const char *failed, const char *dir, const char *lock, long long max_ns, long poll_ns) {
+static int wait_for_helper(const char *done, const char *busy, const char *failed, const char *dir, const char *lock, long long max_ns, long poll_ns) {
+  if (access(done, F_OK) == 0 || access(busy, F_OK) != 0) return 0;
   const long long deadline = now_ns() + max_ns;
   long long next_live_check = now_ns() + LIVE_CHECK_NS;
   const struct timespec poll = {0, poll_ns};
   for (;;) {
     nanosleep(&poll, NULL);
-    if (access(done, F_OK) == 0 || access(busy, F_OK) != 0 || (failed && access(failed, F_OK) == 0) || now_ns() > deadline) return;
+    if (access(done, F_OK) == 0 || access(busy, F_OK) != 0 || (failed && access(failed, F_OK) == 0) || now_ns() > deadline) return 1;
     if (now_ns() > next_live_check) {
-      if (!holder_alive(dir, lock)) return;
+      if (!holder_alive(dir, lock)) return 1;
       next_live_check = now_ns() + LIVE_CHECK_NS;
     }
   }

@@ -41,10 +41,8 @@
  * without a node start per call.
  */
 static void wait_inflight(const char *spool, const char *name, const char *meta_path) {
-  char fetching[PATH_MAX], fname[40];
-  snprintf(fname, sizeof fname, "%s.fetching", name);
-  if (access(meta_path, F_OK) == 0 || !join(fetching, sizeof fetching, spool, fname) || access(fetching, F_OK) != 0) return;
-  wait_for_helper(meta_path, fetching, NULL, spool, "prefetch.lock", WAIT_INFLIGHT_NS, POLL_NS);
+  char fetching[PATH_MAX];
+  if (join_suffixed(fetching, spool, name, ".fetching")) wait_for_helper(meta_path, fetching, NULL, spool, "prefetch.lock", WAIT_INFLIGHT_NS, POLL_NS);
 }
 
 int main(int argc, char **argv) {
@@ -74,9 +72,8 @@ int main(int argc, char **argv) {
   static char meta_text[65536];
   struct pairs meta;
   struct stat st;
-  char meta_path[PATH_MAX], data_path[PATH_MAX], meta_name[40], boot[64];
-  snprintf(meta_name, sizeof meta_name, "%s.meta", name);
-  if (!join(meta_path, sizeof meta_path, spool, meta_name) || !join(data_path, sizeof data_path, spool, name)) run_node();
+  char meta_path[PATH_MAX], data_path[PATH_MAX], boot[64];
+  if (!join_suffixed(meta_path, spool, name, ".meta") || !join(data_path, sizeof data_path, spool, name)) run_node();
   wait_inflight(spool, name, meta_path);
   if (read_pairs(meta_path, meta_text, sizeof meta_text, &meta, &st) != 0) run_node();
   const char *m_format = get(&meta, "format"), *m_name = get(&meta, "name"), *m_repo = get(&meta, "repo"), *m_boot = get(&meta, "boot");

@@ -35,13 +35,9 @@
  * not failed on it, for at most 60 s, as node does. Returns whether it waited.
  */
 static int wait_pushing(const char *state_dir, const char *name, const char *rec_path) {
-  char pushing[PATH_MAX], failed[PATH_MAX], fname[40];
-  snprintf(fname, sizeof fname, "%s.pushing", name);
-  if (access(rec_path, F_OK) == 0 || !join(pushing, sizeof pushing, state_dir, fname) || access(pushing, F_OK) != 0) return 0;
-  snprintf(fname, sizeof fname, "%s.failed", name);
-  if (!join(failed, sizeof failed, state_dir, fname)) return 0;
-  wait_for_helper(rec_path, pushing, failed, state_dir, "pusher.lock", WAIT_PUSHING_NS, POLL_NS);
-  return 1;
+  char pushing[PATH_MAX], failed[PATH_MAX];
+  if (!join_suffixed(pushing, state_dir, name, ".pushing") || !join_suffixed(failed, state_dir, name, ".failed")) return 0;
+  return wait_for_helper(rec_path, pushing, failed, state_dir, "pusher.lock", WAIT_PUSHING_NS, POLL_NS);
 }
 
 int main(int argc, char **argv) {
