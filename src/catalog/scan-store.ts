@@ -27,6 +27,7 @@ import {
   type TailCont,
   type WalEvents,
 } from '../wal/scanner.js';
+import { unfinishedSegment } from '../wal/complete.js';
 import { isoToMicros, pgTimeToMicros } from '../recovery/time.js';
 import type {
   BackupFacts,
@@ -47,7 +48,8 @@ const KIND_NAME: XactKind[] = ['commit', 'abort', 'commit_prepared', 'abort_prep
 
 /**
  * Reads every record of a validated segment or .partial. A damaged record inside the valid
- * data (CRC mismatch, impossible header) refuses the file: INVALID_WAL, nothing is stored.
+ * data (CRC mismatch, impossible header), or a segment whose valid WAL stops short of its end
+ * without an XLOG_SWITCH (wal/complete.ts), refuses the file: INVALID_WAL, nothing is stored.
  */
 export function scanArchivedFile(raw: Buffer, file: WalFileName, seg: SegmentInfo): ScanResult {
   let scan: ScanResult;
@@ -61,6 +63,10 @@ export function scanArchivedFile(raw: Buffer, file: WalFileName, seg: SegmentInf
       'INVALID_WAL',
       `${file.name} is damaged: ${scan.corruption.reason} at ${lsnText(scan.corruption.lsn)}; refusing to archive it (check the disk and the server log)`,
     );
+  }
+  const unfinished = unfinishedSegment(file, scan);
+  if (unfinished !== null) {
+    throw new WalshipError('INVALID_WAL', `${file.name} is incomplete: ${unfinished}; refusing to archive it (check the disk, and where the file came from)`);
   }
   return scan;
 }
