@@ -89,7 +89,8 @@ describe.each(repoBackends())('archive CLI ($name repository)', (backend: RepoBa
 
   it('delivers an archived segment byte for byte, relative to the working directory', async () => {
     const seg = fx.segments[1]!;
-    const dataDir = join(work, 'pgdata');
+    // The data directory's parent is this (root) process's: the spool beside it is one it may use.
+    const dataDir = join(work, 'own', 'pgdata');
     mkdirSync(join(dataDir, 'pg_wal'), { recursive: true });
     const r = await run(['archive-fetch', seg, 'pg_wal/RECOVERYXLOG'], { cwd: dataDir });
     expect(r.code, r.stderr).toBe(0);

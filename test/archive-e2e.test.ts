@@ -59,7 +59,7 @@ describe.each(repoBackends())('archive and recover through walship ($name reposi
       .map((f) => f.slice(0, -'.done'.length));
     for (const name of done) expect(repoNames).toContain(name);
 
-    const info = await walship(['info', '--json', '--repo', repo, '--catalog', catalog], { env });
+    const info = await walship(['info', '--json', '--repo', repo, '--catalog', catalog], { env, asUser: true });
     expect(info.code).toBe(0);
     const report = JSON.parse(info.stdout);
     expect(report.repository.systemIdentifier).toBe(await primary.systemIdentifier());

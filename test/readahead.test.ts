@@ -14,7 +14,7 @@ import { PgCluster, confString, pgUser, removeTempDir, userTempDir, walshipComma
 import { walship } from './helpers/walship.js';
 import { makeWalFixture, type WalFixture } from './helpers/fixtures.js';
 import { repoBackends, type RepoBackend } from './helpers/backends.js';
-import { readRecord } from '../src/archive/readahead.js';
+import { parseRecord } from '../src/archive/readahead.js';
 import { shortHash } from '../src/archive/ticket.js';
 
 let fx: WalFixture;
@@ -94,7 +94,7 @@ describe.each(repoBackends())('push read-ahead through the CLI ($name repository
     // The pusher goes on with the next one, and stops at two pushed that PostgreSQL has not marked done.
     await waitFor(() => s.records().length === 2);
     expect(s.records()).toEqual([segs[0], segs[1]]);
-    const rec = readRecord(join(s.stateDir, segs[1]!));
+    const rec = parseRecord(readFileSync(join(s.stateDir, segs[1]!), 'utf8'));
     expect(rec).toMatchObject({ name: segs[1], size: String(fx.read(segs[1]!).length) });
     expect(rec!.sha256).toMatch(/^[0-9a-f]{64}$/);
 

@@ -3,10 +3,12 @@
  * directory, held by a lock file `{pid}` whose mtime is a heartbeat, started by the per-file
  * calls PostgreSQL runs, with stdio away from PostgreSQL's and stderr in a log file.
  */
-import { closeSync, openSync, readFileSync, readdirSync, statSync, promises as fsp } from 'node:fs';
+import { closeSync, constants as fsc, openSync, readdirSync, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { logger } from '../log.js';
 import { processAlive } from '../pid.js';
+import { writeFileAtomic } from '../local/atomic-write.js';
+import { readPrivate, readPrivateFile } from '../local/private.js';
 
 /** How often a holder refreshes its lock's mtime. */
 export const HEARTBEAT_MS = 1_000;
@@ -15,12 +17,11 @@ const STALE_MS = 15_000;
 
 /** The lock's content when a live process holds `dir/lock` (pid alive, heartbeat recent), else null. */
 export async function lockHolder(dir: string, lock: string): Promise<Record<string, unknown> | null> {
+  // Synchronous: it is on the per-call path, where a thread-pool round trip costs more.
+  const file = readPrivate(join(dir, lock));
+  if (file === null || Date.now() - file.st.mtimeMs > STALE_MS) return null;
   try {
-    const path = join(dir, lock);
-    // Synchronous: it is on the per-call path, where a thread-pool round trip costs more.
-    const text = readFileSync(path, 'utf8');
-    if (Date.now() - statSync(path).mtimeMs > STALE_MS) return null;
-    const holder = JSON.parse(text) as Record<string, unknown>;
+    const holder = JSON.parse(file.text) as Record<string, unknown>;
     return typeof holder.pid === 'number' && processAlive(holder.pid) ? holder : null;
   } catch {
     return null;
@@ -33,36 +34,24 @@ export async function lockHolderAlive(dir: string, lock: string): Promise<boolea
 
 /**
  * Takes `dir/lock` for this process unless a live process holds it (a stale lock is broken).
- * `about` is written into the lock beside the pid, for lockHolder's readers.
+ * `dir` is a private directory the caller has checked (local/private.ts). `about` is written into
+ * the lock beside the pid, for lockHolder's readers. The lock is written whole and linked into
+ * place (create-only): a reader never sees a lock without its pid, and two takers never both win.
  */
 export async function acquireLock(dir: string, lock: string, about: Record<string, unknown> = {}): Promise<boolean> {
-  await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
-  // Written whole under a temporary name, then hard-linked to the lock's name (which fails if it
-  // exists): a reader never sees a lock without its pid.
-  const tmp = join(dir, `.${lock}.${process.pid}.tmp`);
-  await fsp.writeFile(tmp, JSON.stringify({ ...about, pid: process.pid, startedAt: new Date().toISOString() }), { mode: 0o600 });
-  try {
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        await fsp.link(tmp, join(dir, lock));
-        return true;
-      } catch (err) {
-        // ENOENT: the holder's clean-up took our temporary file: it is alive.
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-        if (await lockHolderAlive(dir, lock)) return false;
-        await fsp.rm(join(dir, lock), { force: true });
-      }
-    }
-    return false;
-  } finally {
-    await fsp.rm(tmp, { force: true }).catch(() => undefined);
+  const path = join(dir, lock);
+  const text = JSON.stringify({ ...about, pid: process.pid, startedAt: new Date().toISOString() });
+  for (let attempt = 0; attempt < 2; attempt++) {
+    if ((await writeFileAtomic(path, text, { createOnly: true })) === 'written') return true;
+    if (await lockHolderAlive(dir, lock)) return false;
+    await fsp.rm(path, { force: true });
   }
+  return false;
 }
 
 export async function lockIsOurs(dir: string, lock: string): Promise<boolean> {
   try {
-    return (JSON.parse(await fsp.readFile(join(dir, lock), 'utf8')) as { pid?: number }).pid === process.pid;
+    return (JSON.parse(readPrivateFile(join(dir, lock)) ?? '{}') as { pid?: number }).pid === process.pid;
   } catch {
     return false;
   }
@@ -101,7 +90,8 @@ export async function startDetached(args: string[], logPath: string, what: strin
   try {
     // child_process (with net and stream) is loaded only by the call that starts a process.
     const { spawn } = await import('node:child_process');
-    logFd = openSync(logPath, 'w', 0o600);
+    // In a private directory; never through a link planted at its name.
+    logFd = openSync(logPath, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC | fsc.O_NOFOLLOW, 0o600);
     const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...args], {
       detached: true,
       stdio: ['ignore', 'ignore', logFd],

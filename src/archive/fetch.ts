@@ -5,8 +5,8 @@
  * that the object does not exist AND the repository is a real walship repository AND the
  * catalog (if any) does not claim the file was archived. Everything else is a hard failure.
  */
-import { open, rename, rm } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { resolve } from 'node:path';
+import { writeFileAtomic } from '../local/atomic-write.js';
 import { WalshipError, asWalshipError, describeSystemError } from '../errors.js';
 import { parseWalFileName } from '../wal/names.js';
 import { readLongPageHeader } from '../wal/page.js';
@@ -75,7 +75,7 @@ export async function fetchFile(ctx: Omit<ArchiveContext, 'compressLevel'>, name
   }
 
   const target = resolve(dest);
-  await writeAtomically(target, raw);
+  await deliver(target, raw);
   logger.debug('delivered', { file: name, dest, bytes: raw.length });
   return { name, dest: target, rawSize: raw.length, sha256: sum };
 }
@@ -104,19 +104,11 @@ function catalogRecord(ctx: { catalogPath: string; repoUrl: string }, name: stri
   }
 }
 
-/** Writes through a temporary file in the same directory and renames it into place. */
-export async function writeAtomically(target: string, data: Buffer): Promise<void> {
-  const tmp = join(dirname(target), `.${basename(target)}.walship-${process.pid}.tmp`);
+/** Writes a delivered file whole (local/atomic-write.ts); DEST_UNWRITABLE when it cannot. */
+export async function deliver(target: string, data: Buffer): Promise<void> {
   try {
-    const fh = await open(tmp, 'w', 0o600);
-    try {
-      await fh.writeFile(data);
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, target);
+    await writeFileAtomic(target, data);
   } catch (err) {
-    await rm(tmp, { force: true }).catch(() => undefined);
     throw new WalshipError('DEST_UNWRITABLE', `cannot write ${target}: ${describeSystemError(err)}`);
   }
 }

@@ -34,7 +34,9 @@
  * timeline, and when recovery has not asked for anything for a while it empties the spool and
  * exits.
  */
-import { existsSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync, type BigIntStats, promises as fsp } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, realpathSync, renameSync, rmSync, statSync, type BigIntStats, promises as fsp } from 'node:fs';
+import { isAbandonedTemp, isTempName, writeFileAtomic, writeFileAtomicSync } from '../local/atomic-write.js';
+import { privateDir, readPrivateFile } from '../local/private.js';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Config } from '../config.js';
 import { repoCanonical } from './context.js';
@@ -112,12 +114,8 @@ function metaText(m: SpoolMeta): string {
 
 /** The metadata at `path`: null when there is none, 'other' when it is not complete metadata of this format. */
 function readMeta(path: string): SpoolMeta | 'other' | null {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch {
-    return null;
-  }
+  const text = readPrivateFile(path);
+  if (text === null) return null;
   const kv = parseKeyValues(text);
   const one = (k: string) => kv.get(k)?.[0];
   const [name, repo, sha256, boot, size] = [one('name'), one('repo'), one('sha256'), one('boot'), Number(one('size'))];
@@ -248,12 +246,12 @@ async function takeSpooled(spool: string, name: string, dest: string, repo: stri
   // (any write to it, or a replacement, changes one of them). Then it moves into place.
   let st: BigIntStats;
   try {
-    st = statSync(dataPath, { bigint: true });
+    st = lstatSync(dataPath, { bigint: true });
   } catch {
     rmQuietly(metaPath);
     return false;
   }
-  if (!sameFileState(meta.file, st)) {
+  if (!st.isFile() || !sameFileState(meta.file, st)) {
     return discard('it changed since it was verified');
   }
   const target = resolve(dest);
@@ -275,33 +273,38 @@ async function takeSpooled(spool: string, name: string, dest: string, repo: stri
       return false;
     }
     if ((await sha256(data)) !== meta.sha256) return discard('its checksum differs from the archived file\'s');
-    const { writeAtomically } = await import('./fetch.js');
-    await writeAtomically(target, data);
+    const { deliver } = await import('./fetch.js');
+    await deliver(target, data);
   }
   rmQuietly(metaPath);
   logger.debug('delivered from the prefetch spool', { file: name, dest });
   return true;
 }
 
-/** Records the segment recovery asked for last; false when the spool directory is unusable. */
-async function notePosition(spool: string, name: string): Promise<boolean> {
-  const tmp = join(spool, `.position.${process.pid}`);
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      writeFileSync(tmp, name, { mode: 0o600 });
-      renameSync(tmp, join(spool, POSITION));
-      return true;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt > 0) break;
-      try {
-        mkdirSync(spool, { recursive: true, mode: 0o700 });
-      } catch {
-        break;
-      }
-    }
+/** Records the segment recovery asked for last (in the spool, a private directory); false when it cannot. */
+function notePosition(spool: string, name: string): boolean {
+  try {
+    writeFileAtomicSync(join(spool, POSITION), name);
+    return true;
+  } catch (err) {
+    logger.debug('cannot write the prefetch position; prefetch is off for this call', { spool, error: (err as Error).message });
+    return false;
   }
-  rmQuietly(tmp);
-  logger.debug('prefetch spool directory is unusable; prefetch is off for this call', { spool });
+}
+
+/**
+ * Whether `spool` can be used: a private directory of this user's (local/private.ts), created
+ * when missing. When it is not, says so: the call is answered from the repository alone.
+ */
+export function spoolUsable(spool: string): boolean {
+  const dir = privateDir(spool, { create: true });
+  if (dir.state === 'ok') return true;
+  if (dir.state === 'untrusted') {
+    logger.warn('the prefetch spool is not safe to use; fetching from the repository without prefetch (remove it, or set spool_dir to a directory only this user can write)', {
+      spool,
+      problem: dir.reason,
+    });
+  }
   return false;
 }
 
@@ -338,10 +341,11 @@ export async function archiveFetchWithPrefetch(
   } catch {
     /* dest's directory is not there: fetchFile reports it */
   }
-  const spool = cfg.spool_dir ? resolve(cfg.spool_dir) : place?.spool;
+  const given = cfg.spool_dir ? resolve(cfg.spool_dir) : place?.spool;
+  const spool = given !== undefined && spoolUsable(given) ? given : undefined;
   const delivered = spool !== undefined && (await takeSpooled(spool, name, dest, repo));
   if (!delivered) await fetchFile(await makeCtx());
-  if (spool === undefined || !(await notePosition(spool, name))) return;
+  if (spool === undefined || !notePosition(spool, name)) return;
   await ensurePrefetcher(spool, name, flagArgs);
   // The compiled entry finds only the default spool (from pg_wal's place alone).
   if (place && !cfg.spool_dir) writeTicket(place.spool, FETCH_TICKET, { cfg, flagArgs, cwd: place.cwd, repo, places: [['dest_dir', place.destDir]] });
@@ -370,6 +374,7 @@ export async function runPrefetcher(cfg: Config, startName: string, makeCtx: () 
   if (!cfg.spool_dir) throw new WalshipError('USAGE', 'archive-prefetch needs --spool-dir');
   const spool = resolve(cfg.spool_dir);
   await lowerPriority(PREFETCH_NICE);
+  if (!spoolUsable(spool)) return;
   if (!(await acquireLock(spool, LOCK))) {
     logger.debug('another prefetcher holds the spool', { spool });
     return;
@@ -416,8 +421,8 @@ export async function runPrefetcher(cfg: Config, startName: string, makeCtx: () 
       for (const e of entries) {
         if (e === LOCK || e === POSITION || e === LOG || e === FETCH_TICKET) continue;
         if (e.startsWith('.')) {
-          // A temporary file: ours are in flight (kept), others are left by a killed process.
-          if (!e.includes(`walship-${process.pid}.`) && !e.startsWith('.position.')) await fsp.rm(join(spool, e), { force: true }).catch(() => undefined);
+          // A temporary file: those of live processes are in flight (kept), others are left by a killed one.
+          if (isAbandonedTemp(e)) await fsp.rm(join(spool, e), { force: true }).catch(() => undefined);
           continue;
         }
         const base = e.replace(/\.(meta|fetching)$/, '');
@@ -433,7 +438,7 @@ export async function runPrefetcher(cfg: Config, startName: string, makeCtx: () 
     const prefetchOne = async (n: string): Promise<void> => {
       const marker = join(spool, `${n}.fetching`);
       try {
-        await fsp.writeFile(marker, '', { mode: 0o600 });
+        await writeFileAtomic(marker, '');
         const objPath = await objectPathFor(ctx.repoUrl, n);
         const before = await objectStat(objPath);
         const lane = lanes!.lanes.reduce((a, b) => ((load.get(b) ?? 0) < (load.get(a) ?? 0) ? b : a));
@@ -455,9 +460,7 @@ export async function runPrefetcher(cfg: Config, startName: string, makeCtx: () 
           ...(objPath !== null && object && { object: { path: objPath, ...object } }),
           file: fileState(await fsp.stat(join(spool, n), { bigint: true })),
         };
-        const tmp = join(spool, `.${n}.meta.walship-${process.pid}.tmp`);
-        await fsp.writeFile(tmp, metaText(meta), { mode: 0o600 });
-        await fsp.rename(tmp, join(spool, `${n}.meta`));
+        await writeFileAtomic(join(spool, `${n}.meta`), metaText(meta));
         fetched++;
         if (inWindow.has(n)) spooled.add(n);
         else await Promise.all([fsp.rm(join(spool, n), { force: true }), fsp.rm(join(spool, `${n}.meta`), { force: true })]);
@@ -540,7 +543,7 @@ async function emptySpool(spool: string): Promise<void> {
     return;
   }
   for (const e of entries) {
-    if (e === LOCK || e === LOG || e.startsWith('.position.')) continue;
+    if (e === LOCK || e === LOG || (isTempName(e) && !isAbandonedTemp(e))) continue;
     await fsp.rm(join(spool, e), { force: true }).catch(() => undefined);
   }
   await releaseLock(spool, LOCK);

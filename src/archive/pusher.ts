@@ -7,11 +7,13 @@
  * `<name>.pushing` while it works, then the durable record `<name>`, or `<name>.failed` with the
  * error (the call for it then pushes the file itself and reports what is wrong; the pusher tries
  * again later). A file that changes while it is pushed gets no record. Records, markers and
- * failures of files no longer `.ready` are deleted. It exits when nothing has been `.ready` for a
- * while, when pg_wal is gone, or when its lock is taken away.
+ * failures of files no longer `.ready` are deleted. It exits when it has had no work for a while
+ * (nothing in flight, and PostgreSQL has marked no file done and made none ready), when pg_wal is
+ * gone, or when its lock is taken away.
  */
 import { join } from 'node:path';
-import { readdir, rm, writeFile } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
+import { isAbandonedTemp, writeFileAtomic } from '../local/atomic-write.js';
 import type { Config } from '../config.js';
 import { repoCanonical, withCatalog } from './context.js';
 import { WalshipError, asWalshipError } from '../errors.js';
@@ -24,13 +26,14 @@ import {
   PUSHING,
   SEGMENT_READY_RE,
   readaheadStateDir,
+  stateUsable,
   writeRecord,
 } from './readahead.js';
 import { fileState, sameFileState, statOrNull } from './file-state.js';
 import type { ArchiveContext } from './push.js';
 import { openLanes, type Lane } from './lanes.js';
 
-/** The pusher exits when nothing has been `.ready` this long. */
+/** The pusher exits when it has had nothing to do this long. */
 export const PUSHER_IDLE_MS = 10_000;
 /** Most files in flight at once (each holds ~2x its size in memory); one lane per core among them. */
 const MAX_IN_FLIGHT = 4;
@@ -41,6 +44,7 @@ const FAILED_RETRY_MS = 30_000;
 /** Runs the pusher for `walDir` (a real path) until there is nothing left to push for a while. */
 export async function runPusher(cfg: Config, walDir: string, repo: string, makeCtx: () => Promise<ArchiveContext>): Promise<void> {
   const stateDir = readaheadStateDir(cfg.catalog);
+  if (!stateUsable(stateDir, true)) return;
   if (!(await acquireLock(stateDir, PUSHER_LOCK, { walDir }))) {
     logger.debug('another pusher holds the state directory', { stateDir });
     return;
@@ -53,6 +57,7 @@ export async function runPusher(cfg: Config, walDir: string, repo: string, makeC
   const retryAt = new Map<string, number>();
   let pushed = 0;
   let lastWork = Date.now();
+  let lastReady = new Set<string>();
   let lastBeat = 0;
   let wake: (() => void) | undefined;
 
@@ -60,14 +65,14 @@ export async function runPusher(cfg: Config, walDir: string, repo: string, makeC
     const path = join(walDir, name);
     const base = join(stateDir, name);
     try {
-      await writeFile(base + PUSHING, '', { mode: 0o600 });
+      await writeFileAtomic(base + PUSHING, '');
       const before = await statOrNull(path);
       const outcome = await lane.run({ op: 'push', path });
       if (!outcome.ok) {
         const we = asWalshipError(outcome.error);
         logger.warn('background push failed; PostgreSQL\'s call will push this file itself', { file: name, error: we.message, code: we.code });
         retryAt.set(name, Date.now() + FAILED_RETRY_MS);
-        await writeFile(base + FAILED, `${we.code}: ${we.message}\n`, { mode: 0o600 });
+        await writeFileAtomic(base + FAILED, `${we.code}: ${we.message}\n`);
         return;
       }
       const after = await statOrNull(path);
@@ -99,7 +104,7 @@ export async function runPusher(cfg: Config, walDir: string, repo: string, makeC
   try {
     // Markers left by a pusher that died.
     for (const e of await readdir(stateDir)) {
-      if (e.endsWith(PUSHING) || e.endsWith('.tmp')) await rm(join(stateDir, e), { force: true }).catch(() => undefined);
+      if (e.endsWith(PUSHING) || isAbandonedTemp(e)) await rm(join(stateDir, e), { force: true }).catch(() => undefined);
     }
     logger.info('background pusher started', { walDir, pid: process.pid });
     for (;;) {
@@ -145,7 +150,12 @@ export async function runPusher(cfg: Config, walDir: string, repo: string, makeC
       const todo = [...ready]
         .filter((n) => !recorded.has(n) && !inflight.has(n) && (retryAt.get(n) ?? 0) <= now)
         .sort();
-      if (todo.length > 0 || inflight.size > 0) lastWork = now;
+      // Work is a push in flight, or PostgreSQL moving on (a file marked done, a new one ready).
+      // Files that stay .ready while nothing can be pushed (all within push_readahead are stored,
+      // pushes fail) are no work: the pusher exits, and a later call starts it again.
+      const moved = ready.size !== lastReady.size || [...ready].some((n) => !lastReady.has(n));
+      lastReady = ready;
+      if (inflight.size > 0 || moved) lastWork = now;
       else if (now - lastWork > PUSHER_IDLE_MS) break;
 
       let ahead = recorded.size + inflight.size;

@@ -20,7 +20,9 @@
  * PostgreSQL asks, as before.
  */
 import { basename, dirname, join } from 'node:path';
-import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, type BigIntStats, promises as fsp } from 'node:fs';
+import { existsSync, readdirSync, realpathSync, rmSync, type BigIntStats } from 'node:fs';
+import { writeFileAtomic } from '../local/atomic-write.js';
+import { privateDir, readPrivateFile } from '../local/private.js';
 import type { Config } from '../config.js';
 import { repoCanonical } from './context.js';
 import { logger } from '../log.js';
@@ -75,14 +77,15 @@ export function recordText(rec: PushRecord): string {
   ]);
 }
 
-/** The record at `path`; null when there is none or it is not a whole record of this format. */
+/** The record at `path` (a trusted file, local/private.ts); null when there is none or it is not a whole record of this format. */
 export function readRecord(path: string): PushRecord | null {
-  let kv: Map<string, string[]>;
-  try {
-    kv = parseKeyValues(readFileSync(path, 'utf8'));
-  } catch {
-    return null;
-  }
+  const text = readPrivateFile(path);
+  return text === null ? null : parseRecord(text);
+}
+
+/** A record's text read back; null when it is not a whole record of this format. */
+export function parseRecord(text: string): PushRecord | null {
+  const kv = parseKeyValues(text);
   const one = (k: string) => kv.get(k)?.[0];
   const [name, repo, dir, sha256, pushedAt] = [one('name'), one('repo'), one('dir'), one('sha256'), one('pushed_at')];
   const state = fileStateFromPairs(one);
@@ -100,21 +103,7 @@ export function recordMatches(rec: PushRecord, st: BigIntStats, repo: string, di
 
 /** Writes a record durably: a temp file fsynced, renamed into place, the directory fsynced. */
 export async function writeRecord(stateDir: string, rec: PushRecord): Promise<void> {
-  const tmp = join(stateDir, `.${rec.name}.${process.pid}.tmp`);
-  const fh = await fsp.open(tmp, 'w', 0o600);
-  try {
-    await fh.writeFile(recordText(rec));
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await fsp.rename(tmp, join(stateDir, rec.name));
-  const dir = await fsp.open(stateDir, 'r');
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
-  }
+  await writeFileAtomic(join(stateDir, rec.name), recordText(rec), { durable: true });
 }
 
 /** Whether another segment than `name` is waiting in archive_status. */
@@ -165,12 +154,7 @@ async function waitForPusher(stateDir: string, path: string, repo: string, realD
   for (;;) {
     const answer = await answerFromRecord(recPath, path, repo, realDir, name, BY_PUSHER);
     if (answer !== 'none') return answer;
-    let failure: string | null = null;
-    try {
-      failure = readFileSync(recPath + FAILED, 'utf8');
-    } catch {
-      /* no failure recorded */
-    }
+    const failure = readPrivateFile(recPath + FAILED);
     if (failure !== null) {
       logger.warn('the background push failed; pushing the file here', { file: name, error: failure.trim() });
       return 'none';
@@ -193,6 +177,20 @@ async function waitForPusher(stateDir: string, path: string, repo: string, realD
 }
 
 /**
+ * Whether the read-ahead state directory can be used: absent (nothing recorded yet; with `create`
+ * it is made) or a private directory of this user's (local/private.ts). When it is not, says so:
+ * the call pushes its file itself and starts no pusher.
+ */
+export function stateUsable(stateDir: string, create: boolean): boolean {
+  const dir = privateDir(stateDir, { create });
+  if (dir.state === 'untrusted') {
+    logger.warn('the read-ahead state directory is not safe to use; pushing without read-ahead (remove it)', { dir: stateDir, problem: dir.reason });
+    return false;
+  }
+  return dir.state === 'ok' || !create;
+}
+
+/**
  * archive-push with read-ahead. `makeCtx` opens the repository lazily: a call answered from a
  * done-record never loads a storage driver (nor the S3 SDK). `flagArgs` (the setting flags as
  * given) are passed on to the pusher it starts.
@@ -211,6 +209,7 @@ export async function archivePushWithReadahead(
 
   const repo = repoCanonical(cfg);
   const stateDir = readaheadStateDir(cfg.catalog);
+  if (!stateUsable(stateDir, false)) return pushHere();
   const walDir = dirname(path);
   let realDir: string;
   try {
@@ -234,12 +233,7 @@ export async function archivePushWithReadahead(
     if (holder && holder.walDir !== realDir) return pushHere();
     if (!holder) {
       // A lone file is pushed here; a backlog is worth the pusher.
-      if (!(await othersReady(walDir, name))) return pushHere();
-      try {
-        mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-      } catch {
-        return pushHere();
-      }
+      if (!(await othersReady(walDir, name)) || !stateUsable(stateDir, true)) return pushHere();
       await startDetached(['archive-push-ahead', realDir, ...flagArgs], join(stateDir, PUSHER_LOG), 'background pusher');
     }
     if ((await waitForPusher(stateDir, path, repo, realDir, name)) === 'archived') return null;
@@ -263,13 +257,10 @@ function writePushTicket(cfg: Config, realDir: string, stateDir: string, repo: s
   // Run by hand from elsewhere on a data directory's pg_wal, the place would be inside the data
   // directory: no ticket then (PostgreSQL runs archive_command in the data directory).
   if (dirname(realDir) !== cwd && existsSync(join(dirname(realDir), 'PG_VERSION'))) return;
-  try {
-    mkdirSync(dir, { mode: 0o700 });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
-      logger.debug('cannot make the push ticket\'s directory; every push runs in node', { dir, error: (err as Error).message });
-      return;
-    }
+  const place = privateDir(dir, { create: true });
+  if (place.state !== 'ok') {
+    logger.warn('the push ticket\'s directory is not safe to use; every push runs in node (remove it)', { dir, problem: place.state === 'untrusted' ? place.reason : 'absent' });
+    return;
   }
   writeTicket(dir, PUSH_TICKET, { cfg, flagArgs, cwd, repo, places: [['wal_dir', realDir], ['state_dir', realState]] });
 }

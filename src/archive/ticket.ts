@@ -12,11 +12,13 @@
  * settings of the call that wrote the ticket, so the rest of the ticket is its own. Any
  * difference, and the compiled entry hands the call to node unchanged.
  */
-import { readFileSync, realpathSync, renameSync, writeFileSync } from 'node:fs';
+import { realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Config } from '../config.js';
 import { logger } from '../log.js';
 import { formatKeyValues } from './key-values.js';
+import { writeFileAtomicSync } from '../local/atomic-write.js';
+import { readPrivateFile } from '../local/private.js';
 
 export const FETCH_TICKET = 'fetch.ticket';
 export const PUSH_TICKET = 'push.ticket';
@@ -59,22 +61,16 @@ export function ticketText(t: TicketInput, env: NodeJS.ProcessEnv = process.env)
   }
 }
 
-/** Writes `dir/file` (whole, by a rename) unless it already says the same. Never fails. */
+/** Writes `dir/file` (whole, by a rename; `dir` is a private directory) unless it already says the same. Never fails. */
 export function writeTicket(dir: string, file: string, t: TicketInput): void {
   // The compiled entries are built for Linux only (they read /proc).
   if (process.platform !== 'linux') return;
   const text = ticketText(t);
   if (text === null) return;
   const path = join(dir, file);
+  if (readPrivateFile(path) === text) return;
   try {
-    if (readFileSync(path, 'utf8') === text) return;
-  } catch {
-    /* none yet */
-  }
-  const tmp = join(dir, `.${file}.${process.pid}`);
-  try {
-    writeFileSync(tmp, text, { mode: 0o600 });
-    renameSync(tmp, path);
+    writeFileAtomicSync(path, text);
   } catch (err) {
     logger.debug(`cannot write the ${file}; these calls run in node`, { path, error: (err as Error).message });
   }

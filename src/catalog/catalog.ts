@@ -3,8 +3,9 @@
  * (what is archived, which time ranges are recoverable). SQLite in WAL mode with a busy
  * timeout; every write is one transaction, so concurrent pushes never corrupt it.
  */
-import { mkdirSync, existsSync } from 'node:fs';
+import { chmodSync, closeSync, constants as fsc, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { trustProblem } from '../local/private.js';
 import { createRequire } from 'node:module';
 import type BetterSqlite3 from 'better-sqlite3';
 import { WalshipError, describeSystemError } from '../errors.js';
@@ -72,6 +73,47 @@ export interface RepositoryRow {
 }
 
 const BUSY_TIMEOUT_MS = 30_000;
+/** SQLite's companions of the catalog file: they take its mode when SQLite creates them. */
+const COMPANIONS = ['-wal', '-shm', '-journal'];
+
+/**
+ * Creates the catalog file, empty and private (0600), unless it exists, and its directory (0700)
+ * when that is missing: SQLite then gives its -wal and -shm files the same mode.
+ */
+function createPrivately(path: string): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  try {
+    closeSync(openSync(path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o600));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+}
+
+/**
+ * The catalog says what is archived and what can be recovered to: walship uses only one that
+ * belongs to the user it runs as and that no one else can write. Opened for writing, a catalog
+ * of this user's that others can read (earlier versions of walship made it 0644) is made private, with
+ * its companions.
+ */
+function checkCatalogFile(path: string, tighten: boolean): void {
+  const st = statSync(path);
+  const problem = trustProblem(st, 'file');
+  if (problem !== null) {
+    throw new WalshipError(
+      'CATALOG_ERROR',
+      `catalog ${path} ${problem}: walship uses only a catalog of the user it runs as that no one else can write (run walship as the cluster's OS user, or fix the file's owner and mode)`,
+    );
+  }
+  if (tighten && (st.mode & 0o077) !== 0) {
+    for (const p of [path, ...COMPANIONS.map((c) => path + c)]) {
+      try {
+        chmodSync(p, 0o600);
+      } catch {
+        /* a companion that is not there */
+      }
+    }
+  }
+}
 
 export class Catalog {
   private constructor(
@@ -88,7 +130,8 @@ export class Catalog {
     let db: BetterSqlite3.Database;
     try {
       const Database = require('better-sqlite3') as typeof BetterSqlite3;
-      if (!opts.readonly) mkdirSync(dirname(path), { recursive: true });
+      if (!opts.readonly) createPrivately(path);
+      checkCatalogFile(path, !opts.readonly);
       db = new Database(path, { readonly: !!opts.readonly, timeout: BUSY_TIMEOUT_MS });
       if (!opts.readonly) {
         db.pragma('journal_mode = WAL');
@@ -96,6 +139,7 @@ export class Catalog {
       }
       db.pragma('foreign_keys = ON');
     } catch (err) {
+      if (err instanceof WalshipError) throw err;
       throw new WalshipError('CATALOG_ERROR', `cannot open catalog ${path}: ${describeSystemError(err)}`, { cause: err });
     }
     const cat = new Catalog(path, db);

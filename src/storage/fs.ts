@@ -1,11 +1,12 @@
 /**
- * Filesystem repository driver. Writes go to a hidden temporary file in the target directory,
- * are fsynced, then hard-linked into place (link() fails if the name exists, so two concurrent
- * writers can never both win and nothing is overwritten), and the directory is fsynced.
+ * Filesystem repository driver. Writes go through local/atomic-write.ts, durable: a hidden
+ * temporary file in the target directory, fsynced, then hard-linked into place (link() fails if
+ * the name exists, so two concurrent writers can never both win and nothing is overwritten), and
+ * the directory fsynced. Temporary files a killed push left behind are removed by a later one.
  */
-import { promises as fsp, constants as fsc } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import { dirname, join, sep } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { isAbandonedTemp, isTempName, syncDir, writeFileAtomic } from '../local/atomic-write.js';
 import { WalshipError, describeSystemError } from '../errors.js';
 import type { ObjectInfo, PutOptions, StorageDriver } from './driver.js';
 
@@ -44,7 +45,7 @@ export class FsDriver implements StorageDriver {
 
   async create(): Promise<void> {
     try {
-      await fsp.mkdir(this.root, { recursive: true });
+      await fsp.mkdir(this.root, { recursive: true, mode: 0o700 });
     } catch (err) {
       throw this.unavailable('create the root', err);
     }
@@ -94,62 +95,43 @@ export class FsDriver implements StorageDriver {
     return null;
   }
 
-  /** Writes `body` to a hidden, fsynced temporary file in the key's directory; returns its path. */
-  private async writeTemp(key: string, body: Buffer): Promise<{ tmp: string; final: string; dir: string }> {
+  /**
+   * The key's file and directory, the directory (and any parent missing) created, private (0700),
+   * and made durable; the first time in this process, abandoned temporary files in it removed.
+   */
+  private async prepare(key: string): Promise<string> {
     const final = this.path(key);
     const dir = dirname(final);
     await this.check();
     try {
-      const created = await fsp.mkdir(dir, { recursive: true });
+      const created = await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
       if (created !== undefined) await this.syncDirsUpFrom(created, dir);
     } catch (err) {
       throw this.unavailable(`create directory for ${key}`, err);
     }
-    const tmp = join(dir, `.${final.slice(dir.length + 1)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-    try {
-      const fh = await fsp.open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL, 0o640);
-      try {
-        await fh.writeFile(body);
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-    } catch (err) {
-      await fsp.rm(tmp, { force: true }).catch(() => undefined);
-      throw this.unavailable(`write ${key}`, err);
+    if (!this.swept.has(dir)) {
+      this.swept.add(dir);
+      await sweepAbandoned(dir);
     }
-    return { tmp, final, dir };
+    return final;
   }
 
+  private readonly swept = new Set<string>();
+
   async putIfAbsent(key: string, body: Buffer, _opts?: PutOptions): Promise<'created' | 'exists'> {
-    const { tmp, final, dir } = await this.writeTemp(key, body);
+    const final = await this.prepare(key);
     try {
-      try {
-        await fsp.link(tmp, final);
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code === 'EEXIST') return 'exists';
-        if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS') throw err;
-        // A filesystem without hard links: check, then rename (a narrow race remains).
-        if (await this.head(key)) return 'exists';
-        await fsp.rename(tmp, final);
-      }
-      await syncDir(dir);
-      return 'created';
+      return (await writeFileAtomic(final, body, { mode: OBJECT_MODE, durable: true, createOnly: true })) === 'written' ? 'created' : 'exists';
     } catch (err) {
       throw this.unavailable(`store ${key}`, err);
-    } finally {
-      await fsp.rm(tmp, { force: true }).catch(() => undefined);
     }
   }
 
   async replace(key: string, body: Buffer, _opts?: PutOptions): Promise<void> {
-    const { tmp, final, dir } = await this.writeTemp(key, body);
+    const final = await this.prepare(key);
     try {
-      await fsp.rename(tmp, final);
-      await syncDir(dir);
+      await writeFileAtomic(final, body, { mode: OBJECT_MODE, durable: true });
     } catch (err) {
-      await fsp.rm(tmp, { force: true }).catch(() => undefined);
       throw this.unavailable(`replace ${key}`, err);
     }
   }
@@ -191,11 +173,24 @@ export class FsDriver implements StorageDriver {
   }
 }
 
-async function syncDir(dir: string): Promise<void> {
-  const fh = await fsp.open(dir, 'r');
+/** Objects are created 0640 (the umask applies); the directories walship creates are 0700. */
+const OBJECT_MODE = 0o640;
+/**
+ * A temporary file is abandoned when its writer is not alive here and it has not changed for this
+ * long (another host sharing the repository may still be writing one: its pid means nothing here).
+ */
+const ABANDONED_AFTER_MS = 15 * 60_000;
+
+/** Removes the temporary files a killed writer left in `dir`. Never fails. */
+async function sweepAbandoned(dir: string): Promise<void> {
   try {
-    await fh.sync();
-  } finally {
-    await fh.close();
+    for (const name of await fsp.readdir(dir)) {
+      if (!isTempName(name)) continue;
+      const path = join(dir, name);
+      const st = await fsp.lstat(path).catch(() => null);
+      if (st?.isFile() && isAbandonedTemp(name, st.mtimeMs, ABANDONED_AFTER_MS)) await fsp.rm(path, { force: true });
+    }
+  } catch {
+    /* a listing or removal that fails leaves the files for a later push */
   }
 }

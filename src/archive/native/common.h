@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
@@ -91,6 +92,38 @@ static ssize_t read_small(const char *path, char *buf, size_t cap, struct stat *
   return (ssize_t)len;
 }
 
+/*
+ * Whether st is trustworthy local state (src/local/private.ts): this user's, writable by no one
+ * else; a directory or a regular file as `dir` says.
+ */
+static int trusted(const struct stat *st, int dir) {
+  return (dir ? S_ISDIR(st->st_mode) : S_ISREG(st->st_mode)) && st->st_uid == geteuid() && !(st->st_mode & 022);
+}
+
+/* read_small of a file walship wrote in a private directory: trusted, else -1. */
+static ssize_t read_private(const char *path, char *buf, size_t cap, struct stat *st) {
+  ssize_t n = read_small(path, buf, cap, st);
+  return n >= 0 && trusted(st, 0) ? n : -1;
+}
+
+/*
+ * Whether `dir` is a private directory (src/local/private.ts): lstat shows a directory of this
+ * user's that no one else can write, and its parent is this user's or root's and, if others may
+ * write in it, sticky.
+ */
+static int private_dir(const char *dir) {
+  struct stat st, pst;
+  char parent[PATH_MAX];
+  if (lstat(dir, &st) != 0 || !trusted(&st, 1) || snprintf(parent, sizeof parent, "%s", dir) >= (int)sizeof parent) return 0;
+  char *slash = strrchr(parent, '/');
+  if (!slash) return 0;
+  if (slash == parent) parent[1] = '\0';
+  else *slash = '\0';
+  if (stat(parent, &pst) != 0) return 0;
+  if (pst.st_uid != geteuid() && pst.st_uid != 0) return 0;
+  return !(pst.st_mode & 022) || (pst.st_mode & S_ISVTX);
+}
+
 struct pairs {
   int n;
   char *key[MAX_PAIRS];
@@ -128,9 +161,9 @@ static int count(const struct pairs *p, const char *key) {
   return c;
 }
 
-/* Reads a key=value file into `text` (of `cap` bytes) and splits it; -1 when there is none. */
+/* Reads a key=value file of walship's (trusted) into `text` (of `cap` bytes) and splits it; -1 when there is none. */
 static int read_pairs(const char *path, char *text, size_t cap, struct pairs *p, struct stat *st) {
-  if (read_small(path, text, cap, st) < 0) return -1;
+  if (read_private(path, text, cap, st) < 0) return -1;
   return parse_pairs(text, p);
 }
 
@@ -208,7 +241,7 @@ static int join_suffixed(char out[PATH_MAX], const char *dir, const char *name, 
 static int holder_alive(const char *dir, const char *lock) {
   char path[PATH_MAX], buf[4096];
   struct stat st;
-  if (!join(path, sizeof path, dir, lock) || read_small(path, buf, sizeof buf, &st) < 0) return 0;
+  if (!join(path, sizeof path, dir, lock) || read_private(path, buf, sizeof buf, &st) < 0) return 0;
   struct timespec now;
   clock_gettime(CLOCK_REALTIME, &now);
   if (ns(now) - ns(st.st_mtim) > STALE_NS) return 0;
@@ -289,7 +322,7 @@ static int real_dir_of(const char *file, char out[PATH_MAX]) {
 
 /*
  * The directory `<prefix>-<hash of wal_dir>` beside the data directory (besideDataDir in
- * src/archive/ticket.ts), in `out`, if it is this user's and writable by no one else.
+ * src/archive/ticket.ts), in `out`, if it is a private directory.
  */
 static int place_beside_data_dir(const char *wal_dir, const char *cwd, const char *prefix, char out[PATH_MAX]) {
   char base[PATH_MAX], hash[13], name[64];
@@ -298,8 +331,7 @@ static int place_beside_data_dir(const char *wal_dir, const char *cwd, const cha
   if (strcmp(base, cwd) == 0 && strcmp(cwd, "/") != 0) dir_of(base);
   short_hash(wal_dir, hash);
   snprintf(name, sizeof name, "%s-%s", prefix, hash);
-  struct stat st;
-  return join(out, PATH_MAX, base, name) && lstat(out, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == geteuid() && !(st.st_mode & 022);
+  return join(out, PATH_MAX, base, name) && private_dir(out);
 }
 
 /*
@@ -313,7 +345,6 @@ static void match_ticket(const char *dir, const char *file, const struct call *c
   char path[PATH_MAX];
   struct stat st;
   if (!join(path, sizeof path, dir, file) || read_pairs(path, text, cap, t, &st) != 0) run_node();
-  if (st.st_uid != geteuid() || (st.st_mode & 022)) run_node();
   const char *t_format = get(t, "format"), *t_cwd = get(t, "cwd"), *t_place = get(t, place_key);
   const char *config = get(t, "config"), *config_state = get(t, "config_state");
   if (!t_format || strcmp(t_format, TICKET_FORMAT) != 0 || !t_cwd || !t_place || !get(t, "repo") || !config || !config_state) run_node();

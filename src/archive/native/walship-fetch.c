@@ -11,17 +11,19 @@
  * A spooled N is delivered here only when all of these hold, each exactly as archive-fetch in
  * node checks it (src/archive/prefetch.ts, src/archive/ticket.ts):
  *   - the call is archive-fetch of a segment name to a file named RECOVERYXLOG, without --help;
- *   - the default spool directory of this pg_wal (this user's, writable by no one else) holds a
- *     fetch ticket of this user's, and this call's setting flags, WALSHIP_* variables, config
+ *   - the default spool directory of this pg_wal (a private directory: this user's, writable by
+ *     no one else, in a parent no one else can replace it in) holds a fetch ticket of this
+ *     user's, and this call's setting flags, WALSHIP_* variables, config
  *     file state, working directory and pg_wal are the ticket's: so its settings, and its
  *     repository, are the ticket's;
  *   - the prefetcher holding the spool is alive (lock pid alive, heartbeat under 15 s old);
  *     while it is downloading N (N.fetching), this waits for it, as node does;
- *   - N's metadata is complete, of this format, names N and the ticket's repository, and was
+ *   - N's metadata (this user's, writable by no one else) is complete, of this format, names N
+ *     and the ticket's repository, and was
  *     written in this boot of the machine (spooled files are not fsynced);
  *   - on a filesystem repository, the archived object file is unchanged since it was spooled;
- *   - the spooled file is the very one the prefetcher verified (device, inode, size, mtime and
- *     ctime), and after the rename DEST is that inode.
+ *   - the spooled file is a regular file of this user's, the very one the prefetcher verified
+ *     (device, inode, size, mtime and ctime), and after the rename DEST is that inode.
  * Then the metadata is removed and the position written for the prefetcher, as node does. If
  * the rename happened but DEST turns out to be another file, node is run: it finds N missing
  * from the spool and delivers it from the repository over DEST.
@@ -92,18 +94,23 @@ int main(int argc, char **argv) {
       run_node();
   }
   struct stat data;
-  if (lstat(data_path, &data) != 0 || !S_ISREG(data.st_mode) || !same_file_state(&meta, &data)) run_node();
+  if (lstat(data_path, &data) != 0 || !trusted(&data, 0) || !same_file_state(&meta, &data)) run_node();
 
   /* Into place, and still the inode that was checked. */
   if (rename(data_path, dest) != 0) run_node();
   if (stat(dest, &st) != 0 || st.st_ino != data.st_ino || st.st_dev != data.st_dev) run_node();
   unlink(meta_path);
 
-  /* The position, for the prefetcher (written whole under a temporary name, as node does). */
+  /*
+   * The position, for the prefetcher: written whole under a fresh temporary name and renamed, as
+   * node's atomic write does (src/local/atomic-write.ts: `.<name>.<pid>.<12 hex>.tmp`, O_EXCL).
+   */
   char tmp_name[64], tmp[PATH_MAX], position[PATH_MAX];
-  snprintf(tmp_name, sizeof tmp_name, ".position.%ld", (long)getpid());
+  unsigned char rnd[6];
+  if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) memset(rnd, 0, sizeof rnd);
+  snprintf(tmp_name, sizeof tmp_name, ".position.%ld.%02x%02x%02x%02x%02x%02x.tmp", (long)getpid(), rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5]);
   if (join(tmp, sizeof tmp, spool, tmp_name) && join(position, sizeof position, spool, "position")) {
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd >= 0) {
       ssize_t w = write(fd, name, 24);
       close(fd);

@@ -12,11 +12,13 @@
  * N is answered "archived" (exit 0) here only when all of these hold, each exactly as
  * archive-push in node checks it (src/archive/readahead.ts, src/archive/ticket.ts):
  *   - the call is archive-push of a file named as a WAL segment, without --help;
- *   - the push directory of this pg_wal beside the data directory (this user's, writable by no one
- *     else) holds a push ticket of this user's, and this call's setting flags, WALSHIP_*
+ *   - the push directory of this pg_wal beside the data directory (a private directory: this
+ *     user's, writable by no one else, in a parent no one else can replace it in) holds a push
+ *     ticket of this user's, and this call's setting flags, WALSHIP_*
  *     variables, config file state, working directory and pg_wal are the ticket's: so its
  *     settings (repository, catalog and so read-ahead state directory) are the ticket's;
- *   - the read-ahead state directory holds N's record, of this format, naming N, the ticket's
+ *   - the read-ahead state directory (private too) holds N's record (this user's, writable by no
+ *     one else), of this format, naming N, the ticket's
  *     repository and this pg_wal, and the file is the one that was pushed (device, inode, size,
  *     mtime and ctime). While the pusher is storing N (N.pushing), this waits for the record, as
  *     node does.
@@ -59,7 +61,7 @@ int main(int argc, char **argv) {
   struct pairs ticket;
   match_ticket(place, "push.ticket", &call, cwd, "wal_dir", wal_dir, ticket_text, sizeof ticket_text, &ticket);
   const char *repo = get(&ticket, "repo"), *state_dir = get(&ticket, "state_dir");
-  if (!state_dir || state_dir[0] != '/') run_node();
+  if (!state_dir || state_dir[0] != '/' || !private_dir(state_dir)) run_node();
 
   /* N's record, and the file as it is now. */
   char rec_path[PATH_MAX];
