@@ -12,7 +12,10 @@ import { loadPlannerInput, scanArchivedFile, storeScan, storedEvents } from '../
 import { parseWalFileName, segmentName } from '../src/wal/names.js';
 import { validateSegment } from '../src/wal/page.js';
 import { unixMsToPgTime } from '../src/wal/records.js';
-import { pgTimeToMicros } from '../src/recovery/time.js';
+import { formatIso, isoToMicros, pgTimeToMicros } from '../src/recovery/time.js';
+import { planRecovery } from '../src/recovery/plan.js';
+import { computeRanges } from '../src/recovery/ranges.js';
+import { restorableInput } from '../src/recovery/restore-command.js';
 import type { PlannerInput } from '../src/recovery/model.js';
 import { WalshipError } from '../src/errors.js';
 import { WalWriter, i64b, u32b } from './wal-synth.js';
@@ -209,4 +212,88 @@ describe('scan store', () => {
     expect((err as WalshipError).code).toBe('INVALID_WAL');
     expect((err as WalshipError).message).toMatch(/is damaged: .* refusing to archive it/);
   });
+});
+
+describe('a segment cut short', () => {
+  it('refuses a segment whose valid WAL ends before its end without an XLOG_SWITCH, naming where', () => {
+    const w = new WalWriter(MB, 5 * MB);
+    w.commit(10, T0);
+    const last = w.commit(11, T0 + 1);
+    const [s] = w.segments(); // no switch: zeros after the last record, as in a zeroed copy
+    const file = parseWalFileName(s!.name)!;
+    let err: unknown;
+    try {
+      scanArchivedFile(s!.buf, file, validateSegment(s!.buf, file));
+    } catch (e) {
+      err = e;
+    }
+    expect((err as WalshipError).code).toBe('INVALID_WAL');
+    expect((err as WalshipError).message).toContain(`is incomplete: valid WAL ends at offset ${last.endLsn - 5 * MB} of ${MB}`);
+    // The same bytes as a .partial are what PostgreSQL archives at promotion: accepted.
+    const partial = parseWalFileName(`${s!.name}.partial`)!;
+    expect(scanArchivedFile(s!.buf, partial, validateSegment(s!.buf, partial)).endLsn).toBe(last.endLsn);
+  });
+});
+
+describe('backups that end within the same second', () => {
+  /** PostgreSQL's µs since 2000 ↔ µs since 1970. */
+  const S = T0 + 10_000_000; // a whole second
+  const iso = (pgMicros: number) => new Date(pgTimeToMicros(pgMicros) / 1000).toISOString();
+  const backupRow = (name: string, source: 'walship' | 'history-file', startLsn: number, stopLsn: number, stop: number, stopText: string | null) => ({
+    name,
+    source,
+    label: name,
+    start_lsn: startLsn,
+    stop_lsn: stopLsn,
+    checkpoint_lsn: startLsn,
+    start_timeline: 1,
+    stop_timeline: 1,
+    start_time: iso(stop - 2_000_000),
+    stop_time: iso(stop),
+    start_time_text: null,
+    stop_time_text: stopText,
+    status: 'complete',
+  });
+  /** Inclusive time targets some window of timeline 1 lists as reachable. */
+  const listed = (input: PlannerInput, t: number) =>
+    computeRanges(input, 0).timelines.flatMap((tl) => tl.windows).some((w) => w.timeTargets !== null && isoToMicros(w.timeTargets.from)! <= t && t < isoToMicros(w.timeTargets.before)!);
+
+  for (const order of ['walship first', 'history file first'] as const) {
+    it(`plan, ranges and restore agree on every target around them (${order} by LSN)`, () => {
+      // A commit before both backups end, the two backup ends (the history file's STOP TIME is
+      // the whole second S; walship's own end is S + 0.2 s exactly), commits after both.
+      const w = new WalWriter(MB, 5 * MB);
+      const start = w.commit(10, S - 5_000_000).lsn;
+      const otherStart = w.noop(64).lsn; // two backups: two starts (a history file's twin of walship's own is listed once)
+      const firstEnd = w.noop(64).endLsn;
+      const secondEnd = w.noop(64).endLsn;
+      w.commit(11, S + 900_000);
+      w.commit(12, S + 3_000_000);
+      w.switchWal();
+      push(w.segments()[0]!);
+      const [own, hist] = order === 'walship first' ? [firstEnd, secondEnd] : [secondEnd, firstEnd];
+      cat.write('backups', () => {
+        cat.upsertBackup(backupRow('own', 'walship', start, own, S + 200_000, null));
+        cat.upsertBackup(backupRow('000000010000000000000005.00000028.backup', 'history-file', otherStart, hist, S, '2026-11-24 11:08:35 UTC'));
+      });
+      const all = loadPlannerInput(cat);
+      const restorable = restorableInput(cat);
+      for (let t = pgTimeToMicros(S - 500_000); t <= pgTimeToMicros(S + 3_500_000); t += 50_000) {
+        const planned = planRecovery(all, { type: 'time', time: t }, { restoreCommand: 'x' });
+        const restored = planRecovery(restorable, { type: 'time', time: t }, { restoreCommand: 'x' });
+        const at = formatIso(t);
+        expect(planned.reachable, `plan vs ranges at ${at}`).toBe(listed(all, t));
+        expect(restored.reachable, `restore vs ranges at ${at}`).toBe(listed(restorable, t));
+        // Both backups are usable: every target one reaches, the other does too.
+        expect(planned.reachable, `plan vs restore at ${at}`).toBe(restored.reachable);
+        // Nothing before walship's exact end; the history file's backup not before the next whole second.
+        if (planned.reachable) {
+          expect(t, at).toBeGreaterThanOrEqual(pgTimeToMicros(S + 200_000));
+          if (planned.backup.name !== 'own') expect(t, at).toBeGreaterThanOrEqual(pgTimeToMicros(S + 1_000_000));
+        }
+      }
+      expect(planRecovery(all, { type: 'time', time: pgTimeToMicros(S + 100_000) }, { restoreCommand: 'x' }).reachable).toBe(false);
+      expect(planRecovery(all, { type: 'time', time: pgTimeToMicros(S + 300_000) }, { restoreCommand: 'x' }).reachable).toBe(true);
+    });
+  }
 });

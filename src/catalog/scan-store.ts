@@ -273,6 +273,16 @@ function completeTail(cat: Catalog, tailRow: ScanRow, current?: { name: string; 
 // Reading back: the planner's input.
 
 /**
+ * A backup history file's STOP TIME has whole seconds: the backup ended somewhere within that
+ * second, so the planner takes the start of the next one (it must never promise a moment before
+ * the backup is consistent). walship's own backups record the moment pg_backup_stop returned, to
+ * the millisecond, which is already at or after the end.
+ */
+function nextWholeSecond(micros: number | null): number | null {
+  return micros === null ? null : Math.floor(micros / 1_000_000) * 1_000_000 + 1_000_000;
+}
+
+/**
  * The planner's input from the catalog. Segments are read as stretches (wal_seg_stretches,
  * migration 4), single segments and transaction rows on demand.
  */
@@ -294,7 +304,7 @@ export function loadPlannerInput(cat: Catalog): PlannerInput {
       startTimeline: b.start_timeline,
       stopTimeline: b.stop_timeline,
       startTime: isoToMicros(b.start_time),
-      stopTime: isoToMicros(b.stop_time),
+      stopTime: b.source === 'history-file' ? nextWholeSecond(isoToMicros(b.stop_time)) : isoToMicros(b.stop_time),
     }));
 
   const restorePoints: RestorePointRecord[] = (

@@ -80,7 +80,11 @@ export interface BackupFacts {
   startTimeline: number;
   stopTimeline: number;
   startTime: number | null;
-  /** STOP TIME (seconds precision in PostgreSQL's file); null when its zone was not a plain offset. */
+  /**
+   * A moment at or after the backup ended: walship's own backups record it to the millisecond;
+   * for a backup known from its history file, whose STOP TIME has whole seconds, it is the next
+   * whole second (catalog/scan-store.ts). Null when unknown (a zone that is not a plain offset).
+   */
   stopTime: number | null;
 }
 

@@ -191,13 +191,13 @@ class Evaluator {
     const first = ws[0];
     const last = ws[ws.length - 1];
     if (first && where !== 'latest') {
-      if (first.out.timeTargets) {
-        alts.push({ description: `the earliest time reachable (backup ${label(first.first)} is consistent then)`, args: `--target-time ${first.out.timeTargets.from}${this.tlArg()}` });
+      if (first.out.timeTargets && first.earliestInTime) {
+        alts.push({ description: `the earliest time reachable (backup ${label(first.earliestInTime)} is consistent then)`, args: `--target-time ${first.out.timeTargets.from}${this.tlArg()}` });
       }
       alts.push({ description: `backup ${label(first.first)} at its consistency point ${first.out.earliest.lsn}`, args: `--target immediate${this.tlArg()}` });
     }
     if (last && where !== 'earliest') {
-      if (last.maxTime !== null && last.first.consistentTime !== null && last.maxTime > last.first.consistentTime) {
+      if (last.maxTime !== null && last.earliestInTime !== null && last.maxTime > last.earliestInTime.consistentTime!) {
         alts.push({ description: `just before the newest archived transaction (${formatIso(last.maxTime)})`, args: `--target-time ${formatIso(last.maxTime)} --exclusive${this.tlArg()}` });
       }
       alts.push({ description: `the end of the archive at ${last.out.latest.lsn}${last.out.latest.time ? `, last transaction ${last.out.latest.time}` : ''}`, args: `--target latest${this.tlArg()}` });

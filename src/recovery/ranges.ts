@@ -77,6 +77,12 @@ export function backupOut(b: BackupFacts, u?: UsableBackup): BackupOut {
 export interface WindowFacts {
   first: UsableBackup;
   backups: UsableBackup[];
+  /**
+   * The backup consistent at the earliest time (null when no time is known). Not always `first`:
+   * a backup known from its history file, whose stop time is rounded up to the next second, can
+   * end before another by LSN and after it in time.
+   */
+  earliestInTime: UsableBackup | null;
   run: Lineage['runs'][number];
   /** Newest transaction time after the first backup's consistency point (time targets < it). */
   maxTime: number | null;
@@ -91,6 +97,11 @@ export function windowsOf(view: ArchiveView, lin: Lineage): WindowFacts[] {
     if (backups.length === 0) continue;
     const first = backups[0]!;
     const start = first.backup.stopLsn;
+    let earliestInTime: UsableBackup | null = null;
+    for (const u of backups) {
+      if (u.consistentTime !== null && (earliestInTime === null || u.consistentTime < earliestInTime.consistentTime!)) earliestInTime = u;
+    }
+    const fromTime = earliestInTime?.consistentTime ?? null;
     const last = lin.lastXactBetween(start, run.endLsn);
     const maxTime = lin.maxXactTimeFrom(start, run);
     const next = lin.runAfter(run);
@@ -113,17 +124,17 @@ export function windowsOf(view: ArchiveView, lin: Lineage): WindowFacts[] {
     out.push({
       first,
       backups,
+      earliestInTime,
       run,
       maxTime,
       out: {
         backup: backupOut(first.backup, first),
         newerBackups: backups.slice(1).map((u) => backupOut(u.backup, u)),
-        earliest: { lsn: formatLsn(start), time: first.consistentTime === null ? null : formatIso(first.consistentTime) },
+        // The earliest LSN (the first backup's consistency point) and the earliest time any of the
+        // window's backups is consistent at: what plan accepts from (it takes whichever backup fits).
+        earliest: { lsn: formatLsn(start), time: fromTime === null ? null : formatIso(fromTime) },
         latest: { lsn: formatLsn(run.endLsn), time: last ? formatIso(last.time) : null, xid: last ? last.xid : null },
-        timeTargets:
-          first.consistentTime !== null && maxTime !== null && maxTime > first.consistentTime
-            ? { from: formatIso(first.consistentTime), before: formatIso(maxTime) }
-            : null,
+        timeTargets: fromTime !== null && maxTime !== null && maxTime > fromTime ? { from: formatIso(fromTime), before: formatIso(maxTime) } : null,
         wal: lin.segmentRanges(view.segOf(first.backup.startLsn), run.lastSeg),
         restorePoints: lin
           .restorePoints()

@@ -13,6 +13,7 @@ import { listBackups } from '../backup/list.js';
 import type { StorageDriver } from '../storage/driver.js';
 import { parseRepoUrl } from '../storage/open.js';
 import { planRecovery, refusalLine, type Plan, type Target } from './plan.js';
+import type { PlannerInput } from './model.js';
 import { shellQuote, targetFromFlags, timelineFromFlags } from './cli.js';
 import { wholeNumberFlag } from '../cli/flags.js';
 import { restoreBackup, type RestoreResult } from './restore.js';
@@ -59,6 +60,24 @@ function tablespaceRemap(v: unknown): Map<string, string> {
   return out;
 }
 
+/**
+ * What restore plans with: the catalog's planner input with only walship's own complete backups
+ * (the only ones holding data to restore), or only `backup`. USAGE when `backup` is not one of
+ * them, TARGET_UNREACHABLE when there is none.
+ */
+export function restorableInput(cat: Catalog, backup?: string): PlannerInput {
+  const restorable = new Set(listBackups(cat).filter((b) => b.restorable).map((b) => b.name));
+  if (backup !== undefined && !restorable.has(backup)) {
+    throw new WalshipError('USAGE', `backup "${backup}" is not a complete walship backup of this repository (see walship backups)`);
+  }
+  const input = loadPlannerInput(cat);
+  const backups = input.backups.filter((b) => restorable.has(b.name) && (backup === undefined || b.name === backup));
+  if (backups.length === 0) {
+    throw new WalshipError('TARGET_UNREACHABLE', 'no complete walship backup in this repository: take one with walship backup');
+  }
+  return { ...input, backups };
+}
+
 export interface RestoreOutcome {
   plan: Plan;
   result: RestoreResult;
@@ -78,19 +97,13 @@ export async function runRestore(
   const parallel = wholeNumberFlag('parallel', flags.parallel ?? '2', 1);
   const remap = tablespaceRemap(flags.tablespace);
 
-  const plan = Catalog.use(ctx.catalogPath, ctx.repoUrl, (cat) => {
-    // Only walship's own complete backups hold data to restore.
-    const restorable = new Set(listBackups(cat).filter((b) => b.restorable).map((b) => b.name));
-    if (typeof flags.backup === 'string' && !restorable.has(flags.backup)) {
-      throw new WalshipError('USAGE', `backup "${flags.backup}" is not a complete walship backup of this repository (see walship backups)`);
-    }
-    const input = loadPlannerInput(cat);
-    const backups = input.backups.filter((b) => restorable.has(b.name) && (typeof flags.backup !== 'string' || b.name === flags.backup));
-    if (backups.length === 0) {
-      throw new WalshipError('TARGET_UNREACHABLE', 'no complete walship backup in this repository: take one with walship backup');
-    }
-    return planRecovery({ ...input, backups }, target, { restoreCommand: restoreCommandFor(cfg, ctx.repoUrl), timeline, inclusive: !flags.exclusive });
-  });
+  const plan = Catalog.use(ctx.catalogPath, ctx.repoUrl, (cat) =>
+    planRecovery(restorableInput(cat, typeof flags.backup === 'string' ? flags.backup : undefined), target, {
+      restoreCommand: restoreCommandFor(cfg, ctx.repoUrl),
+      timeline,
+      inclusive: !flags.exclusive,
+    }),
+  );
   if (!plan.reachable) throw new WalshipError('TARGET_UNREACHABLE', refusalLine(plan));
 
   const result = await restoreBackup(ctx.storage, plan.backup.name, {
