@@ -23,6 +23,8 @@ export const ExitCode = {
   CORRUPT: 8,
   /** A recovery target cannot be reached with what is archived. */
   UNREACHABLE_TARGET: 9,
+  /** walship restore: the restored data directory's restore_command does not fetch WAL. */
+  RESTORE_CHECK: 10,
   /** A bug in walship. */
   INTERNAL: 70,
   /**
@@ -57,6 +59,7 @@ export type ErrorCode =
   | 'NOT_IN_ARCHIVE'
   | 'TARGET_UNREACHABLE'
   | 'DEST_UNWRITABLE'
+  | 'RESTORE_COMMAND_FAILED'
   | 'INTERNAL';
 
 const EXIT_BY_CODE: Record<ErrorCode, number> = {
@@ -77,6 +80,7 @@ const EXIT_BY_CODE: Record<ErrorCode, number> = {
   NOT_IN_ARCHIVE: ExitCode.NOT_FOUND,
   TARGET_UNREACHABLE: ExitCode.UNREACHABLE_TARGET,
   DEST_UNWRITABLE: ExitCode.REPOSITORY,
+  RESTORE_COMMAND_FAILED: ExitCode.RESTORE_CHECK,
   INTERNAL: ExitCode.INTERNAL,
 };
 

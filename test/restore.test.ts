@@ -7,10 +7,13 @@
  * a damaged file in a stored backup stops the restore with the file named.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chownSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { compress, decompress } from 'zstd-napi';
-import { PgCluster, pgBinDir, pgUser, runAsUser, userTempDir } from './helpers/pg.js';
+import { PgCluster, pgBinDir, pgUser, runAsUser, userTempDir, writeUserFile } from './helpers/pg.js';
+import { walship } from './helpers/walship.js';
+import { objectKeyFor } from '../src/archive/keys.js';
+import { parseWalFileName } from '../src/wal/names.js';
 import { startArchiving, type Archiving } from './helpers/archiving.js';
 import { repoBackends, type RepoBackend } from './helpers/backends.js';
 
@@ -127,6 +130,50 @@ describe.each(repoBackends())('walship restore ($name repository)', (backend: Re
     }
     expect(await c.value('SELECT pg_is_in_recovery()')).toBe('t');
     await c.destroy();
+  });
+
+  it('writes a restore_command with absolute paths, and checks it from the data directory, when given relative ones', async () => {
+    // As an operator in a shell would: --config and --catalog relative to the working directory.
+    const base = userTempDir('relative');
+    writeUserFile(join(base, 'ws.conf'), `repo = '${a.repo}'\n`);
+    const r = await walship(['restore', '--pgdata', 'data', '--config', 'ws.conf', '--catalog', relative(base, a.catalog), '--tablespace', `${spcOid}=spc`], {
+      cwd: base,
+      asUser: true,
+      env: a.env,
+    });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/restore_command checked: it fetched [0-9A-F]{24} from the data directory/);
+    const line = readFileSync(join(base, 'data', 'postgresql.auto.conf'), 'utf8').split('\n').find((l) => l.startsWith('restore_command'))!;
+    expect(line).toContain(`--config ${join(base, 'ws.conf')}`);
+    expect(line).toContain(`--catalog ${a.catalog}`);
+    const c = await PgCluster.create({ baseDir: base, noInit: true, conf: { archive_mode: 'off' }, env: a.env });
+    started.push(c);
+    await c.start();
+    await c.waitPromoted();
+    expect(await ids(c)).toEqual([1, 2, 3, 4]);
+    await c.destroy();
+  });
+
+  it('does not report success when the restore_command cannot fetch the first segment: exit 10, with the reason', async () => {
+    const planned = JSON.parse((await a.run(['plan', '--target', 'latest', '--json'])).stdout) as { wal: { segments: { first: string }[] } };
+    const first = planned.wal.segments[0]!.first;
+    const key = objectKeyFor(parseWalFileName(first)!);
+    const original = (await backend.driver().get(key))!;
+    await backend.remove(key);
+    try {
+      const base = userTempDir('lost');
+      const r = await a.run(['restore', '--pgdata', join(base, 'data'), '--tablespace', `${spcOid}=${join(base, 'spc')}`]);
+      expect(r.code, r.stderr).toBe(10);
+      expect(r.stderr).toContain(`code=RESTORE_COMMAND_FAILED`);
+      expect(r.stderr).toContain(`fetching ${first} as the server will (sh -c, in ${join(base, 'data')}) exited 255`);
+      expect(r.stderr).toMatch(/is recorded in catalog .* as archived, but .* is missing/);
+      expect(r.stderr.trim().split('\n').filter((l) => l.includes(' ERROR '))).toHaveLength(1);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+      expect(existsSync(join(base, 'data', 'pg_wal', 'walship-restore-check'))).toBe(false);
+      rmSync(base, { recursive: true, force: true });
+    } finally {
+      await backend.overwrite(key, original);
+    }
   });
 
   it('plans with walship\'s own backup rather than the server\'s history file of it', async () => {

@@ -1,4 +1,4 @@
-/** Exit-code texts shown by --help (kept in step with src/errors.ts and docs/exit-codes.md). */
+/** Exit-code texts shown by --help (kept in step with src/errors.ts and docs/commands.md, "Exit codes"). */
 export const EXIT_CODES_HELP = `Exit codes:
   0    success
   2    bad command line or configuration
@@ -8,6 +8,8 @@ export const EXIT_CODES_HELP = `Exit codes:
   6    the repository cannot be read or written
   7    the catalog cannot be opened or written
   8    an archived object is damaged
+  9    a recovery target cannot be reached (plan, restore)
+  10   restore: the restored data directory's restore_command does not work
   70   internal error (a bug: please report it)
 archive-fetch has its own codes: see "walship archive-fetch --help".`;
 

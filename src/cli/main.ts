@@ -243,7 +243,9 @@ export async function buildProgram(): Promise<Command> {
       const out = await runRestore(ctx, cfg, flags as Record<string, unknown>);
       if (flags.json) {
         const { backupLabel: _l, tablespaceMap: _t, chunks: _c, ...backup } = out.result.backup;
-        process.stdout.write(JSON.stringify({ pgdata: out.result.pgdata, files: out.result.files, bytes: out.result.bytes, tablespaces: out.result.tablespaces, backup, plan: out.plan }, null, 2) + '\n');
+        process.stdout.write(
+          JSON.stringify({ pgdata: out.result.pgdata, files: out.result.files, bytes: out.result.bytes, tablespaces: out.result.tablespaces, backup, plan: out.plan, restoreCommandCheck: out.check }, null, 2) + '\n',
+        );
       } else {
         process.stdout.write(renderRestore(out, !!flags.standby));
       }

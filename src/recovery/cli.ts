@@ -2,6 +2,7 @@
  * `walship ranges` and `walship plan`: option parsing and output around the pure planner. They
  * read only the local catalog (no repository access), so they answer instantly and offline.
  */
+import { resolve } from 'node:path';
 import { WalshipError } from '../errors.js';
 import { Catalog } from '../catalog/catalog.js';
 import { loadPlannerInput } from '../catalog/scan-store.js';
@@ -71,7 +72,7 @@ export function shellQuote(s: string): string {
   return /^[A-Za-z0-9_./:=@%+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-/** walship archive-fetch %f %p, pointed at this repository (and config file, when one was given). */
+/** walship archive-fetch %f %p, pointed at this repository (and config file, when one was given: an absolute path, as the server runs it in the data directory). */
 export function defaultRestoreCommand(repoUrl: string, configPath?: string): string {
   const parts = ['walship', 'archive-fetch', '%f', '%p', '--repo', shellQuote(repoUrl)];
   if (configPath) parts.push('--config', shellQuote(configPath));
@@ -83,7 +84,7 @@ export function runPlan(ctx: { catalogPath: string; repoUrl: string }, flags: Fl
   const target = targetFromFlags(flags);
   const timeline = timelineFromFlags(flags);
   const restoreCommand =
-    typeof flags.restoreCommand === 'string' ? flags.restoreCommand : defaultRestoreCommand(ctx.repoUrl, typeof flags.config === 'string' ? flags.config : undefined);
+    typeof flags.restoreCommand === 'string' ? flags.restoreCommand : defaultRestoreCommand(ctx.repoUrl, typeof flags.config === 'string' ? resolve(flags.config) : undefined);
   const result = Catalog.use(ctx.catalogPath, ctx.repoUrl, (cat) =>
     planRecovery(loadPlannerInput(cat), target, { restoreCommand, timeline, inclusive: !flags.exclusive }),
   );

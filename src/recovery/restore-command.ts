@@ -17,6 +17,7 @@ import type { PlannerInput } from './model.js';
 import { shellQuote, targetFromFlags, timelineFromFlags } from './cli.js';
 import { wholeNumberFlag } from '../cli/flags.js';
 import { restoreBackup, type RestoreResult } from './restore.js';
+import { checkRestoreCommand, type RestoreCheck } from './restore-check.js';
 
 type Flags = Record<string, unknown>;
 
@@ -38,8 +39,10 @@ export function restoreCommandFor(cfg: Config, repoUrl: string): string {
   } catch {
     /* not built: node runs every call */
   }
-  const parts = [...entry, 'archive-fetch', '%f', '%p', '--repo', repoUrl, '--catalog', cfg.catalog];
-  if (cfg.configFile) parts.push('--config', cfg.configFile);
+  // PostgreSQL runs it in the data directory: every path in it is absolute.
+  const parts = [...entry, 'archive-fetch', '%f', '%p', '--repo', repoUrl, '--catalog', resolve(cfg.catalog)];
+  if (cfg.configFile) parts.push('--config', resolve(cfg.configFile));
+  if (cfg.spool_dir) parts.push('--spool-dir', resolve(cfg.spool_dir));
   if (parseRepoUrl(repoUrl).kind === 's3') {
     if (cfg.s3_endpoint) parts.push('--s3-endpoint', cfg.s3_endpoint);
     parts.push('--s3-region', cfg.s3_region);
@@ -81,6 +84,8 @@ export function restorableInput(cat: Catalog, backup?: string): PlannerInput {
 export interface RestoreOutcome {
   plan: Plan;
   result: RestoreResult;
+  /** restore_command, run once for the first segment recovery needs (restore-check.ts). */
+  check: RestoreCheck;
 }
 
 export async function runRestore(
@@ -97,9 +102,10 @@ export async function runRestore(
   const parallel = wholeNumberFlag('parallel', flags.parallel ?? '2', 1);
   const remap = tablespaceRemap(flags.tablespace);
 
+  const restoreCommand = restoreCommandFor(cfg, ctx.repoUrl);
   const plan = Catalog.use(ctx.catalogPath, ctx.repoUrl, (cat) =>
     planRecovery(restorableInput(cat, typeof flags.backup === 'string' ? flags.backup : undefined), target, {
-      restoreCommand: restoreCommandFor(cfg, ctx.repoUrl),
+      restoreCommand,
       timeline,
       inclusive: !flags.exclusive,
     }),
@@ -115,10 +121,15 @@ export async function runRestore(
     parallel,
     progress: !flags.json && process.stderr.isTTY === true,
   });
-  return { plan, result };
+  const first = plan.wal.segments[0]?.first;
+  if (!first) throw new WalshipError('INTERNAL', `the plan for backup ${plan.backup.name} names no WAL segment`);
+  // Long enough for a slow S3 store to answer with every retry.
+  const timeoutMs = (cfg.s3_max_retries + 2) * cfg.s3_request_timeout + 60_000;
+  const check = await checkRestoreCommand(result.pgdata, restoreCommand, first, timeoutMs);
+  return { plan, result, check };
 }
 
-export function renderRestore({ plan, result }: RestoreOutcome, standby: boolean): string {
+export function renderRestore({ plan, result, check }: RestoreOutcome, standby: boolean): string {
   const lines = [
     `restored backup ${result.backup.id} ("${result.backup.label}", consistent at ${result.backup.stopLsn}, ${result.backup.stopTime})`,
     `  into ${result.pgdata}: ${result.files} files, ${(result.bytes / 1048576).toFixed(1)} MiB, every piece checked against the manifest`,
@@ -127,6 +138,7 @@ export function renderRestore({ plan, result }: RestoreOutcome, standby: boolean
     `  settings written to ${result.pgdata}/postgresql.auto.conf:`,
     ...plan.conf.map((l) => `    ${l}`),
     `  ${standby ? 'standby.signal' : 'recovery.signal'} written`,
+    `  restore_command checked: it fetched ${check.file} from the data directory, as the server will (${(check.ms / 1000).toFixed(1)} s)`,
     '',
   ];
   if (process.getuid?.() === 0) lines.push(`The files belong to root: first  chown -R postgres: ${shellQuote(result.pgdata)}  (or the server's OS user)`);
