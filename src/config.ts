@@ -209,6 +209,56 @@ export interface Config {
   configStamp: { path: string; state: string };
 }
 
+/**
+ * WALSHIP_* variables that are not settings: walship's own switches (WALSHIP_CONFIG, the stack
+ * traces of WALSHIP_DEBUG, WALSHIP_CRC32C=js), and those its test suite and scripts read.
+ */
+const OTHER_VARIABLES: ReadonlySet<string> = new Set([
+  'WALSHIP_CONFIG',
+  'WALSHIP_DEBUG',
+  'WALSHIP_CRC32C',
+  'WALSHIP_PG_BIN',
+  'WALSHIP_TEST_BACKENDS',
+  'WALSHIP_MATRIX_MAJOR',
+  'WALSHIP_MATRIX_CACHE',
+]);
+
+/** Edit distance (insertions, deletions, substitutions) between two short strings. */
+function distance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = row;
+  }
+  return prev[b.length]!;
+}
+
+/** The setting key `key` is most likely a typo of, if one is close enough. */
+export function resemblingSetting(key: string): string | undefined {
+  let best: { key: string; d: number } | undefined;
+  for (const def of SETTINGS) {
+    const d = distance(key.toLowerCase(), def.key);
+    if (!best || d < best.d) best = { key: def.key, d };
+  }
+  return best && best.d <= Math.max(2, Math.floor(best.key.length / 4)) ? best.key : undefined;
+}
+
+/**
+ * The WALSHIP_* variables of `env` that name no setting (a typo is otherwise silently ignored),
+ * each with the setting's variable it resembles, when one does.
+ */
+export function unknownVariables(env: NodeJS.ProcessEnv): { name: string; resembles?: string }[] {
+  const known = new Set(SETTINGS.map((d) => envName(d.key)));
+  return Object.keys(env)
+    .filter((k) => k.startsWith('WALSHIP_') && !known.has(k) && !OTHER_VARIABLES.has(k))
+    .sort()
+    .map((name) => {
+      const key = resemblingSetting(name.slice('WALSHIP_'.length));
+      return key === undefined ? { name } : { name, resembles: envName(key) };
+    });
+}
+
 export function flagName(key: string): string {
   return key.replace(/_/g, '-');
 }
@@ -230,7 +280,10 @@ export function parseConfigText(text: string, source: string): Map<string, strin
       throw new WalshipError('CONFIG_INVALID', `${where}: expected "key = value"`);
     }
     const key = m[1].replace(/-/g, '_').toLowerCase();
-    if (!known.has(key)) throw new WalshipError('CONFIG_INVALID', `${where}: unknown setting "${m[1]}"`);
+    if (!known.has(key)) {
+      const like = resemblingSetting(key);
+      throw new WalshipError('CONFIG_INVALID', `${where}: unknown setting "${m[1]}"${like ? ` (did you mean ${like}?)` : ''}`);
+    }
     let value = m[2]!;
     if (value.startsWith("'")) {
       if (!/^'(?:[^']|'')*'$/.test(value)) throw new WalshipError('CONFIG_INVALID', `${where}: unterminated quoted value for ${key}`);

@@ -284,7 +284,11 @@ describe.each(repoBackends())('archive CLI ($name repository)', (backend: RepoBa
     writeFileSync(conf, `repo = '${repo}'\ncompres_level = 3\n`);
     const typo = await walship(['info', '--config', conf], { env });
     expect(typo.code).toBe(2);
-    expect(typo.stderr).toMatch(/bad\.conf:2: unknown setting "compres_level"/);
+    expect(typo.stderr).toMatch(/bad\.conf:2: unknown setting "compres_level" \(did you mean compress_level\?\)/);
+    // The same typo in a variable is warned of (and ignored), naming the setting it resembles.
+    const envTypo = await run(['info'], { env: { WALSHIP_COMPRES_LEVEL: '3' } });
+    expect(envTypo.code, envTypo.stderr).toBe(0);
+    expect(envTypo.stderr).toMatch(/WARN \[info\] environment variable WALSHIP_COMPRES_LEVEL is not a walship setting and is ignored \(did you mean WALSHIP_COMPRESS_LEVEL\?\)/);
   });
 
   it('reads settings from a config file, with flags and environment taking precedence', async () => {

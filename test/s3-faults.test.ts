@@ -108,6 +108,22 @@ describe('S3 driver faults', () => {
     }
   });
 
+  it('a connection reset is reported as a reset, not as a timeout', async () => {
+    // The store reads the request and resets the connection well within the request timeout.
+    const proxy = await startTcpProxy({ mode: () => 'reset', resetAfterMs: 200 });
+    try {
+      const d = new S3Driver(s3.bucket, 'faults', s3.config({ s3_endpoint: proxy.endpoint, s3_request_timeout: '30000', s3_max_retries: '1' }));
+      for (const op of ['get', 'putIfAbsent'] as const) {
+        const err = await failure(operations(d)[op]!());
+        expect(err.code, op).toBe('REPOSITORY_UNAVAILABLE');
+        expect(err.message, op).toMatch(/the connection to http:\/\/127\.0\.0\.1:\d+ was closed by the other end \(.*ECONNRESET/);
+        expect(err.message, op).not.toContain('s3_request_timeout=');
+      }
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('503 SlowDown is retried; a store that keeps answering 503 is REPOSITORY_UNAVAILABLE', async () => {
     // The first connection gets a 503, later ones reach s3rver: the retry hides the blip.
     const blip = await startTcpProxy({ target: s3.port, mode: (n) => (n === 0 ? 'http503' : 'forward') });

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseConfigText, resolveConfig, requireRepo, SETTINGS } from '../src/config.js';
+import { parseConfigText, resolveConfig, requireRepo, SETTINGS, unknownVariables } from '../src/config.js';
 import { ExitCode, WalshipError, exitCodeFor } from '../src/errors.js';
 import { parseRepoUrl } from '../src/storage/open.js';
 import { VERSION } from '../src/version.js';
@@ -14,6 +14,16 @@ describe('config', () => {
     expect(() => parseConfigText("repo = 'open\n", 'f.conf')).toThrow(/f.conf:1: unterminated/);
     expect(() => parseConfigText('rpeo = /x\n', 'f.conf')).toThrow(/f.conf:1: unknown setting "rpeo"/);
     expect(() => parseConfigText('= x\n', 'f.conf')).toThrow(/f.conf:1: expected "key = value"/);
+  });
+
+  it('names the WALSHIP_* variables that are no setting, and the setting a typo resembles', () => {
+    const env = { WALSHIP_COMPRES_LEVEL: '3', WALSHIP_REPO: '/r', WALSHIP_CONFIG: '/dev/null', WALSHIP_SOMETHING_ELSE: 'x', WALSHIP_FETCH_PREFECH: '2', PATH: '/bin' };
+    expect(unknownVariables(env)).toEqual([
+      { name: 'WALSHIP_COMPRES_LEVEL', resembles: 'WALSHIP_COMPRESS_LEVEL' },
+      { name: 'WALSHIP_FETCH_PREFECH', resembles: 'WALSHIP_FETCH_PREFETCH' },
+      { name: 'WALSHIP_SOMETHING_ELSE' },
+    ]);
+    expect(() => parseConfigText('compres_level = 3\n', 'f.conf')).toThrow(/f.conf:1: unknown setting "compres_level" \(did you mean compress_level\?\)/);
   });
 
   it('resolves flag > env > file > default', () => {

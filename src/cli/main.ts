@@ -4,7 +4,7 @@
  * `fastPath` parses their few arguments directly, saving its load time on every call.
  */
 import type { Command } from 'commander';
-import { SETTINGS, flagName, envName, resolveConfig, type Config } from '../config.js';
+import { SETTINGS, flagName, envName, resolveConfig, unknownVariables, type Config } from '../config.js';
 import { ExitCode, WalshipError, asWalshipError, exitCodeFor } from '../errors.js';
 import { configureLog, logger } from '../log.js';
 import { VERSION } from '../version.js';
@@ -71,6 +71,17 @@ function fail(err: unknown): Promise<never> {
   return finish(code);
 }
 
+/** Resolves the settings and configures logging; warns of WALSHIP_* variables that are no setting. */
+function settingsFor(name: string, flags: Flags): Config {
+  const cfg = resolveConfig(settingsFromFlags(flags));
+  fetchPolicy = cfg.fetch_on_error;
+  configureLog({ level: cfg.log_level, format: cfg.log_format, command: name });
+  for (const v of unknownVariables(process.env)) {
+    logger.warn(`environment variable ${v.name} is not a walship setting and is ignored${v.resembles ? ` (did you mean ${v.resembles}?)` : ''}`);
+  }
+  return cfg;
+}
+
 /** Wraps a subcommand: resolves settings, configures logging, maps errors to exit codes. */
 function action(name: string, fn: (cfg: Config, flags: Flags, args: string[]) => Promise<number | void>) {
   return async (...argv: unknown[]) => {
@@ -79,9 +90,7 @@ function action(name: string, fn: (cfg: Config, flags: Flags, args: string[]) =>
     const flags = cmd.opts() as Flags;
     const args = argv.slice(0, -2) as string[];
     try {
-      const cfg = resolveConfig(settingsFromFlags(flags));
-      fetchPolicy = cfg.fetch_on_error;
-      configureLog({ level: cfg.log_level, format: cfg.log_format, command: name });
+      const cfg = settingsFor(name, flags);
       const code = await fn(cfg, flags, args);
       await finish(code ?? ExitCode.OK);
     } catch (err) {
@@ -340,10 +349,7 @@ async function fastPath(argv: string[]): Promise<boolean> {
     if (positionals.length !== spec.positionals) {
       throw new WalshipError('USAGE', `${name} takes ${spec.positionals === 1 ? 'one argument' : 'two arguments'}, got ${positionals.length} (see walship ${name} --help)`);
     }
-    const cfg = resolveConfig(settingsFromFlags(flags));
-    fetchPolicy = cfg.fetch_on_error;
-    configureLog({ level: cfg.log_level, format: cfg.log_format, command: name });
-    await spec.run(cfg, positionals, flagArgs);
+    await spec.run(settingsFor(name, flags), positionals, flagArgs);
   } catch (err) {
     return fail(err);
   }

@@ -369,8 +369,16 @@ export class S3Driver implements StorageDriver {
     }
     if (name === 'NoSuchBucket') return this.noSuchBucket();
     if (httpStatus === undefined) {
-      // No HTTP response at all: connection refused/reset, DNS, timeouts.
-      const cause = name === 'TimeoutError' ? `no response from ${this.endpoint} within s3_request_timeout=${this.cfg.s3_request_timeout} ms` : `cannot reach ${this.endpoint} (${describeTransport(e)})`;
+      // No HTTP response at all: connection refused/reset, DNS, timeouts. The SDK names a socket
+      // the other end reset or closed (ECONNRESET, EPIPE) "TimeoutError" too, as it does its own
+      // timeouts (ETIMEDOUT): a reset is reported as what it is.
+      if (e.code === 'ECONNRESET' || e.code === 'EPIPE') {
+        return make('REPOSITORY_UNAVAILABLE', `the connection to ${this.endpoint} was closed by the other end (${describeTransport(e)})`, 'check the store, any proxy or load balancer before it, and the network');
+      }
+      const cause =
+        name === 'TimeoutError'
+          ? `no response from ${this.endpoint} within s3_request_timeout=${this.cfg.s3_request_timeout} ms`
+          : `cannot reach ${this.endpoint} (${describeTransport(e)})`;
       return make('REPOSITORY_UNAVAILABLE', cause, 'check s3_endpoint and the network, or raise s3_request_timeout / s3_max_retries');
     }
     const cause = describeHttp(httpStatus, e);

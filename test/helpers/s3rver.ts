@@ -179,7 +179,7 @@ async function stopChild(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
-export type ProxyMode = 'forward' | 'blackhole' | 'http503';
+export type ProxyMode = 'forward' | 'blackhole' | 'http503' | 'reset';
 
 export interface TcpProxy {
   port: number;
@@ -197,10 +197,11 @@ const SLOW_DOWN_BODY =
 /**
  * A loopback TCP proxy for fault tests. `mode(n)` decides what the n-th connection (0-based) gets:
  * forward = piped to 127.0.0.1:`target` (request lines recorded), blackhole = accepted and never
- * answered, http503 = one "503 SlowDown" response, then the connection is closed. `port` fixes
+ * answered, http503 = one "503 SlowDown" response, then the connection is closed, reset = the
+ * request is read and the connection reset (TCP RST) `resetAfterMs` later. `port` fixes
  * the listening port (e.g. to bring an endpoint "back" where nothing listened).
  */
-export async function startTcpProxy(opts: { target?: number; mode: (n: number) => ProxyMode; port?: number }): Promise<TcpProxy> {
+export async function startTcpProxy(opts: { target?: number; mode: (n: number) => ProxyMode; port?: number; resetAfterMs?: number }): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
   const proxy: TcpProxy = {
     port: 0,
@@ -220,6 +221,8 @@ export async function startTcpProxy(opts: { target?: number; mode: (n: number) =
     client.on('error', () => undefined);
     if (mode === 'blackhole') {
       client.resume();
+    } else if (mode === 'reset') {
+      client.once('data', () => setTimeout(() => client.resetAndDestroy(), opts.resetAfterMs ?? 0));
     } else if (mode === 'http503') {
       client.once('data', () => {
         client.end(
