@@ -25,7 +25,12 @@ export interface Archiving {
   cleanup(): Promise<void>;
 }
 
-export async function startArchiving(backend: RepoBackend, prefix: string, conf: Record<string, string | number> = {}): Promise<Archiving> {
+export async function startArchiving(
+  backend: RepoBackend,
+  prefix: string,
+  conf: Record<string, string | number> = {},
+  opts: { walSegSizeMb?: number } = {},
+): Promise<Archiving> {
   const work = userTempDir(prefix);
   const { repo, env } = await backend.setup(work);
   const catalog = join(work, 'catalog', 'walship.db');
@@ -33,6 +38,7 @@ export async function startArchiving(backend: RepoBackend, prefix: string, conf:
   const primary = await PgCluster.create({
     conf: { archive_mode: 'on', archive_command: confString(walshipCommand(`archive-push %p ${settings}`)), timezone: "'UTC'", ...conf },
     env,
+    walSegSizeMb: opts.walSegSizeMb,
   });
   await primary.start();
   return {
