@@ -113,6 +113,23 @@ describe.each(repoBackends())('push read-ahead through the CLI ($name repository
     expect(s.pusherLog()).toMatch(/background pusher started/);
   });
 
+  it('exits when the files stay .ready but it may push no more (nothing marks them done), instead of polling forever', async () => {
+    if (backend.name !== 'filesystem') return; // the pusher's loop is the same for every backend
+    const segs = fx.segments.slice(0, 4);
+    const s = staged('idle', segs.map((n) => [n, fx.read(n)]));
+    const first = await s.run(['archive-push', `pg_wal/${segs[0]}`], ['--push-readahead', '2']);
+    expect(first.code, first.stderr).toBe(0);
+    await waitFor(() => s.records().length === 2);
+    // Pushes run by hand, or an archiver that stopped asking: four files stay .ready, two are
+    // pushed and the cap allows no more. The pusher has nothing to do, and goes.
+    await waitFor(() => /nothing to push for a while; pusher exits .*ready=4/.test(s.pusherLog()), 40_000);
+    await waitFor(() => !existsSync(join(s.stateDir, 'pusher.lock')));
+    // A later call is answered from its record as before.
+    const again = await s.run(['archive-push', `pg_wal/${segs[1]}`], ['--push-readahead', '2']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).toMatch(/archived earlier by read-ahead/);
+  });
+
   it('pushes a file changed since read-ahead as without it: identical bytes pass, different bytes are refused', async () => {
     const segs = fx.segments.slice(3, 6);
     const s = staged('b', segs.map((n) => [n, fx.read(n)]));

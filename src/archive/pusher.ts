@@ -41,7 +41,7 @@ const POLL_MS = 20;
 /** After a failure, the pusher leaves the file to PostgreSQL's own call for this long. */
 const FAILED_RETRY_MS = 30_000;
 
-/** Runs the pusher for `walDir` (a real path) until there is nothing left to push for a while. */
+/** Runs the pusher for `walDir` (a real path) until it has had nothing to do for a while. */
 export async function runPusher(cfg: Config, walDir: string, repo: string, makeCtx: () => Promise<ArchiveContext>): Promise<void> {
   const stateDir = readaheadStateDir(cfg.catalog);
   if (!stateUsable(stateDir, true)) return;
@@ -180,7 +180,7 @@ export async function runPusher(cfg: Config, walDir: string, repo: string, makeC
       });
       wake = undefined;
     }
-    logger.info('nothing left to push; pusher exits', { pushed });
+    logger.info('nothing to push for a while; pusher exits', { pushed, ready: lastReady.size });
   } finally {
     while (inflight.size > 0) await new Promise((r) => setTimeout(r, POLL_MS));
     if (lanes) await Promise.all(lanes.lanes.map((l) => l.close()));

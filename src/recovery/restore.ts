@@ -16,6 +16,7 @@ import { backupKey, type BackupSummary, type Manifest, type ManifestFile, type M
 import { Progress } from '../backup/progress.js';
 import { runPool } from '../pool.js';
 import { processAlive } from '../pid.js';
+import { writeFileAtomic } from '../local/atomic-write.js';
 
 export interface RestoreOptions {
   pgdata: string;
@@ -183,7 +184,7 @@ export async function restoreBackup(storage: StorageDriver, id: string, opts: Re
 
   // What recovery needs: backup_label, tablespace_map (with the new locations), the signal
   // file and the recovery settings; pg_control last.
-  await fsp.writeFile(join(pgdata, 'backup_label'), summary.backupLabel, { mode: 0o600 });
+  await writeFileAtomic(join(pgdata, 'backup_label'), summary.backupLabel);
   if (summary.tablespaceMap) {
     const map = summary.tablespaceMap
       .split('\n')
@@ -194,15 +195,14 @@ export async function restoreBackup(storage: StorageDriver, id: string, opts: Re
       })
       .join('\n');
     // PostgreSQL (re)creates pg_tblspc's links from tablespace_map when recovery starts.
-    await fsp.writeFile(join(pgdata, 'tablespace_map'), map + '\n', { mode: 0o600 });
+    await writeFileAtomic(join(pgdata, 'tablespace_map'), map + '\n');
   }
-  await fsp.writeFile(join(pgdata, opts.standby ? 'standby.signal' : 'recovery.signal'), '', { mode: 0o600 });
+  await writeFileAtomic(join(pgdata, opts.standby ? 'standby.signal' : 'recovery.signal'), '');
   const auto = join(pgdata, 'postgresql.auto.conf');
   const before = await fsp.readFile(auto, 'utf8').catch(() => '');
-  await fsp.writeFile(
+  await writeFileAtomic(
     auto,
     `${before}${before.endsWith('\n') || before === '' ? '' : '\n'}# Added by walship restore of backup ${id} at ${new Date().toISOString()}\n${opts.recoveryConf.join('\n')}\n`,
-    { mode: 0o600 },
   );
   if (!held.pgControl) throw new WalshipError('OBJECT_CORRUPT', `backup ${id} has no ${PG_CONTROL}; it cannot be restored`);
   await writeAt(join(pgdata, PG_CONTROL), held.pgControl, 0, 0o600);

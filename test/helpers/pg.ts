@@ -81,6 +81,21 @@ export function pgUser(): OsUser {
   return cachedUser;
 }
 
+let cachedOther: OsUser | undefined;
+/**
+ * A second unprivileged OS user, `walship-other` (created when missing), for tests of what another
+ * local user can and cannot do to walship's files. Only when the tests run as root.
+ */
+export function otherUser(): OsUser {
+  if (cachedOther) return cachedOther;
+  if (process.getuid!() !== 0) throw new Error('otherUser: the tests must run as root to act as a second user');
+  const name = 'walship-other';
+  const id = (flag: string) => spawnSync('id', [flag, name], { encoding: 'utf8' });
+  if (id('-u').status !== 0) execFileSync('useradd', ['--system', '--no-create-home', '--shell', '/bin/sh', name]);
+  cachedOther = { name, uid: Number(id('-u').stdout.trim()), gid: Number(id('-g').stdout.trim()) };
+  return cachedOther;
+}
+
 /** A temp dir owned by the cluster user (so PostgreSQL and walship running as it can write). */
 export function userTempDir(prefix: string): string {
   const dir = mkdtempSync(join(tmpdir(), `walship-${prefix}-`));
