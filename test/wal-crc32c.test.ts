@@ -22,7 +22,7 @@ describe('crc32c', () => {
     expect(crc32c(Buffer.from(Array.from({ length: 32 }, (_, i) => 31 - i)))).toBe(0x113fdb5c);
   });
 
-  it('checks the WAL record test vector from wal-format.md (body, then header bytes 0..20)', () => {
+  it('checks the WAL record test vector of docs/wal-format.md (body, then header bytes 0..20)', () => {
     const rec = Buffer.from('22000000d5020000e05f0102000000000001000017e67213ff0851ff837f02040300', 'hex');
     expect(rec.length).toBe(34);
     const c = crc32c(rec, crc32c(rec, 0, 24, 34), 0, 20);

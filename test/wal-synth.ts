@@ -3,7 +3,7 @@
  * (long/short page headers, XLP_FIRST_IS_CONTRECORD + xlp_rem_len, MAXALIGN, xl_prev, CRC-32C),
  * so the scanner's edge cases (split headers, records spanning several segments, aborted
  * contrecords, other major versions) can be produced on demand. Written from the format
- * description in shared/reference/wal-format.md, independently of the scanner.
+ * description in docs/wal-format.md, independently of the scanner.
  */
 import { crc32c } from '../src/wal/crc32c.js';
 import { segmentName } from '../src/wal/names.js';

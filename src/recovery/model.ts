@@ -5,7 +5,7 @@
  *
  * Units: LSNs are byte positions (numbers), times are microseconds since the Unix epoch.
  *
- * How PostgreSQL reads WAL along a timeline (xlogrecovery.c, shared/reference/wal-format.md):
+ * How PostgreSQL reads WAL along a timeline (xlogrecovery.c; docs/wal-format.md, "How recovery reads along timelines"):
  * timeline N's history is a list of ancestors, each valid from the switchpoint that created it
  * up to the switchpoint of its child. LSN x belongs to the ancestor whose [begin, end) holds x.
  * Segment k is read from the newest timeline of the lineage whose begin segment is <= k, so the

@@ -2,7 +2,7 @@
  * `walship plan`: which base backup, which WAL and which recovery settings reach a target, or
  * why it cannot be reached. Pure: the input model in, a plan or a refusal out.
  *
- * Rules, as PostgreSQL applies them (shared/reference/wal-format.md, "How recovery uses
+ * Rules, as PostgreSQL applies them (docs/wal-format.md, "How recovery uses
  * targets"); replay starts at the backup's START WAL LOCATION and every rule is checked from
  * there, before consistency too, where a stop is FATAL:
  * - time: compared only with transaction-end records (COMMIT/ABORT[_PREPARED]) in WAL order;

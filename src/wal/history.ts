@@ -1,6 +1,6 @@
 /**
  * Timeline history files (`<TLI>.history`) and backup history files (`*.backup`), pure parsers.
- * See shared/reference/wal-format.md, "File names".
+ * See docs/wal-format.md, "File names".
  */
 import { parseLsn } from './names.js';
 

@@ -1,5 +1,5 @@
 /**
- * WAL file names and LSNs (pure). See shared/reference/wal-format.md, "File names".
+ * WAL file names and LSNs (pure). See docs/wal-format.md, "File names".
  * LSNs are carried as JavaScript numbers: exact up to 2^53 bytes (8 PiB) of WAL.
  */
 

@@ -1,6 +1,6 @@
 /**
  * WAL page headers and pre-archive segment validation (pure).
- * See shared/reference/wal-format.md, "Page magic" and "Page headers".
+ * See docs/wal-format.md, "Pages".
  */
 import { WalshipError } from '../errors.js';
 import {

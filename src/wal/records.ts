@@ -1,5 +1,5 @@
 /**
- * Decoding the few WAL records walship cares about (pure). See shared/reference/wal-format.md,
+ * Decoding the few WAL records walship cares about (pure). See docs/wal-format.md,
  * "Records" and "What walship reads out of records"; layouts checked against PostgreSQL 13–18
  * xlogrecord.h, xlogreader.c (DecodeXLogRecord), xact.h / xactdesc.c and pg_control.h.
  *

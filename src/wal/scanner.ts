@@ -2,7 +2,7 @@
  * The WAL record scanner (pure): walks one segment's pages and records, checks every record's
  * CRC-32C, and reports what recovery targets and the catalog need (transaction ends with their
  * times, restore points, checkpoints, end-of-recovery, backup ends, switches).
- * See shared/reference/wal-format.md.
+ * See docs/wal-format.md.
  *
  * Attribution: a record belongs to the segment in which it STARTS. A record that starts in
  * segment N and ends in N+1 (or later) is reported by neither scan alone: N's scan returns
