@@ -61,6 +61,18 @@ function push(seg: Seg, name = seg.name): void {
   });
 }
 
+/** The error scanArchivedFile refuses `buf`, named `name`, with (fails the test when it accepts it). */
+function refusal(buf: Buffer, name: string): WalshipError {
+  const file = parseWalFileName(name)!;
+  try {
+    scanArchivedFile(buf, file, validateSegment(buf, file));
+  } catch (e) {
+    expect(e).toBeInstanceOf(WalshipError);
+    return e as WalshipError;
+  }
+  throw new Error(`${name} was accepted`);
+}
+
 /** Every archived segment the planner input holds, by timeline and number. */
 const allSegments = (input: PlannerInput) => input.segments.stretches().flatMap((r) => input.segments.segments(r.timeline, r.firstSeg, r.lastSeg));
 const xids = (name: string) => storedEvents(cat, name).xacts.map((x) => x.xid);
@@ -201,16 +213,9 @@ describe('scan store', () => {
     w.switchWal();
     const [s] = w.segments();
     s!.buf[c.lsn - 5 * MB + 30] ^= 0xff;
-    const file = parseWalFileName(s!.name)!;
-    let err: unknown;
-    try {
-      scanArchivedFile(s!.buf, file, validateSegment(s!.buf, file));
-    } catch (e) {
-      err = e;
-    }
-    expect(err).toBeInstanceOf(WalshipError);
-    expect((err as WalshipError).code).toBe('INVALID_WAL');
-    expect((err as WalshipError).message).toMatch(/is damaged: .* refusing to archive it/);
+    const err = refusal(s!.buf, s!.name);
+    expect(err.code).toBe('INVALID_WAL');
+    expect(err.message).toMatch(/is damaged: .* refusing to archive it/);
   });
 });
 
@@ -220,15 +225,9 @@ describe('a segment cut short', () => {
     w.commit(10, T0);
     const last = w.commit(11, T0 + 1);
     const [s] = w.segments(); // no switch: zeros after the last record, as in a zeroed copy
-    const file = parseWalFileName(s!.name)!;
-    let err: unknown;
-    try {
-      scanArchivedFile(s!.buf, file, validateSegment(s!.buf, file));
-    } catch (e) {
-      err = e;
-    }
-    expect((err as WalshipError).code).toBe('INVALID_WAL');
-    expect((err as WalshipError).message).toContain(`is incomplete: valid WAL ends at offset ${last.endLsn - 5 * MB} of ${MB}`);
+    const err = refusal(s!.buf, s!.name);
+    expect(err.code).toBe('INVALID_WAL');
+    expect(err.message).toContain(`is incomplete: valid WAL ends at offset ${last.endLsn - 5 * MB} of ${MB}`);
     // The same bytes as a .partial are what PostgreSQL archives at promotion: accepted.
     const partial = parseWalFileName(`${s!.name}.partial`)!;
     expect(scanArchivedFile(s!.buf, partial, validateSegment(s!.buf, partial)).endLsn).toBe(last.endLsn);
