@@ -7,7 +7,8 @@
  * a damaged file in a stored backup stops the restore with the file named.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import { join, relative } from 'node:path';
 import { compress, decompress } from 'zstd-napi';
 import { PgCluster, pgBinDir, pgUser, runAsUser, userTempDir, writeUserFile } from './helpers/pg.js';
@@ -165,7 +166,7 @@ describe.each(repoBackends())('walship restore ($name repository)', (backend: Re
       const r = await a.run(['restore', '--pgdata', join(base, 'data'), '--tablespace', `${spcOid}=${join(base, 'spc')}`]);
       expect(r.code, r.stderr).toBe(10);
       expect(r.stderr).toContain(`code=RESTORE_COMMAND_FAILED`);
-      expect(r.stderr).toContain(`fetching ${first} as the server will (sh -c, in ${join(base, 'data')}) exited 255`);
+      expect(r.stderr).toContain(`fetching ${first} as the server will (sh -c, in ${join(base, 'data')}, as uid ${pgUser().uid}) exited 255`);
       expect(r.stderr).toMatch(/is recorded in catalog .* as archived, but .* is missing/);
       expect(r.stderr.trim().split('\n').filter((l) => l.includes(' ERROR '))).toHaveLength(1);
       expect(r.stderr).not.toMatch(/\n\s+at /);
@@ -174,6 +175,35 @@ describe.each(repoBackends())('walship restore ($name repository)', (backend: Re
     } finally {
       await backend.overwrite(key, original);
     }
+  });
+
+  it('run as root on a data directory the server\'s user owns, checks restore_command as that user', async () => {
+    if (backend.name !== 'filesystem' || process.getuid?.() !== 0) return; // the same check on every backend
+    // Root's own catalog (walship uses only a catalog of the user it runs as) and config file.
+    const base = userTempDir('as-root');
+    const own = join(base, 'root-owned');
+    mkdirSync(own);
+    const catalog = join(own, 'catalog.db');
+    const src = new Database(a.catalog, { readonly: true });
+    await src.backup(catalog);
+    src.close();
+    const conf = join(own, 'walship.conf');
+    writeFileSync(conf, `repo = '${a.repo}'\n`, { mode: 0o600 });
+    const data = join(base, 'data');
+    mkdirSync(data, { mode: 0o700 });
+    chownSync(data, pgUser().uid, pgUser().gid);
+    const restore = (spc: string) => walship(['restore', '--pgdata', data, '--force', '--config', conf, '--catalog', catalog, '--tablespace', `${spcOid}=${join(base, spc)}`], { env: a.env });
+    // The server's user cannot read root's config file: the restore_command written would fail.
+    const refused = await restore('spc1');
+    expect(refused.code, refused.stderr).toBe(10);
+    expect(refused.stderr).toContain(`as uid ${pgUser().uid}) exited 255: walship ERROR [archive-fetch] cannot read config file ${conf}: EACCES`);
+    // Readable by it (the catalog still is not: the fetch verifies against the object alone).
+    chmodSync(own, 0o755);
+    chmodSync(conf, 0o644);
+    const ok = await restore('spc2');
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.stdout).toContain(`from the data directory as uid ${pgUser().uid}, as the server will`);
+    rmSync(base, { recursive: true, force: true });
   });
 
   it('plans with walship\'s own backup rather than the server\'s history file of it', async () => {

@@ -138,7 +138,7 @@ export function renderRestore({ plan, result, check }: RestoreOutcome, standby: 
     `  settings written to ${result.pgdata}/postgresql.auto.conf:`,
     ...plan.conf.map((l) => `    ${l}`),
     `  ${standby ? 'standby.signal' : 'recovery.signal'} written`,
-    `  restore_command checked: it fetched ${check.file} from the data directory, as the server will (${(check.ms / 1000).toFixed(1)} s)`,
+    `  restore_command checked: it fetched ${check.file} from the data directory as uid ${check.uid}, as the server will (${(check.ms / 1000).toFixed(1)} s)`,
     '',
   ];
   if (process.getuid?.() === 0) lines.push(`The files belong to root: first  chown -R postgres: ${shellQuote(result.pgdata)}  (or the server's OS user)`);

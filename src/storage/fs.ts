@@ -12,6 +12,8 @@ import type { ObjectInfo, PutOptions, StorageDriver } from './driver.js';
 
 export class FsDriver implements StorageDriver {
   readonly location: string;
+  /** Directories already swept of abandoned temporary files by this process. */
+  private readonly swept = new Set<string>();
   constructor(readonly root: string) {
     this.location = root;
   }
@@ -96,8 +98,8 @@ export class FsDriver implements StorageDriver {
   }
 
   /**
-   * The key's file and directory, the directory (and any parent missing) created, private (0700),
-   * and made durable; the first time in this process, abandoned temporary files in it removed.
+   * The key's file path, with its directory (and any parent missing) created 0700 and made
+   * durable, and the first time in this process, the abandoned temporary files in it removed.
    */
   private async prepare(key: string): Promise<string> {
     const final = this.path(key);
@@ -115,8 +117,6 @@ export class FsDriver implements StorageDriver {
     }
     return final;
   }
-
-  private readonly swept = new Set<string>();
 
   async putIfAbsent(key: string, body: Buffer, _opts?: PutOptions): Promise<'created' | 'exists'> {
     const final = await this.prepare(key);

@@ -106,24 +106,6 @@ static ssize_t read_private(const char *path, char *buf, size_t cap, struct stat
   return n >= 0 && trusted(st, 0) ? n : -1;
 }
 
-/*
- * Whether `dir` is a private directory (src/local/private.ts): lstat shows a directory of this
- * user's that no one else can write, and its parent is this user's or root's and, if others may
- * write in it, sticky.
- */
-static int private_dir(const char *dir) {
-  struct stat st, pst;
-  char parent[PATH_MAX];
-  if (lstat(dir, &st) != 0 || !trusted(&st, 1) || snprintf(parent, sizeof parent, "%s", dir) >= (int)sizeof parent) return 0;
-  char *slash = strrchr(parent, '/');
-  if (!slash) return 0;
-  if (slash == parent) parent[1] = '\0';
-  else *slash = '\0';
-  if (stat(parent, &pst) != 0) return 0;
-  if (pst.st_uid != geteuid() && pst.st_uid != 0) return 0;
-  return !(pst.st_mode & 022) || (pst.st_mode & S_ISVTX);
-}
-
 struct pairs {
   int n;
   char *key[MAX_PAIRS];
@@ -318,6 +300,20 @@ static int real_dir_of(const char *file, char out[PATH_MAX]) {
   if (base) arg[base - file] = '\0';
   if (arg[0] == '\0') strcpy(arg, "/");
   return realpath(arg, out) != NULL;
+}
+
+/*
+ * Whether `dir` is a private directory (src/local/private.ts): lstat shows a directory of this
+ * user's that no one else can write, and its parent is this user's or root's and, if others may
+ * write in it, sticky.
+ */
+static int private_dir(const char *dir) {
+  struct stat st, pst;
+  char parent[PATH_MAX];
+  if (lstat(dir, &st) != 0 || !trusted(&st, 1) || snprintf(parent, sizeof parent, "%s", dir) >= (int)sizeof parent) return 0;
+  dir_of(parent);
+  if (stat(parent, &pst) != 0 || (pst.st_uid != geteuid() && pst.st_uid != 0)) return 0;
+  return !(pst.st_mode & 022) || (pst.st_mode & S_ISVTX);
 }
 
 /*

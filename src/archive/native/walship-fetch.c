@@ -13,14 +13,14 @@
  *   - the call is archive-fetch of a segment name to a file named RECOVERYXLOG, without --help;
  *   - the default spool directory of this pg_wal (a private directory: this user's, writable by
  *     no one else, in a parent no one else can replace it in) holds a fetch ticket of this
- *     user's, and this call's setting flags, WALSHIP_* variables, config
- *     file state, working directory and pg_wal are the ticket's: so its settings, and its
- *     repository, are the ticket's;
+ *     user's, and this call's setting flags, WALSHIP_* variables, config file state, working
+ *     directory and pg_wal are the ticket's: so its settings, and its repository, are the
+ *     ticket's;
  *   - the prefetcher holding the spool is alive (lock pid alive, heartbeat under 15 s old);
  *     while it is downloading N (N.fetching), this waits for it, as node does;
  *   - N's metadata (this user's, writable by no one else) is complete, of this format, names N
- *     and the ticket's repository, and was
- *     written in this boot of the machine (spooled files are not fsynced);
+ *     and the ticket's repository, and was written in this boot of the machine (spooled files
+ *     are not fsynced);
  *   - on a filesystem repository, the archived object file is unchanged since it was spooled;
  *   - the spooled file is a regular file of this user's, the very one the prefetcher verified
  *     (device, inode, size, mtime and ctime), and after the rename DEST is that inode.

@@ -14,14 +14,13 @@
  *   - the call is archive-push of a file named as a WAL segment, without --help;
  *   - the push directory of this pg_wal beside the data directory (a private directory: this
  *     user's, writable by no one else, in a parent no one else can replace it in) holds a push
- *     ticket of this user's, and this call's setting flags, WALSHIP_*
- *     variables, config file state, working directory and pg_wal are the ticket's: so its
- *     settings (repository, catalog and so read-ahead state directory) are the ticket's;
+ *     ticket of this user's, and this call's setting flags, WALSHIP_* variables, config file
+ *     state, working directory and pg_wal are the ticket's: so its settings (repository, catalog
+ *     and so read-ahead state directory) are the ticket's;
  *   - the read-ahead state directory (private too) holds N's record (this user's, writable by no
- *     one else), of this format, naming N, the ticket's
- *     repository and this pg_wal, and the file is the one that was pushed (device, inode, size,
- *     mtime and ctime). While the pusher is storing N (N.pushing), this waits for the record, as
- *     node does.
+ *     one else), of this format, naming N, the ticket's repository and this pg_wal, and the file
+ *     is the one that was pushed (device, inode, size, mtime and ctime). While the pusher is
+ *     storing N (N.pushing), this waits for the record, as node does.
  *
  * Built by `npm run build` (scripts/build-native.mjs) when a C compiler is present, with the
  * node that built walship compiled in (WALSHIP_NODE); Linux only.
