@@ -128,6 +128,48 @@ describe.each(['fs', 's3'] as const)('StorageDriver contract: %s', (backend) => 
     }
   });
 
+  it('lists in key order, after startAfter, and stops requesting when the reader stops; names the children of a directory', async () => {
+    const proxy = backend === 's3' ? await startTcpProxy({ target: s3!.port, mode: () => 'forward' }) : undefined;
+    onTestFinished(() => proxy?.close());
+    const d = await repo({ listPageSize: 3 }, proxy?.endpoint);
+    // Names chosen so that a directory and a file share a stem: "a.b" sorts before "a/...".
+    const keys = [
+      'wal/00000001.history.zst',
+      'wal/0000000100000000/000000010000000000000001.zst',
+      'wal/0000000100000000/000000010000000000000002.partial.zst',
+      'wal/0000000100000000/000000010000000000000002.zst',
+      'wal/0000000100000001/000000010000000100000000.zst',
+      'wal/00000002.history.zst',
+      'wal/0000000200000000/000000020000000000000003.zst',
+      'backups/20261201T000000Z-aaaa/backup.json',
+      'backups/20261201T000000Z-aaaa/chunk-000001.tar.zst',
+      'backups/20261202T000000Z-bbbb/started.json',
+      'backups/x.y',
+    ];
+    for (const k of [...keys].reverse()) await d.putIfAbsent(k, Buffer.from(k));
+    const listed = async (prefix: string, startAfter?: string) => [...(await collect(d.list(prefix, { startAfter }))).keys()];
+    const sorted = [...keys].sort();
+    expect(await listed('')).toEqual(sorted);
+    expect(await listed('wal/')).toEqual(sorted.filter((k) => k.startsWith('wal/')));
+    expect(await listed('wal/00000001')).toEqual(keys.slice(0, 5));
+    expect(await listed('wal/0000000100000000/', 'wal/0000000100000000/000000010000000000000001.zst')).toEqual(keys.slice(2, 4));
+    // Everything of the timelines after 1 ('~' sorts after every character of a WAL name).
+    expect(await listed('wal/', 'wal/00000001~')).toEqual(keys.slice(5, 7));
+    expect(await listed('wal/', 'wal/0000000100000000/000000010000000000000002.zst')).toEqual(keys.slice(4, 7));
+    expect(await listed('wal/', 'wal/zzz')).toEqual([]);
+    // A reader that stops after the first key stops the listing: one page, not all of them.
+    const before = d.requests;
+    for await (const o of d.list('wal/')) {
+      expect(o.key).toBe(keys[0]);
+      break;
+    }
+    expect(d.requests - before).toBe(1);
+    expect(await d.children('backups/')).toEqual(['20261201T000000Z-aaaa', '20261202T000000Z-bbbb', 'x.y']);
+    expect(await d.children('backups/20261201T000000Z-aaaa/')).toEqual(['backup.json', 'chunk-000001.tar.zst']);
+    expect(await d.children('nothing/')).toEqual([]);
+    if (proxy) expect(proxy.requests.some((r) => r.includes('start-after='))).toBe(true);
+  });
+
   it('check and create succeed on a usable root', async () => {
     const d = await repo();
     await expect(d.check()).resolves.toBeUndefined();

@@ -14,6 +14,11 @@ export interface ObjectInfo {
   meta?: Record<string, string>;
 }
 
+export interface ListOptions {
+  /** Only keys that sort after this string (S3's StartAfter). */
+  startAfter?: string;
+}
+
 export interface PutOptions {
   /** Metadata to keep beside the object where the backend supports it (S3 user metadata). */
   meta?: Record<string, string>;
@@ -42,8 +47,19 @@ export interface StorageDriver {
    * damaged and whose recorded checksum equals the new content's; never for new files.
    */
   replace(key: string, body: Buffer, opts?: PutOptions): Promise<void>;
-  /** Every object whose key starts with `prefix`, in no particular order. */
-  list(prefix: string): AsyncIterable<ObjectInfo>;
+  /**
+   * Every object whose key starts with `prefix` (and sorts after `startAfter`), in ascending
+   * order of the keys' bytes, as S3 lists them. A consumer that stops early stops the listing:
+   * what is not read is not requested.
+   */
+  list(prefix: string, opts?: ListOptions): AsyncIterable<ObjectInfo>;
+  /**
+   * The distinct names one level below `dir` (a key prefix ending in '/'), sorted: what S3
+   * lists as common prefixes and keys with the delimiter '/', a directory's entries.
+   */
+  children(dir: string): Promise<string[]>;
+  /** Requests this driver has made so far (HTTP attempts on S3, operations on a filesystem): for reports and benchmarks. */
+  readonly requests: number;
   /** Checks the repository root is usable; throws REPOSITORY_* otherwise. */
   check(): Promise<void>;
   /** Creates the repository root if the backend has such a thing (a directory). */

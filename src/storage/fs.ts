@@ -5,10 +5,10 @@
  * the directory fsynced. Temporary files a killed push left behind are removed by a later one.
  */
 import { promises as fsp } from 'node:fs';
-import { dirname, join, sep } from 'node:path';
+import { dirname, join } from 'node:path';
 import { isAbandonedTemp, isTempName, syncDir, writeFileAtomic } from '../local/atomic-write.js';
 import { WalshipError, describeSystemError } from '../errors.js';
-import type { ObjectInfo, PutOptions, StorageDriver } from './driver.js';
+import type { ListOptions, ObjectInfo, PutOptions, StorageDriver } from './driver.js';
 
 export class FsDriver implements StorageDriver {
   readonly location: string;
@@ -54,6 +54,7 @@ export class FsDriver implements StorageDriver {
   }
 
   async get(key: string): Promise<Buffer | null> {
+    this.ops++;
     try {
       return await fsp.readFile(this.path(key));
     } catch (err) {
@@ -63,6 +64,7 @@ export class FsDriver implements StorageDriver {
   }
 
   async getRange(key: string, start: number, length: number): Promise<Buffer | null> {
+    this.ops++;
     let fh;
     try {
       fh = await fsp.open(this.path(key), 'r');
@@ -82,6 +84,7 @@ export class FsDriver implements StorageDriver {
   }
 
   async head(key: string): Promise<ObjectInfo | null> {
+    this.ops++;
     try {
       const st = await fsp.stat(this.path(key));
       return { key, size: st.size };
@@ -119,6 +122,7 @@ export class FsDriver implements StorageDriver {
   }
 
   async putIfAbsent(key: string, body: Buffer, _opts?: PutOptions): Promise<'created' | 'exists'> {
+    this.ops++;
     const final = await this.prepare(key);
     try {
       return (await writeFileAtomic(final, body, { mode: OBJECT_MODE, durable: true, createOnly: true })) === 'written' ? 'created' : 'exists';
@@ -128,6 +132,7 @@ export class FsDriver implements StorageDriver {
   }
 
   async replace(key: string, body: Buffer, _opts?: PutOptions): Promise<void> {
+    this.ops++;
     const final = await this.prepare(key);
     try {
       await writeFileAtomic(final, body, { mode: OBJECT_MODE, durable: true });
@@ -136,32 +141,54 @@ export class FsDriver implements StorageDriver {
     }
   }
 
-  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+  async *list(prefix: string, opts: ListOptions = {}): AsyncIterable<ObjectInfo> {
+    const after = opts.startAfter ?? '';
     const base = prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/')) : '';
-    const start = base === '' ? this.root : this.path(base);
-    const stack: string[] = [start];
-    while (stack.length > 0) {
-      const dir = stack.pop()!;
+    // Depth first over directories read in key order: a directory's entries sort as keys do when
+    // a directory's name is taken with its '/' (so "a.b" comes before "a/..."). A directory none
+    // of whose keys can match the prefix or sort after startAfter is not read.
+    const walk = async function* (this: FsDriver, dir: string, rel: string): AsyncIterable<ObjectInfo> {
       let entries;
       try {
+        this.ops++;
         entries = await fsp.readdir(dir, { withFileTypes: true });
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
         throw this.unavailable(`list ${dir}`, err);
       }
-      for (const e of entries) {
-        if (e.name.startsWith('.')) continue;
-        const full = join(dir, e.name);
+      const named = entries.filter((e) => !e.name.startsWith('.')).map((e) => ({ e, key: `${rel}${e.name}${e.isDirectory() ? '/' : ''}` }));
+      named.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+      for (const { e, key } of named) {
         if (e.isDirectory()) {
-          stack.push(full);
+          // Every key below starts with `key`: skip it unless some could start with the prefix and sort after startAfter.
+          const couldMatch = key.startsWith(prefix) || prefix.startsWith(key);
+          const couldFollow = after.startsWith(key) || key > after;
+          if (couldMatch && couldFollow) yield* walk.call(this, join(dir, e.name), key);
           continue;
         }
-        const key = full.slice(this.root.length + 1).split(sep).join('/');
-        if (!key.startsWith(prefix)) continue;
-        const st = await fsp.stat(full).catch(() => null);
+        if (!key.startsWith(prefix) || key <= after) continue;
+        const st = await fsp.stat(join(dir, e.name)).catch(() => null);
         if (st) yield { key, size: st.size };
       }
+    };
+    yield* walk.call(this, base === '' ? this.root : this.path(base), base === '' ? '' : `${base}/`);
+  }
+
+  async children(dir: string): Promise<string[]> {
+    if (!dir.endsWith('/')) throw new Error(`children: ${dir} is not a directory prefix`);
+    try {
+      this.ops++;
+      return (await fsp.readdir(this.path(dir.slice(0, -1)))).filter((n) => !n.startsWith('.')).sort();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return [];
+      throw this.unavailable(`list ${dir}`, err);
     }
+  }
+
+  /** Operations on the filesystem so far (the `requests` of StorageDriver). */
+  private ops = 0;
+  get requests(): number {
+    return this.ops;
   }
 
   /** Makes new directories durable: the parent of the first one created, and each created one above `dir`. */

@@ -32,7 +32,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { WalshipError } from '../errors.js';
 import type { Config } from '../config.js';
-import type { ObjectInfo, PutOptions, StorageDriver } from './driver.js';
+import type { ListOptions, ObjectInfo, PutOptions, StorageDriver } from './driver.js';
 
 /** Bodies larger than this are uploaded in parts (a single PUT is limited to 5 GiB). */
 export const MULTIPART_THRESHOLD = 64 * 1024 * 1024;
@@ -133,6 +133,14 @@ export class S3Driver implements StorageDriver {
         throwOnRequestTimeout: true,
       },
     });
+    // Counted where each attempt is sent, after the retry logic.
+    this.client.middlewareStack.add(
+      (next) => async (args) => {
+        this.attempts++;
+        return next(args);
+      },
+      { step: 'finalizeRequest', priority: 'low', name: 'walshipCountRequests' },
+    );
   }
 
   /** The object key in the bucket. */
@@ -320,14 +328,16 @@ export class S3Driver implements StorageDriver {
     }
   }
 
-  async *list(prefix: string): AsyncIterable<ObjectInfo> {
+  async *list(prefix: string, opts: ListOptions = {}): AsyncIterable<ObjectInfo> {
     const base = this.prefix ? `${this.prefix}/` : '';
+    // Keys sort the same with the driver's prefix in front: startAfter carries it too.
+    const StartAfter = opts.startAfter && opts.startAfter > prefix ? base + opts.startAfter : undefined;
     let token: string | undefined;
     do {
       let page;
       try {
         page = await this.client.send(
-          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: base + prefix, MaxKeys: this.pageSize, ContinuationToken: token }),
+          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: base + prefix, MaxKeys: this.pageSize, ContinuationToken: token, ...(!token && StartAfter && { StartAfter }) }),
         );
       } catch (err) {
         if (status(err) === 404) throw this.noSuchBucket();
@@ -342,6 +352,32 @@ export class S3Driver implements StorageDriver {
         throw new WalshipError('REPOSITORY_UNAVAILABLE', `cannot list ${this.location}: the store returned a truncated listing without a continuation token`);
       }
     } while (token);
+  }
+
+  async children(dir: string): Promise<string[]> {
+    if (!dir.endsWith('/')) throw new Error(`children: ${dir} is not a directory prefix`);
+    const Prefix = (this.prefix ? `${this.prefix}/` : '') + dir;
+    const names = new Set<string>();
+    let token: string | undefined;
+    do {
+      let page;
+      try {
+        page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix, Delimiter: '/', MaxKeys: this.pageSize, ContinuationToken: token }));
+      } catch (err) {
+        if (status(err) === 404) throw this.noSuchBucket();
+        throw this.fail('list', undefined, err);
+      }
+      for (const p of page.CommonPrefixes ?? []) if (p.Prefix?.startsWith(Prefix)) names.add(p.Prefix.slice(Prefix.length).replace(/\/$/, ''));
+      for (const o of page.Contents ?? []) if (o.Key?.startsWith(Prefix)) names.add(o.Key.slice(Prefix.length));
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return [...names].filter((n) => n !== '').sort();
+  }
+
+  /** HTTP requests sent so far, retries included (counted as each attempt is made). */
+  private attempts = 0;
+  get requests(): number {
+    return this.attempts;
   }
 
   private noSuchBucket(): WalshipError {
