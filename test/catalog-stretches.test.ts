@@ -218,7 +218,7 @@ describe('migration 5', () => {
     old.close();
 
     const c = open();
-    expect(c.db.pragma('user_version', { simple: true })).toBe(5);
+    expect(c.db.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
     expect(c.walFile(name(1, 1))!.body_sha256).toBeNull();
     c.upsertWalFile({ ...c.walFile(name(1, 1))!, name: name(1, 2), seg_no: 2, body_sha256: 'b'.repeat(64) });
     expect(c.walFile(name(1, 2))!.body_sha256).toBe('b'.repeat(64));

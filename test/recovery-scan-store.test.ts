@@ -56,6 +56,7 @@ function push(seg: Seg, name = seg.name): void {
       compression: 'zstd',
       object_key: name,
       pushed_at: 'now',
+      scan_record: null,
     });
     storeScan(cat, file, info, scan, seg.buf);
   });

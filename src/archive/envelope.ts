@@ -15,6 +15,7 @@
  * predate the column are verified the old way, by the SHA-256 of the decompressed file.
  */
 import { createHash } from 'node:crypto';
+import { decodeScanRecord, encodeScanRecord, type ScanFacts, type ScanRecord } from '../wal/scan-record.js';
 
 /** One of zstd's skippable-frame magics (0x184D2A50-0x184D2A5F). */
 const SKIPPABLE_MAGIC = 0x184d2a57;
@@ -39,6 +40,11 @@ export interface ObjectMeta {
   pgMajor?: number;
   segSize?: number;
   startLsn?: number;
+  /**
+   * Segments and .partial files: what the scan of the file's records said (wal/scan-record.ts),
+   * zstd-compressed, base64; absent in objects of older walship.
+   */
+  scan?: string;
 }
 
 export function sha256(buf: Buffer): string {
@@ -144,11 +150,30 @@ export async function decodeObject(buf: Buffer, recorded?: Recorded): Promise<{ 
   return { meta, raw };
 }
 
-/** The metadata as S3 user-metadata strings (lowercase keys). */
+/**
+ * The metadata as S3 user-metadata strings (lowercase keys), without the scan: S3 keeps at most
+ * 2 KB of user metadata, and the scan is read from the metadata frame.
+ */
 export function metaToHeaders(meta: ObjectMeta): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(meta)) {
-    if (v !== undefined) out[`walship-${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`] = String(v);
+    if (v !== undefined && k !== 'scan') out[`walship-${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`] = String(v);
   }
   return out;
+}
+
+/** A scan as the metadata's `scan` field: its record (wal/scan-record.ts), zstd-compressed, base64. */
+export async function packScan(scan: ScanFacts): Promise<string> {
+  const z = await loadZstd();
+  return z.compress(Buffer.from(JSON.stringify(encodeScanRecord(scan))), { compressionLevel: 3 }).toString('base64');
+}
+
+/** The scan a metadata `scan` field holds, for the segment starting at `startLsn`. Throws EnvelopeError when it is not readable. */
+export async function unpackScan(packed: string, startLsn: number): Promise<ScanFacts> {
+  const z = await loadZstd();
+  try {
+    return decodeScanRecord(JSON.parse(z.decompress(Buffer.from(packed, 'base64')).toString('utf8')) as ScanRecord, startLsn);
+  } catch (err) {
+    throw new EnvelopeError(`its scan record is unreadable (${(err as Error).message})`);
+  }
 }

@@ -16,9 +16,10 @@ import { Catalog } from '../catalog/catalog.js';
 import { logger } from '../log.js';
 import { VERSION } from '../version.js';
 import { checkIdentity, ensureIdentity, readIdentity } from './identity.js';
-import { decodeMeta, decodeObject, encodeObject, metaToHeaders, sha256, EnvelopeError, type ObjectMeta } from './envelope.js';
+import { decodeMeta, decodeObject, encodeObject, metaToHeaders, packScan, sha256, EnvelopeError, type ObjectMeta } from './envelope.js';
 import { objectKeyFor } from './keys.js';
-import { scanArchivedFile, storeScan } from '../catalog/scan-store.js';
+import { scanArchivedFile } from '../catalog/scan-store.js';
+import { indexArchivedFile } from '../catalog/index-file.js';
 import type { ScanResult } from '../wal/scanner.js';
 
 export interface ArchiveContext {
@@ -153,6 +154,8 @@ export async function pushFile(ctx: ArchiveContext, path: string): Promise<PushR
   let storedSize = 0;
   let bodySha256: string | undefined;
   let pushedAt = new Date().toISOString();
+  // What the records say travels with the object: any host can index it without rescanning.
+  let scanRecord = v.scan ? await packScan(v.scan.result) : undefined;
   const build = async () =>
     encodeObject(
       raw,
@@ -170,6 +173,7 @@ export async function pushFile(ctx: ArchiveContext, path: string): Promise<PushR
           segSize: v.segment.segSize,
           startLsn: v.segment.startLsn,
         }),
+        ...(scanRecord !== undefined && { scan: scanRecord }),
       },
       ctx.compressLevel,
     );
@@ -189,11 +193,14 @@ export async function pushFile(ctx: ArchiveContext, path: string): Promise<PushR
     pushedAt = existing.meta.pushedAt;
     storedSize = existing.size;
     bodySha256 = existing.meta.bodySha256;
+    // The catalog keeps what the repository holds: an object of older walship carries no scan.
+    scanRecord = existing.meta.scan;
     outcome = 'already-archived';
     if (existing.damage !== null) {
       // The archived copy is of this very file (same recorded checksum) but damaged, e.g. a
       // store that exposed an interrupted upload: replace it with a verified one.
       logger.warn('archived copy is damaged; replacing it with this identical file', { file: file.name, damage: existing.damage });
+      scanRecord = v.scan ? await packScan(v.scan.result) : undefined;
       const { object, meta } = await build();
       await ctx.storage.replace(key, object, { meta: metaToHeaders(meta), contentType: 'application/zstd' });
       storedSize = object.length;
@@ -202,7 +209,7 @@ export async function pushFile(ctx: ArchiveContext, path: string): Promise<PushR
     }
   }
 
-  indexFile(ctx, file, v, { sha256: sum, bodySha256, rawSize: raw.length, storedSize, key, identity, pushedAt });
+  indexFile(ctx, file, v, { sha256: sum, bodySha256, scanRecord, rawSize: raw.length, storedSize, key, identity, pushedAt });
   if (outcome === 'already-archived') {
     logger.info('already archived with identical content', { file: file.name, sha256: sum.slice(0, 16) });
   } else if (outcome === 'repaired') {
@@ -217,52 +224,28 @@ function indexFile(
   ctx: ArchiveContext,
   file: WalFileName,
   v: Validated,
-  o: { sha256: string; bodySha256: string | undefined; rawSize: number; storedSize: number; key: string; pushedAt: string; identity: Awaited<ReturnType<typeof readIdentity>> },
+  o: { sha256: string; bodySha256: string | undefined; scanRecord: string | undefined; rawSize: number; storedSize: number; key: string; pushedAt: string; identity: Awaited<ReturnType<typeof readIdentity>> },
 ): void {
   const cat = ctx.catalog ?? Catalog.open(ctx.catalogPath)!;
   try {
     cat.bindRepository(ctx.repoUrl, o.identity ?? undefined);
-    cat.write(`index ${file.name}`, () => {
-      const seg = v.segment;
-      cat.upsertWalFile({
-        name: file.name,
-        kind: file.kind,
-        timeline: file.timeline,
-        seg_no: seg ? seg.segNo : null,
-        start_lsn: seg ? seg.startLsn : null,
-        end_lsn: seg ? seg.startLsn + seg.segSize : null,
-        raw_size: o.rawSize,
-        stored_size: o.storedSize,
+    cat.write(`index ${file.name}`, () =>
+      indexArchivedFile(cat, {
+        file,
+        rawSize: o.rawSize,
+        storedSize: o.storedSize,
         sha256: o.sha256,
-        body_sha256: o.bodySha256 ?? null,
-        compression: 'zstd',
-        object_key: o.key,
-        pushed_at: o.pushedAt,
-      });
-      if (seg && v.scan) storeScan(cat, file, seg, v.scan.result, v.scan.raw);
-      const last = v.history?.[v.history.length - 1];
-      if (last) {
-        cat.upsertTimeline({ timeline: file.timeline, parent: last.parent, switchpoint: last.switchpoint, reason: last.reason, history_file: file.name });
-      }
-      const b = v.backup;
-      if (b) {
-        cat.upsertBackup({
-          name: file.name,
-          source: 'history-file',
-          label: b.label,
-          start_lsn: b.startLsn,
-          stop_lsn: b.stopLsn,
-          checkpoint_lsn: b.checkpointLsn,
-          start_timeline: b.startTimeline,
-          stop_timeline: b.stopTimeline,
-          start_time: b.startTime,
-          stop_time: b.stopTime,
-          start_time_text: b.startTimeText,
-          stop_time_text: b.stopTimeText,
-          status: 'complete',
-        });
-      }
-    });
+        bodySha256: o.bodySha256 ?? null,
+        objectKey: o.key,
+        pushedAt: o.pushedAt,
+        segment: v.segment,
+        scan: v.scan?.result,
+        scanRecord: o.scanRecord ?? null,
+        raw: v.scan?.raw,
+        history: v.history ?? undefined,
+        backup: v.backup ?? undefined,
+      }),
+    );
   } finally {
     if (cat !== ctx.catalog) cat.close();
   }

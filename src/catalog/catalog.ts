@@ -28,6 +28,8 @@ export interface WalFileRow {
   compression: string;
   object_key: string;
   pushed_at: string;
+  /** The scan as the object's metadata carries it (archive/envelope.ts `scan`); null when it has none. */
+  scan_record: string | null;
 }
 
 export interface TimelineRow {
@@ -250,12 +252,13 @@ export class Catalog {
   upsertWalFile(row: WalFileRow): void {
     this.db
       .prepare(
-        `INSERT INTO wal_files (name, kind, timeline, seg_no, start_lsn, end_lsn, raw_size, stored_size, sha256, body_sha256, compression, object_key, pushed_at)
-         VALUES (@name, @kind, @timeline, @seg_no, @start_lsn, @end_lsn, @raw_size, @stored_size, @sha256, @body_sha256, @compression, @object_key, @pushed_at)
+        `INSERT INTO wal_files (name, kind, timeline, seg_no, start_lsn, end_lsn, raw_size, stored_size, sha256, body_sha256, compression, object_key, pushed_at, scan_record)
+         VALUES (@name, @kind, @timeline, @seg_no, @start_lsn, @end_lsn, @raw_size, @stored_size, @sha256, @body_sha256, @compression, @object_key, @pushed_at, @scan_record)
          ON CONFLICT (name) DO UPDATE SET
            kind = excluded.kind, timeline = excluded.timeline, seg_no = excluded.seg_no, start_lsn = excluded.start_lsn,
            end_lsn = excluded.end_lsn, raw_size = excluded.raw_size, stored_size = excluded.stored_size, sha256 = excluded.sha256,
-           body_sha256 = excluded.body_sha256, compression = excluded.compression, object_key = excluded.object_key, pushed_at = excluded.pushed_at`,
+           body_sha256 = excluded.body_sha256, compression = excluded.compression, object_key = excluded.object_key, pushed_at = excluded.pushed_at,
+           scan_record = coalesce(excluded.scan_record, wal_files.scan_record)`,
       )
       .run(row);
   }

@@ -28,6 +28,7 @@ import {
   type WalEvents,
 } from '../wal/scanner.js';
 import { unfinishedSegment } from '../wal/complete.js';
+import type { ScanFacts } from '../wal/scan-record.js';
 import { isoToMicros, pgTimeToMicros } from '../recovery/time.js';
 import type {
   BackupFacts,
@@ -94,7 +95,10 @@ interface ScanRow {
  * completes the records spanning into or out of it. `raw` is the file itself: with it a record
  * whose continuation fragment is too short to decode is finished by rescanning.
  */
-export function storeScan(cat: Catalog, file: WalFileName, seg: SegmentInfo, scan: ScanResult, raw?: Buffer): void {
+/** What storeScan needs of a segment: where it is and how to rescan it. */
+export type SegmentPlace = Pick<SegmentInfo, 'segNo' | 'segSize' | 'startLsn' | 'pgMajor'>;
+
+export function storeScan(cat: Catalog, file: WalFileName, seg: SegmentPlace, scan: ScanFacts, raw?: Buffer): void {
   const db = cat.db;
   const existing = db.prepare('SELECT id FROM wal_scans WHERE file = ?').get(file.name) as { id: number } | undefined;
   let id: number;
@@ -217,7 +221,7 @@ function resummarize(cat: Catalog, id: number): void {
  * the next segment: the same timeline first, then later timelines (a child's copy of the switch
  * segment holds the same bytes before its switchpoint); the CRC decides.
  */
-function completeTail(cat: Catalog, tailRow: ScanRow, current?: { name: string; raw: Buffer; seg: SegmentInfo }): void {
+function completeTail(cat: Catalog, tailRow: ScanRow, current?: { name: string; raw: Buffer; seg: SegmentPlace }): void {
   const db = cat.db;
   const tail = JSON.parse(tailRow.tail_cont!) as TailCont;
   const candidates = (segNo: number) =>

@@ -257,4 +257,23 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE wal_files ADD COLUMN body_sha256 TEXT;
   `,
+  // 6: the catalog as a cache of the repository (archive/sync.ts). scan_record: the scan as the
+  // object's metadata carries it (archive/envelope.ts), which index blocks are made of; null for
+  // files pushed without it. index_blocks: the repository's index blocks this catalog knows of
+  // (archive/index-blocks.ts). sync_state: when the catalog last read the repository.
+  `
+  ALTER TABLE wal_files ADD COLUMN scan_record TEXT;
+  CREATE TABLE index_blocks (
+    timeline INTEGER NOT NULL,
+    first_seg INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    object_key TEXT NOT NULL,
+    PRIMARY KEY (timeline, first_seg, count)
+  ) WITHOUT ROWID;
+  CREATE TABLE sync_state (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    synced_at TEXT NOT NULL,
+    requests INTEGER NOT NULL
+  );
+  `,
 ];
