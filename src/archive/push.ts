@@ -20,6 +20,7 @@ import { decodeMeta, decodeObject, encodeObject, metaToHeaders, packScan, sha256
 import { objectKeyFor } from './keys.js';
 import { scanArchivedFile } from '../catalog/scan-store.js';
 import { indexArchivedFile } from '../catalog/index-file.js';
+import { writeCompletedBlocks } from './index-blocks.js';
 import type { ScanResult } from '../wal/scanner.js';
 
 export interface ArchiveContext {
@@ -209,7 +210,7 @@ export async function pushFile(ctx: ArchiveContext, path: string): Promise<PushR
     }
   }
 
-  indexFile(ctx, file, v, { sha256: sum, bodySha256, scanRecord, rawSize: raw.length, storedSize, key, identity, pushedAt });
+  await indexFile(ctx, file, v, { sha256: sum, bodySha256, scanRecord, rawSize: raw.length, storedSize, key, identity, pushedAt });
   if (outcome === 'already-archived') {
     logger.info('already archived with identical content', { file: file.name, sha256: sum.slice(0, 16) });
   } else if (outcome === 'repaired') {
@@ -220,12 +221,13 @@ export async function pushFile(ctx: ArchiveContext, path: string): Promise<PushR
   return { name: file.name, outcome, rawSize: raw.length, storedSize, sha256: sum };
 }
 
-function indexFile(
+/** Indexes the stored file in the catalog, then writes the index blocks it completes (index-blocks.ts). */
+async function indexFile(
   ctx: ArchiveContext,
   file: WalFileName,
   v: Validated,
   o: { sha256: string; bodySha256: string | undefined; scanRecord: string | undefined; rawSize: number; storedSize: number; key: string; pushedAt: string; identity: Awaited<ReturnType<typeof readIdentity>> },
-): void {
+): Promise<void> {
   const cat = ctx.catalog ?? Catalog.open(ctx.catalogPath)!;
   try {
     cat.bindRepository(ctx.repoUrl, o.identity ?? undefined);
@@ -246,6 +248,7 @@ function indexFile(
         backup: v.backup ?? undefined,
       }),
     );
+    if (file.kind === 'segment' && v.segment) await writeCompletedBlocks(ctx.storage, cat, file.timeline, v.segment.segNo, v.segment.segSize);
   } finally {
     if (cat !== ctx.catalog) cat.close();
   }

@@ -70,6 +70,27 @@ export interface BackupSummary {
   tablespaceMap: string | null;
 }
 
+/**
+ * `backups/<id>/started.json`, written as soon as the backup has started: any host learns of a
+ * backup that is running, or that died without a word (backup.json is written last, on success).
+ */
+export interface BackupStart {
+  format: 1;
+  id: string;
+  label: string;
+  startLsn: string;
+  startTimeline: number;
+  startTime: string;
+}
+
+/** `backups/<id>/failed.json`, written when a backup fails (when the repository can still be written). */
+export interface BackupFailure {
+  format: 1;
+  id: string;
+  error: string;
+  failedAt: string;
+}
+
 /** Directories whose contents PostgreSQL's documentation says to leave out of a base backup (kept empty). */
 export const EMPTY_DIRS: ReadonlySet<string> = new Set(['pg_wal', 'pg_replslot', 'pg_dynshmem', 'pg_notify', 'pg_serial', 'pg_snapshots', 'pg_stat_tmp', 'pg_subtrans']);
 /** Files left out wherever they are (the top-level ones only at the top). */

@@ -27,12 +27,15 @@ import {
   parseBackupLabel,
   partEntryName,
   planChunks,
+  type BackupFailure,
+  type BackupStart,
   type BackupSummary,
   type Manifest,
   type ManifestFile,
   type PlannedChunk,
 } from './format.js';
 import { Progress } from './progress.js';
+import { recordBackupComplete, recordBackupFailure, recordBackupStart } from './record.js';
 import { runPool } from '../pool.js';
 
 export interface BackupOptions {
@@ -248,6 +251,7 @@ export async function takeBackup(ctx: BackupContext, cfg: Config, opts: BackupOp
   const label = opts.label ?? `walship ${id}`;
   let cat: Catalog | null = null;
   let inBackup = false;
+  let begun: BackupStart | null = null;
   try {
     const srv = await serverFacts(client);
     if (identity && identity.systemIdentifier !== srv.systemIdentifier) {
@@ -272,12 +276,11 @@ export async function takeBackup(ctx: BackupContext, cfg: Config, opts: BackupOp
     const startLsn = start.rows[0].lsn as string;
     const startTime = new Date().toISOString();
     const tl = Number((await client.query('SELECT timeline_id FROM pg_control_checkpoint()')).rows[0].timeline_id);
-    cat.write('record the backup start', () =>
-      cat!.upsertBackup({
-        name: id, source: 'walship', label, start_lsn: parseLsn(startLsn)!, stop_lsn: parseLsn(startLsn)!, checkpoint_lsn: null,
-        start_timeline: tl, stop_timeline: tl, start_time: startTime, stop_time: null, start_time_text: null, stop_time_text: null, status: 'running',
-      }),
-    );
+    const startDoc: BackupStart = { format: 1, id, label, startLsn, startTimeline: tl, startTime };
+    begun = startDoc;
+    cat.write('record the backup start', () => recordBackupStart(cat!, startDoc));
+    // Any host learns of the backup from here on, also if this one dies without a word.
+    await ctx.storage.putIfAbsent(backupKey(id, 'started.json'), Buffer.from(JSON.stringify(startDoc) + '\n'), { contentType: 'application/json' });
     logger.info('backup started', { id, label, start: startLsn, pgdata });
 
     const listed = await listDataDirectory(pgdata);
@@ -354,17 +357,20 @@ export async function takeBackup(ctx: BackupContext, cfg: Config, opts: BackupOp
       tablespaceMap,
     };
     await ctx.storage.putIfAbsent(backupKey(id, 'backup.json'), Buffer.from(JSON.stringify(summary, null, 2) + '\n'), { contentType: 'application/json' });
-    recordBackup(cat, summary, 'complete', null);
+    recordBackup(cat, summary);
     logger.info('backup complete', { id, files: summary.files, raw: rawBytes, stored: storedBytes, ms: summary.durationMs });
     return summary;
   } catch (err) {
     if (inBackup) {
       await client.query(ABORT_BACKUP_SQL).catch(() => undefined);
     }
-    if (cat) {
+    if (cat && begun) {
       const message = err instanceof Error ? err.message : String(err);
+      const failure: BackupFailure = { format: 1, id, error: message, failedAt: new Date().toISOString() };
+      const startDoc = begun;
       try {
-        cat.write('mark the backup failed', () => cat!.setBackupOutcome(id, 'failed', { error: message }));
+        cat.write('mark the backup failed', () => recordBackupFailure(cat!, startDoc, failure));
+        await ctx.storage.putIfAbsent(backupKey(id, 'failed.json'), Buffer.from(JSON.stringify(failure) + '\n'), { contentType: 'application/json' });
       } catch {
         /* the original error matters more */
       }
@@ -380,24 +386,6 @@ export async function takeBackup(ctx: BackupContext, cfg: Config, opts: BackupOp
 const ABORT_BACKUP_SQL =
   "DO $$ BEGIN IF current_setting('server_version_num')::int >= 150000 THEN PERFORM pg_backup_stop(false); ELSE PERFORM pg_stop_backup(false, false); END IF; END $$";
 
-export function recordBackup(cat: Catalog, s: BackupSummary, status: string, error: string | null): void {
-  cat.write('record the backup', () => {
-    cat.upsertBackup({
-      name: s.id,
-      source: 'walship',
-      label: s.label,
-      start_lsn: parseLsn(s.startLsn)!,
-      stop_lsn: parseLsn(s.stopLsn)!,
-      checkpoint_lsn: s.checkpointLsn ? parseLsn(s.checkpointLsn) : null,
-      start_timeline: s.startTimeline,
-      stop_timeline: s.stopTimeline,
-      start_time: s.startTime,
-      stop_time: s.stopTime,
-      start_time_text: null,
-      stop_time_text: null,
-      status,
-    });
-    cat.setBackupOutcome(s.id, status, { pgVersion: s.pgVersion, rawBytes: s.rawBytes, storedBytes: s.storedBytes, durationMs: s.durationMs, files: s.files, error });
-  });
+export function recordBackup(cat: Catalog, s: BackupSummary): void {
+  cat.write('record the backup', () => recordBackupComplete(cat, s));
 }
-

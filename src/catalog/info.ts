@@ -3,7 +3,6 @@
  * readable text rendering.
  */
 import { formatLsn, segmentName } from '../wal/names.js';
-import type { RepoIdentity } from '../archive/identity.js';
 import type { Catalog } from './catalog.js';
 import { listBackups, type BackupListing } from '../backup/list.js';
 
@@ -66,8 +65,10 @@ export function segmentRuns(stretches: readonly (readonly [number, number])[], t
   return { ranges, gaps };
 }
 
-export function buildInfo(cat: Catalog, repoUrl: string, identity: RepoIdentity | null): InfoReport {
-  const segSize = identity?.walSegmentSize ?? cat.repository()?.wal_segment_size ?? 16 * 1024 * 1024;
+/** The report, from the catalog alone (which holds the repository's identity once a segment is indexed). */
+export function buildInfo(cat: Catalog, repoUrl: string): InfoReport {
+  const repo = cat.repository();
+  const segSize = repo?.wal_segment_size ?? 16 * 1024 * 1024;
   const segs = cat.segmentStretches();
   const tlRows = new Map(cat.timelines().map((t) => [t.timeline, t]));
   const partials = cat.walFiles('partial');
@@ -76,10 +77,10 @@ export function buildInfo(cat: Catalog, repoUrl: string, identity: RepoIdentity 
   return {
     repository: {
       url: repoUrl,
-      systemIdentifier: identity?.systemIdentifier ?? null,
-      pgMajor: identity?.pgMajor ?? null,
-      walSegmentSize: identity?.walSegmentSize ?? null,
-      createdAt: identity?.createdAt ?? null,
+      systemIdentifier: repo?.system_identifier ?? null,
+      pgMajor: repo?.pg_major ?? null,
+      walSegmentSize: repo?.wal_segment_size ?? null,
+      createdAt: repo?.created_at ?? null,
     },
     catalog: cat.path,
     timelines: [...tls]

@@ -48,6 +48,26 @@ function settingsFromFlags(flags: Flags): { flags: Record<string, string | undef
   return { flags: out, configPath: typeof flags.config === 'string' ? flags.config : undefined };
 }
 
+/** The `--no-sync` option of the commands that answer from the catalog. */
+function addSyncOption(cmd: Command): Command {
+  return cmd.option('--no-sync', 'answer from the catalog as it is, without bringing it up to date with the repository first');
+}
+
+/**
+ * Brings the catalog up to date before a command answers from it (archive/sync.ts): null when it
+ * is, else how stale the answer may be (also logged).
+ */
+async function syncFirst(ctx: Awaited<ReturnType<typeof openArchiveContext>>, flags: Flags): Promise<import('../archive/sync.js').Staleness | null> {
+  const { syncForReading } = await import('../archive/sync.js');
+  return syncForReading(ctx, flags.sync === false);
+}
+
+/** The line a text answer starts with when the catalog could not be brought up to date. */
+function staleNote(stale: import('../archive/sync.js').Staleness | null): string {
+  if (!stale) return '';
+  return `note: this answer is from the catalog as of its last sync with the repository (${stale.lastSyncedAt ?? 'never'}): ${stale.reason}\n\n`;
+}
+
 let currentCommand = '';
 let fetchPolicy: Config['fetch_on_error'] = 'abort';
 
@@ -135,20 +155,20 @@ export async function buildProgram(): Promise<Command> {
   );
 
   addSettingOptions(
-    program
-      .command('info')
-      .description('show the repository identity, archived WAL per timeline with gaps, history files, backups')
-      .option('--json', 'print a JSON document (shape in docs/commands.md)'),
+    addSyncOption(
+      program
+        .command('info')
+        .description('show the repository identity, archived WAL per timeline with gaps, history files, backups')
+        .option('--json', 'print a JSON document (shape in docs/commands.md)'),
+    ),
   ).action(
     action('info', async (cfg, flags) => {
       const ctx = await openArchiveContext(cfg);
-      const { readIdentity } = await import('../archive/identity.js');
+      const stale = await syncFirst(ctx, flags);
       const { Catalog } = await import('../catalog/catalog.js');
       const { buildInfo, renderInfo } = await import('../catalog/info.js');
-      await ctx.storage.check();
-      const identity = await readIdentity(ctx.storage);
-      const report = Catalog.use(ctx.catalogPath, ctx.repoUrl, (cat) => buildInfo(cat, ctx.repoUrl, identity));
-      process.stdout.write(flags.json ? JSON.stringify(report, null, 2) + '\n' : renderInfo(report));
+      const report = Catalog.use(ctx.catalogPath, ctx.repoUrl, (cat) => buildInfo(cat, ctx.repoUrl));
+      process.stdout.write(flags.json ? JSON.stringify(stale ? { ...report, stale } : report, null, 2) + '\n' : staleNote(stale) + renderInfo(report));
     }),
   );
 
@@ -188,35 +208,41 @@ export async function buildProgram(): Promise<Command> {
   );
 
   addSettingOptions(
-    program
-      .command('backups')
-      .description('list base backups: walship\'s own and those known from backup history files')
-      .option('--json', 'print a JSON array (shape in docs/commands.md)'),
+    addSyncOption(
+      program
+        .command('backups')
+        .description('list base backups: walship\'s own and those known from backup history files')
+        .option('--json', 'print a JSON array (shape in docs/commands.md)'),
+    ),
   ).action(
     action('backups', async (cfg, flags) => {
       const ctx = await openArchiveContext(cfg);
+      const stale = await syncFirst(ctx, flags);
       const { Catalog } = await import('../catalog/catalog.js');
       const { listBackups, renderBackups } = await import('../backup/list.js');
       const rows = Catalog.use(ctx.catalogPath, ctx.repoUrl, listBackups);
-      process.stdout.write(flags.json ? JSON.stringify(rows, null, 2) + '\n' : renderBackups(rows));
+      process.stdout.write(flags.json ? JSON.stringify(rows, null, 2) + '\n' : staleNote(stale) + renderBackups(rows));
     }),
   );
 
   addSettingOptions(
-    program
-      .command('ranges')
-      .description('show, per timeline, the windows of time and LSN the cluster can be recovered to, from the catalog')
-      .option('--json', 'print a JSON document (shape in docs/commands.md)'),
+    addSyncOption(
+      program
+        .command('ranges')
+        .description('show, per timeline, the windows of time and LSN the cluster can be recovered to')
+        .option('--json', 'print a JSON document (shape in docs/commands.md)'),
+    ),
   ).action(
     action('ranges', async (cfg, flags) => {
       const ctx = await openArchiveContext(cfg);
+      const stale = await syncFirst(ctx, flags);
       const { runRanges } = await import('../recovery/cli.js');
-      process.stdout.write(runRanges(ctx, flags));
+      process.stdout.write((flags.json ? '' : staleNote(stale)) + runRanges(ctx, flags, stale));
     }),
   );
 
   addSettingOptions(
-    addTargetOptions(program.command('plan'), '')
+    addSyncOption(addTargetOptions(program.command('plan'), ''))
       .description('plan a point-in-time recovery: the base backup, the WAL and the postgresql.conf settings that reach a target')
       .option('--restore-command <cmd>', "restore_command to write (default: walship archive-fetch %f %p --repo <this repository>)")
       .option('--json', 'print a JSON document (shape in docs/commands.md)')
@@ -224,13 +250,15 @@ export async function buildProgram(): Promise<Command> {
   ).action(
     action('plan', async (cfg, flags) => {
       const ctx = await openArchiveContext(cfg);
+      const stale = await syncFirst(ctx, flags);
       const { runPlan } = await import('../recovery/cli.js');
-      runPlan(ctx, flags, (s) => process.stdout.write(s));
+      if (!flags.json) process.stdout.write(staleNote(stale));
+      runPlan(ctx, flags, (s) => process.stdout.write(s), stale);
     }),
   );
 
   addSettingOptions(
-    addTargetOptions(program.command('restore'), '; default: latest')
+    addSyncOption(addTargetOptions(program.command('restore'), '; default: latest'))
       .description('restore a walship backup into a data directory, ready for point-in-time recovery')
       .requiredOption('--pgdata <dir>', 'the data directory to create (must be empty or absent)')
       .option('--backup <id>', 'restore this backup (default: the newest one that reaches the target)')
@@ -247,17 +275,47 @@ export async function buildProgram(): Promise<Command> {
   ).action(
     action('restore', async (cfg, flags) => {
       const ctx = await openArchiveContext(cfg);
+      const stale = await syncFirst(ctx, flags);
       const { runRestore, renderRestore } = await import('../recovery/restore-command.js');
       // --tablespace collects an array: the flags of this command are wider than the others'.
       const out = await runRestore(ctx, cfg, flags as Record<string, unknown>);
       if (flags.json) {
         const { backupLabel: _l, tablespaceMap: _t, chunks: _c, ...backup } = out.result.backup;
-        process.stdout.write(
-          JSON.stringify({ pgdata: out.result.pgdata, files: out.result.files, bytes: out.result.bytes, tablespaces: out.result.tablespaces, backup, plan: out.plan, restoreCommandCheck: out.check }, null, 2) + '\n',
-        );
+        const doc = { pgdata: out.result.pgdata, files: out.result.files, bytes: out.result.bytes, tablespaces: out.result.tablespaces, backup, plan: out.plan, restoreCommandCheck: out.check };
+        process.stdout.write(JSON.stringify(stale ? { ...doc, stale } : doc, null, 2) + '\n');
       } else {
-        process.stdout.write(renderRestore(out, !!flags.standby));
+        process.stdout.write(staleNote(stale) + renderRestore(out, !!flags.standby));
       }
+    }),
+  );
+
+  const catalog = program.command('catalog').description('the local catalog, a cache of the repository: sync it, or rebuild it from the repository alone');
+  addSettingOptions(
+    catalog
+      .command('sync')
+      .description('bring the catalog up to date with the repository (reads only what can be new)')
+      .option('--rescan', 'download and scan the segments whose object carries no scan (archived by older walship)')
+      .option('--json', 'print what was read as JSON'),
+  ).action(
+    action('catalog sync', async (cfg, flags) => {
+      const ctx = await openArchiveContext(cfg);
+      const { syncCatalog } = await import('../archive/sync.js');
+      const out = await syncCatalog(ctx, { rescan: !!flags.rescan });
+      process.stdout.write(flags.json ? JSON.stringify(out, null, 2) + '\n' : renderSync(ctx.catalogPath, out));
+    }),
+  );
+  addSettingOptions(
+    catalog
+      .command('rebuild')
+      .description('make the catalog anew from the repository alone (safe while pushes go on; killed, it leaves the old one)')
+      .option('--rescan', 'download and scan the segments whose object carries no scan (archived by older walship)')
+      .option('--json', 'print what was read as JSON'),
+  ).action(
+    action('catalog rebuild', async (cfg, flags) => {
+      const ctx = await openArchiveContext(cfg);
+      const { rebuildCatalog } = await import('../archive/sync.js');
+      const out = await rebuildCatalog(ctx, { rescan: !!flags.rescan });
+      process.stdout.write(flags.json ? JSON.stringify(out, null, 2) + '\n' : renderSync(ctx.catalogPath, out));
     }),
   );
 
@@ -276,6 +334,17 @@ export async function buildProgram(): Promise<Command> {
   );
 
   return program;
+}
+
+function renderSync(catalogPath: string, o: import('../archive/sync.js').SyncOutcome): string {
+  const lines = [
+    `catalog ${catalogPath} ${o.mode === 'rebuild' ? 'rebuilt from' : 'synced with'} the repository: ${o.files} file(s) and ${o.backups} backup(s) read, ` +
+      `${o.requests} request(s), ${(o.ms / 1000).toFixed(1)} s${o.blocks > 0 ? `; ${o.blocks} index block(s) read` : ''}`,
+  ];
+  if (o.rescanned > 0) lines.push(`  ${o.rescanned} segment(s) downloaded and scanned`);
+  if (o.unscanned > 0) lines.push(`  ${o.unscanned} segment(s) carry no scan (archived by older walship): indexed without their records; --rescan reads them`);
+  for (const d of o.damagedBlocks) lines.push(`  damaged index block, read around: ${d}`);
+  return lines.join('\n') + '\n';
 }
 
 /**

@@ -13,10 +13,13 @@ import { msToMicros, parseTargetTime } from './time.js';
 
 type Flags = Record<string, string | boolean | undefined>;
 
-export function runRanges(ctx: { catalogPath: string; repoUrl: string }, flags: Flags, nowMs = Date.now()): string {
+/** How stale the catalog is when it could not be brought up to date (archive/sync.ts Staleness). */
+type Stale = { lastSyncedAt: string | null; reason: string } | null;
+
+export function runRanges(ctx: { catalogPath: string; repoUrl: string }, flags: Flags, stale: Stale = null, nowMs = Date.now()): string {
   return Catalog.use(ctx.catalogPath, ctx.repoUrl, (cat) => {
     const report = computeRanges(loadPlannerInput(cat), msToMicros(nowMs));
-    return flags.json ? JSON.stringify(report, null, 2) + '\n' : renderRanges(report);
+    return flags.json ? JSON.stringify(stale ? { ...report, stale } : report, null, 2) + '\n' : renderRanges(report);
   });
 }
 
@@ -80,7 +83,7 @@ export function defaultRestoreCommand(repoUrl: string, configPath?: string): str
 }
 
 /** Prints the plan (stdout); an unreachable target throws TARGET_UNREACHABLE after printing the refusal JSON with --json. */
-export function runPlan(ctx: { catalogPath: string; repoUrl: string }, flags: Flags, write: (s: string) => void): void {
+export function runPlan(ctx: { catalogPath: string; repoUrl: string }, flags: Flags, write: (s: string) => void, stale: Stale = null): void {
   const target = targetFromFlags(flags);
   const timeline = timelineFromFlags(flags);
   const restoreCommand =
@@ -88,9 +91,10 @@ export function runPlan(ctx: { catalogPath: string; repoUrl: string }, flags: Fl
   const result = Catalog.use(ctx.catalogPath, ctx.repoUrl, (cat) =>
     planRecovery(loadPlannerInput(cat), target, { restoreCommand, timeline, inclusive: !flags.exclusive }),
   );
+  const json = () => JSON.stringify(stale ? { ...result, stale } : result, null, 2) + '\n';
   if (!result.reachable) {
-    if (flags.json) write(JSON.stringify(result, null, 2) + '\n');
+    if (flags.json) write(json());
     throw new WalshipError('TARGET_UNREACHABLE', refusalLine(result));
   }
-  write(flags.json ? JSON.stringify(result, null, 2) + '\n' : renderPlan(result));
+  write(flags.json ? json() : renderPlan(result));
 }

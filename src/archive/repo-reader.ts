@@ -1,0 +1,210 @@
+/**
+ * Reading the repository back as catalog input, for sync and rebuild (sync.ts): an archived
+ * file's object as the catalog indexes it (catalog/index-file.ts), and the documents walship's
+ * backups leave.
+ *
+ * A segment's or .partial's entry comes from an index block covering it (index-blocks.ts) or,
+ * failing that, from its object's metadata frame (one ranged read); its scan is the one push
+ * stored in the metadata. History and backup history files are read whole: they are small, and
+ * their content is what the catalog records. With `rescan`, an object without a stored scan
+ * (pushed by older walship) is downloaded and scanned.
+ */
+import type { StorageDriver } from '../storage/driver.js';
+import type { ArchivedFile } from '../catalog/index-file.js';
+import { WalshipError } from '../errors.js';
+import { parseWalFileName, segNoFromLogSeg, type WalFileName } from '../wal/names.js';
+import { validateSegment } from '../wal/page.js';
+import { scanArchivedFile } from '../catalog/scan-store.js';
+import { decodeMeta, decodeObject, EnvelopeError, unpackScan, type ObjectMeta } from './envelope.js';
+import { objectKeyFor, fileNameFromKey } from './keys.js';
+import { readBlock, type BlockRef, type IndexEntry, entryFromMeta } from './index-blocks.js';
+import { validateFile } from './push.js';
+import { backupKey, type BackupFailure, type BackupStart, type BackupSummary } from '../backup/format.js';
+
+/** The first read of an object's metadata frame: enough for any frame but those of the busiest segments. */
+const FRAME_READ_BYTES = 256 * 1024;
+
+/** What the repository's identity says of every segment. */
+export interface SegmentShape {
+  segSize: number;
+  pgMajor: number;
+}
+
+function damaged(key: string, storage: StorageDriver, why: string): WalshipError {
+  return new WalshipError('OBJECT_CORRUPT', `${storage.location}/${key} is damaged: ${why}`);
+}
+
+/** The metadata frame of the object at `key`, or null when the object is gone. */
+export async function readFrame(storage: StorageDriver, key: string): Promise<ObjectMeta | null> {
+  let buf = await storage.getRange(key, 0, FRAME_READ_BYTES);
+  if (buf === null) return null;
+  if (buf.length >= 8 && buf.length === FRAME_READ_BYTES) {
+    const need = 8 + buf.readUInt32LE(4);
+    if (need > buf.length) buf = (await storage.getRange(key, 0, need)) ?? buf;
+  }
+  try {
+    return decodeMeta(buf).meta;
+  } catch (err) {
+    if (err instanceof EnvelopeError) throw damaged(key, storage, err.message);
+    throw err;
+  }
+}
+
+/** A listed object that is an archived WAL file: its key, size and parsed name. */
+export interface ListedFile {
+  key: string;
+  size: number;
+  file: WalFileName;
+}
+
+export function listedFile(key: string, size: number): ListedFile | null {
+  const name = fileNameFromKey(key);
+  const file = name === null ? null : parseWalFileName(name);
+  return file && objectKeyFor(file) === key ? { key, size, file } : null;
+}
+
+/** The segment number of a segment, .partial or .backup file (-1 for a history file). */
+export function segNoOf(file: WalFileName, segSize: number): number {
+  return file.logSeg === undefined ? -1 : segNoFromLogSeg(file.logSeg, segSize);
+}
+
+/**
+ * The catalog input for a listed file: from `entry` (an index block's) when it is given and its
+ * stored size is the object's, else from the object itself.
+ */
+export async function readArchivedFile(storage: StorageDriver, l: ListedFile, shape: SegmentShape, opts: { entry?: IndexEntry | null; rescan?: boolean } = {}): Promise<ArchivedFile | null> {
+  const { file, key } = l;
+  if (file.kind === 'history' || file.kind === 'backup') {
+    const obj = await storage.get(key);
+    if (obj === null) return null;
+    let meta: ObjectMeta;
+    let raw: Buffer;
+    try {
+      ({ meta, raw } = await decodeObject(obj));
+    } catch (err) {
+      if (err instanceof EnvelopeError) throw damaged(key, storage, err.message);
+      throw err;
+    }
+    const v = validateFile(file, raw);
+    return { ...common(entryFromMeta(meta, obj.length), file, key), history: v.history ?? undefined, backup: v.backup ?? undefined };
+  }
+  let entry = opts.entry && opts.entry.name === file.name && opts.entry.storedSize === l.size ? opts.entry : null;
+  if (!entry) {
+    const meta = await readFrame(storage, key);
+    if (meta === null) return null;
+    if (meta.name !== file.name) throw damaged(key, storage, `it holds ${meta.name}`);
+    entry = entryFromMeta(meta, l.size);
+  }
+  const segNo = segNoOf(file, shape.segSize);
+  const place = { segNo, segSize: shape.segSize, startLsn: segNo * shape.segSize, pgMajor: shape.pgMajor };
+  const out: ArchivedFile = { ...common(entry, file, key), segment: place, scanRecord: entry.scan ?? null };
+  if (entry.scan !== undefined) {
+    try {
+      out.scan = await unpackScan(entry.scan, place.startLsn);
+    } catch (err) {
+      if (err instanceof EnvelopeError) throw damaged(key, storage, err.message);
+      throw err;
+    }
+  } else if (opts.rescan) {
+    Object.assign(out, await rescan(storage, l));
+  }
+  return out;
+}
+
+function common(e: IndexEntry, file: WalFileName, key: string): Omit<ArchivedFile, 'segment' | 'scan'> {
+  return { file, rawSize: e.rawSize, storedSize: e.storedSize, sha256: e.sha256, bodySha256: e.bodySha256, objectKey: key, pushedAt: e.pushedAt };
+}
+
+/** Downloads a segment or .partial and reads its records, as push does: its scan, and the file for what spans into it. */
+export async function rescan(storage: StorageDriver, l: ListedFile): Promise<Pick<ArchivedFile, 'scan' | 'raw'>> {
+  const obj = await storage.get(l.key);
+  if (obj === null) throw new WalshipError('OBJECT_LOST', `${storage.location}/${l.key} disappeared while it was being read`);
+  let raw: Buffer;
+  try {
+    ({ raw } = await decodeObject(obj));
+  } catch (err) {
+    if (err instanceof EnvelopeError) throw damaged(l.key, storage, err.message);
+    throw err;
+  }
+  const seg = validateSegment(raw, l.file);
+  return { scan: scanArchivedFile(raw, l.file, seg), raw };
+}
+
+/**
+ * Index blocks, read when first needed: the entry of a segment from the largest block covering
+ * it. A damaged block is set aside (its segments are read one by one); the last few blocks are
+ * kept, as a listing in key order walks through them one after the other.
+ */
+export class BlockReader {
+  private readonly loaded = new Map<string, Promise<Map<string, IndexEntry> | null>>();
+  private readonly byTimeline = new Map<number, BlockRef[]>();
+  /** Blocks read, and blocks found damaged. */
+  read = 0;
+  damaged: string[] = [];
+
+  constructor(
+    private readonly storage: StorageDriver,
+    refs: readonly BlockRef[],
+  ) {
+    for (const r of [...refs].sort((a, b) => b.count - a.count)) {
+      let list = this.byTimeline.get(r.timeline);
+      if (!list) this.byTimeline.set(r.timeline, (list = []));
+      list.push(r);
+    }
+  }
+
+  /** The entry of segment `segNo` of `timeline` named `name`, or null when no readable block has it. */
+  async entry(timeline: number, segNo: number, name: string): Promise<IndexEntry | null> {
+    for (const ref of this.byTimeline.get(timeline) ?? []) {
+      if (segNo < ref.firstSeg || segNo >= ref.firstSeg + ref.count) continue;
+      const block = await this.load(ref);
+      const e = block?.get(name);
+      if (e) return e;
+    }
+    return null;
+  }
+
+  private load(ref: BlockRef): Promise<Map<string, IndexEntry> | null> {
+    let p = this.loaded.get(ref.key);
+    if (!p) {
+      p = readBlock(this.storage, ref).then(
+        (entries) => {
+          this.read++;
+          return entries && new Map(entries.map((e) => [e.name, e]));
+        },
+        (err: unknown) => {
+          this.damaged.push(`${ref.key} (${(err as Error).message})`);
+          return null;
+        },
+      );
+      this.loaded.set(ref.key, p);
+      // Listed in key order, the reader is done with all but the newest few.
+      while (this.loaded.size > 4) this.loaded.delete(this.loaded.keys().next().value!);
+    }
+    return p;
+  }
+}
+
+/** What the repository says of one of walship's own backups. */
+export interface BackupDocs {
+  id: string;
+  start?: BackupStart;
+  summary?: BackupSummary;
+  failure?: BackupFailure;
+}
+
+/** The documents of backup `id` (format.ts), from the names its directory holds. */
+export async function readBackupDocs(storage: StorageDriver, id: string, names: readonly string[]): Promise<BackupDocs> {
+  const doc = async <T>(name: string): Promise<T | undefined> => {
+    if (!names.includes(name)) return undefined;
+    const buf = await storage.get(backupKey(id, name));
+    if (buf === null) return undefined;
+    try {
+      return JSON.parse(buf.toString('utf8')) as T;
+    } catch {
+      throw damaged(backupKey(id, name), storage, 'it is not valid JSON');
+    }
+  };
+  const [start, summary, failure] = await Promise.all([doc<BackupStart>('started.json'), doc<BackupSummary>('backup.json'), doc<BackupFailure>('failed.json')]);
+  return { id, ...(start && { start }), ...(summary && { summary }), ...(failure && { failure }) };
+}
