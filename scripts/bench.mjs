@@ -6,7 +6,7 @@
 //
 //   node scripts/bench.mjs            full run: a backlog of >= 256 segments (about 25 minutes here)
 //   node scripts/bench.mjs --quick    64 segments, fewer repetitions (about 6 minutes)
-//   options: --segments N  --out FILE  --only catchup,replay,latency,scanner,ranges  --keep
+//   options: --segments N  --out FILE  --only catchup,replay,latency,scanner  --keep
 //            --contenders walship-fs,pgbackrest-async,...  (ids in contenders(); default all)
 //            --replay-runs N  (recovery replays per contender, median reported; default 3, quick 1)
 //            --catchup-runs N (archive catch-ups per contender, each into a fresh repository,
@@ -15,11 +15,11 @@
 // Scenarios: archive catch-up (a backlog of .ready segments, timed from the reload that sets
 // archive_command until pg_stat_archiver has archived all of it); recovery replay (a base backup
 // taken before the backlog, recovered to the end of the archive through restore_command); the
-// latency of single calls; WAL scanner throughput; `walship ranges` on a synthetic catalog of one
-// million segments. PostgreSQL (and so every archive_command / restore_command) runs with a
-// minimal environment, as a service would.
+// latency of single calls; WAL scanner throughput. PostgreSQL (and so every archive_command /
+// restore_command) runs with a minimal environment, as a service would. The catalog's scenarios
+// (rebuild, sync, ranges on a million segments) are scripts/bench-catalog.mjs's: their section of
+// docs/benchmarks.md is kept as it is when this script rewrites the file.
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
-import { createRequire } from 'node:module';
 import { cpus, totalmem, release, loadavg } from 'node:os';
 import {
   appendFileSync, chownSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync,
@@ -27,6 +27,7 @@ import {
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { osUser, pgBinDir, userDir, confString } from './lib-pg.mjs';
+import { S3_KEY, startS3rver as startS3rverIn } from './lib-s3rver.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const WALSHIP = join(ROOT, 'bin', 'walship.js');
@@ -38,7 +39,7 @@ const opt = (n, d) => (args.includes(n) ? args[args.indexOf(n) + 1] : d);
 const QUICK = flag('--quick');
 const TARGET = Number(opt('--segments', QUICK ? 64 : 256));
 const OUT = opt('--out', join(ROOT, 'docs', 'benchmarks.md'));
-const ONLY = opt('--only', 'catchup,replay,latency,scanner,ranges').split(',');
+const ONLY = opt('--only', 'catchup,replay,latency,scanner').split(',');
 const CONTENDERS = opt('--contenders', '').split(',').filter(Boolean);
 const LAT_N = QUICK ? 5 : 11;
 const REPLAY_RUNS = Number(opt('--replay-runs', QUICK ? 1 : 3));
@@ -89,31 +90,9 @@ const ownDir = (d) => {
 };
 
 // ------------------------------------------------------------------------------------------------
-// S3: s3rver on 127.0.0.1, in a child process (its ListObjectsV2 tokens need the legacy provider).
-const S3_KEY = 'S3RVER';
+// S3: s3rver on 127.0.0.1 (lib-s3rver.mjs).
 const BUCKET = 'bench';
-async function startS3rver() {
-  const dir = join(WORK, 's3rver');
-  mkdirSync(dir);
-  const main = createRequire(join(ROOT, 'package.json')).resolve('s3rver');
-  const code = `
-    const S3rver = require(${JSON.stringify(main)});
-    const s = new S3rver({ directory: ${JSON.stringify(dir)}, address: '127.0.0.1', port: 0, silent: true, configureBuckets: [{ name: ${JSON.stringify(BUCKET)} }] });
-    s.run().then((a) => process.stdout.write(JSON.stringify({ port: a.port }) + '\\n'));
-    process.stdin.on('end', () => process.exit(0)); process.stdin.resume();`;
-  const child = spawn(process.execPath, ['--openssl-legacy-provider', '-e', code], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const port = await new Promise((resolve, reject) => {
-    let buf = '';
-    child.stdout.on('data', (d) => {
-      buf += d;
-      const m = /\{"port":(\d+)\}/.exec(buf);
-      if (m) resolve(Number(m[1]));
-    });
-    child.once('exit', (c) => reject(new Error(`s3rver exited ${c}`)));
-  });
-  process.once('exit', () => child.kill('SIGKILL'));
-  return { port, endpoint: `http://127.0.0.1:${port}`, stop: () => child.kill('SIGTERM') };
-}
+const startS3rver = () => startS3rverIn(ROOT, join(WORK, 's3rver'), BUCKET);
 
 // ------------------------------------------------------------------------------------------------
 // Processes as the cluster user with a minimal environment (what a service manager gives).
@@ -640,70 +619,17 @@ async function scanner(src) {
   return { segments: use.length, mb: total / 1e6, mbps: total / 1e6 / secs, recordsPerSec: runs[0].records / secs, crc: crc32cImplementation ?? 'js' };
 }
 
-// Scenario 5: `walship ranges` on a synthetic catalog of one million segments.
-async function ranges() {
-  const cliMain = readFileSync(join(ROOT, 'dist', 'cli', 'main.js'), 'utf8');
-  if (!cliMain.includes("command('ranges')")) return { skipped: 'walship has no ranges command in this build' };
-  const dir = ownDir(join(WORK, 'ranges'));
-  const catPath = join(dir, 'million.db');
-  const repo = join(dir, 'repo');
-  run(node, [WALSHIP, 'init', '--repo', repo, '--catalog', catPath, '--config', '/dev/null']);
-  const Database = createRequire(join(ROOT, 'package.json'))('better-sqlite3');
-  const db = new Database(catPath);
-  const N = 1_000_000;
-  const segSize = 16 * 1024 * 1024;
-  const t0 = Date.now();
-  db.prepare("UPDATE repository SET system_identifier = '7000000000000000001', pg_major = 15, wal_segment_size = ?, created_at = ?").run(segSize, new Date().toISOString());
-  const hex8 = (n) => n.toString(16).toUpperCase().padStart(8, '0');
-  const f = db.prepare(
-    `INSERT INTO wal_files (name, kind, timeline, seg_no, start_lsn, end_lsn, raw_size, stored_size, sha256, compression, object_key, pushed_at)
-     VALUES (?, 'segment', 1, ?, ?, ?, ?, ?, ?, 'zstd', ?, ?)`,
-  );
-  const s = db.prepare(
-    `INSERT INTO wal_scans (file, timeline, seg_no, partial, start_lsn, end_lsn, end_reason, first_record_lsn, last_record_lsn, records,
-       commits, aborts, first_xact_time, last_xact_time, min_xact_time, max_xact_time, scanned_at)
-     VALUES (?, 1, ?, 0, ?, ?, 'end', ?, ?, 1000, 100, 1, ?, ?, ?, ?, ?)`,
-  );
-  const epoch = Date.UTC(2026, 0, 1) * 1000;
-  const sum = 'a'.repeat(64);
-  const insert = db.transaction((from, to) => {
-    for (let i = from; i < to; i++) {
-      const name = hex8(1) + hex8(Math.floor(i / 256)) + hex8(i % 256);
-      const lsn = i * segSize;
-      // A gap every 100,000 segments, so that there are several ranges.
-      if (i % 100_000 === 99_999) continue;
-      f.run(name, i, lsn, lsn + segSize, segSize, 1_400_000, sum, `wal/${name.slice(0, 16)}/${name}.zst`, '2026-01-01T00:00:00.000Z');
-      const t = epoch + i * 60_000_000;
-      s.run(name, i, lsn, lsn + segSize, lsn + 40, lsn + segSize - 100, t, t + 59_000_000, t, t + 59_000_000, '2026-01-01T00:00:00.000Z');
-    }
-  });
-  for (let i = 1; i < N + 1; i += 50_000) insert(i, Math.min(N + 1, i + 50_000));
-  db.close();
-  log(`  synthetic catalog: ${N} segments in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
-  const times = [];
-  let out = '';
-  for (let i = 0; i < 3; i++) {
-    const t = process.hrtime.bigint();
-    const r = run(node, [WALSHIP, 'ranges', '--json', '--repo', repo, '--catalog', catPath, '--config', '/dev/null'], { allowFail: true, timeout: 180_000 });
-    times.push(Number(process.hrtime.bigint() - t) / 1e6);
-    out = r.status === 0 ? r.stdout : `exit ${r.status}: ${r.stderr}`;
-  }
-  // The same inside one process, without node's start (what the command itself costs).
-  const { Catalog } = await import(join(ROOT, 'dist', 'catalog', 'catalog.js'));
-  const cli = await import(join(ROOT, 'dist', 'recovery', 'cli.js'));
-  const inProc = [];
-  for (let i = 0; i < 3; i++) {
-    const t = process.hrtime.bigint();
-    cli.runRanges({ catalogPath: catPath, repoUrl: `file://${repo}` }, { json: true });
-    inProc.push(Number(process.hrtime.bigint() - t) / 1e6);
-  }
-  void Catalog;
-  return { segments: N, medianMs: median(times), inProcessMs: median(inProc), sample: out.slice(0, 300) };
-}
-
 // ------------------------------------------------------------------------------------------------
 function fmt(n, d = 1) {
   return Number.isFinite(n) ? n.toFixed(d) : 'n/a';
+}
+
+/** The section of docs/benchmarks.md that scripts/bench-catalog.mjs writes (kept as it is). */
+const CATALOG_SECTION = /<!-- bench-catalog -->[\s\S]*<!-- \/bench-catalog -->\n?/;
+
+function writeReport(r) {
+  const kept = existsSync(OUT) ? (CATALOG_SECTION.exec(readFileSync(OUT, 'utf8'))?.[0] ?? '') : '';
+  writeFileSync(OUT, report(r) + (kept ? `\n${kept}` : ''));
 }
 
 function report(r) {
@@ -818,15 +744,7 @@ function report(r) {
     L.push('');
     L.push(`\`scanSegment\` over ${r.scanner.segments} TPC-B segments of the backlog (${fmt(r.scanner.mb, 0)} MB), every record's CRC-32C checked (${r.scanner.crc === 'native' ? 'native CRC-32C for ranges of 512 bytes or more, TypeScript for shorter ones' : 'TypeScript CRC-32C'}), median of 5: **${fmt(r.scanner.mbps, 0)} MB/s**, ${fmt(r.scanner.recordsPerSec / 1e6, 2)} M records/s (one core).`);
   }
-  if (r.ranges) {
-    L.push('');
-    L.push('## walship ranges on one million segments');
-    L.push('');
-    if (r.ranges.skipped) L.push(`Skipped: ${r.ranges.skipped}.`);
-    else {
-      L.push(`A synthetic catalog of ${r.ranges.segments.toLocaleString('en')} segments (one scan row each, a gap every 100,000): \`walship ranges --json\` takes **${fmt(r.ranges.medianMs, 0)} ms** as a command (median of 3, node's start included), ${fmt(r.ranges.inProcessMs, 0)} ms inside one process. Goal: under 200 ms.`);
-    }
-  }
+
   if (r.goals.length) {
     L.push('');
     L.push('## Goals');
@@ -863,7 +781,6 @@ function goals(r) {
       out.push(`${name}, walship (S3) vs barman-cloud (S3): ${fmt(f, 2)}× — goal ≥ 5×: **${f >= 5 ? 'met' : 'not met'}**`);
     }
   }
-  if (r.ranges && !r.ranges.skipped) out.push(`walship ranges on 1,000,000 segments: ${fmt(r.ranges.medianMs, 0)} ms — goal < 200 ms: **${r.ranges.medianMs < 200 ? 'met' : 'not met'}**`);
   return out;
 }
 
@@ -895,7 +812,7 @@ try {
         const rs = runs.get(c.id);
         return { ...rs[rs.length - 1], complete: rs.every((r) => r.complete), secs: median(rs.map((r) => r.secs)), runs: rs.map((r) => r.secs) };
       });
-      writeFileSync(OUT, report({ ...results, goals: goals(results) }));
+      writeReport({ ...results, goals: goals(results) });
     }
   }
   if (ONLY.includes('replay')) {
@@ -918,7 +835,7 @@ try {
         const rs = runs.get(c.id);
         return { ...rs[0], ok: rs.every((r) => r.ok), same: rs.every((r) => r.same), secs: median(rs.map((r) => r.secs)), runs: rs.map((r) => r.secs) };
       });
-      writeFileSync(OUT, report({ ...results, goals: goals(results) }));
+      writeReport({ ...results, goals: goals(results) });
     }
   }
   if (ONLY.includes('latency')) {
@@ -929,12 +846,8 @@ try {
     log('scanner throughput');
     results.scanner = await scanner(src);
   }
-  if (ONLY.includes('ranges')) {
-    log('walship ranges on a synthetic catalog of one million segments');
-    results.ranges = await ranges();
-  }
   results.goals = goals(results);
-  writeFileSync(OUT, report(results));
+  writeReport(results);
   log(`wrote ${OUT}`);
   for (const g of results.goals) log(g);
 } finally {

@@ -194,6 +194,18 @@ export class Catalog {
     this.db.close();
   }
 
+  private readonly statements = new Map<string, BetterSqlite3.Statement>();
+  /**
+   * The prepared statement for `sql`, prepared once per connection: what a push or a rebuild runs
+   * for every file and record (preparing costs more than running these small statements).
+   * Statements returned here must not be switched to pluck() or raw().
+   */
+  statement(sql: string): BetterSqlite3.Statement {
+    let st = this.statements.get(sql);
+    if (!st) this.statements.set(sql, (st = this.db.prepare(sql)));
+    return st;
+  }
+
   /** Runs `fn` in one write transaction, mapping SQLite failures to CATALOG_ERROR. */
   write<T>(what: string, fn: () => T): T {
     try {
@@ -250,8 +262,8 @@ export class Catalog {
   }
 
   upsertWalFile(row: WalFileRow): void {
-    this.db
-      .prepare(
+    this
+      .statement(
         `INSERT INTO wal_files (name, kind, timeline, seg_no, start_lsn, end_lsn, raw_size, stored_size, sha256, body_sha256, compression, object_key, pushed_at, scan_record)
          VALUES (@name, @kind, @timeline, @seg_no, @start_lsn, @end_lsn, @raw_size, @stored_size, @sha256, @body_sha256, @compression, @object_key, @pushed_at, @scan_record)
          ON CONFLICT (name) DO UPDATE SET
@@ -264,8 +276,8 @@ export class Catalog {
   }
 
   upsertTimeline(row: TimelineRow): void {
-    this.db
-      .prepare(
+    this
+      .statement(
         `INSERT INTO timelines (timeline, parent, switchpoint, reason, history_file) VALUES (@timeline, @parent, @switchpoint, @reason, @history_file)
          ON CONFLICT (timeline) DO UPDATE SET parent = excluded.parent, switchpoint = excluded.switchpoint, reason = excluded.reason, history_file = excluded.history_file`,
       )
@@ -273,8 +285,8 @@ export class Catalog {
   }
 
   upsertBackup(row: BackupRow): void {
-    this.db
-      .prepare(
+    this
+      .statement(
         `INSERT INTO backups (name, source, label, start_lsn, stop_lsn, checkpoint_lsn, start_timeline, stop_timeline, start_time, stop_time, start_time_text, stop_time_text, status)
          VALUES (@name, @source, @label, @start_lsn, @stop_lsn, @checkpoint_lsn, @start_timeline, @stop_timeline, @start_time, @stop_time, @start_time_text, @stop_time_text, @status)
          ON CONFLICT (name) DO UPDATE SET label = excluded.label, start_lsn = excluded.start_lsn, stop_lsn = excluded.stop_lsn,
@@ -291,8 +303,8 @@ export class Catalog {
     status: string,
     d: { pgVersion?: string; rawBytes?: number; storedBytes?: number; durationMs?: number; files?: number; error?: string | null },
   ): void {
-    this.db
-      .prepare(
+    this
+      .statement(
         `UPDATE backups SET status = @status, pg_version = coalesce(@pgVersion, pg_version), raw_size = coalesce(@rawBytes, raw_size),
            stored_size = coalesce(@storedBytes, stored_size), duration_ms = coalesce(@durationMs, duration_ms), files = coalesce(@files, files),
            error = @error WHERE name = @name`,

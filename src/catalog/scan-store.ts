@@ -99,16 +99,15 @@ interface ScanRow {
 export type SegmentPlace = Pick<SegmentInfo, 'segNo' | 'segSize' | 'startLsn' | 'pgMajor'>;
 
 export function storeScan(cat: Catalog, file: WalFileName, seg: SegmentPlace, scan: ScanFacts, raw?: Buffer): void {
-  const db = cat.db;
-  const existing = db.prepare('SELECT id FROM wal_scans WHERE file = ?').get(file.name) as { id: number } | undefined;
+  const existing = cat.statement('SELECT id FROM wal_scans WHERE file = ?').get(file.name) as { id: number } | undefined;
   let id: number;
   if (existing) {
     id = existing.id; // re-push of an identical file: its records are stored already
   } else {
     const s = scan.summary;
     const t = (x: number | null) => (x === null ? null : pgTimeToMicros(x));
-    const res = db
-      .prepare(
+    const res = cat
+      .statement(
         `INSERT INTO wal_scans (file, timeline, seg_no, partial, start_lsn, end_lsn, end_reason, first_record_lsn, last_record_lsn, records,
            commits, aborts, first_xact_time, last_xact_time, min_xact_time, max_xact_time, head_cont, tail_cont, tail_lsn, tail_state, scanned_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -141,29 +140,28 @@ export function storeScan(cat: Catalog, file: WalFileName, seg: SegmentPlace, sc
   }
   const current = raw ? { name: file.name, raw, seg } : undefined;
   // This file's own tail, then a tail in an earlier file that this file's head continues.
-  const self = db.prepare('SELECT * FROM wal_scans WHERE id = ?').get(id) as ScanRow;
+  const self = cat.statement('SELECT * FROM wal_scans WHERE id = ?').get(id) as ScanRow;
   if (self.tail_state === 'pending' || self.tail_state === 'needs-rescan') completeTail(cat, self, current);
   if (self.head_cont) {
     for (let k = seg.segNo - 1, hops = 0; k >= 0 && hops < 70; k--, hops++) {
-      const rows = db
-        .prepare("SELECT * FROM wal_scans WHERE seg_no = ? AND timeline <= ? AND tail_state IN ('pending', 'needs-rescan') ORDER BY timeline DESC")
+      const rows = cat
+        .statement("SELECT * FROM wal_scans WHERE seg_no = ? AND timeline <= ? AND tail_state IN ('pending', 'needs-rescan') ORDER BY timeline DESC")
         .all(k, file.timeline) as ScanRow[];
       for (const r of rows) completeTail(cat, r, current);
       // Keep walking back only through files that are nothing but a continuation (a record
       // longer than a segment): a file with records of its own ends any earlier record.
-      const mid = db.prepare('SELECT count(*) AS n FROM wal_scans WHERE seg_no = ? AND records = 0 AND tail_cont IS NULL AND head_cont IS NOT NULL').get(k) as { n: number };
+      const mid = cat.statement('SELECT count(*) AS n FROM wal_scans WHERE seg_no = ? AND records = 0 AND tail_cont IS NULL AND head_cont IS NOT NULL').get(k) as { n: number };
       if (rows.length > 0 || mid.n === 0) break;
     }
   }
 }
 
 function insertEvents(cat: Catalog, id: number, ev: WalEvents): void {
-  const db = cat.db;
   // Many rows per statement: a busy segment holds tens of thousands of transaction ends.
   const BATCH = 64;
   const one = '(?, ?, ?, ?, ?, ?)';
   const sql = (n: number) => `INSERT OR IGNORE INTO wal_xacts (scan_id, lsn, end_lsn, xid, kind, xact_time) VALUES ${Array(n).fill(one).join(', ')}`;
-  const full = ev.xacts.length >= BATCH ? db.prepare(sql(BATCH)) : null;
+  const full = ev.xacts.length >= BATCH ? cat.statement(sql(BATCH)) : null;
   const args: number[] = [];
   let i = 0;
   for (; full && i + BATCH <= ev.xacts.length; i += BATCH) {
@@ -180,30 +178,30 @@ function insertEvents(cat: Catalog, id: number, ev: WalEvents): void {
       const r = ev.xacts[k]!;
       args.push(id, r.lsn, r.endLsn, r.xid, KIND_CODE[r.kind], pgTimeToMicros(r.time));
     }
-    db.prepare(sql(ev.xacts.length - i)).run(args);
+    cat.statement(sql(ev.xacts.length - i)).run(args);
   }
   if (ev.restorePoints.length) {
-    const p = db.prepare('INSERT OR IGNORE INTO wal_restore_points (scan_id, lsn, end_lsn, name, rp_time) VALUES (?, ?, ?, ?, ?)');
+    const p = cat.statement('INSERT OR IGNORE INTO wal_restore_points (scan_id, lsn, end_lsn, name, rp_time) VALUES (?, ?, ?, ?, ?)');
     for (const r of ev.restorePoints) p.run(id, r.lsn, r.endLsn, r.name, pgTimeToMicros(r.time));
   }
   if (ev.checkpoints.length) {
-    const c = db.prepare('INSERT OR IGNORE INTO wal_checkpoints (scan_id, lsn, end_lsn, redo_lsn, cp_time, online, tli, prev_tli) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
+    const c = cat.statement('INSERT OR IGNORE INTO wal_checkpoints (scan_id, lsn, end_lsn, redo_lsn, cp_time, online, tli, prev_tli) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
     for (const r of ev.checkpoints) c.run(id, r.lsn, r.endLsn, r.redo, pgTimeToMicros(r.time), r.online ? 1 : 0, r.tli, r.prevTli);
   }
   if (ev.endOfRecovery.length) {
-    const e = db.prepare('INSERT OR IGNORE INTO wal_end_of_recovery (scan_id, lsn, end_lsn, eor_time, new_tli, prev_tli) VALUES (?, ?, ?, ?, ?, ?)');
+    const e = cat.statement('INSERT OR IGNORE INTO wal_end_of_recovery (scan_id, lsn, end_lsn, eor_time, new_tli, prev_tli) VALUES (?, ?, ?, ?, ?, ?)');
     for (const r of ev.endOfRecovery) e.run(id, r.lsn, r.endLsn, pgTimeToMicros(r.time), r.newTli, r.prevTli);
   }
   if (ev.backupEnds.length) {
-    const b = db.prepare('INSERT OR IGNORE INTO wal_backup_ends (scan_id, lsn, end_lsn, backup_start_lsn) VALUES (?, ?, ?, ?)');
+    const b = cat.statement('INSERT OR IGNORE INTO wal_backup_ends (scan_id, lsn, end_lsn, backup_start_lsn) VALUES (?, ?, ?, ?)');
     for (const r of ev.backupEnds) b.run(id, r.lsn, r.endLsn, r.backupStartLsn);
   }
 }
 
 /** Recomputes a file's transaction summary from its rows (after a spanning record joined it). */
 function resummarize(cat: Catalog, id: number): void {
-  cat.db
-    .prepare(
+  cat
+    .statement(
       `UPDATE wal_scans SET
          commits = (SELECT count(*) FROM wal_xacts WHERE scan_id = @id AND kind IN (0, 2)),
          aborts = (SELECT count(*) FROM wal_xacts WHERE scan_id = @id AND kind IN (1, 3)),
@@ -222,11 +220,10 @@ function resummarize(cat: Catalog, id: number): void {
  * segment holds the same bytes before its switchpoint); the CRC decides.
  */
 function completeTail(cat: Catalog, tailRow: ScanRow, current?: { name: string; raw: Buffer; seg: SegmentPlace }): void {
-  const db = cat.db;
   const tail = JSON.parse(tailRow.tail_cont!) as TailCont;
   const candidates = (segNo: number) =>
-    db
-      .prepare('SELECT * FROM wal_scans WHERE seg_no = ? AND timeline >= ? AND head_cont IS NOT NULL ORDER BY timeline = ? DESC, timeline')
+    cat
+      .statement('SELECT * FROM wal_scans WHERE seg_no = ? AND timeline >= ? AND head_cont IS NOT NULL ORDER BY timeline = ? DESC, timeline')
       .all(segNo, tailRow.timeline, tailRow.timeline) as ScanRow[];
   for (const first of candidates(tailRow.seg_no + 1)) {
     const chain: ScanRow[] = [first];
@@ -250,15 +247,15 @@ function completeTail(cat: Catalog, tailRow: ScanRow, current?: { name: string; 
       case 'complete':
         insertEvents(cat, tailRow.id, span.events);
         resummarize(cat, tailRow.id);
-        db.prepare("UPDATE wal_scans SET tail_state = 'complete' WHERE id = ?").run(tailRow.id);
+        cat.statement("UPDATE wal_scans SET tail_state = 'complete' WHERE id = ?").run(tailRow.id);
         // The file the record ends in: when nothing else ends there, it is its last record.
-        db.prepare('UPDATE wal_scans SET last_record_lsn = ? WHERE id = ? AND last_record_lsn IS NULL AND end_lsn = ?').run(span.lsn, last.id, span.endLsn);
+        cat.statement('UPDATE wal_scans SET last_record_lsn = ? WHERE id = ? AND last_record_lsn IS NULL AND end_lsn = ?').run(span.lsn, last.id, span.endLsn);
         return;
       case 'aborted':
-        db.prepare("UPDATE wal_scans SET tail_state = 'aborted' WHERE id = ?").run(tailRow.id);
+        cat.statement("UPDATE wal_scans SET tail_state = 'aborted' WHERE id = ?").run(tailRow.id);
         return;
       case 'needs-rescan':
-        db.prepare("UPDATE wal_scans SET tail_state = 'needs-rescan' WHERE id = ?").run(tailRow.id);
+        cat.statement("UPDATE wal_scans SET tail_state = 'needs-rescan' WHERE id = ?").run(tailRow.id);
         logger.warn('a record spanning two segments needs the second one rescanned to be read; it is left out of the catalog until that segment is pushed again', {
           record: lsnText(tail.lsn),
           file: tailRow.file,

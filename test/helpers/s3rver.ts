@@ -179,7 +179,7 @@ async function stopChild(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
-export type ProxyMode = 'forward' | 'blackhole' | 'http503' | 'reset';
+export type ProxyMode = 'forward' | 'blackhole' | 'http503' | 'reset' | 'slow';
 
 export interface TcpProxy {
   port: number;
@@ -198,10 +198,11 @@ const SLOW_DOWN_BODY =
  * A loopback TCP proxy for fault tests. `mode(n)` decides what the n-th connection (0-based) gets:
  * forward = piped to 127.0.0.1:`target` (request lines recorded), blackhole = accepted and never
  * answered, http503 = one "503 SlowDown" response, then the connection is closed, reset = the
- * request is read and the connection reset (TCP RST) `resetAfterMs` later. `port` fixes
+ * request is read and the connection reset (TCP RST) `resetAfterMs` later, slow = forwarded with
+ * every chunk from the client held back `delayMs`. `port` fixes
  * the listening port (e.g. to bring an endpoint "back" where nothing listened).
  */
-export async function startTcpProxy(opts: { target?: number; mode: (n: number) => ProxyMode; port?: number; resetAfterMs?: number }): Promise<TcpProxy> {
+export async function startTcpProxy(opts: { target?: number; mode: (n: number) => ProxyMode; port?: number; resetAfterMs?: number; delayMs?: number }): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
   const proxy: TcpProxy = {
     port: 0,
@@ -239,7 +240,19 @@ export async function startTcpProxy(opts: { target?: number; mode: (n: number) =
           proxy.requests.push(`${m[1]} ${m[2]}`);
         }
       });
-      client.pipe(upstream).pipe(client);
+      if (mode === 'slow') {
+        client.on('data', (d: Buffer) => {
+          client.pause();
+          setTimeout(() => {
+            upstream.write(d);
+            client.resume();
+          }, opts.delayMs ?? 50);
+        });
+        client.on('end', () => setTimeout(() => upstream.end(), opts.delayMs ?? 50));
+        upstream.pipe(client);
+      } else {
+        client.pipe(upstream).pipe(client);
+      }
     }
   });
   await new Promise<void>((resolve) => server.listen(opts.port ?? 0, '127.0.0.1', resolve));

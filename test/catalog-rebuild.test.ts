@@ -1,0 +1,174 @@
+/**
+ * Rebuilding and syncing a catalog from the repository, on real WAL (33 segments of 1 MiB, each
+ * with transactions): index blocks are written by push and read by rebuild (a damaged one is read
+ * around); a rebuild killed midway leaves the catalog as it was; a catalog of the format before
+ * this one is upgraded and synced; objects archived without their scan (older walship) are
+ * indexed without their records, and read with --rescan. Every answer is compared with the
+ * catalog the pushes made.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import Database from 'better-sqlite3';
+import { spawn } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { WALSHIP_COMMAND } from './helpers/pg.js';
+import { walship, type RunResult } from './helpers/walship.js';
+import { makeWalFixture, type WalFixture } from './helpers/fixtures.js';
+import { startS3rver, startTcpProxy, type S3rver } from './helpers/s3rver.js';
+import { decodeObject, encodeObject } from '../src/archive/envelope.js';
+
+let fx: WalFixture;
+let work: string;
+let repo: string;
+let original: string;
+const env = { WALSHIP_CONFIG: '/dev/null' };
+
+/** walship (as this user) on `repoUrl` with `catalog`. */
+const run = (catalog: string, args: string[], opts: { repoUrl?: string; env?: Record<string, string> } = {}) =>
+  walship([...args, '--repo', opts.repoUrl ?? repo, '--catalog', catalog], { env: { ...env, ...opts.env } });
+
+function ranges(r: RunResult): unknown {
+  expect(r.code, r.stderr).toBe(0);
+  const doc = JSON.parse(r.stdout) as Record<string, unknown>;
+  delete doc.now;
+  delete doc.stale;
+  const lag = doc.archiveLag as { seconds?: number } | null;
+  if (lag) delete lag.seconds;
+  return doc;
+}
+
+beforeAll(async () => {
+  fx = await makeWalFixture({ segments: 32 });
+  work = mkdtempSync(join(tmpdir(), 'walship-rebuild-'));
+  repo = join(work, 'repo');
+  original = join(work, 'original.db');
+  expect((await run(original, ['init'])).code).toBe(0);
+  for (const f of fx.files) {
+    const r = await run(original, ['archive-push', join(fx.dir, f), '--push-readahead', '0']);
+    expect(r.code, r.stderr).toBe(0);
+  }
+});
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+describe('index blocks', () => {
+  it('are written by push for every 16 consecutive segments, and a rebuild reads them', async () => {
+    // Segments 1 to 33 or so: segments 16 to 31 make the one complete block of 16 (0 to 15 lacks segment 0).
+    const blocks = readdirSync(join(repo, 'index', '00000001'));
+    expect(blocks).toEqual(['000000010000000000000010.16.zst']);
+    const want = ranges(await run(original, ['ranges', '--json', '--no-sync']));
+    const rebuilt = join(work, 'rebuilt.db');
+    const r = await run(rebuilt, ['catalog', 'rebuild', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as { files: number; blocks: number; requests: number };
+    expect(out.files).toBe(fx.files.length);
+    expect(out.blocks).toBe(blocks.length);
+    expect(ranges(await run(rebuilt, ['ranges', '--json', '--no-sync']))).toEqual(want);
+  });
+
+  it('a damaged block is read around: its segments are read one by one, the answer the same', async () => {
+    const dir = join(work, 'damaged');
+    cpSync(repo, join(dir, 'repo'), { recursive: true });
+    const damagedRepo = join(dir, 'repo');
+    const block = readdirSync(join(damagedRepo, 'index', '00000001'))[0]!;
+    const path = join(damagedRepo, 'index', '00000001', block);
+    const bytes = readFileSync(path);
+    bytes[bytes.length - 10] ^= 0xff;
+    writeFileSync(path, bytes);
+    const cat = join(dir, 'c.db');
+    const r = await run(cat, ['catalog', 'rebuild', '--json'], { repoUrl: damagedRepo });
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).damagedBlocks).toHaveLength(1);
+    expect(r.stderr).toMatch(/damaged index blocks were read around/);
+    expect(ranges(await run(cat, ['ranges', '--json', '--no-sync'], { repoUrl: damagedRepo }))).toEqual(ranges(await run(original, ['ranges', '--json', '--no-sync'])));
+  });
+});
+
+describe('a catalog of the format before', () => {
+  it('is upgraded, and syncs to the same answers', async () => {
+    const old = join(work, 'old.db');
+    const src = new Database(original, { readonly: true });
+    await src.backup(old);
+    src.close();
+    const db = new Database(old);
+    db.exec('ALTER TABLE wal_files DROP COLUMN scan_record; DROP TABLE index_blocks; DROP TABLE sync_state;');
+    db.pragma('user_version = 5');
+    db.close();
+    expect(ranges(await run(old, ['ranges', '--json']))).toEqual(ranges(await run(original, ['ranges', '--json', '--no-sync'])));
+    const upgraded = new Database(old, { readonly: true });
+    expect(upgraded.pragma('user_version', { simple: true })).toBe(6);
+    upgraded.close();
+  });
+});
+
+describe('objects archived without their scan', () => {
+  it('are indexed without their records read, and with --rescan exactly as pushed', async () => {
+    // The repository as older walship left it: no scan in the objects' metadata, no index blocks.
+    const dir = join(work, 'older');
+    const olderRepo = join(dir, 'repo');
+    mkdirSync(dir);
+    cpSync(repo, olderRepo, { recursive: true });
+    rmSync(join(olderRepo, 'index'), { recursive: true, force: true });
+    const walDir = join(olderRepo, 'wal', '0000000100000000');
+    for (const name of readdirSync(walDir)) {
+      const path = join(walDir, name);
+      const { meta, raw } = await decodeObject(readFileSync(path));
+      const { scan: _scan, bodySha256: _b, bodySize: _s, ...rest } = meta;
+      writeFileSync(path, (await encodeObject(raw, rest, 1)).object);
+    }
+    const cat = join(dir, 'c.db');
+    const plain = await run(cat, ['catalog', 'rebuild'], { repoUrl: olderRepo });
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(plain.stdout).toMatch(new RegExp(`${fx.segments.length} segment\\(s\\) carry no scan .*--rescan reads them`));
+    const unread = (await run(cat, ['ranges'], { repoUrl: olderRepo })).stdout;
+    expect(unread).toMatch(/indexed without their records being read/);
+    const rescanned = await run(cat, ['catalog', 'rebuild', '--rescan'], { repoUrl: olderRepo });
+    expect(rescanned.code, rescanned.stderr).toBe(0);
+    expect(rescanned.stdout).toMatch(new RegExp(`${fx.segments.length} segment\\(s\\) downloaded and scanned`));
+    expect(ranges(await run(cat, ['ranges', '--json', '--no-sync'], { repoUrl: olderRepo }))).toEqual(ranges(await run(original, ['ranges', '--json', '--no-sync'])));
+  });
+});
+
+describe('a rebuild killed midway', () => {
+  let s3: S3rver;
+  beforeAll(async () => {
+    s3 = await startS3rver();
+  });
+  afterAll(async () => {
+    await s3?.stop();
+  });
+
+  it('leaves the catalog as it was, and the next rebuild cleans up after it', async () => {
+    const s3repo = s3.repoUrl('killed');
+    const dir = mkdtempSync(join(work, 'killed-'));
+    const pushed = join(dir, 'pushed.db');
+    const half = Math.floor(fx.files.length / 2);
+    for (const f of fx.files.slice(0, half)) expect((await run(pushed, ['archive-push', join(fx.dir, f), '--push-readahead', '0'], { repoUrl: s3repo, env: s3.env })).code).toBe(0);
+    // A reader's catalog, synced with the first half; then the second half is pushed.
+    const reader = join(dir, 'reader.db');
+    const before = ranges(await run(reader, ['ranges', '--json'], { repoUrl: s3repo, env: s3.env }));
+    for (const f of fx.files.slice(half)) expect((await run(pushed, ['archive-push', join(fx.dir, f), '--push-readahead', '0'], { repoUrl: s3repo, env: s3.env })).code).toBe(0);
+    // Through a slow connection, the rebuild takes long enough to be killed while it builds.
+    const proxy = await startTcpProxy({ target: s3.port, mode: () => 'slow', delayMs: 40 });
+    try {
+      const child = spawn(WALSHIP_COMMAND, ['catalog', 'rebuild', '--repo', s3repo, '--catalog', reader], { env: { ...process.env, ...env, ...s3.env, WALSHIP_S3_ENDPOINT: proxy.endpoint }, stdio: 'ignore' });
+      const building = () => readdirSync(dir).some((n) => n.startsWith('reader.db.rebuild-'));
+      for (const deadline = Date.now() + 30_000; !building(); ) {
+        if (Date.now() > deadline) throw new Error('the rebuild did not start building');
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      await new Promise((r) => setTimeout(r, 300));
+      child.kill('SIGKILL');
+      await new Promise((r) => child.on('close', r));
+    } finally {
+      await proxy.close();
+    }
+    expect(readdirSync(dir).some((n) => n.startsWith('reader.db.rebuild-'))).toBe(true);
+    expect(ranges(await run(reader, ['ranges', '--json', '--no-sync'], { repoUrl: s3repo, env: s3.env }))).toEqual(before);
+    const again = await run(reader, ['catalog', 'rebuild'], { repoUrl: s3repo, env: s3.env });
+    expect(again.code, again.stderr).toBe(0);
+    expect(readdirSync(dir).filter((n) => n.startsWith('reader.db.rebuild-'))).toEqual([]);
+    expect(ranges(await run(reader, ['ranges', '--json', '--no-sync'], { repoUrl: s3repo, env: s3.env }))).toEqual(ranges(await run(pushed, ['ranges', '--json', '--no-sync'], { repoUrl: s3repo, env: s3.env })));
+    expect(existsSync(reader)).toBe(true);
+  });
+});
