@@ -12,8 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
 import { chownSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PgCluster, confString, pgUser, removeTempDir, userTempDir, walshipCommand, writeUserFile } from './helpers/pg.js';
-import { startArchiving, type Archiving } from './helpers/archiving.js';
+import { PgCluster, confString, pgUser, removeTempDir, userTempDir, writeUserFile } from './helpers/pg.js';
+import { caughtUp, startArchiving, startStandby, type Archiving } from './helpers/archiving.js';
 import { fsBackend } from './helpers/backends.js';
 import { walship } from './helpers/walship.js';
 import { decodeObject } from '../src/archive/envelope.js';
@@ -102,28 +102,10 @@ describe('what PostgreSQL archives is accepted, a segment cut short is not', () 
     const b = await a.run(['backup', '--json'], a.pgEnv());
     expect(b.code, b.stderr).toBe(0);
     // A standby restored from that backup, streaming from the primary, archiving once promoted.
-    const base = userTempDir('promoted');
-    const r = await a.run(['restore', '--pgdata', join(base, 'data'), '--standby']);
-    expect(r.code, r.stderr).toBe(0);
-    const catalog = join(base, 'catalog.db');
-    const c = await PgCluster.create({
-      baseDir: base,
-      noInit: true,
-      conf: {
-        archive_mode: 'on',
-        archive_command: confString(walshipCommand(`archive-push %p --repo '${a.repo}' --catalog '${catalog}'`)),
-        primary_conninfo: confString(`host=${p.socketDir} port=${p.port} user=postgres`),
-      },
-    });
+    const c = await startStandby(a, join(a.work, 'standby.db'));
     try {
-      await c.start();
       await p.sql("INSERT INTO t SELECT g, 'streamed' FROM generate_series(1, 3000) g");
-      const upTo = await p.value('SELECT pg_current_wal_lsn()');
-      const deadline = Date.now() + 60_000;
-      while ((await c.value(`SELECT pg_last_wal_replay_lsn() >= '${upTo}'::pg_lsn`).catch(() => 'f')) !== 't') {
-        if (Date.now() > deadline) throw new Error('the standby did not replay the streamed WAL');
-        await new Promise((res) => setTimeout(res, 100));
-      }
+      await caughtUp(c, await p.value('SELECT pg_current_wal_lsn()'));
       // Promoted in the middle of a segment it received by streaming.
       await c.value('SELECT pg_promote()');
       await c.waitPromoted();
@@ -139,7 +121,7 @@ describe('what PostgreSQL archives is accepted, a segment cut short is not', () 
       // Timeline 2 starts in the segment timeline 1 was cut in: its first file begins with a copy of that.
       const tl2 = names.filter((n) => /^00000002[0-9A-F]{16}$/.test(n)).sort();
       expect(tl2[0]!.slice(8)).toBe(partial!.slice(8, 24));
-      const own = scans(catalog);
+      const own = scans(join(a.work, 'standby.db'));
       expect(own.find((s) => s.file === first2)!.end_reason).toBe('switch');
       expect(own.find((s) => s.file === partial)).toBeDefined();
     } finally {

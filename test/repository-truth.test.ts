@@ -16,9 +16,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chmodSync, chownSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { PgCluster, confString, pgUser, userTempDir, walshipCommand } from './helpers/pg.js';
+import { PgCluster, pgUser, userTempDir } from './helpers/pg.js';
 import { walship, type RunResult } from './helpers/walship.js';
-import { startArchiving, type Archiving } from './helpers/archiving.js';
+import { caughtUp, startArchiving, startStandby, type Archiving } from './helpers/archiving.js';
 import { repoBackends, type RepoBackend } from './helpers/backends.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -127,27 +127,10 @@ describe.each(repoBackends())('the repository as the source of truth ($name repo
     // Standby B, restored from the backup, streams from A, is promoted, and archives timeline 2
     // into the same repository with a catalog of its own.
     const hostB = join(hostDir('host-b'), 'catalog.db');
-    const base = userTempDir('truth-standby');
-    const r = await on(hostB, ['restore', '--pgdata', join(base, 'data'), '--standby']);
-    expect(r.code, r.stderr).toBe(0);
-    const b = await PgCluster.create({
-      baseDir: base,
-      noInit: true,
-      conf: {
-        archive_mode: 'on',
-        archive_command: confString(walshipCommand(`archive-push %p --repo '${a.repo}' --catalog '${hostB}'`)),
-        primary_conninfo: confString(`host=${p.socketDir} port=${p.port} user=postgres`),
-      },
-      env: a.env,
-    });
+    const b = await startStandby(a, hostB);
     started.push(b);
-    await b.start();
     await p.sql("INSERT INTO keep SELECT g, 'streamed' FROM generate_series(1301, 1400) g");
-    const upTo = await p.value('SELECT pg_current_wal_lsn()');
-    for (const deadline = Date.now() + 60_000; (await b.value(`SELECT pg_last_wal_replay_lsn() >= '${upTo}'::pg_lsn`).catch(() => 'f')) !== 't'; ) {
-      if (Date.now() > deadline) throw new Error('the standby did not catch up');
-      await sleep(100);
-    }
+    await caughtUp(b, await p.value('SELECT pg_current_wal_lsn()'));
     await b.value('SELECT pg_promote()');
     await b.waitPromoted();
     await b.sql("INSERT INTO keep SELECT g, 'on timeline 2' FROM generate_series(2001, 2100) g");

@@ -290,34 +290,24 @@ export async function buildProgram(): Promise<Command> {
   );
 
   const catalog = program.command('catalog').description('the local catalog, a cache of the repository: sync it, or rebuild it from the repository alone');
-  addSettingOptions(
-    catalog
-      .command('sync')
-      .description('bring the catalog up to date with the repository (reads only what can be new)')
-      .option('--rescan', 'download and scan the segments whose object carries no scan (archived by older walship)')
-      .option('--json', 'print what was read as JSON'),
-  ).action(
-    action('catalog sync', async (cfg, flags) => {
-      const ctx = await openArchiveContext(cfg);
-      const { syncCatalog } = await import('../archive/sync.js');
-      const out = await syncCatalog(ctx, { rescan: !!flags.rescan });
-      process.stdout.write(flags.json ? JSON.stringify(out, null, 2) + '\n' : renderSync(ctx.catalogPath, out));
-    }),
-  );
-  addSettingOptions(
-    catalog
-      .command('rebuild')
-      .description('make the catalog anew from the repository alone (safe while pushes go on; killed, it leaves the old one)')
-      .option('--rescan', 'download and scan the segments whose object carries no scan (archived by older walship)')
-      .option('--json', 'print what was read as JSON'),
-  ).action(
-    action('catalog rebuild', async (cfg, flags) => {
-      const ctx = await openArchiveContext(cfg);
-      const { rebuildCatalog } = await import('../archive/sync.js');
-      const out = await rebuildCatalog(ctx, { rescan: !!flags.rescan });
-      process.stdout.write(flags.json ? JSON.stringify(out, null, 2) + '\n' : renderSync(ctx.catalogPath, out));
-    }),
-  );
+  for (const [sub, description, fn] of [
+    ['sync', 'bring the catalog up to date with the repository (reads only what can be new)', 'syncCatalog'],
+    ['rebuild', 'make the catalog anew from the repository alone (safe while pushes go on; killed, it leaves the old one)', 'rebuildCatalog'],
+  ] as const) {
+    addSettingOptions(
+      catalog
+        .command(sub)
+        .description(description)
+        .option('--rescan', 'download and scan the segments whose object carries no scan (archived by older walship)')
+        .option('--json', 'print what was read as JSON'),
+    ).action(
+      action(`catalog ${sub}`, async (cfg, flags) => {
+        const ctx = await openArchiveContext(cfg);
+        const out = await (await import('../archive/sync.js'))[fn](ctx, { rescan: !!flags.rescan });
+        process.stdout.write(flags.json ? JSON.stringify(out, null, 2) + '\n' : renderSync(ctx.catalogPath, out));
+      }),
+    );
+  }
 
   addSettingOptions(
     program

@@ -25,6 +25,39 @@ export interface Archiving {
   cleanup(): Promise<void>;
 }
 
+/**
+ * A streaming standby of `a.primary`, restored from the repository's newest backup with
+ * `walship restore --standby` (run with `catalog`), archiving into the same repository with that
+ * catalog once promoted. Started; caught up with the primary's current LSN.
+ */
+export async function startStandby(a: Archiving, catalog: string): Promise<PgCluster> {
+  const p = a.primary;
+  const base = userTempDir('standby');
+  const r = await walship(['restore', '--pgdata', join(base, 'data'), '--standby', '--repo', a.repo, '--catalog', catalog], { env: a.env, asUser: true });
+  if (r.code !== 0) throw new Error(`walship restore --standby exited ${r.code}: ${r.stderr}`);
+  const c = await PgCluster.create({
+    baseDir: base,
+    noInit: true,
+    conf: {
+      archive_mode: 'on',
+      archive_command: confString(walshipCommand(`archive-push %p --repo '${a.repo}' --catalog '${catalog}'`)),
+      primary_conninfo: confString(`host=${p.socketDir} port=${p.port} user=postgres`),
+    },
+    env: a.env,
+  });
+  await c.start();
+  await caughtUp(c, await p.value('SELECT pg_current_wal_lsn()'));
+  return c;
+}
+
+/** Waits until `standby` has replayed WAL up to `lsn`. */
+export async function caughtUp(standby: PgCluster, lsn: string): Promise<void> {
+  for (const deadline = Date.now() + 60_000; (await standby.value(`SELECT pg_last_wal_replay_lsn() >= '${lsn}'::pg_lsn`).catch(() => 'f')) !== 't'; ) {
+    if (Date.now() > deadline) throw new Error(`the standby did not replay up to ${lsn}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 export async function startArchiving(
   backend: RepoBackend,
   prefix: string,
