@@ -112,7 +112,14 @@ async function sync(ctx: RepoContext, opts: SyncOptions, mayRebuild: boolean): P
   try {
     cat.checkRepository(ctx.repoUrl);
     if (identity === null) {
-      // Nothing was ever archived there: the catalog has nothing to learn.
+      // Nothing was ever archived there: the catalog has nothing to learn, unless it lists files,
+      // and then this is not the repository they were archived in (or it was emptied).
+      if (!isEmpty(cat)) {
+        throw new WalshipError(
+          'REPOSITORY_INVALID',
+          `repository ${ctx.storage.location} has no walship identity, but catalog ${ctx.catalogPath} lists what was archived there: a wrong path or bucket, an unmounted filesystem, or an emptied repository`,
+        );
+      }
       cat.bindRepository(ctx.repoUrl);
       cat.write('record the sync', () => recordSync(cat, ctx.storage.requests - req0));
       return finish(out, ctx, started, req0);
