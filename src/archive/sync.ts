@@ -84,8 +84,13 @@ function newOutcome(mode: SyncOutcome['mode']): SyncOutcome {
 }
 
 function isEmpty(cat: Catalog): boolean {
-  return (cat.db.prepare('SELECT (SELECT count(*) FROM wal_files) + (SELECT count(*) FROM backups) AS n').get() as { n: number }).n === 0;
+  return cat.db.prepare('SELECT EXISTS (SELECT 1 FROM wal_files) OR EXISTS (SELECT 1 FROM backups)').pluck().get() === 0;
 }
+
+/** The timelines the catalog's files are on, one index probe each (not a scan of every file). */
+const FILE_TIMELINES = `WITH RECURSIVE t(tl) AS (SELECT min(timeline) FROM wal_files
+  UNION ALL SELECT (SELECT min(timeline) FROM wal_files WHERE timeline > t.tl) FROM t WHERE t.tl IS NOT NULL)
+  SELECT tl FROM t WHERE tl IS NOT NULL`;
 
 function recordSync(cat: Catalog, requests: number): void {
   cat.db
@@ -137,7 +142,7 @@ async function sync(ctx: RepoContext, opts: SyncOptions, mayRebuild: boolean): P
       });
       out.files = files.length;
       out.backups = backups.length;
-      await completeSpanning(ctx.storage, cat, shape, out, opts);
+      if (files.length > 0 || opts.rescan) await completeSpanning(ctx.storage, cat, shape, out, opts);
       return finish(out, ctx, started, req0);
     }
   } finally {
@@ -167,7 +172,7 @@ async function newFiles(storage: StorageDriver, cat: Catalog, shape: SegmentShap
   const stretches = cat.segmentStretches();
   const timelines = new Set<number>([
     ...stretches.keys(),
-    ...(cat.db.prepare('SELECT DISTINCT timeline FROM wal_files').pluck().all() as number[]),
+    ...(cat.db.prepare(FILE_TIMELINES).pluck().all() as number[]),
     ...cat.timelines().map((t) => t.timeline),
   ]);
   for (const tl of [...timelines].sort((a, b) => a - b)) {

@@ -275,5 +275,6 @@ export const MIGRATIONS: readonly string[] = [
     synced_at TEXT NOT NULL,
     requests INTEGER NOT NULL
   );
+  CREATE INDEX wal_scans_needs_rescan ON wal_scans (seg_no) WHERE tail_state = 'needs-rescan';
   `,
 ];
