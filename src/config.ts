@@ -49,10 +49,10 @@ export const SETTINGS = [
   {
     key: 'fetch_on_error',
     kind: 'enum',
-    values: ['abort', 'retry'],
+    values: ['auto', 'abort', 'retry'],
     description:
-      'What archive-fetch exits with on a failure other than "not in the archive": abort = 255, recovery stops; retry = 3, PostgreSQL treats the file as unavailable (for standbys that also stream).',
-    default: () => 'abort',
+      'What archive-fetch exits with on a failure other than "not in the archive": auto = 3 in standby mode (standby.signal in the data directory: PostgreSQL retries and keeps streaming), else 255; abort = 255, recovery stops; retry = 3, PostgreSQL treats the file as unavailable.',
+    default: () => 'auto',
   },
   {
     key: 'log_level',
@@ -180,7 +180,7 @@ export interface Config {
   repo?: string;
   catalog: string;
   compress_level: number;
-  fetch_on_error: 'abort' | 'retry';
+  fetch_on_error: 'auto' | 'abort' | 'retry';
   log_level: 'error' | 'warn' | 'info' | 'debug';
   log_format: 'text' | 'json';
   pg_host?: string;

@@ -11,7 +11,7 @@ export const ExitCode = {
   USAGE: 2,
   /** The input file is not acceptable WAL (wrong name, truncated, corrupt, content does not match name). */
   INVALID_INPUT: 3,
-  /** A different file is already archived under that name. */
+  /** A different file is already archived under that name, or the file does not continue the archived history. */
   CONFLICT: 4,
   /** The file or repository belongs to another cluster (system identifier, version, segment size). */
   WRONG_CLUSTER: 5,
@@ -28,15 +28,16 @@ export const ExitCode = {
   /** A bug in walship. */
   INTERNAL: 70,
   /**
-   * archive-fetch, policy `fetch_on_error = abort` (the default): any failure other than
-   * "not in the archive". PostgreSQL treats exit codes above 125 as fatal and aborts recovery
-   * instead of ending it early on a timeline that silently forks history.
+   * archive-fetch, policy `fetch_on_error = abort` (and `auto` in archive recovery, the
+   * default): any failure other than "not in the archive". PostgreSQL treats exit codes above
+   * 125 as fatal and aborts recovery instead of ending it early on a timeline that silently
+   * forks history.
    */
   FETCH_ABORT: 255,
   /**
-   * archive-fetch, policy `fetch_on_error = retry`: PostgreSQL sees "not available" (1-125) and,
-   * on a standby, falls back to streaming and asks again later. Distinct from 1 so logs tell
-   * "missing" from "failed".
+   * archive-fetch, policy `fetch_on_error = retry` (and `auto` in standby mode): PostgreSQL sees
+   * "not available" (1-125) and, on a standby, falls back to streaming and asks again later.
+   * Distinct from 1 so logs tell "missing" from "failed".
    */
   FETCH_RETRY: 3,
 } as const;
@@ -49,6 +50,7 @@ export type ErrorCode =
   | 'INVALID_WAL'
   | 'FILE_UNREADABLE'
   | 'WAL_CONFLICT'
+  | 'HISTORY_DIVERGED'
   | 'WRONG_CLUSTER'
   | 'REPOSITORY_UNAVAILABLE'
   | 'REPOSITORY_INVALID'
@@ -70,6 +72,7 @@ const EXIT_BY_CODE: Record<ErrorCode, number> = {
   INVALID_WAL: ExitCode.INVALID_INPUT,
   FILE_UNREADABLE: ExitCode.INVALID_INPUT,
   WAL_CONFLICT: ExitCode.CONFLICT,
+  HISTORY_DIVERGED: ExitCode.CONFLICT,
   WRONG_CLUSTER: ExitCode.WRONG_CLUSTER,
   REPOSITORY_UNAVAILABLE: ExitCode.REPOSITORY,
   REPOSITORY_INVALID: ExitCode.REPOSITORY,
@@ -96,10 +99,21 @@ export class WalshipError extends Error {
   }
 }
 
-export type FetchErrorPolicy = 'abort' | 'retry';
+export type FetchErrorPolicy = 'auto' | 'abort' | 'retry';
+
+/**
+ * What `auto` means where the command runs: retry in standby mode, abort otherwise. A standby
+ * (standby.signal in the data directory, where PostgreSQL runs restore_command) never ends
+ * recovery on "not available": it streams from its primary and asks the archive again, so a
+ * fatal code would only bring it down. In archive recovery (recovery.signal) "not available"
+ * ends recovery and promotes early, so there a failure must be fatal.
+ */
+export function effectiveFetchPolicy(policy: FetchErrorPolicy, standbyMode: boolean): 'abort' | 'retry' {
+  return policy === 'auto' ? (standbyMode ? 'retry' : 'abort') : policy;
+}
 
 /** The exit code for an error, given the command it ended and (for archive-fetch) the policy. */
-export function exitCodeFor(err: unknown, command: string, fetchPolicy: FetchErrorPolicy = 'abort'): number {
+export function exitCodeFor(err: unknown, command: string, fetchPolicy: 'abort' | 'retry' = 'abort'): number {
   const we = asWalshipError(err);
   if (command === 'archive-fetch') {
     if (we.code === 'NOT_IN_ARCHIVE') return ExitCode.NOT_FOUND;

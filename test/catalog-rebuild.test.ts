@@ -91,7 +91,7 @@ describe('a catalog of the format before', () => {
     await src.backup(old);
     src.close();
     const db = new Database(old);
-    db.exec('ALTER TABLE wal_files DROP COLUMN scan_record; DROP TABLE index_blocks; DROP TABLE sync_state; DROP INDEX wal_scans_needs_rescan;');
+    db.exec('ALTER TABLE wal_files DROP COLUMN scan_record; ALTER TABLE wal_scans DROP COLUMN first_record_prev; DROP TABLE index_blocks; DROP TABLE sync_state; DROP TABLE push_refusals; DROP INDEX wal_scans_needs_rescan;');
     db.pragma('user_version = 5');
     db.close();
     expect(ranges(await run(old, ['ranges', '--json']))).toEqual(ranges(await run(original, ['ranges', '--json', '--no-sync'])));

@@ -38,7 +38,7 @@ describe('config', () => {
     expect(cfg.repo).toBe('/from/flag');
     expect(cfg.compress_level).toBe(7);
     expect(cfg.log_level).toBe('debug');
-    expect(cfg.fetch_on_error).toBe('abort');
+    expect(cfg.fetch_on_error).toBe('auto');
     expect(cfg.configFile).toBe(file);
     // A config file named explicitly must exist.
     expect(() => resolveConfig({ flags: {}, env: { WALSHIP_CONFIG: join(dir, 'absent.conf') } })).toThrow(/absent.conf: ENOENT/);
@@ -46,7 +46,7 @@ describe('config', () => {
 
   it('rejects bad values naming the setting and where it came from', () => {
     expect(() => resolveConfig({ flags: { compress_level: '99' }, env: { WALSHIP_CONFIG: '/dev/null' } })).toThrow(/invalid compress_level = '99' \(--compress-level\): expected 1 to 19/);
-    expect(() => resolveConfig({ flags: {}, env: { WALSHIP_CONFIG: '/dev/null', WALSHIP_FETCH_ON_ERROR: 'ignore' } })).toThrow(/WALSHIP_FETCH_ON_ERROR.*expected one of abort, retry/);
+    expect(() => resolveConfig({ flags: {}, env: { WALSHIP_CONFIG: '/dev/null', WALSHIP_FETCH_ON_ERROR: 'ignore' } })).toThrow(/WALSHIP_FETCH_ON_ERROR.*expected one of auto, abort, retry/);
     expect(() => resolveConfig({ flags: {}, configPath: '/nonexistent/walship.conf', env: {} })).toThrow(/cannot read config file \/nonexistent\/walship.conf: ENOENT/);
     const cfg = resolveConfig({ flags: {}, env: { WALSHIP_CONFIG: '/dev/null' } });
     expect(() => requireRepo(cfg)).toThrow(/no repository configured/);

@@ -15,8 +15,8 @@ const T0 = 848833705934673;
 
 /** What the catalog keeps of a scan. */
 function facts(s: ScanResult): ScanFacts {
-  const { startLsn, endLsn, endReason, firstRecordLsn, lastRecordLsn, records, summary, headCont, tailCont, xacts, restorePoints, checkpoints, endOfRecovery, backupEnds, switches, overwrites } = s;
-  return { startLsn, endLsn, endReason, firstRecordLsn, lastRecordLsn, records, summary, headCont, tailCont, xacts, restorePoints, checkpoints, endOfRecovery, backupEnds, switches, overwrites };
+  const { startLsn, endLsn, endReason, firstRecordLsn, firstRecordPrev, lastRecordLsn, records, summary, headCont, tailCont, xacts, restorePoints, checkpoints, endOfRecovery, backupEnds, switches, overwrites } = s;
+  return { startLsn, endLsn, endReason, firstRecordLsn, firstRecordPrev, lastRecordLsn, records, summary, headCont, tailCont, xacts, restorePoints, checkpoints, endOfRecovery, backupEnds, switches, overwrites };
 }
 const scan = (seg: { buf: Buffer; startLsn: number }) => scanSegment(seg.buf, { segSize: MB, startLsn: seg.startLsn, pgMajor: 15 });
 

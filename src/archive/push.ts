@@ -1,16 +1,15 @@
 /**
- * archive-push: validate, checksum, compress, store durably, index.
+ * archive-push: validate, checksum, check the history's continuity, compress, store durably, index.
  *
  * Order matters for safety: the repository write (durable, create-only) comes first and is
  * what makes the push succeed; the catalog is indexed after it. A crash between the two is
- * repaired by PostgreSQL's retry: the object is found identical and indexed then.
+ * repaired by PostgreSQL's retry: the object is found identical and indexed then. A refused
+ * file is recorded in the catalog (what `walship info` shows as refusals) until it is archived.
  */
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { WalshipError, describeSystemError } from '../errors.js';
-import { parseWalFileName, type WalFileName } from '../wal/names.js';
-import { validateSegment, type SegmentInfo } from '../wal/page.js';
-import { parseBackupHistoryFile, parseHistoryFile } from '../wal/history.js';
+import { WalshipError, asWalshipError, describeSystemError, type ErrorCode } from '../errors.js';
+import type { WalFileName } from '../wal/names.js';
 import type { StorageDriver } from '../storage/driver.js';
 import { Catalog } from '../catalog/catalog.js';
 import { logger } from '../log.js';
@@ -21,7 +20,8 @@ import { objectKeyFor } from './keys.js';
 import { scanArchivedFile } from '../catalog/scan-store.js';
 import { indexArchivedFile } from '../catalog/index-file.js';
 import { writeCompletedBlocks } from './index-blocks.js';
-import type { ScanResult } from '../wal/scanner.js';
+import { classifyOrRefuse, validateFile, type Validated } from './validate.js';
+import { checkContinuity, loadNeighbours } from './continuity.js';
 
 export interface ArchiveContext {
   storage: StorageDriver;
@@ -42,48 +42,6 @@ export interface PushResult {
   rawSize: number;
   storedSize: number;
   sha256: string;
-}
-
-export function classifyOrRefuse(path: string): WalFileName {
-  const name = basename(path);
-  const file = parseWalFileName(name);
-  if (!file) {
-    throw new WalshipError(
-      'NOT_WAL',
-      `"${name}" is not a WAL file name (expected a 24-hex-digit segment, a .partial, a .history or a .backup file); nothing was archived`,
-    );
-  }
-  return file;
-}
-
-/** What the catalog needs of a file, learned by validating it. Throws INVALID_WAL. */
-interface Validated {
-  segment?: SegmentInfo;
-  history?: ReturnType<typeof parseHistoryFile>;
-  backup?: ReturnType<typeof parseBackupHistoryFile>;
-  /** The records of a segment or .partial (src/catalog/scan-store.ts). */
-  scan?: { result: ScanResult; raw: Buffer };
-}
-
-export function validateFile(file: WalFileName, raw: Buffer): Validated {
-  switch (file.kind) {
-    case 'segment':
-    case 'partial':
-      return { segment: validateSegment(raw, file) };
-    case 'history': {
-      const history = parseHistoryFile(raw.toString('utf8'));
-      const last = history?.[history.length - 1];
-      if (!history || !last || last.parent >= file.timeline) {
-        throw new WalshipError('INVALID_WAL', `${file.name} is not a valid timeline history file; refusing to archive it`);
-      }
-      return { history };
-    }
-    case 'backup': {
-      const backup = parseBackupHistoryFile(raw.toString('utf8'));
-      if (!backup) throw new WalshipError('INVALID_WAL', `${file.name} is not a valid backup history file; refusing to archive it`);
-      return { backup };
-    }
-  }
 }
 
 /**
@@ -128,7 +86,34 @@ function conflict(name: string, archived: string, incoming: string): WalshipErro
   );
 }
 
+/** Refusals of the file itself, which PostgreSQL will retry forever: the catalog records them. */
+const REFUSALS: ReadonlySet<ErrorCode> = new Set(['NOT_WAL', 'INVALID_WAL', 'FILE_UNREADABLE', 'WAL_CONFLICT', 'WRONG_CLUSTER', 'HISTORY_DIVERGED']);
+
 export async function pushFile(ctx: ArchiveContext, path: string): Promise<PushResult> {
+  try {
+    return await push(ctx, path);
+  } catch (err) {
+    const we = asWalshipError(err);
+    if (REFUSALS.has(we.code)) noteRefusal(ctx, basename(path), we);
+    throw err;
+  }
+}
+
+/** Records a refusal in the catalog (never fails: the refusal is what the caller reports). */
+function noteRefusal(ctx: ArchiveContext, name: string, we: WalshipError): void {
+  try {
+    const cat = ctx.catalog ?? Catalog.open(ctx.catalogPath)!;
+    try {
+      cat.write(`record the refusal of ${name}`, () => cat.noteRefusal(name, we.code, we.message));
+    } finally {
+      if (cat !== ctx.catalog) cat.close();
+    }
+  } catch {
+    /* a catalog that cannot be written: the server log has the error */
+  }
+}
+
+async function push(ctx: ArchiveContext, path: string): Promise<PushResult> {
   const file = classifyOrRefuse(path);
   let raw: Buffer;
   try {
@@ -151,7 +136,14 @@ export async function pushFile(ctx: ArchiveContext, path: string): Promise<PushR
   const sum = sha256(raw);
   const key = objectKeyFor(file);
   let outcome: PushResult['outcome'] = 'archived';
-  let existing = await inspectExisting(ctx.storage, key);
+  const cat = ctx.catalog ?? Catalog.open(ctx.catalogPath)!;
+  try {
+  // The archived object of this name and, for a segment, its archived neighbours, at once.
+  const seg = v.segment;
+  const [found, neighbours] = await Promise.all([inspectExisting(ctx.storage, key), seg ? loadNeighbours(ctx.storage, cat, file, seg.segNo, seg.segSize) : null]);
+  let existing = found;
+  // A new file must continue the history archived around it (an identical one was checked when stored).
+  if (existing === null && neighbours && v.scan) checkContinuity(file, v.scan.result, neighbours);
   let storedSize = 0;
   let bodySha256: string | undefined;
   let pushedAt = new Date().toISOString();
@@ -210,7 +202,7 @@ export async function pushFile(ctx: ArchiveContext, path: string): Promise<PushR
     }
   }
 
-  await indexFile(ctx, file, v, { sha256: sum, bodySha256, scanRecord, rawSize: raw.length, storedSize, key, identity, pushedAt });
+  await indexFile(ctx, cat, file, v, { sha256: sum, bodySha256, scanRecord, rawSize: raw.length, storedSize, key, identity, pushedAt });
   if (outcome === 'already-archived') {
     logger.info('already archived with identical content', { file: file.name, sha256: sum.slice(0, 16) });
   } else if (outcome === 'repaired') {
@@ -219,37 +211,38 @@ export async function pushFile(ctx: ArchiveContext, path: string): Promise<PushR
     logger.info('archived', { file: file.name, raw: raw.length, stored: storedSize });
   }
   return { name: file.name, outcome, rawSize: raw.length, storedSize, sha256: sum };
+  } finally {
+    if (cat !== ctx.catalog) cat.close();
+  }
 }
 
 /** Indexes the stored file in the catalog, then writes the index blocks it completes (index-blocks.ts). */
 async function indexFile(
   ctx: ArchiveContext,
+  cat: Catalog,
   file: WalFileName,
   v: Validated,
   o: { sha256: string; bodySha256: string | undefined; scanRecord: string | undefined; rawSize: number; storedSize: number; key: string; pushedAt: string; identity: Awaited<ReturnType<typeof readIdentity>> },
 ): Promise<void> {
-  const cat = ctx.catalog ?? Catalog.open(ctx.catalogPath)!;
-  try {
-    cat.bindRepository(ctx.repoUrl, o.identity ?? undefined);
-    cat.write(`index ${file.name}`, () =>
-      indexArchivedFile(cat, {
-        file,
-        rawSize: o.rawSize,
-        storedSize: o.storedSize,
-        sha256: o.sha256,
-        bodySha256: o.bodySha256 ?? null,
-        objectKey: o.key,
-        pushedAt: o.pushedAt,
-        segment: v.segment,
-        scan: v.scan?.result,
-        scanRecord: o.scanRecord ?? null,
-        raw: v.scan?.raw,
-        history: v.history ?? undefined,
-        backup: v.backup ?? undefined,
-      }),
-    );
-    if (file.kind === 'segment' && v.segment) await writeCompletedBlocks(ctx.storage, cat, file.timeline, v.segment.segNo, v.segment.segSize);
-  } finally {
-    if (cat !== ctx.catalog) cat.close();
-  }
+  cat.bindRepository(ctx.repoUrl, o.identity ?? undefined);
+  cat.write(`index ${file.name}`, () => {
+    indexArchivedFile(cat, {
+      file,
+      rawSize: o.rawSize,
+      storedSize: o.storedSize,
+      sha256: o.sha256,
+      bodySha256: o.bodySha256 ?? null,
+      objectKey: o.key,
+      pushedAt: o.pushedAt,
+      segment: v.segment,
+      scan: v.scan?.result,
+      scanRecord: o.scanRecord ?? null,
+      raw: v.scan?.raw,
+      history: v.history ?? undefined,
+      backup: v.backup ?? undefined,
+    });
+    // Archived at last: no longer a refusal.
+    cat.clearRefusal(file.name);
+  });
+  if (file.kind === 'segment' && v.segment) await writeCompletedBlocks(ctx.storage, cat, file.timeline, v.segment.segNo, v.segment.segSize);
 }

@@ -18,7 +18,7 @@ import { scanArchivedFile } from '../catalog/scan-store.js';
 import { decodeMeta, decodeObject, EnvelopeError, unpackScan, type ObjectMeta } from './envelope.js';
 import { objectKeyFor, fileNameFromKey } from './keys.js';
 import { readBlock, type BlockRef, type IndexEntry, entryFromMeta } from './index-blocks.js';
-import { validateFile } from './push.js';
+import { validateFile } from './validate.js';
 import { backupKey, type BackupFailure, type BackupStart, type BackupSummary } from '../backup/format.js';
 
 /** The first read of an object's metadata frame: enough for any frame but those of the busiest segments. */

@@ -350,7 +350,10 @@ async function fill(storage: StorageDriver, cat: Catalog, identity: RepoIdentity
   await completeSpanning(storage, cat, shape, out, opts);
 }
 
-/** The tables of the catalog, parents first, with the stretches derived from them last. */
+/**
+ * The tables of the catalog that the repository is the truth of, parents first, with the
+ * stretches derived from them last (push_refusals is this host's own record, kept).
+ */
 const TABLES = ['wal_files', 'wal_scans', 'wal_xacts', 'wal_restore_points', 'wal_checkpoints', 'wal_end_of_recovery', 'wal_backup_ends', 'timelines', 'backups', 'index_blocks', 'sync_state', 'wal_seg_stretches'];
 
 /**

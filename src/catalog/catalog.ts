@@ -367,6 +367,27 @@ export class Catalog {
     this.db.prepare('INSERT OR IGNORE INTO index_blocks (timeline, first_seg, count, object_key) VALUES (?, ?, ?, ?)').run(timeline, first, count, key);
   }
 
+  /** Records that archive-push refused `name` (once more). Call inside write(). */
+  noteRefusal(name: string, code: string, message: string): void {
+    const now = new Date().toISOString();
+    this.statement(
+      `INSERT INTO push_refusals (name, code, message, first_at, last_at, count) VALUES (?, ?, ?, ?, ?, 1)
+       ON CONFLICT (name) DO UPDATE SET code = excluded.code, message = excluded.message, last_at = excluded.last_at, count = count + 1`,
+    ).run(name, code, message, now, now);
+  }
+
+  /** `name` is archived: it is no longer refused. Call inside write(). */
+  clearRefusal(name: string): void {
+    this.statement('DELETE FROM push_refusals WHERE name = ?').run(name);
+  }
+
+  /** The files archive-push refuses, most recent first. */
+  refusals(): { name: string; code: string; message: string; firstAt: string; lastAt: string; count: number }[] {
+    return this.db
+      .prepare('SELECT name, code, message, first_at AS firstAt, last_at AS lastAt, count FROM push_refusals ORDER BY last_at DESC, name')
+      .all() as { name: string; code: string; message: string; firstAt: string; lastAt: string; count: number }[];
+  }
+
   totals(): { files: number; rawBytes: number; storedBytes: number; lastPush: { name: string; at: string } | null } {
     const t = this.db.prepare('SELECT count(*) AS files, coalesce(sum(raw_size), 0) AS raw, coalesce(sum(stored_size), 0) AS stored FROM wal_files').get() as {
       files: number;

@@ -30,6 +30,8 @@ export interface InfoReport {
   backups: BackupListing[];
   totals: { files: number; rawBytes: number; storedBytes: number };
   lastPush: { name: string; at: string } | null;
+  /** Files archive-push refused on this host and PostgreSQL keeps retrying, most recent first. */
+  refusals: { name: string; code: string; message: string; firstAt: string; lastAt: string; count: number }[];
 }
 
 /** Contiguous runs of segment numbers and the gaps between them (pure). */
@@ -101,6 +103,7 @@ export function buildInfo(cat: Catalog, repoUrl: string): InfoReport {
     backups: listBackups(cat),
     totals: { files: totals.files, rawBytes: totals.rawBytes, storedBytes: totals.storedBytes },
     lastPush: totals.lastPush,
+    refusals: cat.refusals(),
   };
 }
 
@@ -129,6 +132,9 @@ export function renderInfo(r: InfoReport): string {
   const ratio = r.totals.rawBytes > 0 ? ` (${((100 * r.totals.storedBytes) / r.totals.rawBytes).toFixed(1)}% of ${bytes(r.totals.rawBytes)})` : '';
   out.push(`archived    ${r.totals.files} files, ${bytes(r.totals.storedBytes)} stored${ratio}`);
   out.push(`last push   ${r.lastPush ? `${r.lastPush.name} at ${r.lastPush.at}` : 'never'}`);
+  for (const x of r.refusals) {
+    out.push(`REFUSED     ${x.name}: ${x.count} time(s) since ${x.firstAt}, last ${x.lastAt} (${x.code}): ${x.message}`);
+  }
   for (const t of r.timelines) {
     out.push('');
     const from = t.parent !== null ? ` (branched from ${t.parent} at ${t.switchpoint})` : '';

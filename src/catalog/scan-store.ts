@@ -109,8 +109,8 @@ export function storeScan(cat: Catalog, file: WalFileName, seg: SegmentPlace, sc
     const res = cat
       .statement(
         `INSERT INTO wal_scans (file, timeline, seg_no, partial, start_lsn, end_lsn, end_reason, first_record_lsn, last_record_lsn, records,
-           commits, aborts, first_xact_time, last_xact_time, min_xact_time, max_xact_time, head_cont, tail_cont, tail_lsn, tail_state, scanned_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+           commits, aborts, first_xact_time, last_xact_time, min_xact_time, max_xact_time, head_cont, tail_cont, tail_lsn, tail_state, scanned_at, first_record_prev)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(
         file.name,
@@ -134,6 +134,7 @@ export function storeScan(cat: Catalog, file: WalFileName, seg: SegmentPlace, sc
         scan.tailCont ? scan.tailCont.lsn : null,
         scan.tailCont ? 'pending' : null,
         new Date().toISOString(),
+        scan.firstRecordPrev,
       );
     id = Number(res.lastInsertRowid);
     insertEvents(cat, id, scan);

@@ -259,10 +259,13 @@ export const MIGRATIONS: readonly string[] = [
   `,
   // 6: the catalog as a cache of the repository (archive/sync.ts). scan_record: the scan as the
   // object's metadata carries it (archive/envelope.ts), which index blocks are made of; null for
-  // files pushed without it. index_blocks: the repository's index blocks this catalog knows of
+  // files pushed without it. first_record_prev: the xl_prev of a file's first record, which
+  // archive-push checks the history's continuity with (wal/continuity.ts). push_refusals: what
+  // archive-push refused (archive/push.ts), for `walship info`. index_blocks: the repository's index blocks this catalog knows of
   // (archive/index-blocks.ts). sync_state: when the catalog last read the repository.
   `
   ALTER TABLE wal_files ADD COLUMN scan_record TEXT;
+  ALTER TABLE wal_scans ADD COLUMN first_record_prev INTEGER;
   CREATE TABLE index_blocks (
     timeline INTEGER NOT NULL,
     first_seg INTEGER NOT NULL,
@@ -276,5 +279,14 @@ export const MIGRATIONS: readonly string[] = [
     requests INTEGER NOT NULL
   );
   CREATE INDEX wal_scans_needs_rescan ON wal_scans (seg_no) WHERE tail_state = 'needs-rescan';
+  -- Files archive-push refused on this host and PostgreSQL keeps retrying, until one is archived.
+  CREATE TABLE push_refusals (
+    name TEXT PRIMARY KEY,
+    code TEXT NOT NULL,
+    message TEXT NOT NULL,
+    first_at TEXT NOT NULL,
+    last_at TEXT NOT NULL,
+    count INTEGER NOT NULL
+  );
   `,
 ];

@@ -17,8 +17,10 @@ export const FETCH_EXIT_HELP = `Exit codes (PostgreSQL reads these):
   0    delivered: <dest> holds the verified file
   1    not in the archive (the normal end of recovery)
   255  any other failure (repository unreachable, checksum mismatch, corrupt data, another
-       cluster's file, bad configuration), with fetch_on_error = abort (the default).
+       cluster's file, bad configuration), in archive recovery (recovery.signal) with
+       fetch_on_error = auto (the default), or always with fetch_on_error = abort.
        PostgreSQL aborts recovery on codes above 125 instead of treating the file as missing:
        ending recovery early would promote a server that lacks WAL and fork history.
-  3    the same failures with fetch_on_error = retry: PostgreSQL treats the file as not
-       available and asks again later; for standbys that also stream from a primary.`;
+  3    the same failures in standby mode (standby.signal) with fetch_on_error = auto, or always
+       with fetch_on_error = retry: PostgreSQL treats the file as not available, streams on
+       and asks again later. A damaged object is never delivered either way.`;

@@ -5,7 +5,9 @@
  */
 import type { Command } from 'commander';
 import { SETTINGS, flagName, envName, resolveConfig, unknownVariables, type Config } from '../config.js';
-import { ExitCode, WalshipError, asWalshipError, exitCodeFor } from '../errors.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { ExitCode, WalshipError, asWalshipError, effectiveFetchPolicy, exitCodeFor } from '../errors.js';
 import { configureLog, logger } from '../log.js';
 import { VERSION } from '../version.js';
 import { EXIT_CODES_HELP, FETCH_EXIT_HELP } from './help.js';
@@ -69,7 +71,16 @@ function staleNote(stale: import('../archive/sync.js').Staleness | null): string
 }
 
 let currentCommand = '';
-let fetchPolicy: Config['fetch_on_error'] = 'abort';
+let fetchPolicy: Config['fetch_on_error'] = 'auto';
+
+/** Whether PostgreSQL runs this call in standby mode: standby.signal in its working directory, the data directory. */
+function inStandbyMode(): boolean {
+  try {
+    return existsSync(join(process.cwd(), 'standby.signal'));
+  } catch {
+    return false;
+  }
+}
 
 /** False on the per-file commands, which never print to stdout (creating the stream costs ~2 ms). */
 let usesStdout = true;
@@ -81,11 +92,13 @@ async function finish(code: number): Promise<never> {
 
 function fail(err: unknown): Promise<never> {
   const we = asWalshipError(err);
-  const code = exitCodeFor(we, currentCommand, fetchPolicy);
+  const standby = currentCommand === 'archive-fetch' && fetchPolicy === 'auto' && inStandbyMode();
+  const code = exitCodeFor(we, currentCommand, effectiveFetchPolicy(fetchPolicy, standby));
   if (we.code === 'NOT_IN_ARCHIVE') {
     logger.debug(we.message, { code: we.code });
   } else {
-    logger.error(we.message, { code: we.code });
+    // A standby asks again: say so every time, loudly, since it goes on as if nothing happened.
+    logger.error(we.message, { code: we.code, ...(standby && { then: 'standby mode: exit 3, the standby streams on and asks the archive again (fetch_on_error = auto)' }) });
     if (we.code === 'INTERNAL' && process.env.WALSHIP_DEBUG) process.stderr.write(`${(we.cause as Error)?.stack ?? ''}\n`);
   }
   return finish(code);
@@ -426,7 +439,7 @@ async function main(argv: string[]): Promise<void> {
       if (ce.exitCode === 0) return finish(0);
       // A malformed restore_command must stop recovery, not look like the end of the archive.
       const isFetch = argv[2] === 'archive-fetch';
-      return finish(isFetch ? exitCodeFor(new WalshipError('USAGE', ce.message ?? ''), 'archive-fetch', 'abort') : ExitCode.USAGE);
+      return finish(isFetch ? exitCodeFor(new WalshipError('USAGE', ce.message ?? ''), 'archive-fetch', effectiveFetchPolicy('auto', inStandbyMode())) : ExitCode.USAGE);
     }
     await fail(err);
   }

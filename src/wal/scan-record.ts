@@ -14,7 +14,10 @@
 import { summarize, type EndReason, type HeadCont, type ScanResult, type TailCont, type WalEvents, type XactKind } from './scanner.js';
 
 /** The part of a scan the catalog stores (catalog/scan-store.ts storeScan). */
-export type ScanFacts = Pick<ScanResult, 'startLsn' | 'endLsn' | 'endReason' | 'firstRecordLsn' | 'lastRecordLsn' | 'records' | 'summary' | 'headCont' | 'tailCont'> &
+export type ScanFacts = Pick<
+  ScanResult,
+  'startLsn' | 'endLsn' | 'endReason' | 'firstRecordLsn' | 'firstRecordPrev' | 'lastRecordLsn' | 'records' | 'summary' | 'headCont' | 'tailCont'
+> &
   WalEvents;
 
 export const SCAN_RECORD_VERSION = 1;
@@ -26,6 +29,8 @@ export interface ScanRecord {
   reason: EndReason;
   first: number | null;
   last: number | null;
+  /** xl_prev of the first record (an absolute LSN: it points before the segment); null when none starts here. */
+  fp: number | null;
   records: number;
   head?: HeadCont;
   tail?: TailCont;
@@ -56,6 +61,7 @@ export function encodeScanRecord(scan: ScanFacts): ScanRecord {
     reason: scan.endReason,
     first: scan.firstRecordLsn === null ? null : off(scan.firstRecordLsn),
     last: scan.lastRecordLsn === null ? null : off(scan.lastRecordLsn),
+    fp: scan.firstRecordPrev,
     records: scan.records,
   };
   if (scan.headCont) out.head = scan.headCont;
@@ -111,6 +117,7 @@ export function decodeScanRecord(rec: ScanRecord, startLsn: number): ScanFacts {
     endReason: rec.reason,
     firstRecordLsn: rec.first === null ? null : at(rec.first),
     lastRecordLsn: rec.last === null ? null : at(rec.last),
+    firstRecordPrev: rec.fp ?? null,
     records: rec.records,
     summary: summarize(xacts),
     headCont: rec.head ?? null,
