@@ -22,6 +22,7 @@ import { objectKeyFor } from '../archive/keys.js';
 import {
   EMPTY_DIRS,
   backupKey,
+  chunkName,
   includedInBackup,
   newBackupId,
   parseBackupLabel,
@@ -35,6 +36,8 @@ import {
   type PlannedChunk,
 } from './format.js';
 import { Progress } from './progress.js';
+
+const PG_CONTROL = 'global/pg_control';
 import { recordBackupComplete, recordBackupFailure, recordBackupStart } from './record.js';
 import { runPool } from '../pool.js';
 
@@ -63,6 +66,8 @@ interface ServerFacts {
   systemIdentifier: string;
   dataDirectory: string;
   walSegmentSize: number;
+  /** In recovery: a standby (its backup's WAL is the primary's to archive). */
+  standby: boolean;
 }
 
 async function connect(cfg: Config): Promise<Client> {
@@ -95,11 +100,11 @@ async function serverFacts(client: Client): Promise<ServerFacts> {
   );
   const row = r.rows[0] as { num: number; version: string; sysid: string; datadir: string; archive_mode: string; standby: boolean; segsize: string };
   if (row.num < 130000) throw new WalshipError('USAGE', `PostgreSQL ${row.version} is not supported: walship backs up 13 and later`);
-  if (row.archive_mode === 'off') {
+  // A standby's WAL is archived by its primary (whose settings this connection cannot see).
+  if (row.archive_mode === 'off' && !row.standby) {
     throw new WalshipError('USAGE', 'archive_mode is off: a base backup is useless without archived WAL; set archive_mode and archive_command (walship archive-push %p) first');
   }
-  if (row.standby) throw new WalshipError('USAGE', 'the server is a standby: run walship backup against the primary');
-  return { versionNum: row.num, version: row.version, systemIdentifier: row.sysid, dataDirectory: row.datadir, walSegmentSize: Number(row.segsize) };
+  return { versionNum: row.num, version: row.version, systemIdentifier: row.sysid, dataDirectory: row.datadir, walSegmentSize: Number(row.segsize), standby: row.standby };
 }
 
 interface Listed {
@@ -224,7 +229,11 @@ async function storeChunk(
 }
 
 /** Waits until every segment from `first` to `last` (inclusive) is in the repository. */
-async function waitForWal(storage: StorageDriver, timeline: number, firstSeg: number, lastSeg: number, segSize: number, timeoutMs: number): Promise<void> {
+/**
+ * Waits until the WAL from the backup's start to its stop is archived. On a standby that WAL is
+ * the primary's: its last segment is archived once the primary fills or switches it.
+ */
+async function waitForWal(storage: StorageDriver, timeline: number, firstSeg: number, lastSeg: number, segSize: number, timeoutMs: number, standby: boolean): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (let seg = firstSeg; seg <= lastSeg; seg++) {
     const name = segmentName(timeline, seg, segSize);
@@ -234,7 +243,9 @@ async function waitForWal(storage: StorageDriver, timeline: number, firstSeg: nu
         throw new WalshipError(
           'REPOSITORY_UNAVAILABLE',
           `WAL segment ${name}, needed to make the backup consistent, was not archived within ${Math.round(timeoutMs / 1000)} s: ` +
-            'check archive_command (walship archive-push %p) and pg_stat_archiver; the backup is not usable until it is',
+            (standby
+              ? 'the backup was taken from a standby, and the primary archives that segment once it fills or switches it: run SELECT pg_switch_wal() on the primary (or set archive_timeout there), and check its archiving (pg_stat_archiver); the backup is not usable until it is'
+              : 'check archive_command (walship archive-push %p) and pg_stat_archiver; the backup is not usable until it is'),
         );
       }
       await new Promise((r) => setTimeout(r, 250));
@@ -285,7 +296,11 @@ export async function takeBackup(ctx: BackupContext, cfg: Config, opts: BackupOp
 
     const listed = await listDataDirectory(pgdata);
     const byPath = new Map(listed.files.map((f) => [f.path, f.abs]));
-    const chunks = planChunks(listed.files, opts.chunkBytes);
+    // global/pg_control is read after every other file, in a chunk of its own: a backup taken on a
+    // standby ends where the copy's minimum recovery point says, so PostgreSQL requires it to be
+    // copied last (on a primary it does no harm).
+    const chunks = planChunks(listed.files.filter((f) => f.path !== PG_CONTROL), opts.chunkBytes);
+    const control = listed.files.filter((f) => f.path === PG_CONTROL);
     const files = new Map<string, ManifestFile>();
     const progress = new Progress(listed.files.reduce((a, f) => a + f.size, 0), opts.progress);
     let rawBytes = 0;
@@ -296,6 +311,14 @@ export async function takeBackup(ctx: BackupContext, cfg: Config, opts: BackupOp
       storedBytes += r.stored;
       progress.add(r.raw);
     });
+    if (control.length > 0) {
+      const c = { ...planChunks(control, opts.chunkBytes)[0]!, name: chunkName(chunks.length + 1) };
+      chunks.push(c);
+      const r = await storeChunk(ctx, id, c, byPath, files);
+      rawBytes += r.raw;
+      storedBytes += r.stored;
+      progress.add(r.raw);
+    }
     progress.done();
 
     const stop = await client.query(
@@ -309,7 +332,7 @@ export async function takeBackup(ctx: BackupContext, cfg: Config, opts: BackupOp
     const backupLabel = stopRow.labelfile;
     const tablespaceMap = stopRow.spcmapfile && stopRow.spcmapfile.trim() !== '' ? stopRow.spcmapfile : null;
     // backup_label and tablespace_map, as restore must write them, in a last chunk of their own.
-    const last = { name: `chunk-${String(chunks.length + 1).padStart(6, '0')}.tar.zst`, items: [], rawBytes: 0 };
+    const last = { name: chunkName(chunks.length + 1), items: [], rawBytes: 0 };
     const extra = [{ name: 'backup_label', data: Buffer.from(backupLabel) }];
     if (tablespaceMap) extra.push({ name: 'tablespace_map', data: Buffer.from(tablespaceMap) });
     const lastStored = await storeChunk(ctx, id, last, byPath, files, extra);
@@ -330,7 +353,8 @@ export async function takeBackup(ctx: BackupContext, cfg: Config, opts: BackupOp
     const stopLsnNum = parseLsn(stopRow.lsn)!;
     const startLsnNum = parseLsn(startLsn)!;
     logger.info('waiting for the WAL that makes the backup consistent', { stop: stopRow.lsn });
-    await waitForWal(ctx.storage, tl, Math.floor(startLsnNum / srv.walSegmentSize), Math.floor((stopLsnNum - 1) / srv.walSegmentSize), srv.walSegmentSize, opts.archiveTimeoutMs);
+    if (srv.standby) logger.info('backup from a standby: its WAL is archived by the primary, the last segment once the primary fills or switches it', { stop: stopRow.lsn });
+    await waitForWal(ctx.storage, tl, Math.floor(startLsnNum / srv.walSegmentSize), Math.floor((stopLsnNum - 1) / srv.walSegmentSize), srv.walSegmentSize, opts.archiveTimeoutMs, srv.standby);
 
     const summary: BackupSummary = {
       format: 1,
