@@ -87,6 +87,13 @@ const EXIT_BY_CODE: Record<ErrorCode, number> = {
   INTERNAL: ExitCode.INTERNAL,
 };
 
+/**
+ * Refusals of a WAL file itself (not of the repository or the catalog): PostgreSQL retries such a
+ * file forever, so archive-push records them (`walship info`), and the background pusher pushes
+ * nothing newer until it is archived.
+ */
+export const FILE_REFUSALS: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['NOT_WAL', 'INVALID_WAL', 'FILE_UNREADABLE', 'WAL_CONFLICT', 'WRONG_CLUSTER', 'HISTORY_DIVERGED']);
+
 export class WalshipError extends Error {
   readonly code: ErrorCode;
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {

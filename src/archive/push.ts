@@ -8,7 +8,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { WalshipError, asWalshipError, describeSystemError, type ErrorCode } from '../errors.js';
+import { FILE_REFUSALS, WalshipError, asWalshipError, describeSystemError } from '../errors.js';
 import type { WalFileName } from '../wal/names.js';
 import type { StorageDriver } from '../storage/driver.js';
 import { Catalog } from '../catalog/catalog.js';
@@ -86,15 +86,12 @@ function conflict(name: string, archived: string, incoming: string): WalshipErro
   );
 }
 
-/** Refusals of the file itself, which PostgreSQL will retry forever: the catalog records them. */
-const REFUSALS: ReadonlySet<ErrorCode> = new Set(['NOT_WAL', 'INVALID_WAL', 'FILE_UNREADABLE', 'WAL_CONFLICT', 'WRONG_CLUSTER', 'HISTORY_DIVERGED']);
-
 export async function pushFile(ctx: ArchiveContext, path: string): Promise<PushResult> {
   try {
     return await push(ctx, path);
   } catch (err) {
     const we = asWalshipError(err);
-    if (REFUSALS.has(we.code)) noteRefusal(ctx, basename(path), we);
+    if (FILE_REFUSALS.has(we.code)) noteRefusal(ctx, basename(path), we);
     throw err;
   }
 }

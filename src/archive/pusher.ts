@@ -16,7 +16,7 @@ import { readdir, rm } from 'node:fs/promises';
 import { isAbandonedTemp, writeFileAtomic } from '../local/atomic-write.js';
 import type { Config } from '../config.js';
 import { repoCanonical, withCatalog } from './context.js';
-import { WalshipError, asWalshipError } from '../errors.js';
+import { FILE_REFUSALS, WalshipError, asWalshipError } from '../errors.js';
 import { logger } from '../log.js';
 import { HEARTBEAT_MS, acquireLock, heartbeat, releaseLock } from './background.js';
 import {
@@ -55,6 +55,8 @@ export async function runPusher(cfg: Config, walDir: string, repo: string, makeC
   const load = new Map<Lane, number>();
   const inflight = new Set<string>();
   const retryAt = new Map<string, number>();
+  /** Files refused (FILE_REFUSALS): nothing newer is pushed ahead while one is .ready. */
+  const refused = new Set<string>();
   let pushed = 0;
   let lastWork = Date.now();
   let lastReady = new Set<string>();
@@ -72,6 +74,7 @@ export async function runPusher(cfg: Config, walDir: string, repo: string, makeC
         const we = asWalshipError(outcome.error);
         logger.warn('background push failed; PostgreSQL\'s call will push this file itself', { file: name, error: we.message, code: we.code });
         retryAt.set(name, Date.now() + FAILED_RETRY_MS);
+        if (FILE_REFUSALS.has(we.code)) refused.add(name);
         await writeFileAtomic(base + FAILED, `${we.code}: ${we.message}\n`);
         return;
       }
@@ -147,8 +150,12 @@ export async function runPusher(cfg: Config, walDir: string, repo: string, makeC
       }
       for (const n of [...retryAt.keys()]) if (!ready.has(n)) retryAt.delete(n);
 
+      // Nothing newer than a refused file: PostgreSQL does not get past it, and what lies beyond a
+      // file of another history must not be stored ahead of it (archive/continuity.ts).
+      for (const n of [...refused]) if (!ready.has(n)) refused.delete(n);
+      const stop = [...refused].sort()[0];
       const todo = [...ready]
-        .filter((n) => !recorded.has(n) && !inflight.has(n) && (retryAt.get(n) ?? 0) <= now)
+        .filter((n) => !recorded.has(n) && !inflight.has(n) && (retryAt.get(n) ?? 0) <= now && (stop === undefined || n < stop))
         .sort();
       // Work is a push in flight, or PostgreSQL moving on (a file marked done, a new one ready).
       // Files that stay .ready while nothing can be pushed (all within push_readahead are stored,
