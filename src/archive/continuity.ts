@@ -6,9 +6,13 @@
  * host pushed or synced it), else from the neighbour's object in the repository (its metadata
  * carries its scan), so a neighbour another host archived counts too. A file with no archived
  * neighbour (the first of a timeline, or across a gap) is not checked against anything; the
- * check runs once both are there, from whichever side arrives second. Two pushes of adjacent
- * segments that race each other can both pass: one writer pushing its own segments out of order
- * is the common case, and two writers racing on adjacent names is caught at the next segment.
+ * check runs once both are there, from whichever side arrives second.
+ *
+ * Two writers cannot race each other past the check: segments are stored in order (PostgreSQL's
+ * archiver asks in order, and the background pusher stores a segment only once its own push of
+ * the predecessor has stored it, push-order.ts), so each writer must first store its own
+ * predecessor, and of two writers of one name only one stores it (create-only; on an S3 store
+ * that ignores If-None-Match, two PUTs of one name can both complete, storage/s3.ts).
  */
 import type { StorageDriver } from '../storage/driver.js';
 import type { Catalog } from '../catalog/catalog.js';
@@ -31,7 +35,7 @@ function endsOf(scan: ScanFacts): SegmentEnds {
 }
 
 /** The archived segment `segNo` of `timeline`: its ends, or null when it is not archived (or carries no scan). */
-async function neighbour(storage: StorageDriver, cat: Catalog, timeline: number, segNo: number, segSize: number): Promise<{ name: string; ends: SegmentEnds } | null> {
+export async function loadNeighbour(storage: StorageDriver, cat: Catalog, timeline: number, segNo: number, segSize: number): Promise<{ name: string; ends: SegmentEnds } | null> {
   if (segNo < 0) return null;
   const name = segmentName(timeline, segNo, segSize);
   const row = cat
@@ -57,9 +61,9 @@ async function neighbour(storage: StorageDriver, cat: Catalog, timeline: number,
 /** The archived neighbours of `file` (segment number `segNo`) on its timeline. */
 export async function loadNeighbours(storage: StorageDriver, cat: Catalog, file: WalFileName, segNo: number, segSize: number): Promise<Neighbours> {
   const [prev, next] = await Promise.all([
-    neighbour(storage, cat, file.timeline, segNo - 1, segSize),
+    loadNeighbour(storage, cat, file.timeline, segNo - 1, segSize),
     // A .partial is the last file of its timeline: nothing follows it there.
-    file.kind === 'segment' ? neighbour(storage, cat, file.timeline, segNo + 1, segSize) : null,
+    file.kind === 'segment' ? loadNeighbour(storage, cat, file.timeline, segNo + 1, segSize) : null,
   ]);
   return { prev, next };
 }

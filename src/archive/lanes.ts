@@ -13,7 +13,7 @@ import type { ArchiveContext, PushResult } from './push.js';
 import type { FetchResult } from './fetch.js';
 
 type FetchContext = Omit<ArchiveContext, 'compressLevel'>;
-export type Job = { op: 'push'; path: string } | { op: 'fetch'; name: string; dest: string };
+export type Job = { op: 'push'; path: string; inOrder?: string } | { op: 'fetch'; name: string; dest: string };
 type ResultOf<J extends Job> = J extends { op: 'push' } ? PushResult : FetchResult;
 export type Outcome<T> = { ok: true; result: T } | { ok: false; error: unknown };
 
@@ -24,7 +24,7 @@ export interface Lane {
 
 /** Runs a job in this thread: push with `pushCtx` (catalog kept open), fetch with `fetchCtx`. */
 export async function runJob(job: Job, pushCtx: () => Promise<ArchiveContext>, fetchCtx: () => Promise<FetchContext>): Promise<PushResult | FetchResult> {
-  if (job.op === 'push') return (await import('./push.js')).pushFile(await pushCtx(), job.path);
+  if (job.op === 'push') return (await import('./push.js')).pushFile(await pushCtx(), job.path, { inOrder: job.inOrder });
   return (await import('./fetch.js')).fetchFile(await fetchCtx(), job.name, job.dest);
 }
 

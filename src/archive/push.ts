@@ -7,9 +7,9 @@
  * file is recorded in the catalog (what `walship info` shows as refusals) until it is archived.
  */
 import { readFile } from 'node:fs/promises';
-import { basename } from 'node:path';
+import { basename, dirname } from 'node:path';
 import { FILE_REFUSALS, WalshipError, asWalshipError, describeSystemError } from '../errors.js';
-import type { WalFileName } from '../wal/names.js';
+import { segmentName, type WalFileName } from '../wal/names.js';
 import type { StorageDriver } from '../storage/driver.js';
 import { Catalog } from '../catalog/catalog.js';
 import { logger } from '../log.js';
@@ -21,7 +21,9 @@ import { scanArchivedFile } from '../catalog/scan-store.js';
 import { indexArchivedFile } from '../catalog/index-file.js';
 import { writeCompletedBlocks } from './index-blocks.js';
 import { classifyOrRefuse, validateFile, type Validated } from './validate.js';
-import { checkContinuity, loadNeighbours } from './continuity.js';
+import { checkContinuity, loadNeighbour, loadNeighbours, type Neighbours } from './continuity.js';
+import type { ScanFacts } from '../wal/scan-record.js';
+import { awaitPredecessor, markStored } from './push-order.js';
 
 export interface ArchiveContext {
   storage: StorageDriver;
@@ -36,9 +38,18 @@ export interface ArchiveContext {
   catalog?: Catalog;
 }
 
+export interface PushOptions {
+  /**
+   * The background pusher's state directory: store the segment only after the pusher's push of
+   * its predecessor has stored it (push-order.ts); else the outcome is 'deferred'.
+   */
+  inOrder?: string;
+}
+
 export interface PushResult {
   name: string;
-  outcome: 'archived' | 'already-archived' | 'repaired';
+  /** 'deferred' (only with PushOptions.inOrder): nothing stored, the predecessor is not archived yet. */
+  outcome: 'archived' | 'already-archived' | 'repaired' | 'deferred';
   rawSize: number;
   storedSize: number;
   sha256: string;
@@ -86,9 +97,9 @@ function conflict(name: string, archived: string, incoming: string): WalshipErro
   );
 }
 
-export async function pushFile(ctx: ArchiveContext, path: string): Promise<PushResult> {
+export async function pushFile(ctx: ArchiveContext, path: string, opts: PushOptions = {}): Promise<PushResult> {
   try {
-    return await push(ctx, path);
+    return await push(ctx, path, opts);
   } catch (err) {
     const we = asWalshipError(err);
     if (FILE_REFUSALS.has(we.code)) noteRefusal(ctx, basename(path), we);
@@ -110,7 +121,7 @@ function noteRefusal(ctx: ArchiveContext, name: string, we: WalshipError): void 
   }
 }
 
-async function push(ctx: ArchiveContext, path: string): Promise<PushResult> {
+async function push(ctx: ArchiveContext, path: string, opts: PushOptions): Promise<PushResult> {
   const file = classifyOrRefuse(path);
   let raw: Buffer;
   try {
@@ -169,6 +180,10 @@ async function push(ctx: ArchiveContext, path: string): Promise<PushResult> {
     );
   if (existing === null) {
     const { object, meta } = await build();
+    // The pusher: compressed already, stored only after the predecessor it is pushing (push-order.ts).
+    if (opts.inOrder && seg && v.scan && neighbours?.prev === null && !(await afterPredecessor(ctx, cat, path, file, seg, v.scan.result, neighbours, opts.inOrder))) {
+      return { name: file.name, outcome: 'deferred', rawSize: raw.length, storedSize: 0, sha256: sum };
+    }
     const res = await ctx.storage.putIfAbsent(key, object, { meta: metaToHeaders(meta), contentType: 'application/zstd' });
     storedSize = object.length;
     bodySha256 = meta.bodySha256;
@@ -199,6 +214,8 @@ async function push(ctx: ArchiveContext, path: string): Promise<PushResult> {
     }
   }
 
+  // The pusher's push of the next segment may go on (push-order.ts).
+  if (opts.inOrder) await markStored(opts.inOrder, file.name);
   await indexFile(ctx, cat, file, v, { sha256: sum, bodySha256, scanRecord, rawSize: raw.length, storedSize, key, identity, pushedAt });
   if (outcome === 'already-archived') {
     logger.info('already archived with identical content', { file: file.name, sha256: sum.slice(0, 16) });
@@ -211,6 +228,28 @@ async function push(ctx: ArchiveContext, path: string): Promise<PushResult> {
   } finally {
     if (cat !== ctx.catalog) cat.close();
   }
+}
+
+/**
+ * For the pusher, a segment whose predecessor was not archived when its neighbours were looked
+ * up: waits for the pusher's push of the predecessor to end, then checks the segment against it.
+ * False when the predecessor is not stored (the segment is deferred).
+ */
+async function afterPredecessor(
+  ctx: ArchiveContext,
+  cat: Catalog,
+  path: string,
+  file: WalFileName,
+  seg: NonNullable<Validated['segment']>,
+  scan: ScanFacts,
+  neighbours: Neighbours,
+  stateDir: string,
+): Promise<boolean> {
+  if (seg.segNo === 0) return true;
+  if ((await awaitPredecessor(stateDir, dirname(path), segmentName(file.timeline, seg.segNo - 1, seg.segSize))) === 'pending') return false;
+  const prev = await loadNeighbour(ctx.storage, cat, file.timeline, seg.segNo - 1, seg.segSize);
+  if (prev) checkContinuity(file, scan, { prev, next: neighbours.next });
+  return true;
 }
 
 /** Indexes the stored file in the catalog, then writes the index blocks it completes (index-blocks.ts). */

@@ -3,10 +3,11 @@
  * readahead.ts): keeps the `.ready` segments of one pg_wal pushed ahead of PostgreSQL's archiver.
  *
  * Oldest first (PostgreSQL's order), at most `push_readahead` stored and not yet asked for, a few
- * files in flight on a few lanes (the main thread and a worker thread per further core). Per file:
- * `<name>.pushing` while it works, then the durable record `<name>`, or `<name>.failed` with the
- * error (the call for it then pushes the file itself and reports what is wrong; the pusher tries
- * again later). A file that changes while it is pushed gets no record. Records, markers and
+ * files in flight on a few lanes (the main thread and a worker thread per further core), stored in
+ * order (push-order.ts). Per file: `<name>.pushing` while it works, then the durable record
+ * `<name>`, or `<name>.failed` with the error (the call for it then pushes the file itself and
+ * reports what is wrong; the pusher tries again later, and pushes nothing newer meanwhile). A file
+ * that changes while it is pushed gets no record. Records, markers and
  * failures of files no longer `.ready` are deleted. It exits when it has had no work for a while
  * (nothing in flight, and PostgreSQL has marked no file done and made none ready), when pg_wal is
  * gone, or when its lock is taken away.
@@ -32,6 +33,7 @@ import {
 import { fileState, sameFileState, statOrNull } from './file-state.js';
 import type { ArchiveContext } from './push.js';
 import { openLanes, type Lane } from './lanes.js';
+import { STORED } from './push-order.js';
 
 /** The pusher exits when it has had nothing to do this long. */
 export const PUSHER_IDLE_MS = 10_000;
@@ -40,6 +42,8 @@ const MAX_IN_FLIGHT = 4;
 const POLL_MS = 20;
 /** After a failure, the pusher leaves the file to PostgreSQL's own call for this long. */
 const FAILED_RETRY_MS = 30_000;
+/** A segment deferred because its predecessor is not archived is tried again after this long. */
+const DEFERRED_RETRY_MS = 1_000;
 
 /** Runs the pusher for `walDir` (a real path) until it has had nothing to do for a while. */
 export async function runPusher(cfg: Config, walDir: string, repo: string, makeCtx: () => Promise<ArchiveContext>): Promise<void> {
@@ -63,13 +67,19 @@ export async function runPusher(cfg: Config, walDir: string, repo: string, makeC
   let lastBeat = 0;
   let wake: (() => void) | undefined;
 
+  /** Pushes `name`, whose `.pushing` marker is written. */
   const pushOne = async (lane: Lane, name: string): Promise<void> => {
     const path = join(walDir, name);
     const base = join(stateDir, name);
     try {
-      await writeFileAtomic(base + PUSHING, '');
       const before = await statOrNull(path);
-      const outcome = await lane.run({ op: 'push', path });
+      // In order (push-order.ts): stored only once this pusher has stored its predecessor.
+      const outcome = await lane.run({ op: 'push', path, inOrder: stateDir });
+      if (outcome.ok && outcome.result.outcome === 'deferred') {
+        logger.debug('the segment before it is not archived; trying again later', { file: name });
+        retryAt.set(name, Date.now() + DEFERRED_RETRY_MS);
+        return;
+      }
       if (!outcome.ok) {
         const we = asWalshipError(outcome.error);
         logger.warn('background push failed; PostgreSQL\'s call will push this file itself', { file: name, error: we.message, code: we.code });
@@ -144,19 +154,19 @@ export async function runPusher(cfg: Config, walDir: string, repo: string, makeC
       for (const e of state) {
         if (e.startsWith('.') || e === PUSHER_LOCK || e === PUSHER_LOG || e.endsWith(PUSHING)) continue;
         const isFailed = e.endsWith(FAILED);
-        const n = isFailed ? e.slice(0, -FAILED.length) : e;
+        const isStored = e.endsWith(STORED);
+        const n = isFailed ? e.slice(0, -FAILED.length) : isStored ? e.slice(0, -STORED.length) : e;
         if (!ready.has(n)) await rm(join(stateDir, e), { force: true }).catch(() => undefined);
-        else (isFailed ? failed : recorded).add(n);
+        else if (!isStored) (isFailed ? failed : recorded).add(n);
       }
       for (const n of [...retryAt.keys()]) if (!ready.has(n)) retryAt.delete(n);
 
-      // Nothing newer than a refused file: PostgreSQL does not get past it, and what lies beyond a
-      // file of another history must not be stored ahead of it (archive/continuity.ts).
+      // Nothing newer than a refused file (PostgreSQL does not get past it, and what lies beyond a
+      // file of another history must not be stored, archive/continuity.ts), nor than one waiting
+      // to be tried again: segments are stored in order (push-order.ts).
       for (const n of [...refused]) if (!ready.has(n)) refused.delete(n);
-      const stop = [...refused].sort()[0];
-      const todo = [...ready]
-        .filter((n) => !recorded.has(n) && !inflight.has(n) && (retryAt.get(n) ?? 0) <= now && (stop === undefined || n < stop))
-        .sort();
+      const stop = [...refused, ...[...retryAt].filter(([, at]) => at > now).map(([n]) => n)].sort()[0];
+      const todo = [...ready].filter((n) => !recorded.has(n) && !inflight.has(n) && (stop === undefined || n < stop)).sort();
       // Work is a push in flight, or PostgreSQL moving on (a file marked done, a new one ready).
       // Files that stay .ready while nothing can be pushed (all within push_readahead are stored,
       // pushes fail) are no work: the pusher exits, and a later call starts it again.
@@ -176,6 +186,16 @@ export async function runPusher(cfg: Config, walDir: string, repo: string, makeC
         load.set(lane, (load.get(lane) ?? 0) + 1);
         inflight.add(n);
         ahead++;
+        // The marker is there before the next segment's push starts: that one waits on it (push-order.ts).
+        try {
+          await writeFileAtomic(join(stateDir, n + PUSHING), '');
+        } catch (err) {
+          logger.warn('cannot mark a background push; leaving the file to PostgreSQL\'s call', { file: n, error: (err as Error).message });
+          inflight.delete(n);
+          load.set(lane, (load.get(lane) ?? 1) - 1);
+          retryAt.set(n, Date.now() + FAILED_RETRY_MS);
+          break;
+        }
         void pushOne(lane, n);
       }
       await new Promise<void>((r) => {

@@ -28,9 +28,10 @@ export interface Archiving {
 /**
  * A streaming standby of `a.primary`, restored from the repository's newest backup with
  * `walship restore --standby` (run with `catalog`), archiving into the same repository with that
- * catalog once promoted. Started; caught up with the primary's current LSN.
+ * catalog once promoted (or all along, with `archive_mode: 'always'` in `conf`). Started; caught
+ * up with the primary's current LSN.
  */
-export async function startStandby(a: Archiving, catalog: string): Promise<PgCluster> {
+export async function startStandby(a: Archiving, catalog: string, conf: Record<string, string | number> = {}): Promise<PgCluster> {
   const p = a.primary;
   const base = userTempDir('standby');
   const r = await walship(['restore', '--pgdata', join(base, 'data'), '--standby', '--repo', a.repo, '--catalog', catalog], { env: a.env, asUser: true });
@@ -42,6 +43,7 @@ export async function startStandby(a: Archiving, catalog: string): Promise<PgClu
       archive_mode: 'on',
       archive_command: confString(walshipCommand(`archive-push %p --repo '${a.repo}' --catalog '${catalog}'`)),
       primary_conninfo: confString(`host=${p.socketDir} port=${p.port} user=postgres`),
+      ...conf,
     },
     env: a.env,
   });
