@@ -3,7 +3,8 @@ export const EXIT_CODES_HELP = `Exit codes:
   0    success
   2    bad command line or configuration
   3    the file is not acceptable WAL (name, size, header, pages)
-  4    a different file is already archived under that name
+  4    a different file is already archived under that name, or the file does not continue
+       the history archived on its timeline (another server with this system identifier)
   5    the file or repository belongs to another cluster
   6    the repository cannot be read or written
   7    the catalog cannot be opened or written
