@@ -2,10 +2,10 @@
  * High availability, with real clusters on unix sockets archiving into one filesystem repository
  * (catalogs in separate files standing for separate hosts):
  *
- * - a streaming standby whose repository goes away (and whose streaming is cut) stays up, its
+ * - a streaming standby whose repository goes away stays up while its primary restarts, its
  *   failed fetches answered with "not available" (fetch_on_error = auto in standby mode), and
- *   catches up from the archive once the repository is back; with fetch_on_error = abort the
- *   same standby shuts down;
+ *   streams on; with streaming cut too it still stays up, and catches up from the archive once
+ *   the repository is back; with fetch_on_error = abort the same standby shuts down;
  * - two servers with one system identifier (a copy of a stopped primary, started twice), each
  *   with a backlog, archiving at once: the repository holds one of the two histories exactly,
  *   every archived segment continues the one before it, the other server is refused and its
@@ -77,7 +77,7 @@ describe('high availability', () => {
     for (const c of cleanups.reverse()) await c().catch(() => undefined);
   });
 
-  it('a standby whose repository goes away streams on and catches up from the archive when it is back; with fetch_on_error = abort it would shut down', async () => {
+  it('a standby whose repository goes away stays up and streams on, and catches up from the archive when it is back; with fetch_on_error = abort it would shut down', async () => {
     const a = await startArchiving(fsBackend(), 'ha-away');
     cleanups.push(() => a.cleanup());
     const p = a.primary;
@@ -87,25 +87,35 @@ describe('high availability', () => {
     const s = await startStandby(a, hostDir(a, 'host-s'), { wal_retrieve_retry_interval: "'100ms'" });
     cleanups.push(() => s.destroy());
 
-    // The repository goes away, and so does streaming: the archive is all the standby can turn to.
+    // The repository goes away, and the primary restarts: while streaming is down the standby
+    // asks the archive, every failure answered "not available"; it stays up and streams again.
     renameSync(a.repo, `${a.repo}.away`);
+    await p.stop('fast');
+    await until('failed fetches answered "not available"', () => count(logOf(s), /standby mode: exit 3/) >= 3);
+    await p.start();
+    await p.sql('INSERT INTO t SELECT generate_series(101, 200)');
+    await caughtUp(s, await p.value('SELECT pg_current_wal_lsn()'));
+    expect(await s.value('SELECT count(*) FROM t')).toBe('200');
+    expect(await s.value('SELECT status FROM pg_stat_wal_receiver')).toBe('streaming');
+    expect(logOf(s)).toMatch(/repository .* does not exist/);
+
+    // Streaming cut as well: still up, asking the archive.
     await s.sql("ALTER SYSTEM SET primary_conninfo = ''");
     await s.sql('SELECT pg_reload_conf()');
-    await p.sql('INSERT INTO t SELECT generate_series(101, 200)');
+    await p.sql('INSERT INTO t SELECT generate_series(201, 300)');
+    const lsn = await p.value('SELECT pg_current_wal_lsn()');
     await p.switchWal(); // not archived: the primary's archive_command fails meanwhile
-    await until('failed fetches answered "not available"', () => count(logOf(s), /standby mode: exit 3/) >= 3);
-    await sleep(1000);
+    const failures = count(logOf(s), /standby mode: exit 3/);
+    await until('more failed fetches', () => count(logOf(s), /standby mode: exit 3/) >= failures + 3);
     expect(await s.value('SELECT pg_is_in_recovery()')).toBe('t');
-    expect(logOf(s)).toMatch(/repository .* does not exist/);
     expect(logOf(s)).not.toMatch(/startup process \(PID \d+\) exited/);
 
     // The repository is back: the primary archives what waited, the standby replays it from there.
     renameSync(`${a.repo}.away`, a.repo);
-    const lsn = await p.value('SELECT pg_current_wal_lsn()');
     await p.waitArchived(await p.switchWal());
     await caughtUp(s, lsn);
-    expect(await s.value('SELECT count(*) FROM t')).toBe('200');
-    expect(await s.value('SELECT status FROM pg_stat_wal_receiver')).toBe(''); // no streaming: all of it came from the archive
+    expect(await s.value('SELECT count(*) FROM t')).toBe('300');
+    expect(await s.value('SELECT status FROM pg_stat_wal_receiver')).toBe(''); // not streaming: this came from the archive
 
     // The same standby with fetch_on_error = abort: the first failed fetch is fatal.
     const restoreCommand = await s.value('SHOW restore_command');

@@ -146,85 +146,85 @@ async function push(ctx: ArchiveContext, path: string, opts: PushOptions): Promi
   let outcome: PushResult['outcome'] = 'archived';
   const cat = ctx.catalog ?? Catalog.open(ctx.catalogPath)!;
   try {
-  // The archived object of this name and, for a segment, its archived neighbours, at once.
-  const seg = v.segment;
-  const [found, neighbours] = await Promise.all([inspectExisting(ctx.storage, key), seg ? loadNeighbours(ctx.storage, cat, file, seg.segNo, seg.segSize) : null]);
-  let existing = found;
-  // A new file must continue the history archived around it (an identical one was checked when stored).
-  if (existing === null && neighbours && v.scan) checkContinuity(file, v.scan.result, neighbours);
-  let storedSize = 0;
-  let bodySha256: string | undefined;
-  let pushedAt = new Date().toISOString();
-  // What the records say travels with the object: any host can index it without rescanning.
-  let scanRecord = v.scan ? await packScan(v.scan.result) : undefined;
-  const build = async () =>
-    encodeObject(
-      raw,
-      {
-        format: 1,
-        name: file.name,
-        sha256: sum,
-        rawSize: raw.length,
-        compression: 'zstd',
-        pushedAt,
-        timeline: file.timeline,
-        ...(v.segment && {
-          systemIdentifier: v.segment.systemIdentifier,
-          pgMajor: v.segment.pgMajor,
-          segSize: v.segment.segSize,
-          startLsn: v.segment.startLsn,
-        }),
-        ...(scanRecord !== undefined && { scan: scanRecord }),
-      },
-      ctx.compressLevel,
-    );
-  if (existing === null) {
-    const { object, meta } = await build();
-    // The pusher: compressed already, stored only after the predecessor it is pushing (push-order.ts).
-    if (opts.inOrder && seg && v.scan && neighbours?.prev === null && !(await afterPredecessor(ctx, cat, path, file, seg, v.scan.result, neighbours, opts.inOrder))) {
-      return { name: file.name, outcome: 'deferred', rawSize: raw.length, storedSize: 0, sha256: sum };
-    }
-    const res = await ctx.storage.putIfAbsent(key, object, { meta: metaToHeaders(meta), contentType: 'application/zstd' });
-    storedSize = object.length;
-    bodySha256 = meta.bodySha256;
-    if (res === 'exists') {
-      // A concurrent push stored it first: the same content is fine, other content a conflict.
-      existing = await inspectExisting(ctx.storage, key);
-      if (!existing) throw new WalshipError('REPOSITORY_UNAVAILABLE', `${key} was reported to exist but cannot be read back`);
-    }
-  }
-  if (existing !== null) {
-    if (existing.meta.sha256 !== sum) throw conflict(file.name, existing.meta.sha256, sum);
-    pushedAt = existing.meta.pushedAt;
-    storedSize = existing.size;
-    bodySha256 = existing.meta.bodySha256;
-    // The catalog keeps what the repository holds: an object of older walship carries no scan.
-    scanRecord = existing.meta.scan;
-    outcome = 'already-archived';
-    if (existing.damage !== null) {
-      // The archived copy is of this very file (same recorded checksum) but damaged, e.g. a
-      // store that exposed an interrupted upload: replace it with a verified one.
-      logger.warn('archived copy is damaged; replacing it with this identical file', { file: file.name, damage: existing.damage });
-      scanRecord = v.scan ? await packScan(v.scan.result) : undefined;
+    // The archived object of this name and, for a segment, its archived neighbours, at once.
+    const seg = v.segment;
+    const [found, neighbours] = await Promise.all([inspectExisting(ctx.storage, key), seg ? loadNeighbours(ctx.storage, cat, file, seg.segNo, seg.segSize) : null]);
+    let existing = found;
+    // A new file must continue the history archived around it (an identical one was checked when stored).
+    if (existing === null && neighbours && v.scan) checkContinuity(file, v.scan.result, neighbours);
+    let storedSize = 0;
+    let bodySha256: string | undefined;
+    let pushedAt = new Date().toISOString();
+    // What the records say travels with the object: any host can index it without rescanning.
+    let scanRecord = v.scan ? await packScan(v.scan.result) : undefined;
+    const build = async () =>
+      encodeObject(
+        raw,
+        {
+          format: 1,
+          name: file.name,
+          sha256: sum,
+          rawSize: raw.length,
+          compression: 'zstd',
+          pushedAt,
+          timeline: file.timeline,
+          ...(v.segment && {
+            systemIdentifier: v.segment.systemIdentifier,
+            pgMajor: v.segment.pgMajor,
+            segSize: v.segment.segSize,
+            startLsn: v.segment.startLsn,
+          }),
+          ...(scanRecord !== undefined && { scan: scanRecord }),
+        },
+        ctx.compressLevel,
+      );
+    if (existing === null) {
       const { object, meta } = await build();
-      await ctx.storage.replace(key, object, { meta: metaToHeaders(meta), contentType: 'application/zstd' });
+      // The pusher: compressed already, stored only after the predecessor it is pushing (push-order.ts).
+      if (opts.inOrder && seg && v.scan && neighbours?.prev === null && !(await afterPredecessor(ctx, cat, path, file, seg, v.scan.result, neighbours, opts.inOrder))) {
+        return { name: file.name, outcome: 'deferred', rawSize: raw.length, storedSize: 0, sha256: sum };
+      }
+      const res = await ctx.storage.putIfAbsent(key, object, { meta: metaToHeaders(meta), contentType: 'application/zstd' });
       storedSize = object.length;
       bodySha256 = meta.bodySha256;
-      outcome = 'repaired';
+      if (res === 'exists') {
+        // A concurrent push stored it first: the same content is fine, other content a conflict.
+        existing = await inspectExisting(ctx.storage, key);
+        if (!existing) throw new WalshipError('REPOSITORY_UNAVAILABLE', `${key} was reported to exist but cannot be read back`);
+      }
     }
-  }
+    if (existing !== null) {
+      if (existing.meta.sha256 !== sum) throw conflict(file.name, existing.meta.sha256, sum);
+      pushedAt = existing.meta.pushedAt;
+      storedSize = existing.size;
+      bodySha256 = existing.meta.bodySha256;
+      // The catalog keeps what the repository holds: an object of older walship carries no scan.
+      scanRecord = existing.meta.scan;
+      outcome = 'already-archived';
+      if (existing.damage !== null) {
+        // The archived copy is of this very file (same recorded checksum) but damaged, e.g. a
+        // store that exposed an interrupted upload: replace it with a verified one.
+        logger.warn('archived copy is damaged; replacing it with this identical file', { file: file.name, damage: existing.damage });
+        scanRecord = v.scan ? await packScan(v.scan.result) : undefined;
+        const { object, meta } = await build();
+        await ctx.storage.replace(key, object, { meta: metaToHeaders(meta), contentType: 'application/zstd' });
+        storedSize = object.length;
+        bodySha256 = meta.bodySha256;
+        outcome = 'repaired';
+      }
+    }
 
-  // The pusher's push of the next segment may go on (push-order.ts).
-  if (opts.inOrder) await markStored(opts.inOrder, file.name);
-  await indexFile(ctx, cat, file, v, { sha256: sum, bodySha256, scanRecord, rawSize: raw.length, storedSize, key, identity, pushedAt });
-  if (outcome === 'already-archived') {
-    logger.info('already archived with identical content', { file: file.name, sha256: sum.slice(0, 16) });
-  } else if (outcome === 'repaired') {
-    logger.info('archived (damaged copy replaced)', { file: file.name, raw: raw.length, stored: storedSize });
-  } else {
-    logger.info('archived', { file: file.name, raw: raw.length, stored: storedSize });
-  }
-  return { name: file.name, outcome, rawSize: raw.length, storedSize, sha256: sum };
+    // The pusher's push of the next segment may go on (push-order.ts).
+    if (opts.inOrder) await markStored(opts.inOrder, file.name);
+    await indexFile(ctx, cat, file, v, { sha256: sum, bodySha256, scanRecord, rawSize: raw.length, storedSize, key, identity, pushedAt });
+    if (outcome === 'already-archived') {
+      logger.info('already archived with identical content', { file: file.name, sha256: sum.slice(0, 16) });
+    } else if (outcome === 'repaired') {
+      logger.info('archived (damaged copy replaced)', { file: file.name, raw: raw.length, stored: storedSize });
+    } else {
+      logger.info('archived', { file: file.name, raw: raw.length, stored: storedSize });
+    }
+    return { name: file.name, outcome, rawSize: raw.length, storedSize, sha256: sum };
   } finally {
     if (cat !== ctx.catalog) cat.close();
   }

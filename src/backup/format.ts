@@ -14,6 +14,8 @@ export const CHUNK_RAW_BYTES = 64 * 1024 * 1024;
 
 export const backupKey = (id: string, name: string): string => `${BACKUP_PREFIX}${id}/${name}`;
 export const chunkName = (n: number): string => `chunk-${String(n).padStart(6, '0')}.tar.zst`;
+/** The control file: backed up after every other file (a standby's backup ends at its minimum recovery point), restored last. */
+export const PG_CONTROL = 'global/pg_control';
 export const partEntryName = (path: string, part: number): string => `${path}.walship-part-${String(part).padStart(6, '0')}`;
 
 export interface ManifestPiece {

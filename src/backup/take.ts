@@ -21,6 +21,7 @@ import { readIdentity, describeIdentity } from '../archive/identity.js';
 import { objectKeyFor } from '../archive/keys.js';
 import {
   EMPTY_DIRS,
+  PG_CONTROL,
   backupKey,
   chunkName,
   includedInBackup,
@@ -36,8 +37,6 @@ import {
   type PlannedChunk,
 } from './format.js';
 import { Progress } from './progress.js';
-
-const PG_CONTROL = 'global/pg_control';
 import { recordBackupComplete, recordBackupFailure, recordBackupStart } from './record.js';
 import { runPool } from '../pool.js';
 
@@ -228,7 +227,6 @@ async function storeChunk(
   return { raw, stored: body.length };
 }
 
-/** Waits until every segment from `first` to `last` (inclusive) is in the repository. */
 /**
  * Waits until the WAL from the backup's start to its stop is archived. On a standby that WAL is
  * the primary's: its last segment is archived once the primary fills or switches it.

@@ -261,8 +261,9 @@ export const MIGRATIONS: readonly string[] = [
   // object's metadata carries it (archive/envelope.ts), which index blocks are made of; null for
   // files pushed without it. first_record_prev: the xl_prev of a file's first record, which
   // archive-push checks the history's continuity with (wal/continuity.ts). push_refusals: what
-  // archive-push refused (archive/push.ts), for `walship info`. index_blocks: the repository's index blocks this catalog knows of
-  // (archive/index-blocks.ts). sync_state: when the catalog last read the repository.
+  // archive-push refused (archive/push.ts), for `walship info`. index_blocks: the repository's
+  // index blocks this catalog knows of (archive/index-blocks.ts). sync_state: when the catalog
+  // last read the repository.
   `
   ALTER TABLE wal_files ADD COLUMN scan_record TEXT;
   ALTER TABLE wal_scans ADD COLUMN first_record_prev INTEGER;

@@ -12,7 +12,7 @@ import { dirname, join, resolve } from 'node:path';
 import { WalshipError, describeSystemError } from '../errors.js';
 import { logger } from '../log.js';
 import type { StorageDriver } from '../storage/driver.js';
-import { backupKey, type BackupSummary, type Manifest, type ManifestFile, type ManifestPiece } from '../backup/format.js';
+import { PG_CONTROL, backupKey, type BackupSummary, type Manifest, type ManifestFile, type ManifestPiece } from '../backup/format.js';
 import { Progress } from '../backup/progress.js';
 import { runPool } from '../pool.js';
 import { processAlive } from '../pid.js';
@@ -40,7 +40,6 @@ export interface RestoreResult {
   tablespaces: { oid: string; location: string }[];
 }
 
-const PG_CONTROL = 'global/pg_control';
 
 export async function readBackup(storage: StorageDriver, id: string): Promise<{ summary: BackupSummary; manifest: Manifest }> {
   const [s, m] = await Promise.all([storage.get(backupKey(id, 'backup.json')), storage.get(backupKey(id, 'manifest.json'))]);
