@@ -4,7 +4,10 @@
  * around); a rebuild killed midway leaves the catalog as it was; a catalog of the format before
  * this one is upgraded and synced; objects archived without their scan (older walship) are
  * indexed without their records, and read with --rescan. Every answer is compared with the
- * catalog the pushes made.
+ * catalog the pushes made. And what a sync must not get wrong: a timeline another host archived
+ * between two this catalog knows is found, a damaged object is left out (a gap, not a promise),
+ * a repository that lost its identity does not empty the catalog; a damaged archived neighbour
+ * does not stop archive-push.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
@@ -173,5 +176,91 @@ describe('a rebuild killed midway', () => {
     expect(readdirSync(dir).filter((n) => n.startsWith('reader.db.rebuild-'))).toEqual([]);
     expect(ranges(await run(reader, ['ranges', '--json', '--no-sync'], { repoUrl: s3repo, env: s3.env }))).toEqual(after);
     expect(existsSync(reader)).toBe(true);
+  });
+});
+
+describe('what a sync must not get wrong', () => {
+  const copyRepo = (name: string) => {
+    const dir = join(work, name);
+    mkdirSync(dir);
+    cpSync(repo, join(dir, 'repo'), { recursive: true });
+    return { dir, repoCopy: join(dir, 'repo') };
+  };
+
+  it('finds a timeline another host archived between two this catalog knows', async () => {
+    const { dir, repoCopy } = copyRepo('between');
+    const hostX = join(dir, 'x.db');
+    expect((await run(hostX, ['catalog', 'rebuild'], { repoUrl: repoCopy })).code).toBe(0);
+    const files = join(dir, 'files');
+    mkdirSync(files);
+    writeFileSync(join(files, '00000002.history'), '1\t0/3000000\tno recovery target specified\n');
+    writeFileSync(join(files, '00000003.history'), '1\t0/3000000\tno recovery target specified\n2\t0/5000000\tno recovery target specified\n');
+    // Host X pushes timeline 3's history; another host pushed timeline 2's.
+    expect((await run(hostX, ['archive-push', join(files, '00000003.history')], { repoUrl: repoCopy })).code).toBe(0);
+    expect((await run(join(dir, 'y.db'), ['archive-push', join(files, '00000002.history')], { repoUrl: repoCopy })).code).toBe(0);
+    const synced = await run(hostX, ['catalog', 'sync', '--json'], { repoUrl: repoCopy });
+    expect(synced.code, synced.stderr).toBe(0);
+    expect(JSON.parse(synced.stdout).files).toBe(1);
+    const info = JSON.parse((await run(hostX, ['info', '--json', '--no-sync'], { repoUrl: repoCopy })).stdout) as { historyFiles: string[] };
+    expect(info.historyFiles).toEqual(['00000002.history', '00000003.history']);
+  });
+
+  it('leaves a damaged object out of the catalog, says so, and answers for the rest', async () => {
+    const { dir, repoCopy } = copyRepo('damaged-object');
+    // A segment outside the one index block (16 to 31), not the first: its entry comes from its own frame.
+    const segs = readdirSync(join(repoCopy, 'wal', '0000000100000000')).filter((n) => /^[0-9A-F]{24}\.zst$/.test(n)).sort();
+    const name = segs.find((n, i) => i > 0 && parseInt(n.slice(16, 24), 16) < 16)!.slice(0, 24);
+    const key = `wal/0000000100000000/${name}.zst`;
+    const path = join(repoCopy, key);
+    const bytes = readFileSync(path);
+    bytes.fill(0x55, 0, 16);
+    writeFileSync(path, bytes);
+    const cat = join(dir, 'c.db');
+    const r = await run(cat, ['catalog', 'rebuild', '--json'], { repoUrl: repoCopy });
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).damagedObjects).toEqual([key]);
+    expect(r.stderr).toMatch(/an archived object is damaged: left out of the catalog/);
+    const info = JSON.parse((await run(cat, ['info', '--json'], { repoUrl: repoCopy })).stdout) as { timelines: { gaps: { first: string; last: string }[] }[]; totals: { files: number } };
+    expect(info.timelines[0]!.gaps).toEqual([expect.objectContaining({ first: name, last: name })]);
+    expect(info.totals.files).toBe(fx.files.length - 1);
+  });
+
+  it('refuses to empty a catalog after a repository that lost its identity (a wrong or unmounted path), rebuild too', async () => {
+    const { dir, repoCopy } = copyRepo('unmounted');
+    const cat = join(dir, 'c.db');
+    expect((await run(cat, ['catalog', 'rebuild'], { repoUrl: repoCopy })).code).toBe(0);
+    const want = ranges(await run(cat, ['ranges', '--json', '--no-sync'], { repoUrl: repoCopy }));
+    // The repository's filesystem is not mounted: an empty directory where it was.
+    rmSync(repoCopy, { recursive: true });
+    mkdirSync(repoCopy, { mode: 0o700 });
+    for (const args of [['catalog', 'sync'], ['catalog', 'rebuild']]) {
+      const r = await run(cat, args, { repoUrl: repoCopy });
+      expect(r.code, args.join(' ')).toBe(6);
+      expect(r.stderr).toMatch(/has no walship identity, but catalog .* lists what was archived there/);
+    }
+    expect(ranges(await run(cat, ['ranges', '--json', '--no-sync'], { repoUrl: repoCopy }))).toEqual(want);
+  });
+});
+
+describe('a damaged archived neighbour', () => {
+  it('does not stop archive-push: an identical re-push succeeds, and a new segment next to it is stored with a warning', async () => {
+    const dir = join(work, 'damaged-neighbour');
+    mkdirSync(dir);
+    const own = join(dir, 'repo');
+    const cat = join(dir, 'c.db');
+    expect((await run(cat, ['init'], { repoUrl: own })).code).toBe(0);
+    const [s1, s2, s3, s4] = fx.segments;
+    for (const f of [s1!, s2!, s3!]) expect((await run(cat, ['archive-push', join(fx.dir, f), '--push-readahead', '0'], { repoUrl: own })).code).toBe(0);
+    // The third segment's object is damaged; hosts with no catalog row read it from the repository.
+    const path = join(own, 'wal', s3!.slice(0, 16), `${s3}.zst`);
+    const bytes = readFileSync(path);
+    bytes.fill(0x55, 0, 16);
+    writeFileSync(path, bytes);
+    const again = await run(join(dir, 'other.db'), ['archive-push', join(fx.dir, s2!), '--push-readahead', '0'], { repoUrl: own });
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).toMatch(/already archived with identical content/);
+    const next = await run(join(dir, 'third.db'), ['archive-push', join(fx.dir, s4!), '--push-readahead', '0'], { repoUrl: own });
+    expect(next.code, next.stderr).toBe(0);
+    expect(next.stderr).toMatch(/the archived neighbour is damaged: this file is not checked against it .*neighbour=/);
   });
 });

@@ -146,11 +146,13 @@ describe('high availability', () => {
     await p.start();
     await q.start();
     expect(await q.systemIdentifier()).toBe(await p.systemIdentifier());
-    // Each writes a backlog of its own history on timeline 1, archiving blocked.
+    // Each writes a backlog of its own history on timeline 1, archiving blocked (of different
+    // sizes: two histories whose records lie at the same positions link up as one, for walship's
+    // check as for recovery's).
     const last = new Map<PgCluster, string>();
-    for (const [c, who] of [[p, 'A'], [q, 'B']] as const) {
+    for (const [c, who, rows] of [[p, 'A', 20000], [q, 'B', 17000]] as const) {
       for (let i = 0; i < 6; i++) {
-        await c.sql(`INSERT INTO t SELECT '${who}', generate_series(1, 20000)`);
+        await c.sql(`INSERT INTO t SELECT '${who}', generate_series(1, ${rows})`);
         last.set(c, await c.switchWal());
       }
     }
@@ -202,6 +204,14 @@ describe('high availability', () => {
     const text = await walship(['info', '--repo', a.repo, '--catalog', catalogs.get(loser)!], { env: a.env, asUser: true });
     expect(text.stdout).toMatch(new RegExp(`REFUSED\\s+${refused}: \\d+ time\\(s\\) since`));
     expect(logOf(loser)).toMatch(/already archived with different content|diverged history on timeline 1/);
+    // A segment of the refused server's past everything archived: its first record does not
+    // point back to the last record of the archived history.
+    await loser.sql(`INSERT INTO t SELECT 'more', generate_series(1, 1000)`);
+    const beyond = await loser.switchWal();
+    const manual = await walship(['archive-push', join(loser.dataDir, 'pg_wal', beyond), '--repo', a.repo, '--catalog', catalogs.get(loser)!, '--push-readahead', '0'], { env: a.env, asUser: true });
+    expect(manual.code, manual.stderr).toBe(4);
+    expect(manual.stderr).toMatch(new RegExp(`diverged history on timeline 1 at LSN [0-9A-F]+/[0-9A-F]+: ${beyond} and the archived ${last.get(loser)} are not one history .*another server with this system identifier is archiving into this repository`, 'i'));
+    expect(manual.stderr).toMatch(/code=HISTORY_DIVERGED/);
     // The winner's host shows no refusal, and goes on archiving once the other server is stopped.
     const winnerInfo = JSON.parse((await walship(['info', '--json', '--repo', a.repo, '--catalog', catalogs.get(winner!)!], { env: a.env, asUser: true })).stdout) as { refusals: unknown[] };
     expect(winnerInfo.refusals).toEqual([]);

@@ -16,13 +16,14 @@
  */
 import type { StorageDriver } from '../storage/driver.js';
 import type { Catalog } from '../catalog/catalog.js';
-import { WalshipError } from '../errors.js';
+import { WalshipError, asWalshipError } from '../errors.js';
+import { logger } from '../log.js';
 import { formatLsn, segmentName, type WalFileName } from '../wal/names.js';
 import { discontinuity, type SegmentEnds } from '../wal/continuity.js';
 import type { HeadCont, TailCont } from '../wal/scanner.js';
 import type { ScanFacts } from '../wal/scan-record.js';
 import { objectKeyFor } from './keys.js';
-import { unpackScan } from './envelope.js';
+import { EnvelopeError, unpackScan } from './envelope.js';
 import { readFrame } from './repo-reader.js';
 
 export interface Neighbours {
@@ -53,9 +54,18 @@ export async function loadNeighbour(storage: StorageDriver, cat: Catalog, timeli
       },
     };
   }
-  const meta = await readFrame(storage, objectKeyFor({ name, kind: 'segment', timeline }));
-  if (!meta?.scan || meta.startLsn === undefined) return null;
-  return { name, ends: endsOf(await unpackScan(meta.scan, meta.startLsn)) };
+  const key = objectKeyFor({ name, kind: 'segment', timeline });
+  try {
+    const meta = await readFrame(storage, key);
+    if (!meta?.scan || meta.startLsn === undefined) return null;
+    return { name, ends: endsOf(await unpackScan(meta.scan, meta.startLsn)) };
+  } catch (err) {
+    // A damaged neighbour cannot be checked against; refusing for it would stop archiving for
+    // good. Unreachable storage is not damage: that fails the push.
+    if (!(err instanceof EnvelopeError) && asWalshipError(err).code !== 'OBJECT_CORRUPT') throw err;
+    logger.warn('the archived neighbour is damaged: this file is not checked against it', { neighbour: name, key, error: (err as Error).message });
+    return null;
+  }
 }
 
 /** The archived neighbours of `file` (segment number `segNo`) on its timeline. */

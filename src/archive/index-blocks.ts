@@ -9,15 +9,15 @@
  * A block is an ordinary walship object (envelope.ts: metadata frame with the SHA-256, then zstd)
  * holding JSON lines, one per segment: its index entry, what its object's metadata says (size,
  * checksums, push time, the scan of its records) and its stored size. archive-push writes a block
- * once its catalog holds every segment of it with its scan (and the 256-block once its sixteen
- * 16-blocks are written), create-only: a block is never changed, and one another host wrote
- * first is kept. Blocks are a cache of the objects' own metadata: a missing or damaged block
+ * once its catalog holds every segment of it with its scan (the 16-block of the segment it has
+ * just pushed first, then the 256-block around it), create-only: a block is never changed, and
+ * one another host wrote first is kept. Blocks are a cache of the objects' own metadata: a missing or damaged block
  * only costs the reader the segments' own metadata reads.
  */
 import type { StorageDriver } from '../storage/driver.js';
 import type { Catalog, WalFileRow } from '../catalog/catalog.js';
 import { logger } from '../log.js';
-import { segmentName, segNoFromLogSeg } from '../wal/names.js';
+import { hex8, segmentName, segNoFromLogSeg } from '../wal/names.js';
 import { decodeObject, encodeObject, sha256, type ObjectMeta } from './envelope.js';
 
 export const INDEX_PREFIX = 'index/';
@@ -60,7 +60,6 @@ function entryFromRow(r: WalFileRow): IndexEntry {
   };
 }
 
-const hex8 = (n: number) => n.toString(16).toUpperCase().padStart(8, '0');
 
 export function blockKey(timeline: number, firstSeg: number, count: number, segSize: number): string {
   return `${INDEX_PREFIX}${hex8(timeline)}/${segmentName(timeline, firstSeg, segSize)}.${count}.zst`;
@@ -93,11 +92,11 @@ export function parseBlockKey(key: string, segSize: number): BlockRef | null {
 export async function writeCompletedBlocks(storage: StorageDriver, cat: Catalog, timeline: number, segNo: number, segSize: number): Promise<void> {
   for (const count of BLOCK_SIZES) {
     const first = segNo - (segNo % count);
-    if (cat.hasIndexBlock(timeline, first, count)) continue;
-    const have = cat.segmentCount(timeline, first, first + count - 1);
-    if (have.segments !== count || have.withRecord !== count) return; // nor is any larger block complete
     const key = blockKey(timeline, first, count, segSize);
     try {
+      if (cat.hasIndexBlock(timeline, first, count)) continue;
+      const have = cat.segmentCount(timeline, first, first + count - 1);
+      if (have.segments !== count || have.withRecord !== count) return; // nor is any larger block complete
       const body = Buffer.from(cat.segmentsBetween(timeline, first, first + count - 1).map((r) => JSON.stringify(entryFromRow(r))).join('\n') + '\n');
       const { object } = await encodeObject(
         body,

@@ -35,9 +35,9 @@
  * exits.
  */
 import { existsSync, lstatSync, readFileSync, realpathSync, renameSync, rmSync, statSync, type BigIntStats, promises as fsp } from 'node:fs';
-import { isAbandonedTemp, isTempName, writeFileAtomic, writeFileAtomicSync } from '../local/atomic-write.js';
-import { privateDir, readPrivateFile } from '../local/private.js';
 import { basename, dirname, join, resolve } from 'node:path';
+import { isAbandonedTemp, isTempName, writeFileAtomic, writeFileAtomicSync } from '../local/atomic-write.js';
+import { privateDir, readPrivateFile, trustProblem } from '../local/private.js';
 import type { Config } from '../config.js';
 import { repoCanonical } from './context.js';
 import { WalshipError, asWalshipError } from '../errors.js';
@@ -254,6 +254,9 @@ async function takeSpooled(spool: string, name: string, dest: string, repo: stri
   if (!st.isFile() || !sameFileState(meta.file, st)) {
     return discard('it changed since it was verified');
   }
+  // This user's and writable by no one else, as the compiled entry checks it too.
+  const problem = trustProblem(lstatSync(dataPath), 'file');
+  if (problem !== null) return discard(`the spooled file ${problem}`);
   const target = resolve(dest);
   let moved = false;
   try {
@@ -304,6 +307,8 @@ export function spoolUsable(spool: string): boolean {
       spool,
       problem: dir.reason,
     });
+  } else if (dir.state === 'uncreatable') {
+    logger.debug('the prefetch spool cannot be created; prefetch is off for this call (set spool_dir to a directory this user can create)', { spool, problem: dir.reason });
   }
   return false;
 }

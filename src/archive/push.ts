@@ -7,7 +7,8 @@
  * file is recorded in the catalog (what `walship info` shows as refusals) until it is archived.
  */
 import { readFile } from 'node:fs/promises';
-import { basename, dirname } from 'node:path';
+import { existsSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { FILE_REFUSALS, WalshipError, asWalshipError, describeSystemError } from '../errors.js';
 import { segmentName, type WalFileName } from '../wal/names.js';
 import type { StorageDriver } from '../storage/driver.js';
@@ -102,17 +103,23 @@ export async function pushFile(ctx: ArchiveContext, path: string, opts: PushOpti
     return await push(ctx, path, opts);
   } catch (err) {
     const we = asWalshipError(err);
-    if (FILE_REFUSALS.has(we.code)) noteRefusal(ctx, basename(path), we);
+    if (FILE_REFUSALS.has(we.code)) noteRefusal(ctx, path, we);
     throw err;
   }
 }
 
-/** Records a refusal in the catalog (never fails: the refusal is what the caller reports). */
-function noteRefusal(ctx: ArchiveContext, name: string, we: WalshipError): void {
+/**
+ * Records a refusal in the catalog when PostgreSQL has the file `.ready` (it will retry it, and
+ * archive nothing after it); never fails: the refusal is what the caller reports.
+ */
+function noteRefusal(ctx: ArchiveContext, path: string, we: WalshipError): void {
+  const name = basename(path);
+  const walDir = resolve(dirname(path));
+  if (!existsSync(join(walDir, 'archive_status', `${name}.ready`))) return;
   try {
     const cat = ctx.catalog ?? Catalog.open(ctx.catalogPath)!;
     try {
-      cat.write(`record the refusal of ${name}`, () => cat.noteRefusal(name, we.code, we.message));
+      cat.write(`record the refusal of ${name}`, () => cat.noteRefusal(name, walDir, we.code, we.message));
     } finally {
       if (cat !== ctx.catalog) cat.close();
     }
@@ -146,12 +153,15 @@ async function push(ctx: ArchiveContext, path: string, opts: PushOptions): Promi
   let outcome: PushResult['outcome'] = 'archived';
   const cat = ctx.catalog ?? Catalog.open(ctx.catalogPath)!;
   try {
-    // The archived object of this name and, for a segment, its archived neighbours, at once.
+    // The archived object of this name and, for a segment, its archived neighbours, read at once;
+    // the neighbours matter only to a new file (an identical one was checked when it was stored).
     const seg = v.segment;
-    const [found, neighbours] = await Promise.all([inspectExisting(ctx.storage, key), seg ? loadNeighbours(ctx.storage, cat, file, seg.segNo, seg.segSize) : null]);
-    let existing = found;
-    // A new file must continue the history archived around it (an identical one was checked when stored).
-    if (existing === null && neighbours && v.scan) checkContinuity(file, v.scan.result, neighbours);
+    const loading = seg ? loadNeighbours(ctx.storage, cat, file, seg.segNo, seg.segSize) : Promise.resolve(null);
+    loading.catch(() => undefined);
+    let existing = await inspectExisting(ctx.storage, key);
+    const neighbours = existing === null ? await loading : null;
+    // A new file must continue the history archived around it.
+    if (neighbours && v.scan) checkContinuity(file, v.scan.result, neighbours);
     let storedSize = 0;
     let bodySha256: string | undefined;
     let pushedAt = new Date().toISOString();

@@ -6,9 +6,10 @@
  * files in flight on a few lanes (the main thread and a worker thread per further core), stored in
  * order (push-order.ts). Per file: `<name>.pushing` while it works, then the durable record
  * `<name>`, or `<name>.failed` with the error (the call for it then pushes the file itself and
- * reports what is wrong; the pusher tries again later, and pushes nothing newer meanwhile). A file
- * that changes while it is pushed gets no record. Records, markers and
- * failures of files no longer `.ready` are deleted. It exits when it has had no work for a while
+ * reports what is wrong). The pusher tries a failed file again later, a refused one (of another
+ * history, say) never: that is PostgreSQL's call to make; and it pushes nothing newer than either
+ * meanwhile. A file that changes while it is pushed gets no record. Records, markers and failures
+ * of files no longer `.ready` are deleted. It exits when it has had no work for a while
  * (nothing in flight, and PostgreSQL has marked no file done and made none ready), when pg_wal is
  * gone, or when its lock is taken away.
  */

@@ -187,6 +187,10 @@ export function stateUsable(stateDir: string, create: boolean): boolean {
     logger.warn('the read-ahead state directory is not safe to use; pushing without read-ahead (remove it)', { dir: stateDir, problem: dir.reason });
     return false;
   }
+  if (dir.state === 'uncreatable') {
+    logger.debug('the read-ahead state directory cannot be created; pushing without read-ahead', { dir: stateDir, problem: dir.reason });
+    return false;
+  }
   return dir.state === 'ok' || !create;
 }
 
@@ -258,9 +262,13 @@ function writePushTicket(cfg: Config, realDir: string, stateDir: string, repo: s
   // directory: no ticket then (PostgreSQL runs archive_command in the data directory).
   if (dirname(realDir) !== cwd && existsSync(join(dirname(realDir), 'PG_VERSION'))) return;
   const place = privateDir(dir, { create: true });
-  if (place.state !== 'ok') {
-    logger.warn('the push ticket\'s directory is not safe to use; every push runs in node (remove it)', { dir, problem: place.state === 'untrusted' ? place.reason : 'absent' });
+  if (place.state === 'untrusted') {
+    logger.warn('the push ticket\'s directory is not safe to use; every push runs in node (remove it)', { dir, problem: place.reason });
     return;
   }
+  if (place.state === 'uncreatable') {
+    logger.debug('the push ticket\'s directory cannot be created; every push runs in node', { dir, problem: place.reason });
+  }
+  if (place.state !== 'ok') return;
   writeTicket(dir, PUSH_TICKET, { cfg, flagArgs, cwd, repo, places: [['wal_dir', realDir], ['state_dir', realState]] });
 }

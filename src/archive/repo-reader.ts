@@ -1,7 +1,7 @@
 /**
- * Reading the repository back as catalog input, for sync and rebuild (sync.ts): an archived
- * file's object as the catalog indexes it (catalog/index-file.ts), and the documents walship's
- * backups leave.
+ * Reading the repository's WAL objects back as catalog input, for sync and rebuild
+ * (sync/sync.ts), and for push's neighbour checks (continuity.ts): an archived file's object as
+ * the catalog indexes it (catalog/index-file.ts), or just its metadata frame.
  *
  * A segment's or .partial's entry comes from an index block covering it (index-blocks.ts) or,
  * failing that, from its object's metadata frame (one ranged read); its scan is the one push
@@ -13,13 +13,12 @@ import type { StorageDriver } from '../storage/driver.js';
 import type { ArchivedFile } from '../catalog/index-file.js';
 import { WalshipError } from '../errors.js';
 import { parseWalFileName, segNoFromLogSeg, type WalFileName } from '../wal/names.js';
-import { validateSegment } from '../wal/page.js';
+import { validateSegment, type SegmentInfo } from '../wal/page.js';
 import { scanArchivedFile } from '../catalog/scan-store.js';
 import { decodeMeta, decodeObject, EnvelopeError, unpackScan, type ObjectMeta } from './envelope.js';
 import { objectKeyFor, fileNameFromKey } from './keys.js';
-import { readBlock, type BlockRef, type IndexEntry, entryFromMeta } from './index-blocks.js';
+import { BLOCK_SIZES, readBlock, type BlockRef, type IndexEntry, entryFromMeta } from './index-blocks.js';
 import { validateFile } from './validate.js';
-import { backupKey, type BackupFailure, type BackupStart, type BackupSummary } from '../backup/format.js';
 
 /** The first read of an object's metadata frame: enough for any frame but those of the busiest segments. */
 const FRAME_READ_BYTES = 256 * 1024;
@@ -30,7 +29,7 @@ export interface SegmentShape {
   pgMajor: number;
 }
 
-function damaged(key: string, storage: StorageDriver, why: string): WalshipError {
+export function damaged(key: string, storage: StorageDriver, why: string): WalshipError {
   return new WalshipError('OBJECT_CORRUPT', `${storage.location}/${key} is damaged: ${why}`);
 }
 
@@ -126,8 +125,13 @@ export async function rescan(storage: StorageDriver, l: ListedFile): Promise<Pic
     if (err instanceof EnvelopeError) throw damaged(l.key, storage, err.message);
     throw err;
   }
-  const seg = validateSegment(raw, l.file);
-  return { scan: scanArchivedFile(raw, l.file, seg), raw };
+  let seg: SegmentInfo;
+  try {
+    seg = validateSegment(raw, l.file);
+  } catch (err) {
+    throw damaged(l.key, storage, (err as Error).message);
+  }
+  return { scan: scanArchivedFile(raw, l.file, seg, { archived: true }), raw };
 }
 
 /**
@@ -137,7 +141,8 @@ export async function rescan(storage: StorageDriver, l: ListedFile): Promise<Pic
  */
 export class BlockReader {
   private readonly loaded = new Map<string, Promise<Map<string, IndexEntry> | null>>();
-  private readonly byTimeline = new Map<number, BlockRef[]>();
+  /** The blocks by timeline, size and first segment. */
+  private readonly refs = new Map<string, BlockRef>();
   /** Blocks read, and blocks found damaged. */
   read = 0;
   damaged: string[] = [];
@@ -146,19 +151,15 @@ export class BlockReader {
     private readonly storage: StorageDriver,
     refs: readonly BlockRef[],
   ) {
-    for (const r of [...refs].sort((a, b) => b.count - a.count)) {
-      let list = this.byTimeline.get(r.timeline);
-      if (!list) this.byTimeline.set(r.timeline, (list = []));
-      list.push(r);
-    }
+    for (const r of refs) this.refs.set(`${r.timeline}/${r.count}/${r.firstSeg}`, r);
   }
 
   /** The entry of segment `segNo` of `timeline` named `name`, or null when no readable block has it. */
   async entry(timeline: number, segNo: number, name: string): Promise<IndexEntry | null> {
-    for (const ref of this.byTimeline.get(timeline) ?? []) {
-      if (segNo < ref.firstSeg || segNo >= ref.firstSeg + ref.count) continue;
-      const block = await this.load(ref);
-      const e = block?.get(name);
+    for (const count of [...BLOCK_SIZES].reverse()) {
+      const ref = this.refs.get(`${timeline}/${count}/${segNo - (segNo % count)}`);
+      if (!ref) continue;
+      const e = (await this.load(ref))?.get(name);
       if (e) return e;
     }
     return null;
@@ -183,28 +184,4 @@ export class BlockReader {
     }
     return p;
   }
-}
-
-/** What the repository says of one of walship's own backups. */
-export interface BackupDocs {
-  id: string;
-  start?: BackupStart;
-  summary?: BackupSummary;
-  failure?: BackupFailure;
-}
-
-/** The documents of backup `id` (format.ts), from the names its directory holds. */
-export async function readBackupDocs(storage: StorageDriver, id: string, names: readonly string[]): Promise<BackupDocs> {
-  const doc = async <T>(name: string): Promise<T | undefined> => {
-    if (!names.includes(name)) return undefined;
-    const buf = await storage.get(backupKey(id, name));
-    if (buf === null) return undefined;
-    try {
-      return JSON.parse(buf.toString('utf8')) as T;
-    } catch {
-      throw damaged(backupKey(id, name), storage, 'it is not valid JSON');
-    }
-  };
-  const [start, summary, failure] = await Promise.all([doc<BackupStart>('started.json'), doc<BackupSummary>('backup.json'), doc<BackupFailure>('failed.json')]);
-  return { id, ...(start && { start }), ...(summary && { summary }), ...(failure && { failure }) };
 }

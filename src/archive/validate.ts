@@ -52,4 +52,3 @@ export function validateFile(file: WalFileName, raw: Buffer): Validated {
     }
   }
 }
-

@@ -1,7 +1,7 @@
 /**
  * walship's own backups in the catalog, from the documents a backup leaves in the repository
  * (format.ts): `started.json` (running), `backup.json` (complete), `failed.json` (failed). Used
- * by `walship backup` as it goes and by sync/rebuild (archive/sync.ts) reading them back, so both
+ * by `walship backup` as it goes and by sync/rebuild (sync/sync.ts) reading them back, so both
  * write the same row. Call inside a catalog write transaction.
  */
 import { parseLsn } from '../wal/names.js';

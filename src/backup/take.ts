@@ -390,12 +390,13 @@ export async function takeBackup(ctx: BackupContext, cfg: Config, opts: BackupOp
       const message = err instanceof Error ? err.message : String(err);
       const failure: BackupFailure = { format: 1, id, error: message, failedAt: new Date().toISOString() };
       const startDoc = begun;
+      // Each on its own: the original error matters more, and either record tells the hosts.
       try {
         cat.write('mark the backup failed', () => recordBackupFailure(cat!, startDoc, failure));
-        await ctx.storage.putIfAbsent(backupKey(id, 'failed.json'), Buffer.from(JSON.stringify(failure) + '\n'), { contentType: 'application/json' });
       } catch {
-        /* the original error matters more */
+        /* the catalog may be what failed */
       }
+      await ctx.storage.putIfAbsent(backupKey(id, 'failed.json'), Buffer.from(JSON.stringify(failure) + '\n'), { contentType: 'application/json' }).catch(() => undefined);
     }
     throw err;
   } finally {

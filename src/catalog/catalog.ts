@@ -5,9 +5,9 @@
  */
 import { chmodSync, closeSync, constants as fsc, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { trustProblem } from '../local/private.js';
 import { createRequire } from 'node:module';
 import type BetterSqlite3 from 'better-sqlite3';
+import { trustProblem } from '../local/private.js';
 import { WalshipError, describeSystemError } from '../errors.js';
 import { MIGRATIONS } from './schema.js';
 
@@ -115,6 +115,17 @@ function checkCatalogFile(path: string, tighten: boolean): void {
       }
     }
   }
+}
+
+/** A file archive-push refused while PostgreSQL had it `.ready` in `walDir`. */
+export interface Refusal {
+  name: string;
+  walDir: string;
+  code: string;
+  message: string;
+  firstAt: string;
+  lastAt: string;
+  count: number;
 }
 
 export class Catalog {
@@ -367,13 +378,13 @@ export class Catalog {
     this.db.prepare('INSERT OR IGNORE INTO index_blocks (timeline, first_seg, count, object_key) VALUES (?, ?, ?, ?)').run(timeline, first, count, key);
   }
 
-  /** Records that archive-push refused `name` (once more). Call inside write(). */
-  noteRefusal(name: string, code: string, message: string): void {
+  /** Records that archive-push refused `name`, `.ready` in `walDir`, (once more). Call inside write(). */
+  noteRefusal(name: string, walDir: string, code: string, message: string): void {
     const now = new Date().toISOString();
     this.statement(
-      `INSERT INTO push_refusals (name, code, message, first_at, last_at, count) VALUES (?, ?, ?, ?, ?, 1)
-       ON CONFLICT (name) DO UPDATE SET code = excluded.code, message = excluded.message, last_at = excluded.last_at, count = count + 1`,
-    ).run(name, code, message, now, now);
+      `INSERT INTO push_refusals (name, wal_dir, code, message, first_at, last_at, count) VALUES (?, ?, ?, ?, ?, ?, 1)
+       ON CONFLICT (name) DO UPDATE SET wal_dir = excluded.wal_dir, code = excluded.code, message = excluded.message, last_at = excluded.last_at, count = count + 1`,
+    ).run(name, walDir, code, message, now, now);
   }
 
   /** `name` is archived: it is no longer refused. Call inside write(). */
@@ -381,11 +392,9 @@ export class Catalog {
     this.statement('DELETE FROM push_refusals WHERE name = ?').run(name);
   }
 
-  /** The files archive-push refuses, most recent first. */
-  refusals(): { name: string; code: string; message: string; firstAt: string; lastAt: string; count: number }[] {
-    return this.db
-      .prepare('SELECT name, code, message, first_at AS firstAt, last_at AS lastAt, count FROM push_refusals ORDER BY last_at DESC, name')
-      .all() as { name: string; code: string; message: string; firstAt: string; lastAt: string; count: number }[];
+  /** The files archive-push refused, most recent first. */
+  refusals(): Refusal[] {
+    return this.db.prepare('SELECT name, wal_dir AS walDir, code, message, first_at AS firstAt, last_at AS lastAt, count FROM push_refusals ORDER BY last_at DESC, name').all() as Refusal[];
   }
 
   totals(): { files: number; rawBytes: number; storedBytes: number; lastPush: { name: string; at: string } | null } {

@@ -2,7 +2,7 @@
  * Indexing one archived file in the catalog, inside the caller's write transaction: its
  * wal_files row; for a segment or .partial, what its records say (scan-store.ts); for a .history
  * file, the timeline it creates; for a .backup file, the backup it describes. archive-push indexes
- * what it has just stored, sync and rebuild (archive/sync.ts) what they read back from the
+ * what it has just stored, sync and rebuild (sync/sync.ts) what they read back from the
  * repository: the same rows either way, which is what makes the catalog a cache of the repository.
  */
 import type { WalFileName } from '../wal/names.js';

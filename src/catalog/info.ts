@@ -2,8 +2,10 @@
  * `walship info`: what the repository holds, as a stable JSON shape (docs/commands.md) and a
  * readable text rendering.
  */
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
 import { formatLsn, segmentName } from '../wal/names.js';
-import type { Catalog } from './catalog.js';
+import type { Catalog, Refusal } from './catalog.js';
 import { listBackups, type BackupListing } from '../backup/list.js';
 
 export interface SegmentRun {
@@ -31,10 +33,22 @@ export interface InfoReport {
   totals: { files: number; rawBytes: number; storedBytes: number };
   lastPush: { name: string; at: string } | null;
   /** Files archive-push refused on this host and PostgreSQL keeps retrying, most recent first. */
-  refusals: { name: string; code: string; message: string; firstAt: string; lastAt: string; count: number }[];
+  refusals: Refusal[];
 }
 
-/** Contiguous runs of segment numbers and the gaps between them (pure). */
+/**
+ * Whether PostgreSQL still retries a refused file: it is `.ready` in its pg_wal, or that cannot be
+ * seen from here (another user's directory). A file archived since, or a pg_wal that is gone, no.
+ */
+function stillReady(r: Refusal): boolean {
+  try {
+    statSync(join(r.walDir, 'archive_status', `${r.name}.ready`));
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'ENOENT';
+  }
+}
+
 /**
  * Runs of archived segments and the gaps between them, from stretches of consecutive segment
  * numbers ([first, last], ascending; adjacent stretches join into one run).
@@ -103,7 +117,7 @@ export function buildInfo(cat: Catalog, repoUrl: string): InfoReport {
     backups: listBackups(cat),
     totals: { files: totals.files, rawBytes: totals.rawBytes, storedBytes: totals.storedBytes },
     lastPush: totals.lastPush,
-    refusals: cat.refusals(),
+    refusals: cat.refusals().filter(stillReady),
   };
 }
 

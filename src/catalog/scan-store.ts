@@ -51,20 +51,20 @@ const KIND_NAME: XactKind[] = ['commit', 'abort', 'commit_prepared', 'abort_prep
  * Reads every record of a validated segment or .partial. A damaged record inside the valid
  * data (CRC mismatch, impossible header), or a segment whose valid WAL stops short of its end
  * without an XLOG_SWITCH (wal/complete.ts), refuses the file: INVALID_WAL, nothing is stored.
+ * With `archived` (an object read back from the repository, which older walship may have stored
+ * unfinished), a damaged record is OBJECT_CORRUPT and an unfinished segment is read as it is.
  */
-export function scanArchivedFile(raw: Buffer, file: WalFileName, seg: SegmentInfo): ScanResult {
+export function scanArchivedFile(raw: Buffer, file: WalFileName, seg: SegmentInfo, opts: { archived?: boolean } = {}): ScanResult {
+  const bad = (what: string, advice: string) =>
+    opts.archived ? new WalshipError('OBJECT_CORRUPT', `the archived ${file.name} ${what}`) : new WalshipError('INVALID_WAL', `${file.name} ${what}; refusing to archive it${advice}`);
   let scan: ScanResult;
   try {
     scan = scanSegment(raw, { segSize: seg.segSize, startLsn: seg.startLsn, pgMajor: seg.pgMajor, partial: file.kind === 'partial' });
   } catch (err) {
-    throw new WalshipError('INVALID_WAL', `${file.name} cannot be read as WAL (${(err as Error).message}); refusing to archive it`);
+    throw bad(`cannot be read as WAL (${(err as Error).message})`, '');
   }
-  if (scan.corruption) {
-    throw new WalshipError(
-      'INVALID_WAL',
-      `${file.name} is damaged: ${scan.corruption.reason} at ${lsnText(scan.corruption.lsn)}; refusing to archive it (check the disk and the server log)`,
-    );
-  }
+  if (scan.corruption) throw bad(`is damaged: ${scan.corruption.reason} at ${lsnText(scan.corruption.lsn)}`, ' (check the disk and the server log)');
+  if (opts.archived) return scan;
   const unfinished = unfinishedSegment(file, scan);
   if (unfinished !== null) {
     throw new WalshipError('INVALID_WAL', `${file.name} is incomplete: ${unfinished}; refusing to archive it (check the disk, and where the file came from)`);
@@ -90,14 +90,14 @@ interface ScanRow {
   tail_state: string | null;
 }
 
+/** What storeScan needs of a segment: where it is and how to rescan it. */
+export type SegmentPlace = Pick<SegmentInfo, 'segNo' | 'segSize' | 'startLsn' | 'pgMajor'>;
+
 /**
  * Stores a file's scan (inside the caller's write transaction, after its wal_files row) and
  * completes the records spanning into or out of it. `raw` is the file itself: with it a record
  * whose continuation fragment is too short to decode is finished by rescanning.
  */
-/** What storeScan needs of a segment: where it is and how to rescan it. */
-export type SegmentPlace = Pick<SegmentInfo, 'segNo' | 'segSize' | 'startLsn' | 'pgMajor'>;
-
 export function storeScan(cat: Catalog, file: WalFileName, seg: SegmentPlace, scan: ScanFacts, raw?: Buffer): void {
   const existing = cat.statement('SELECT id FROM wal_scans WHERE file = ?').get(file.name) as { id: number } | undefined;
   let id: number;

@@ -257,7 +257,7 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE wal_files ADD COLUMN body_sha256 TEXT;
   `,
-  // 6: the catalog as a cache of the repository (archive/sync.ts). scan_record: the scan as the
+  // 6: the catalog as a cache of the repository (sync/sync.ts). scan_record: the scan as the
   // object's metadata carries it (archive/envelope.ts), which index blocks are made of; null for
   // files pushed without it. first_record_prev: the xl_prev of a file's first record, which
   // archive-push checks the history's continuity with (wal/continuity.ts). push_refusals: what
@@ -280,9 +280,11 @@ export const MIGRATIONS: readonly string[] = [
     requests INTEGER NOT NULL
   );
   CREATE INDEX wal_scans_needs_rescan ON wal_scans (seg_no) WHERE tail_state = 'needs-rescan';
-  -- Files archive-push refused on this host and PostgreSQL keeps retrying, until one is archived.
+  -- Files archive-push refused on this host while PostgreSQL had them .ready in wal_dir (its
+  -- pg_wal, an absolute path), until one is archived.
   CREATE TABLE push_refusals (
     name TEXT PRIMARY KEY,
+    wal_dir TEXT NOT NULL,
     code TEXT NOT NULL,
     message TEXT NOT NULL,
     first_at TEXT NOT NULL,

@@ -3,10 +3,10 @@
  * archive-push / archive-fetch (run by PostgreSQL once per file) skip commander altogether:
  * `fastPath` parses their few arguments directly, saving its load time on every call.
  */
-import type { Command } from 'commander';
-import { SETTINGS, flagName, envName, resolveConfig, unknownVariables, type Config } from '../config.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Command } from 'commander';
+import { SETTINGS, flagName, envName, resolveConfig, unknownVariables, type Config } from '../config.js';
 import { ExitCode, WalshipError, asWalshipError, effectiveFetchPolicy, exitCodeFor } from '../errors.js';
 import { configureLog, logger } from '../log.js';
 import { VERSION } from '../version.js';
@@ -56,16 +56,16 @@ function addSyncOption(cmd: Command): Command {
 }
 
 /**
- * Brings the catalog up to date before a command answers from it (archive/sync.ts): null when it
+ * Brings the catalog up to date before a command answers from it (sync/sync.ts): null when it
  * is, else how stale the answer may be (also logged).
  */
-async function syncFirst(ctx: Awaited<ReturnType<typeof openArchiveContext>>, flags: Flags): Promise<import('../archive/sync.js').Staleness | null> {
-  const { syncForReading } = await import('../archive/sync.js');
+async function syncFirst(ctx: Awaited<ReturnType<typeof openArchiveContext>>, flags: Flags): Promise<import('../sync/sync.js').Staleness | null> {
+  const { syncForReading } = await import('../sync/sync.js');
   return syncForReading(ctx, flags.sync === false);
 }
 
 /** The line a text answer starts with when the catalog could not be brought up to date. */
-function staleNote(stale: import('../archive/sync.js').Staleness | null): string {
+function staleNote(stale: import('../sync/sync.js').Staleness | null): string {
   if (!stale) return '';
   return `note: this answer is from the catalog as of its last sync with the repository (${stale.lastSyncedAt ?? 'never'}): ${stale.reason}\n\n`;
 }
@@ -316,7 +316,7 @@ export async function buildProgram(): Promise<Command> {
     ).action(
       action(`catalog ${sub}`, async (cfg, flags) => {
         const ctx = await openArchiveContext(cfg);
-        const out = await (await import('../archive/sync.js'))[fn](ctx, { rescan: !!flags.rescan });
+        const out = await (await import('../sync/sync.js'))[fn](ctx, { rescan: !!flags.rescan });
         process.stdout.write(flags.json ? JSON.stringify(out, null, 2) + '\n' : renderSync(ctx.catalogPath, out));
       }),
     );
@@ -339,7 +339,7 @@ export async function buildProgram(): Promise<Command> {
   return program;
 }
 
-function renderSync(catalogPath: string, o: import('../archive/sync.js').SyncOutcome): string {
+function renderSync(catalogPath: string, o: import('../sync/sync.js').SyncOutcome): string {
   const lines = [
     `catalog ${catalogPath} ${o.mode === 'rebuild' ? 'rebuilt from' : 'synced with'} the repository: ${o.files} file(s) and ${o.backups} backup(s) read, ` +
       `${o.requests} request(s), ${(o.ms / 1000).toFixed(1)} s${o.blocks > 0 ? `; ${o.blocks} index block(s) read` : ''}`,
@@ -347,6 +347,7 @@ function renderSync(catalogPath: string, o: import('../archive/sync.js').SyncOut
   if (o.rescanned > 0) lines.push(`  ${o.rescanned} segment(s) downloaded and scanned`);
   if (o.unscanned > 0) lines.push(`  ${o.unscanned} segment(s) carry no scan (archived by older walship): indexed without their records; --rescan reads them`);
   for (const d of o.damagedBlocks) lines.push(`  damaged index block, read around: ${d}`);
+  for (const d of o.damagedObjects) lines.push(`  DAMAGED archived object, left out of the catalog: ${d}`);
   return lines.join('\n') + '\n';
 }
 
@@ -437,9 +438,16 @@ async function main(argv: string[]): Promise<void> {
     const ce = err as { code?: string; exitCode?: number; message?: string };
     if (typeof ce.code === 'string' && ce.code.startsWith('commander.')) {
       if (ce.exitCode === 0) return finish(0);
-      // A malformed restore_command must stop recovery, not look like the end of the archive.
-      const isFetch = argv[2] === 'archive-fetch';
-      return finish(isFetch ? exitCodeFor(new WalshipError('USAGE', ce.message ?? ''), 'archive-fetch', effectiveFetchPolicy('auto', inStandbyMode())) : ExitCode.USAGE);
+      // A malformed restore_command must not look like the end of the archive: it fails as any
+      // failure does under fetch_on_error (from the environment or the config file, else auto).
+      if (argv[2] !== 'archive-fetch') return finish(ExitCode.USAGE);
+      let policy: Config['fetch_on_error'] = 'auto';
+      try {
+        policy = resolveConfig({ flags: {} }).fetch_on_error;
+      } catch {
+        /* a configuration that does not resolve: the default */
+      }
+      return finish(exitCodeFor(new WalshipError('USAGE', ce.message ?? ''), 'archive-fetch', effectiveFetchPolicy(policy, inStandbyMode())));
     }
     await fail(err);
   }

@@ -48,7 +48,8 @@ function parentProblem(dir: string): string | null {
   return null;
 }
 
-export type PrivateDir = { state: 'ok' } | { state: 'absent' } | { state: 'untrusted'; reason: string };
+/** ok: usable; absent: not there (and not to be made); uncreatable: could not be made (no permission, ...); untrusted: must not be used. */
+export type PrivateDir = { state: 'ok' } | { state: 'absent' } | { state: 'uncreatable'; reason: string } | { state: 'untrusted'; reason: string };
 
 /**
  * The state of the private directory `dir`; with `create`, made first (mode 0700, with any
@@ -68,7 +69,7 @@ export function privateDir(dir: string, opts: { create?: boolean } = {}): Privat
       mkdirSync(dir, { recursive: true, mode: 0o700 });
       st = lstatSync(dir);
     } catch (e) {
-      return { state: 'untrusted', reason: `cannot be created (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})` };
+      return { state: 'uncreatable', reason: `cannot be created (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})` };
     }
   }
   const reason = trustProblem(st, 'directory') ?? parentProblem(dirname(dir));

@@ -1,20 +1,22 @@
 /**
  * `walship ranges` and `walship plan`: option parsing and output around the pure planner. They
- * read only the local catalog (no repository access), so they answer instantly and offline.
+ * answer from the local catalog, which the command line has brought up to date with the
+ * repository first (sync/sync.ts), or say how stale it is when it could not.
  */
 import { resolve } from 'node:path';
 import { WalshipError } from '../errors.js';
 import { Catalog } from '../catalog/catalog.js';
 import { loadPlannerInput } from '../catalog/scan-store.js';
 import { parseLsn } from '../wal/names.js';
+import type { Staleness } from '../sync/sync.js';
 import { computeRanges, renderRanges } from './ranges.js';
 import { planRecovery, refusalLine, renderPlan, type Target } from './plan.js';
 import { msToMicros, parseTargetTime } from './time.js';
 
 type Flags = Record<string, string | boolean | undefined>;
 
-/** How stale the catalog is when it could not be brought up to date (archive/sync.ts Staleness). */
-type Stale = { lastSyncedAt: string | null; reason: string } | null;
+/** How stale the catalog is when it could not be brought up to date, or null. */
+type Stale = Staleness | null;
 
 export function runRanges(ctx: { catalogPath: string; repoUrl: string }, flags: Flags, stale: Stale = null, nowMs = Date.now()): string {
   return Catalog.use(ctx.catalogPath, ctx.repoUrl, (cat) => {

@@ -40,7 +40,6 @@ export interface RestoreResult {
   tablespaces: { oid: string; location: string }[];
 }
 
-
 export async function readBackup(storage: StorageDriver, id: string): Promise<{ summary: BackupSummary; manifest: Manifest }> {
   const [s, m] = await Promise.all([storage.get(backupKey(id, 'backup.json')), storage.get(backupKey(id, 'manifest.json'))]);
   if (s === null) {

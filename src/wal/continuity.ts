@@ -12,6 +12,9 @@
  *   - the first record starting in k+1 points back (xl_prev) to the last record of k (or to the
  *     record spanning into k+1).
  * A segment that is entirely the middle of one long record carries on its remaining length.
+ *
+ * These are the links recovery itself checks: two histories whose records lie at the same
+ * positions (the same workload from the same starting point) link up here as they would there.
  */
 import { completeSpanningRecord, type HeadCont, type TailCont } from './scanner.js';
 import { formatLsn } from './names.js';

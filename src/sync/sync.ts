@@ -8,7 +8,8 @@
  * sync brings a catalog up to date, reading only what can be new: per timeline, the listing from
  * a little before its newest segment (SYNC_WINDOW segments back, for pushes that landed out of
  * order), the stretches before its first segment and in its gaps, the timelines newer than the
- * newest known, and the backups not known complete. Its cost grows with what is new, not with the
+ * newest known (and any between known ones whose history file is there), and the backups not
+ * known complete. Its cost grows with what is new, not with the
  * size of the archive. What it found is indexed in one transaction: a killed sync leaves the
  * catalog as it was.
  *
@@ -33,12 +34,13 @@ import { WalshipError, asWalshipError } from '../errors.js';
 import { logger } from '../log.js';
 import { processAlive } from '../pid.js';
 import { runPool } from '../pool.js';
-import { segmentName } from '../wal/names.js';
+import { hex8, historyName, segmentName } from '../wal/names.js';
 import { recordBackupComplete, recordBackupFailure, recordBackupStart } from '../backup/record.js';
-import { readIdentity, type RepoIdentity } from './identity.js';
-import { WAL_PREFIX, objectKeyFor } from './keys.js';
-import { INDEX_PREFIX, parseBlockKey, type BlockRef } from './index-blocks.js';
-import { BlockReader, listedFile, readArchivedFile, readBackupDocs, rescan, segNoOf, type BackupDocs, type ListedFile, type SegmentShape } from './repo-reader.js';
+import { readIdentity, type RepoIdentity } from '../archive/identity.js';
+import { WAL_PREFIX, objectKeyFor } from '../archive/keys.js';
+import { INDEX_PREFIX, parseBlockKey, type BlockRef } from '../archive/index-blocks.js';
+import { BlockReader, listedFile, readArchivedFile, rescan, segNoOf, type ListedFile, type SegmentShape } from '../archive/repo-reader.js';
+import { readBackupDocs, type BackupDocs } from './backup-docs.js';
 
 /** How far back from a timeline's newest segment sync lists again (pushes land slightly out of order). */
 export const SYNC_WINDOW = 64;
@@ -68,6 +70,8 @@ export interface SyncOutcome {
   /** Index blocks read, and those found damaged (their segments were read one by one). */
   blocks: number;
   damagedBlocks: string[];
+  /** Archived objects found damaged, left out of the catalog (recovery cannot pass them either). */
+  damagedObjects: string[];
   requests: number;
   ms: number;
 }
@@ -77,15 +81,45 @@ export interface SyncOptions {
   rescan?: boolean;
 }
 
-const hex8 = (n: number) => n.toString(16).toUpperCase().padStart(8, '0');
 
 function newOutcome(mode: SyncOutcome['mode']): SyncOutcome {
-  return { mode, files: 0, unscanned: 0, rescanned: 0, backups: 0, blocks: 0, damagedBlocks: [], requests: 0, ms: 0 };
+  return { mode, files: 0, unscanned: 0, rescanned: 0, backups: 0, blocks: 0, damagedBlocks: [], damagedObjects: [], requests: 0, ms: 0 };
+}
+
+/**
+ * Runs `read` on archived object `key`; a damaged object (OBJECT_CORRUPT) is reported and left
+ * out (null), so that one bad object does not keep the catalog from learning the rest.
+ */
+async function unlessDamaged<T>(key: string, out: SyncOutcome, read: () => Promise<T>): Promise<T | null> {
+  try {
+    return await read();
+  } catch (err) {
+    if (asWalshipError(err).code !== 'OBJECT_CORRUPT') throw err;
+    logger.warn('an archived object is damaged: left out of the catalog (recovery cannot read it either)', { key, error: (err as Error).message });
+    out.damagedObjects.push(key);
+    return null;
+  }
 }
 
 function isEmpty(cat: Catalog): boolean {
   return cat.db.prepare('SELECT EXISTS (SELECT 1 FROM wal_files) OR EXISTS (SELECT 1 FROM backups)').pluck().get() === 0;
 }
+
+/**
+ * A repository without identity has had nothing archived: a catalog that lists files was not
+ * filled from it (a wrong path or bucket, an unmounted filesystem, an emptied repository), and
+ * neither sync nor rebuild may make the catalog agree with it.
+ */
+function refuseEmptiedRepository(ctx: RepoContext, cat: Catalog): void {
+  if (isEmpty(cat)) return;
+  throw new WalshipError(
+    'REPOSITORY_INVALID',
+    `repository ${ctx.storage.location} has no walship identity, but catalog ${ctx.catalogPath} lists what was archived there: a wrong path or bucket, an unmounted filesystem, or an emptied repository`,
+  );
+}
+
+/** Most timeline numbers between known ones that one sync asks the repository about. */
+const MAX_UNKNOWN_TIMELINES = 256;
 
 /** The timelines the catalog's files are on, one index probe each (not a scan of every file). */
 const FILE_TIMELINES = `WITH RECURSIVE t(tl) AS (SELECT min(timeline) FROM wal_files
@@ -117,14 +151,8 @@ async function sync(ctx: RepoContext, opts: SyncOptions, mayRebuild: boolean): P
   try {
     cat.checkRepository(ctx.repoUrl);
     if (identity === null) {
-      // Nothing was ever archived there: the catalog has nothing to learn, unless it lists files,
-      // and then this is not the repository they were archived in (or it was emptied).
-      if (!isEmpty(cat)) {
-        throw new WalshipError(
-          'REPOSITORY_INVALID',
-          `repository ${ctx.storage.location} has no walship identity, but catalog ${ctx.catalogPath} lists what was archived there: a wrong path or bucket, an unmounted filesystem, or an emptied repository`,
-        );
-      }
+      // Nothing was ever archived there: the catalog has nothing to learn.
+      refuseEmptiedRepository(ctx, cat);
       cat.bindRepository(ctx.repoUrl);
       cat.write('record the sync', () => recordSync(cat, ctx.storage.requests - req0));
       return finish(out, ctx, started, req0);
@@ -134,7 +162,7 @@ async function sync(ctx: RepoContext, opts: SyncOptions, mayRebuild: boolean): P
     const listed = mayRebuild && isEmpty(cat) ? null : await newFiles(ctx.storage, cat, shape);
     if (listed !== null && (listed.length <= REBUILD_ABOVE || !mayRebuild)) {
       const files = await readAll(ctx.storage, listed, shape, null, opts, out);
-      const backups = await newBackups(ctx.storage, cat);
+      const backups = await newBackups(ctx.storage, cat, out);
       cat.write('sync with the repository', () => {
         for (const f of files) indexArchivedFile(cat, f);
         applyBackups(cat, backups);
@@ -175,6 +203,12 @@ async function newFiles(storage: StorageDriver, cat: Catalog, shape: SegmentShap
     ...(cat.db.prepare(FILE_TIMELINES).pluck().all() as number[]),
     ...cat.timelines().map((t) => t.timeline),
   ]);
+  // A timeline between known ones that this catalog never heard of (another host's failover onto
+  // it): its history file says it exists. Nothing to ask when every number is known.
+  const unknown: number[] = [];
+  for (let tl = Math.max(0, ...timelines) - 1; tl >= 2 && unknown.length < MAX_UNKNOWN_TIMELINES; tl--) if (!timelines.has(tl)) unknown.push(tl);
+  const historyKey = (tl: number) => objectKeyFor({ name: historyName(tl), kind: 'history', timeline: tl });
+  for (const [i, info] of (await Promise.all(unknown.map((tl) => storage.head(historyKey(tl))))).entries()) if (info) timelines.add(unknown[i]!);
   for (const tl of [...timelines].sort((a, b) => a - b)) {
     const runs = stretches.get(tl) ?? [];
     // Windows of segment numbers [from, to] to list again: before the first run, every gap, the tail.
@@ -222,7 +256,7 @@ async function readAll(storage: StorageDriver, listed: readonly ListedFile[], sh
     READ_WIDTH,
     async ([l, i]) => {
       const entry = blocks && l.file.kind === 'segment' ? await blocks.entry(l.file.timeline, segNoOf(l.file, shape.segSize), l.file.name) : null;
-      const f = await readArchivedFile(storage, l, shape, { entry, rescan: opts.rescan });
+      const f = await unlessDamaged(l.key, out, () => readArchivedFile(storage, l, shape, { entry, rescan: opts.rescan }));
       if (f && (f.file.kind === 'segment' || f.file.kind === 'partial')) {
         if (f.raw) out.rescanned++;
         else if (!f.scan) out.unscanned++;
@@ -234,7 +268,7 @@ async function readAll(storage: StorageDriver, listed: readonly ListedFile[], sh
 }
 
 /** The documents of walship backups the catalog does not know as complete or failed. */
-async function newBackups(storage: StorageDriver, cat: Catalog): Promise<BackupDocs[]> {
+async function newBackups(storage: StorageDriver, cat: Catalog, out: SyncOutcome): Promise<BackupDocs[]> {
   const status = cat.db.prepare("SELECT status FROM backups WHERE name = ? AND source = 'walship'").pluck();
   const ids = (await storage.children('backups/')).filter((id) => {
     const s = status.get(id) as string | undefined;
@@ -242,8 +276,8 @@ async function newBackups(storage: StorageDriver, cat: Catalog): Promise<BackupD
   });
   const docs: BackupDocs[] = [];
   await runPool(ids, READ_WIDTH, async (id) => {
-    const d = await readBackupDocs(storage, id, await storage.children(`backups/${id}/`));
-    if (d.start || d.summary) docs.push(d);
+    const d = await unlessDamaged(`backups/${id}/`, out, async () => readBackupDocs(storage, id, await storage.children(`backups/${id}/`)));
+    if (d && (d.start || d.summary)) docs.push(d);
   });
   return docs.sort((a, b) => (a.id < b.id ? -1 : 1));
 }
@@ -263,6 +297,7 @@ function applyBackups(cat: Catalog, docs: readonly BackupDocs[]): void {
  * read are downloaded and scanned too.
  */
 async function completeSpanning(storage: StorageDriver, cat: Catalog, shape: SegmentShape, out: SyncOutcome, opts: SyncOptions): Promise<void> {
+  type Row = { name: string; object_key: string; stored_size: number };
   const next = cat.db.prepare(
     `SELECT f.name, f.object_key, f.stored_size FROM wal_scans s JOIN wal_files f ON f.kind IN ('segment', 'partial') AND f.seg_no = s.seg_no + 1 AND f.timeline >= s.timeline
       WHERE s.tail_state = 'needs-rescan' ORDER BY f.timeline = s.timeline DESC, f.timeline`,
@@ -270,13 +305,14 @@ async function completeSpanning(storage: StorageDriver, cat: Catalog, shape: Seg
   const unscanned = opts.rescan
     ? (cat.db.prepare("SELECT f.name, f.object_key, f.stored_size FROM wal_files f LEFT JOIN wal_scans s ON s.file = f.name WHERE f.kind IN ('segment', 'partial') AND s.id IS NULL").all() as Row[])
     : [];
-  type Row = { name: string; object_key: string; stored_size: number };
   const todo = new Map<string, Row>();
   for (const r of [...(next.all() as Row[]), ...unscanned]) todo.set(r.name, r);
   for (const r of todo.values()) {
     const l = listedFile(r.object_key, r.stored_size);
     if (!l) continue;
-    const { scan, raw } = await rescan(storage, l);
+    const read = await unlessDamaged(l.key, out, () => rescan(storage, l));
+    if (!read) continue;
+    const { scan, raw } = read;
     const segNo = segNoOf(l.file, shape.segSize);
     cat.write(`store the scan of ${l.file.name}`, () => storeScan(cat, l.file, { segNo, segSize: shape.segSize, startLsn: segNo * shape.segSize, pgMajor: shape.pgMajor }, scan!, raw));
     out.rescanned++;
@@ -289,6 +325,14 @@ export async function rebuildCatalog(ctx: RepoContext, opts: SyncOptions = {}): 
   const req0 = ctx.storage.requests;
   const out = newOutcome('rebuild');
   const identity = await readIdentity(ctx.storage);
+  if (identity === null && existsSync(ctx.catalogPath)) {
+    const cat = Catalog.open(ctx.catalogPath)!;
+    try {
+      refuseEmptiedRepository(ctx, cat);
+    } finally {
+      cat.close();
+    }
+  }
   removeAbandonedBuilds(ctx.catalogPath);
   const temp = `${ctx.catalogPath}.rebuild-${process.pid}`;
   removeDb(temp);
@@ -338,7 +382,7 @@ async function fill(storage: StorageDriver, cat: Catalog, identity: RepoIdentity
     if (batch.length >= REBUILD_BATCH) await flush();
   }
   await flush();
-  const backups = await newBackups(storage, cat);
+  const backups = await newBackups(storage, cat, out);
   cat.write('index the backups', () => {
     applyBackups(cat, backups);
     for (const r of refs) if (!blocks.damaged.some((d) => d.startsWith(r.key))) cat.addIndexBlock(r.timeline, r.firstSeg, r.count, r.key);
@@ -441,7 +485,8 @@ function staleOrFail(ctx: RepoContext, reason: string): Staleness {
   try {
     cat.checkRepository(ctx.repoUrl);
     if (isEmpty(cat)) {
-      throw new WalshipError('REPOSITORY_UNAVAILABLE', `the catalog ${ctx.catalogPath} knows nothing yet, and the repository cannot be read to fill it: ${reason}`);
+      const why = reason.includes('--no-sync') ? 'and --no-sync keeps it from being filled from the repository' : `and the repository cannot be read to fill it: ${reason}`;
+      throw new WalshipError('REPOSITORY_UNAVAILABLE', `the catalog ${ctx.catalogPath} knows nothing yet, ${why}`);
     }
     const stale = { lastSyncedAt: lastSynced(cat), reason };
     logger.warn('answering from the catalog as it is: it may lack what was archived since its last sync', { last_sync: stale.lastSyncedAt ?? 'never', reason });
