@@ -9,9 +9,9 @@
  * a little before its newest segment (SYNC_WINDOW segments back, for pushes that landed out of
  * order), the stretches before its first segment and in its gaps, the timelines newer than the
  * newest known (and any between known ones whose history file is there), and the backups not
- * known complete. Its cost grows with what is new, not with the
- * size of the archive. What it found is indexed in one transaction: a killed sync leaves the
- * catalog as it was.
+ * known complete. Its cost grows with what is new, not with the size of the archive. What it
+ * found is indexed in one transaction: a killed sync leaves the catalog as it was. A damaged
+ * object is left out, with a warning: one bad object does not keep the catalog from the rest.
  *
  * rebuild makes a catalog from the repository alone: every object listed, segments' metadata
  * taken from the index blocks where they cover them (a handful of reads per thousand segments)
@@ -80,7 +80,6 @@ export interface SyncOptions {
   /** Download and scan segments whose object carries no scan (pushed by older walship). */
   rescan?: boolean;
 }
-
 
 function newOutcome(mode: SyncOutcome['mode']): SyncOutcome {
   return { mode, files: 0, unscanned: 0, rescanned: 0, backups: 0, blocks: 0, damagedBlocks: [], damagedObjects: [], requests: 0, ms: 0 };
