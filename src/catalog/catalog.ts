@@ -356,26 +356,23 @@ export class Catalog {
 
   /** The segments of `timeline` numbered `first` to `last`, in order. */
   segmentsBetween(timeline: number, first: number, last: number): WalFileRow[] {
-    return this.db
-      .prepare("SELECT * FROM wal_files WHERE kind = 'segment' AND timeline = ? AND seg_no BETWEEN ? AND ? ORDER BY seg_no")
-      .all(timeline, first, last) as WalFileRow[];
+    return this.statement("SELECT * FROM wal_files WHERE kind = 'segment' AND timeline = ? AND seg_no BETWEEN ? AND ? ORDER BY seg_no").all(timeline, first, last) as WalFileRow[];
   }
 
   /** How many segments of `timeline` numbered `first` to `last` are archived, and how many of them carry their scan record. */
   segmentCount(timeline: number, first: number, last: number): { segments: number; withRecord: number } {
-    return this.db
-      .prepare("SELECT count(*) AS segments, count(scan_record) AS withRecord FROM wal_files WHERE kind = 'segment' AND timeline = ? AND seg_no BETWEEN ? AND ?")
-      .get(timeline, first, last) as { segments: number; withRecord: number };
+    const sql = "SELECT count(*) AS segments, count(scan_record) AS withRecord FROM wal_files WHERE kind = 'segment' AND timeline = ? AND seg_no BETWEEN ? AND ?";
+    return this.statement(sql).get(timeline, first, last) as { segments: number; withRecord: number };
   }
 
   /** Whether the repository's index block of `count` segments from `first` is known to exist. */
   hasIndexBlock(timeline: number, first: number, count: number): boolean {
-    return this.db.prepare('SELECT 1 FROM index_blocks WHERE timeline = ? AND first_seg = ? AND count = ?').get(timeline, first, count) !== undefined;
+    return this.statement('SELECT 1 FROM index_blocks WHERE timeline = ? AND first_seg = ? AND count = ?').get(timeline, first, count) !== undefined;
   }
 
   /** Records that the repository holds that index block (call inside write()). */
   addIndexBlock(timeline: number, first: number, count: number, key: string): void {
-    this.db.prepare('INSERT OR IGNORE INTO index_blocks (timeline, first_seg, count, object_key) VALUES (?, ?, ?, ?)').run(timeline, first, count, key);
+    this.statement('INSERT OR IGNORE INTO index_blocks (timeline, first_seg, count, object_key) VALUES (?, ?, ?, ?)').run(timeline, first, count, key);
   }
 
   /** Records that archive-push refused `name`, `.ready` in `walDir`, (once more). Call inside write(). */

@@ -16,7 +16,7 @@
  */
 import { WalshipError } from '../errors.js';
 import { logger } from '../log.js';
-import { parseWalFileName, segmentName, type WalFileName } from '../wal/names.js';
+import { formatLsn, parseWalFileName, segmentName, type WalFileName } from '../wal/names.js';
 import type { SegmentInfo } from '../wal/page.js';
 import {
   completeSpanningRecord,
@@ -63,17 +63,13 @@ export function scanArchivedFile(raw: Buffer, file: WalFileName, seg: SegmentInf
   } catch (err) {
     throw bad(`cannot be read as WAL (${(err as Error).message})`, '');
   }
-  if (scan.corruption) throw bad(`is damaged: ${scan.corruption.reason} at ${lsnText(scan.corruption.lsn)}`, ' (check the disk and the server log)');
+  if (scan.corruption) throw bad(`is damaged: ${scan.corruption.reason} at ${formatLsn(scan.corruption.lsn)}`, ' (check the disk and the server log)');
   if (opts.archived) return scan;
   const unfinished = unfinishedSegment(file, scan);
   if (unfinished !== null) {
     throw new WalshipError('INVALID_WAL', `${file.name} is incomplete: ${unfinished}; refusing to archive it (check the disk, and where the file came from)`);
   }
   return scan;
-}
-
-function lsnText(lsn: number): string {
-  return `${Math.floor(lsn / 0x100000000).toString(16).toUpperCase()}/${(lsn % 0x100000000).toString(16).toUpperCase()}`;
 }
 
 interface ScanRow {
@@ -258,14 +254,14 @@ function completeTail(cat: Catalog, tailRow: ScanRow, current?: { name: string; 
       case 'needs-rescan':
         cat.statement("UPDATE wal_scans SET tail_state = 'needs-rescan' WHERE id = ?").run(tailRow.id);
         logger.warn('a record spanning two segments needs the second one rescanned to be read; it is left out of the catalog until that segment is pushed again', {
-          record: lsnText(tail.lsn),
+          record: formatLsn(tail.lsn),
           file: tailRow.file,
         });
         return;
       case 'incomplete':
         return; // a later segment still missing
       case 'invalid':
-        logger.debug('continuation does not complete the record', { record: lsnText(tail.lsn), tail: tailRow.file, head: first.file, reason: span.reason });
+        logger.debug('continuation does not complete the record', { record: formatLsn(tail.lsn), tail: tailRow.file, head: first.file, reason: span.reason });
         continue; // another copy may
     }
   }
