@@ -255,7 +255,7 @@ async function takeSpooled(spool: string, name: string, dest: string, repo: stri
     return discard('it changed since it was verified');
   }
   // This user's and writable by no one else, as the compiled entry checks it too.
-  const problem = trustProblem(lstatSync(dataPath), 'file');
+  const problem = trustProblem(st, 'file');
   if (problem !== null) return discard(`the spooled file ${problem}`);
   const target = resolve(dest);
   let moved = false;

@@ -11,7 +11,7 @@
  * when it is a regular file of this user's that no one else can write, opened without following
  * a symbolic link. Anything else is never used: the caller works without it (and says so).
  */
-import { closeSync, constants as fsc, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, statSync, type Stats } from 'node:fs';
+import { closeSync, constants as fsc, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, statSync, type BigIntStats, type Stats } from 'node:fs';
 import { dirname } from 'node:path';
 
 const S_ISVTX = 0o1000;
@@ -20,17 +20,19 @@ function euid(): number {
   return process.geteuid?.() ?? -1;
 }
 
-function mode(st: Stats): string {
-  return `0${(st.mode & 0o7777).toString(8)}`;
+/** A mode's permission bits as octal text, e.g. 0755. */
+function octal(mode: number): string {
+  return `0${(mode & 0o7777).toString(8)}`;
 }
 
-/** Why `st` is not a directory or file walship may trust, or null when it is one. */
-export function trustProblem(st: Stats, kind: 'directory' | 'file'): string | null {
+/** Why `st` (an lstat or fstat, plain or bigint) is not a directory or file walship may trust, or null when it is one. */
+export function trustProblem(st: Stats | BigIntStats, kind: 'directory' | 'file'): string | null {
   if (st.isSymbolicLink()) return 'is a symbolic link';
   if (kind === 'directory' ? !st.isDirectory() : !st.isFile()) return `is not a ${kind === 'directory' ? 'directory' : 'regular file'}`;
+  const [uid, mode] = [Number(st.uid), Number(st.mode)];
   const me = euid();
-  if (me >= 0 && st.uid !== me) return `belongs to uid ${st.uid}, not to uid ${me} that walship runs as`;
-  if ((st.mode & 0o022) !== 0) return `is writable by ${(st.mode & 0o020) !== 0 ? 'its group' : 'others'} (mode ${mode(st)})`;
+  if (me >= 0 && uid !== me) return `belongs to uid ${uid}, not to uid ${me} that walship runs as`;
+  if ((mode & 0o022) !== 0) return `is writable by ${(mode & 0o020) !== 0 ? 'its group' : 'others'} (mode ${octal(mode)})`;
   return null;
 }
 
@@ -44,7 +46,7 @@ function parentProblem(dir: string): string | null {
   }
   const me = euid();
   if (me >= 0 && st.uid !== me && st.uid !== 0) return `its parent ${dir} belongs to uid ${st.uid}, who could replace it`;
-  if ((st.mode & 0o022) !== 0 && (st.mode & S_ISVTX) === 0) return `its parent ${dir} is writable by others without the sticky bit (mode ${mode(st)})`;
+  if ((st.mode & 0o022) !== 0 && (st.mode & S_ISVTX) === 0) return `its parent ${dir} is writable by others without the sticky bit (mode ${octal(st.mode)})`;
   return null;
 }
 
