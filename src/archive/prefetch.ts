@@ -37,7 +37,7 @@
 import { existsSync, lstatSync, readFileSync, realpathSync, renameSync, rmSync, statSync, type BigIntStats, promises as fsp } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { isAbandonedTemp, isTempName, writeFileAtomic, writeFileAtomicSync } from '../local/atomic-write.js';
-import { privateDir, readPrivateFile, trustProblem } from '../local/private.js';
+import { privateDirOrSay, readPrivateFile, trustProblem } from '../local/private.js';
 import type { Config } from '../config.js';
 import { repoCanonical } from './context.js';
 import { WalshipError, asWalshipError } from '../errors.js';
@@ -300,17 +300,13 @@ function notePosition(spool: string, name: string): boolean {
  * when missing. When it is not, says so: the call is answered from the repository alone.
  */
 export function spoolUsable(spool: string): boolean {
-  const dir = privateDir(spool, { create: true });
-  if (dir.state === 'ok') return true;
-  if (dir.state === 'untrusted') {
-    logger.warn('the prefetch spool is not safe to use; fetching from the repository without prefetch (remove it, or set spool_dir to a directory only this user can write)', {
-      spool,
-      problem: dir.reason,
-    });
-  } else if (dir.state === 'uncreatable') {
-    logger.debug('the prefetch spool cannot be created; prefetch is off for this call (set spool_dir to a directory this user can create)', { spool, problem: dir.reason });
-  }
-  return false;
+  const state = privateDirOrSay(spool, {
+    create: true,
+    what: 'the prefetch spool',
+    without: 'fetching from the repository without prefetch',
+    remedy: 'remove it, or set spool_dir to a directory only this user can write',
+  });
+  return state === 'ok';
 }
 
 /** Starts a detached prefetcher unless one is alive. */

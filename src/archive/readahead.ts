@@ -22,7 +22,7 @@
 import { basename, dirname, join } from 'node:path';
 import { existsSync, readdirSync, realpathSync, rmSync, type BigIntStats } from 'node:fs';
 import { writeFileAtomic } from '../local/atomic-write.js';
-import { privateDir, readPrivateFile } from '../local/private.js';
+import { privateDirOrSay, readPrivateFile } from '../local/private.js';
 import type { Config } from '../config.js';
 import { repoCanonical } from './context.js';
 import { logger } from '../log.js';
@@ -182,16 +182,8 @@ async function waitForPusher(stateDir: string, path: string, repo: string, realD
  * the call pushes its file itself and starts no pusher.
  */
 export function stateUsable(stateDir: string, create: boolean): boolean {
-  const dir = privateDir(stateDir, { create });
-  if (dir.state === 'untrusted') {
-    logger.warn('the read-ahead state directory is not safe to use; pushing without read-ahead (remove it)', { dir: stateDir, problem: dir.reason });
-    return false;
-  }
-  if (dir.state === 'uncreatable') {
-    logger.debug('the read-ahead state directory cannot be created; pushing without read-ahead', { dir: stateDir, problem: dir.reason });
-    return false;
-  }
-  return dir.state === 'ok' || !create;
+  const state = privateDirOrSay(stateDir, { create, what: 'the read-ahead state directory', without: 'pushing without read-ahead', remedy: 'remove it' });
+  return state === 'ok' || (state === 'absent' && !create);
 }
 
 /**
@@ -261,14 +253,6 @@ function writePushTicket(cfg: Config, realDir: string, stateDir: string, repo: s
   // Run by hand from elsewhere on a data directory's pg_wal, the place would be inside the data
   // directory: no ticket then (PostgreSQL runs archive_command in the data directory).
   if (dirname(realDir) !== cwd && existsSync(join(dirname(realDir), 'PG_VERSION'))) return;
-  const place = privateDir(dir, { create: true });
-  if (place.state === 'untrusted') {
-    logger.warn('the push ticket\'s directory is not safe to use; every push runs in node (remove it)', { dir, problem: place.reason });
-    return;
-  }
-  if (place.state === 'uncreatable') {
-    logger.debug('the push ticket\'s directory cannot be created; every push runs in node', { dir, problem: place.reason });
-  }
-  if (place.state !== 'ok') return;
+  if (privateDirOrSay(dir, { create: true, what: 'the push ticket\'s directory', without: 'every push runs in node', remedy: 'remove it' }) !== 'ok') return;
   writeTicket(dir, PUSH_TICKET, { cfg, flagArgs, cwd, repo, places: [['wal_dir', realDir], ['state_dir', realState]] });
 }

@@ -13,6 +13,7 @@
  */
 import { closeSync, constants as fsc, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, statSync, type BigIntStats, type Stats } from 'node:fs';
 import { dirname } from 'node:path';
+import { logger } from '../log.js';
 
 const S_ISVTX = 0o1000;
 
@@ -76,6 +77,18 @@ export function privateDir(dir: string, opts: { create?: boolean } = {}): Privat
   }
   const reason = trustProblem(st, 'directory') ?? parentProblem(dirname(dir));
   return reason === null ? { state: 'ok' } : { state: 'untrusted', reason };
+}
+
+/**
+ * privateDir for a caller that goes on without `dir` when it is not usable, saying so: one that is
+ * not safe is a warning ("`what` is not safe to use; `without` (`remedy`)"), one that cannot be
+ * created (this user may not write its parent: no danger) a debug line. Returns the state.
+ */
+export function privateDirOrSay(dir: string, opts: { create?: boolean; what: string; without: string; remedy: string }): PrivateDir['state'] {
+  const found = privateDir(dir, { create: opts.create });
+  if (found.state === 'untrusted') logger.warn(`${opts.what} is not safe to use; ${opts.without} (${opts.remedy})`, { dir, problem: found.reason });
+  else if (found.state === 'uncreatable') logger.debug(`${opts.what} cannot be created; ${opts.without}`, { dir, problem: found.reason });
+  return found.state;
 }
 
 /**
