@@ -24,6 +24,7 @@ import {
   HeadBucketCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
+  type ListObjectsV2CommandOutput,
   PutObjectCommand,
   UploadPartCommand,
   type CompletedPart,
@@ -328,25 +329,30 @@ export class S3Driver implements StorageDriver {
     }
   }
 
-  async *list(prefix: string, opts: ListOptions = {}): AsyncIterable<ObjectInfo> {
-    const base = this.prefix ? `${this.prefix}/` : '';
-    // Keys sort the same with the driver's prefix in front: startAfter carries it too.
-    const StartAfter = opts.startAfter && opts.startAfter > prefix ? base + opts.startAfter : undefined;
+  /**
+   * The pages of one ListObjectsV2 listing of `Prefix` (a full key, the driver's prefix in front),
+   * from `StartAfter`, grouped by `Delimiter` when given.
+   */
+  private async *pages(params: { Prefix: string; StartAfter?: string; Delimiter?: string }): AsyncIterable<ListObjectsV2CommandOutput> {
     let token: string | undefined;
     do {
-      let page;
+      let page: ListObjectsV2CommandOutput;
       try {
         page = await this.client.send(
-          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: base + prefix, MaxKeys: this.pageSize, ContinuationToken: token, ...(!token && StartAfter && { StartAfter }) }),
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: params.Prefix,
+            MaxKeys: this.pageSize,
+            ContinuationToken: token,
+            ...(params.Delimiter && { Delimiter: params.Delimiter }),
+            ...(!token && params.StartAfter && { StartAfter: params.StartAfter }),
+          }),
         );
       } catch (err) {
         if (status(err) === 404) throw this.noSuchBucket();
         throw this.fail('list', undefined, err);
       }
-      for (const obj of page.Contents ?? []) {
-        if (obj.Key === undefined || !obj.Key.startsWith(base)) continue;
-        yield { key: obj.Key.slice(base.length), size: obj.Size ?? 0 };
-      }
+      yield page;
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
       if (page.IsTruncated && !token) {
         throw new WalshipError('REPOSITORY_UNAVAILABLE', `cannot list ${this.location}: the store returned a truncated listing without a continuation token`);
@@ -354,23 +360,26 @@ export class S3Driver implements StorageDriver {
     } while (token);
   }
 
+  async *list(prefix: string, opts: ListOptions = {}): AsyncIterable<ObjectInfo> {
+    const base = this.prefix ? `${this.prefix}/` : '';
+    // Keys sort the same with the driver's prefix in front: startAfter carries it too.
+    const StartAfter = opts.startAfter && opts.startAfter > prefix ? base + opts.startAfter : undefined;
+    for await (const page of this.pages({ Prefix: base + prefix, StartAfter })) {
+      for (const obj of page.Contents ?? []) {
+        if (obj.Key === undefined || !obj.Key.startsWith(base)) continue;
+        yield { key: obj.Key.slice(base.length), size: obj.Size ?? 0 };
+      }
+    }
+  }
+
   async children(dir: string): Promise<string[]> {
     if (!dir.endsWith('/')) throw new Error(`children: ${dir} is not a directory prefix`);
     const Prefix = (this.prefix ? `${this.prefix}/` : '') + dir;
     const names = new Set<string>();
-    let token: string | undefined;
-    do {
-      let page;
-      try {
-        page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix, Delimiter: '/', MaxKeys: this.pageSize, ContinuationToken: token }));
-      } catch (err) {
-        if (status(err) === 404) throw this.noSuchBucket();
-        throw this.fail('list', undefined, err);
-      }
+    for await (const page of this.pages({ Prefix, Delimiter: '/' })) {
       for (const p of page.CommonPrefixes ?? []) if (p.Prefix?.startsWith(Prefix)) names.add(p.Prefix.slice(Prefix.length).replace(/\/$/, ''));
       for (const o of page.Contents ?? []) if (o.Key?.startsWith(Prefix)) names.add(o.Key.slice(Prefix.length));
-      token = page.IsTruncated ? page.NextContinuationToken : undefined;
-    } while (token);
+    }
     return [...names].filter((n) => n !== '').sort();
   }
 
