@@ -30,6 +30,7 @@ import { unpackScan } from '../src/archive/envelope.js';
 import { objectKeyFor } from '../src/archive/keys.js';
 import { parseWalFileName } from '../src/wal/names.js';
 import { discontinuity, type SegmentEnds } from '../src/wal/continuity.js';
+import { endsOf } from '../src/archive/continuity.js';
 import type { StorageDriver } from '../src/storage/driver.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -63,8 +64,7 @@ async function archivedSegments(storage: StorageDriver, names: string[], timelin
   const out = [];
   for (const name of names.filter((n) => parseWalFileName(n)?.kind === 'segment' && parseWalFileName(n)!.timeline === timeline).sort()) {
     const meta = (await readFrame(storage, objectKeyFor(parseWalFileName(name)!)))!;
-    const scan = await unpackScan(meta.scan!, meta.startLsn!);
-    out.push({ name, sha256: meta.sha256, ends: { startLsn: scan.startLsn, firstRecordPrev: scan.firstRecordPrev, lastRecordLsn: scan.lastRecordLsn, headCont: scan.headCont, tailCont: scan.tailCont } });
+    out.push({ name, sha256: meta.sha256, ends: endsOf(await unpackScan(meta.scan!, meta.startLsn!)) });
   }
   return out;
 }

@@ -31,7 +31,8 @@ export interface Neighbours {
   next: { name: string; ends: SegmentEnds } | null;
 }
 
-function endsOf(scan: ScanFacts): SegmentEnds {
+/** What continuity needs of a scan. */
+export function endsOf(scan: ScanFacts): SegmentEnds {
   return { startLsn: scan.startLsn, firstRecordPrev: scan.firstRecordPrev, lastRecordLsn: scan.lastRecordLsn, headCont: scan.headCont, tailCont: scan.tailCont };
 }
 
