@@ -6,7 +6,7 @@
  * archived object is still a hard failure. Runs once per repository backend.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chownSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { PgCluster, ROOT, confString, pgUser, removeTempDir, userTempDir, walshipCommand, writeUserFile } from './helpers/pg.js';
@@ -291,16 +291,26 @@ describe.each(repoBackends())('fetch prefetch ($name repository)', (backend: Rep
       }
     });
     await expectDelivered(await fetch(s[7]!, { WALSHIP_S3_MAX_RETRIES: '5' }), s[7]!, inNode);
+    let startedAt = 0;
     await until('a new prefetcher', () => {
       try {
-        const now = (JSON.parse(readFileSync(join(spool!, 'prefetch.lock'), 'utf8')) as { pid: number }).pid;
-        process.kill(now, 0);
-        return now !== pid;
+        const now = JSON.parse(readFileSync(join(spool!, 'prefetch.lock'), 'utf8')) as { pid: number; startedAt: string };
+        process.kill(now.pid, 0);
+        startedAt = Date.parse(now.startedAt);
+        return now.pid !== pid;
       } catch {
         return false;
       }
     });
-    await spooled(s[8]!);
+    // Spooled by the new prefetcher (it fetches its whole window again, over what the killed one
+    // left: a call while it replaces a file is handed to node, which is right but not the point here).
+    await until(`${s[8]} to be spooled by the new prefetcher`, () => {
+      try {
+        return statSync(join(spool!, `${s[8]}.meta`)).mtimeMs >= startedAt;
+      } catch {
+        return false;
+      }
+    });
     await expectDelivered(await fetch(s[8]!, { WALSHIP_S3_MAX_RETRIES: '5' }), s[8]!, compiled);
 
     // Not a spooled segment (past the window): node, from the repository.
