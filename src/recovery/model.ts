@@ -232,10 +232,11 @@ export interface UsableBackup {
   run: Run;
   /**
    * The earliest time target this backup can serve: its stop time, raised to the newest
-   * transaction time found before its consistency point (null when neither is known).
+   * transaction time replayed before its consistency point, i.e. from its start (redo) location
+   * to its stop location (null when neither is known).
    */
   consistentTime: number | null;
-  /** Newest transaction time strictly before the consistency point (for exclusive targets). */
+  /** Newest transaction time replayed before the consistency point (for exclusive targets). */
   maxXactBefore: number | null;
 }
 
@@ -358,7 +359,6 @@ export class Lineage {
   /** The segment numbers [lo, hi] read from each entry's timeline, ascending (some empty). */
   private readonly segRanges: { timeline: number; lo: number; hi: number }[];
   /** Newest transaction time in pieces 0..i (-Infinity: none). */
-  private readonly prefixMax: number[];
 
   constructor(
     readonly view: ArchiveView,
@@ -412,9 +412,6 @@ export class Lineage {
       }
     }
 
-    let m = -Infinity;
-    this.prefixMax = this.pieces.map((p) => (m = Math.max(m, p.maxXactTime ?? -Infinity)));
-
     this.runs = [];
     for (let i = 0; i < this.pieces.length; ) {
       let j = i;
@@ -441,7 +438,9 @@ export class Lineage {
         });
         continue;
       }
-      const before = this.maxXactTimeBefore(b.stopLsn);
+      // Replay starts at the backup's redo point: records before it are never replayed, so
+      // only those from there to the consistency point can stop recovery before it.
+      const before = this.maxXactTimeBetween(b.startLsn, b.stopLsn);
       const candidates = [b.stopTime, before].filter((x): x is number => x !== null);
       this.usable.push({
         backup: b,
@@ -562,15 +561,22 @@ export class Lineage {
     return m;
   }
 
-  /** Newest transaction time among records that start before `lsn` on this lineage. */
-  maxXactTimeBefore(lsn: number): number | null {
-    const seg = this.view.segOf(lsn);
-    const i = firstEndingAtOrAfter(this.pieces, seg);
-    let m = i > 0 ? this.prefixMax[i - 1]! : -Infinity; // whole pieces before `seg`
-    const p = this.pieces[i];
-    if (p && p.firstSeg <= seg) {
-      if (p.firstSeg < seg && p.maxXactTime !== null) m = Math.max(m, this.view.input.segments.maxXactTime(p.timeline, p.firstSeg, seg - 1) ?? -Infinity);
-      m = Math.max(m, this.newestIn(p, seg, (r) => r.lsn < lsn));
+  /** Newest transaction time among records that start in [fromLsn, beforeLsn) on this lineage. */
+  maxXactTimeBetween(fromLsn: number, beforeLsn: number): number | null {
+    const a = this.view.segOf(fromLsn);
+    const b = this.view.segOf(beforeLsn);
+    let m = -Infinity;
+    for (let i = firstEndingAtOrAfter(this.pieces, a); i < this.pieces.length && this.pieces[i]!.firstSeg <= b; i++) {
+      const p = this.pieces[i]!;
+      if (p.maxXactTime === null) continue;
+      const lo = Math.max(p.firstSeg, a);
+      const hi = Math.min(p.lastSeg, b);
+      // Whole segments strictly between the two ends, then the records of the end segments.
+      const inLo = lo === a ? lo + 1 : lo;
+      const inHi = hi === b ? hi - 1 : hi;
+      if (inLo <= inHi) m = Math.max(m, this.view.input.segments.maxXactTime(p.timeline, inLo, inHi) ?? -Infinity);
+      if (lo === a) m = Math.max(m, this.newestIn(p, a, (r) => r.lsn >= fromLsn && r.lsn < beforeLsn));
+      if (hi === b && b !== a) m = Math.max(m, this.newestIn(p, b, (r) => r.lsn < beforeLsn));
     }
     return m === -Infinity ? null : m;
   }

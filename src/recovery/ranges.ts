@@ -21,7 +21,7 @@ export interface BackupOut {
   startTimeline: number;
   stopTimeline: number;
   stopTime: string | null;
-  /** Earliest time target this backup serves (stop time raised to the newest transaction before its stop LSN). */
+  /** Earliest time target this backup serves (stop time raised to the newest transaction replayed before its stop LSN, from its start LSN). */
   consistentTime: string | null;
 }
 

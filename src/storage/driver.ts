@@ -14,6 +14,16 @@ export interface ObjectInfo {
   meta?: Record<string, string>;
 }
 
+/** A write that never completed (StorageDriver.leftovers). */
+export interface Leftover {
+  /** The key it would have had, or the temporary file's path relative to the root. */
+  key: string;
+  size: number;
+  /** When it was last written or started, ISO 8601. */
+  since: string;
+  kind: 'temporary-file' | 'incomplete-upload';
+}
+
 export interface ListOptions {
   /** Only keys that sort after this string (S3's StartAfter). */
   startAfter?: string;
@@ -58,6 +68,17 @@ export interface StorageDriver {
    * lists as common prefixes and keys with the delimiter '/', a directory's entries.
    */
   children(dir: string): Promise<string[]>;
+  /**
+   * Removes the objects (keys that name no object are not an error), durably: once it returns,
+   * they are gone for every reader (the directories fsynced on a filesystem; S3 deletes in
+   * batches of up to 1000, DeleteObjects). Any key that could not be removed fails the call.
+   */
+  remove(keys: readonly string[]): Promise<void>;
+  /**
+   * What a writer left half-done under `prefix`: temporary files of a killed write on a
+   * filesystem, incomplete multipart uploads on S3. Never visible as objects; listed for verify.
+   */
+  leftovers(prefix: string): AsyncIterable<Leftover>;
   /** Requests this driver has made so far (HTTP attempts on S3, operations on a filesystem): for reports and benchmarks. */
   readonly requests: number;
   /** Checks the repository root is usable; throws REPOSITORY_* otherwise. */

@@ -8,7 +8,7 @@ import { promises as fsp } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { isAbandonedTemp, isTempName, syncDir, writeFileAtomic } from '../local/atomic-write.js';
 import { WalshipError, describeSystemError } from '../errors.js';
-import type { ListOptions, ObjectInfo, PutOptions, StorageDriver } from './driver.js';
+import type { Leftover, ListOptions, ObjectInfo, PutOptions, StorageDriver } from './driver.js';
 
 export class FsDriver implements StorageDriver {
   readonly location: string;
@@ -123,22 +123,85 @@ export class FsDriver implements StorageDriver {
 
   async putIfAbsent(key: string, body: Buffer, _opts?: PutOptions): Promise<'created' | 'exists'> {
     this.ops++;
-    const final = await this.prepare(key);
-    try {
-      return (await writeFileAtomic(final, body, { mode: OBJECT_MODE, durable: true, createOnly: true })) === 'written' ? 'created' : 'exists';
-    } catch (err) {
-      throw this.unavailable(`store ${key}`, err);
-    }
+    const written = await this.write(key, `store ${key}`, (final) => writeFileAtomic(final, body, { mode: OBJECT_MODE, durable: true, createOnly: true }));
+    return written === 'written' ? 'created' : 'exists';
   }
 
   async replace(key: string, body: Buffer, _opts?: PutOptions): Promise<void> {
     this.ops++;
-    const final = await this.prepare(key);
-    try {
-      await writeFileAtomic(final, body, { mode: OBJECT_MODE, durable: true });
-    } catch (err) {
-      throw this.unavailable(`replace ${key}`, err);
+    await this.write(key, `replace ${key}`, (final) => writeFileAtomic(final, body, { mode: OBJECT_MODE, durable: true }));
+  }
+
+  /**
+   * Writes into the key's directory, made first. A directory that `remove` emptied and removed
+   * between the two (an expire running beside a push) is made again, once.
+   */
+  private async write<T>(key: string, what: string, fn: (final: string) => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      const final = await this.prepare(key);
+      try {
+        return await fn(final);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT' && attempt === 0) {
+          this.swept.delete(dirname(final));
+          continue;
+        }
+        throw this.unavailable(what, err);
+      }
     }
+  }
+
+  async remove(keys: readonly string[]): Promise<void> {
+    const dirs = new Set<string>();
+    for (const key of keys) {
+      this.ops++;
+      const path = this.path(key);
+      try {
+        await fsp.unlink(path);
+        dirs.add(dirname(path));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw this.unavailable(`remove ${key}`, err);
+      }
+    }
+    // Deepest first: a directory left empty goes too (never the root), and its parent is synced.
+    const parents = new Set<string>();
+    for (const dir of [...dirs].sort((a, b) => b.length - a.length)) {
+      try {
+        await syncDir(dir);
+        if (dir !== this.root && (await fsp.readdir(dir)).length === 0) {
+          await fsp.rmdir(dir);
+          parents.add(dirname(dir));
+        }
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code !== 'ENOENT' && code !== 'ENOTEMPTY' && code !== 'EEXIST') throw this.unavailable(`remove from ${dir}`, err);
+      }
+    }
+    for (const dir of parents) await syncDir(dir).catch(() => undefined);
+  }
+
+  async *leftovers(prefix: string): AsyncIterable<Leftover> {
+    const base = prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/')) : '';
+    const walk = async function* (this: FsDriver, dir: string, rel: string): AsyncIterable<Leftover> {
+      let entries;
+      try {
+        this.ops++;
+        entries = await fsp.readdir(dir, { withFileTypes: true });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+        throw this.unavailable(`list ${dir}`, err);
+      }
+      for (const e of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
+        const key = `${rel}${e.name}`;
+        if (e.isDirectory()) {
+          if (!e.name.startsWith('.') && (`${key}/`.startsWith(prefix) || prefix.startsWith(`${key}/`))) yield* walk.call(this, join(dir, e.name), `${key}/`);
+        } else if (isTempName(e.name) && key.startsWith(prefix.slice(0, prefix.lastIndexOf('/') + 1))) {
+          const st = await fsp.lstat(join(dir, e.name)).catch(() => null);
+          if (st) yield { key, size: st.size, since: st.mtime.toISOString(), kind: 'temporary-file' };
+        }
+      }
+    };
+    yield* walk.call(this, base === '' ? this.root : this.path(base), base === '' ? '' : `${base}/`);
   }
 
   async *list(prefix: string, opts: ListOptions = {}): AsyncIterable<ObjectInfo> {

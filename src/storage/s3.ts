@@ -20,9 +20,11 @@ import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
   CreateMultipartUploadCommand,
+  DeleteObjectsCommand,
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   type ListObjectsV2CommandOutput,
   PutObjectCommand,
@@ -33,12 +35,14 @@ import {
 } from '@aws-sdk/client-s3';
 import { WalshipError } from '../errors.js';
 import type { Config } from '../config.js';
-import type { ListOptions, ObjectInfo, PutOptions, StorageDriver } from './driver.js';
+import type { Leftover, ListOptions, ObjectInfo, PutOptions, StorageDriver } from './driver.js';
 
 /** Bodies larger than this are uploaded in parts (a single PUT is limited to 5 GiB). */
 export const MULTIPART_THRESHOLD = 64 * 1024 * 1024;
 /** Size of each part of a multipart upload (S3 wants at least 5 MiB, except the last part). */
 export const MULTIPART_PART_SIZE = 16 * 1024 * 1024;
+/** Keys per DeleteObjects request (S3's limit). */
+const DELETE_BATCH = 1000;
 /** Parts uploaded at the same time. */
 const PART_CONCURRENCY = 4;
 
@@ -381,6 +385,52 @@ export class S3Driver implements StorageDriver {
       for (const o of page.Contents ?? []) if (o.Key?.startsWith(Prefix)) names.add(o.Key.slice(Prefix.length));
     }
     return [...names].filter((n) => n !== '').sort();
+  }
+
+  async remove(keys: readonly string[]): Promise<void> {
+    for (let i = 0; i < keys.length; i += DELETE_BATCH) {
+      const batch = keys.slice(i, i + DELETE_BATCH);
+      let out;
+      try {
+        out = await this.client.send(
+          new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch.map((k) => ({ Key: this.fullKey(k) })), Quiet: true } }),
+        );
+      } catch (err) {
+        throw this.fail('remove', batch[0], err);
+      }
+      // A key that names no object is not an error (S3 reports it deleted); anything listed here is.
+      const failed = (out.Errors ?? []).filter((e) => e.Code !== 'NoSuchKey');
+      if (failed.length > 0) {
+        const e = failed[0]!;
+        throw new WalshipError(
+          'REPOSITORY_UNAVAILABLE',
+          `cannot remove ${failed.length} of ${batch.length} objects from ${this.location} (first: ${e.Key ?? '?'}: ${e.Code ?? '?'} ${oneLine(e.Message ?? '')}); check the credentials allow s3:DeleteObject`,
+        );
+      }
+    }
+  }
+
+  async *leftovers(prefix: string): AsyncIterable<Leftover> {
+    const base = this.prefix ? `${this.prefix}/` : '';
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    do {
+      let page;
+      try {
+        page = await this.client.send(
+          new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: base + prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }),
+        );
+      } catch (err) {
+        // A store without the call (some S3-compatible ones) keeps no incomplete uploads to list.
+        if (status(err) === 501 || (err as SdkError).name === 'NotImplemented') return;
+        throw this.fail('list the incomplete uploads of', prefix, err);
+      }
+      for (const u of page.Uploads ?? []) {
+        if (u.Key?.startsWith(base)) yield { key: u.Key.slice(base.length), size: 0, since: (u.Initiated ?? new Date(0)).toISOString(), kind: 'incomplete-upload' };
+      }
+      keyMarker = page.IsTruncated ? page.NextKeyMarker : undefined;
+      uploadIdMarker = page.IsTruncated ? page.NextUploadIdMarker : undefined;
+    } while (keyMarker);
   }
 
   /** HTTP requests sent so far, retries included (counted as each attempt is made). */
