@@ -13,7 +13,7 @@ import { WalshipError } from './errors.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/walship/walship.conf';
 
-type Kind = 'string' | 'int' | 'bool' | 'enum';
+type Kind = 'string' | 'int' | 'bool' | 'enum' | 'duration';
 
 export interface SettingDef {
   key: string;
@@ -172,6 +172,31 @@ export const SETTINGS = [
     description: 'Most bytes of prefetched segments kept in the spool directory.',
     default: () => '1073741824',
   },
+  {
+    key: 'retain_full',
+    kind: 'int',
+    min: 1,
+    max: 100_000,
+    description: 'walship expire: keep the newest N restorable backups (and everything newer), with the WAL they need.',
+  },
+  {
+    key: 'retain_window',
+    kind: 'duration',
+    description:
+      'walship expire: keep everything needed to recover to any moment of this recent past (e.g. 14d): the newest backup consistent before it, and all newer.',
+  },
+  {
+    key: 'retain_wal_before_oldest',
+    kind: 'bool',
+    description: 'walship expire: keep the WAL older than the oldest kept backup (off: it is removed; no kept window needs it).',
+    default: () => 'off',
+  },
+  {
+    key: 'retain_incomplete',
+    kind: 'duration',
+    description: 'walship expire: failed and unfinished backups are removed once they started longer ago than this.',
+    default: () => '7d',
+  },
 ] as const satisfies readonly SettingDef[];
 
 export type SettingKey = (typeof SETTINGS)[number]['key'];
@@ -199,6 +224,12 @@ export interface Config {
   fetch_prefetch: number;
   spool_dir?: string;
   spool_max_bytes: number;
+  retain_full?: number;
+  /** Seconds. */
+  retain_window?: number;
+  retain_wal_before_oldest: boolean;
+  /** Seconds. */
+  retain_incomplete: number;
   /** Where the config file came from, if one was read. */
   configFile?: string;
   /**
@@ -326,7 +357,29 @@ function coerce(def: SettingDef, raw: string, source: string): unknown {
     case 'enum':
       if (!def.values!.includes(raw)) throw bad(`expected one of ${def.values!.join(', ')}`);
       return raw;
+    case 'duration': {
+      if (raw.trim() === '') return undefined;
+      const seconds = parseDuration(raw);
+      if (seconds === null) throw bad('expected a duration such as 36h, 14d or 2w (units s, min, h, d, w)');
+      return seconds;
+    }
   }
+}
+
+const DURATION_UNITS: Record<string, number> = { s: 1, min: 60, h: 3600, d: 86400, w: 7 * 86400 };
+
+/** Seconds in a duration such as `90s`, `30min`, `36h`, `14d`, `2w`; null when it is none. */
+export function parseDuration(text: string): number | null {
+  const m = /^\s*(\d+)\s*(s|min|h|d|w)\s*$/.exec(text);
+  if (!m) return null;
+  const n = Number(m[1]) * DURATION_UNITS[m[2]!]!;
+  return n > 0 && Number.isSafeInteger(n) ? n : null;
+}
+
+/** A duration setting as written in the config file: its largest whole unit (`14d`, `36h`). */
+export function formatDurationSetting(seconds: number): string {
+  for (const [unit, n] of Object.entries(DURATION_UNITS).reverse()) if (seconds % n === 0) return `${seconds / n}${unit}`;
+  return `${seconds}s`;
 }
 
 export interface ResolveInput {

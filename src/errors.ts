@@ -25,6 +25,8 @@ export const ExitCode = {
   UNREACHABLE_TARGET: 9,
   /** walship restore: the restored data directory's restore_command does not fetch WAL. */
   RESTORE_CHECK: 10,
+  /** Another walship process holds the repository's lock for this command (walship expire). */
+  BUSY: 11,
   /** A bug in walship. */
   INTERNAL: 70,
   /**
@@ -62,6 +64,7 @@ export type ErrorCode =
   | 'TARGET_UNREACHABLE'
   | 'DEST_UNWRITABLE'
   | 'RESTORE_COMMAND_FAILED'
+  | 'REPOSITORY_BUSY'
   | 'INTERNAL';
 
 const EXIT_BY_CODE: Record<ErrorCode, number> = {
@@ -84,6 +87,7 @@ const EXIT_BY_CODE: Record<ErrorCode, number> = {
   TARGET_UNREACHABLE: ExitCode.UNREACHABLE_TARGET,
   DEST_UNWRITABLE: ExitCode.REPOSITORY,
   RESTORE_COMMAND_FAILED: ExitCode.RESTORE_CHECK,
+  REPOSITORY_BUSY: ExitCode.BUSY,
   INTERNAL: ExitCode.INTERNAL,
 };
 

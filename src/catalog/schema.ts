@@ -55,6 +55,15 @@ function joinAt(timeline: string, segExpr: string): string {
       AND EXISTS (SELECT 1 FROM wal_seg_stretches l WHERE l.timeline = ${timeline} AND l.first_seg BETWEEN ${blockStart(seg)} AND ${seg} - 1 AND l.last_seg >= ${seg});`;
 }
 
+/**
+ * Recomputes the stretches of the block holding segment `seg` of `timeline` (numbers), with the
+ * query the migration and the triggers use: for a writer that set the triggers aside
+ * (catalog/expirations.ts).
+ */
+export function restretchSql(timeline: number, seg: number): string {
+  return rebuildStretches(String(Math.trunc(timeline)), String(Math.trunc(seg)));
+}
+
 export const MIGRATIONS: readonly string[] = [
   // 1: the foundation
   `
@@ -290,6 +299,19 @@ export const MIGRATIONS: readonly string[] = [
     first_at TEXT NOT NULL,
     last_at TEXT NOT NULL,
     count INTEGER NOT NULL
+  );
+  `,
+  // 7: what walship expire removed from the repository (expire/<id>.json; catalog/expirations.ts):
+  // every WAL file of any timeline in segments numbered below wal_below_seg (history files
+  // excepted), the walship backups and the files named. Sync applies each record once and leaves
+  // out what they removed, should an interrupted expire have left some of it behind.
+  `
+  CREATE TABLE expirations (
+    key TEXT PRIMARY KEY,
+    at TEXT NOT NULL,
+    wal_below_seg INTEGER,
+    backups TEXT NOT NULL,
+    files TEXT NOT NULL
   );
   `,
 ];

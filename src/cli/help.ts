@@ -8,9 +8,10 @@ export const EXIT_CODES_HELP = `Exit codes:
   5    the file or repository belongs to another cluster
   6    the repository cannot be read or written
   7    the catalog cannot be opened or written
-  8    an archived object is damaged
+  8    an archived object is damaged (verify: damaged or missing objects found)
   9    a recovery target cannot be reached (plan, restore)
   10   restore: the restored data directory's restore_command does not work
+  11   expire: another expire holds the repository's lock
   70   internal error (a bug: please report it)
 archive-fetch has its own codes: see "walship archive-fetch --help".`;
 

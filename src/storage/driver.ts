@@ -54,7 +54,8 @@ export interface StorageDriver {
   /**
    * Stores the object durably, replacing any object under `key` (atomically: readers see the old
    * or the new object, never a mix). Only for repairing an archived copy that is provably
-   * damaged and whose recorded checksum equals the new content's; never for new files.
+   * damaged and whose recorded checksum equals the new content's, and for walship's own small
+   * documents that are superseded whole (a lock's refresh, verify's state); never for WAL.
    */
   replace(key: string, body: Buffer, opts?: PutOptions): Promise<void>;
   /**

@@ -41,6 +41,8 @@ import { WAL_PREFIX, objectKeyFor } from '../archive/keys.js';
 import { INDEX_PREFIX, parseBlockKey, type BlockRef } from '../archive/index-blocks.js';
 import { BlockReader, listedFile, readArchivedFile, rescan, segNoOf, type ListedFile, type SegmentShape } from '../archive/repo-reader.js';
 import { readBackupDocs, type BackupDocs } from './backup-docs.js';
+import { applyExpiry, expiredOf, wasExpired, type Expired } from '../catalog/expirations.js';
+import { readExpiries } from '../expire/record.js';
 
 /** How far back from a timeline's newest segment sync lists again (pushes land slightly out of order). */
 export const SYNC_WINDOW = 64;
@@ -158,11 +160,16 @@ async function sync(ctx: RepoContext, opts: SyncOptions, mayRebuild: boolean): P
     }
     cat.bindRepository(ctx.repoUrl, identity);
     const shape: SegmentShape = { segSize: identity.walSegmentSize, pgMajor: identity.pgMajor };
-    const listed = mayRebuild && isEmpty(cat) ? null : await newFiles(ctx.storage, cat, shape);
+    const empty = isEmpty(cat);
+    // What expires removed since the last sync: forgotten first, and left out of what is listed.
+    const expiries = mayRebuild && empty ? [] : await readExpiries(ctx.storage, expiredOf(cat).lastKey);
+    const expired = expiredOf(cat, expiries);
+    const listed = mayRebuild && empty ? null : await newFiles(ctx.storage, cat, shape, expired);
     if (listed !== null && (listed.length <= REBUILD_ABOVE || !mayRebuild)) {
       const files = await readAll(ctx.storage, listed, shape, null, opts, out);
-      const backups = await newBackups(ctx.storage, cat, out);
+      const backups = await newBackups(ctx.storage, cat, out, expired);
       cat.write('sync with the repository', () => {
+        for (const e of expiries) applyExpiry(cat, e);
         for (const f of files) indexArchivedFile(cat, f);
         applyBackups(cat, backups);
         recordSync(cat, ctx.storage.requests - req0);
@@ -190,11 +197,11 @@ function finish(out: SyncOutcome, ctx: RepoContext, started: number, req0: numbe
  * The archived files the repository holds that the catalog does not (or holds with another size),
  * from the listings sync makes (see the top of this file).
  */
-async function newFiles(storage: StorageDriver, cat: Catalog, shape: SegmentShape): Promise<ListedFile[]> {
+async function newFiles(storage: StorageDriver, cat: Catalog, shape: SegmentShape, expired: Expired): Promise<ListedFile[]> {
   const known = cat.db.prepare('SELECT stored_size FROM wal_files WHERE name = ?').pluck();
   const out: ListedFile[] = [];
   const consider = (l: ListedFile | null) => {
-    if (l && known.get(l.file.name) !== l.size) out.push(l);
+    if (l && known.get(l.file.name) !== l.size && !isExpiredFile(expired, l, shape)) out.push(l);
   };
   const stretches = cat.segmentStretches();
   const timelines = new Set<number>([
@@ -236,6 +243,10 @@ async function newFiles(storage: StorageDriver, cat: Catalog, shape: SegmentShap
   return out;
 }
 
+function isExpiredFile(expired: Expired, l: ListedFile, shape: SegmentShape): boolean {
+  return wasExpired(expired, l.file.name, l.file.kind, segNoOf(l.file, shape.segSize));
+}
+
 function mergeWindows(w: [number, number][]): [number, number][] {
   const sorted = [...w].sort((a, b) => a[0] - b[0]);
   const out: [number, number][] = [];
@@ -267,11 +278,11 @@ async function readAll(storage: StorageDriver, listed: readonly ListedFile[], sh
 }
 
 /** The documents of walship backups the catalog does not know as complete or failed. */
-async function newBackups(storage: StorageDriver, cat: Catalog, out: SyncOutcome): Promise<BackupDocs[]> {
+async function newBackups(storage: StorageDriver, cat: Catalog, out: SyncOutcome, expired: Expired): Promise<BackupDocs[]> {
   const status = cat.db.prepare("SELECT status FROM backups WHERE name = ? AND source = 'walship'").pluck();
   const ids = (await storage.children('backups/')).filter((id) => {
     const s = status.get(id) as string | undefined;
-    return s !== 'complete' && s !== 'failed';
+    return s !== 'complete' && s !== 'failed' && !expired.backups.has(id);
   });
   const docs: BackupDocs[] = [];
   await runPool(ids, READ_WIDTH, async (id) => {
@@ -365,6 +376,11 @@ async function fill(storage: StorageDriver, cat: Catalog, identity: RepoIdentity
     if (ref) refs.push(ref);
   }
   const blocks = new BlockReader(storage, refs);
+  const expiries = await readExpiries(storage, null);
+  cat.write('record what expires removed', () => {
+    for (const e of expiries) applyExpiry(cat, e);
+  });
+  const expired = expiredOf(cat);
   let batch: ListedFile[] = [];
   const flush = async () => {
     const files = await readAll(storage, batch, shape, blocks, opts, out);
@@ -376,12 +392,12 @@ async function fill(storage: StorageDriver, cat: Catalog, identity: RepoIdentity
   };
   for await (const o of storage.list(WAL_PREFIX)) {
     const l = listedFile(o.key, o.size);
-    if (!l) continue;
+    if (!l || isExpiredFile(expired, l, shape)) continue;
     batch.push(l);
     if (batch.length >= REBUILD_BATCH) await flush();
   }
   await flush();
-  const backups = await newBackups(storage, cat, out);
+  const backups = await newBackups(storage, cat, out, expired);
   cat.write('index the backups', () => {
     applyBackups(cat, backups);
     for (const r of refs) if (!blocks.damaged.some((d) => d.startsWith(r.key))) cat.addIndexBlock(r.timeline, r.firstSeg, r.count, r.key);
@@ -397,7 +413,7 @@ async function fill(storage: StorageDriver, cat: Catalog, identity: RepoIdentity
  * The tables of the catalog that the repository is the truth of, parents first, with the
  * stretches derived from them last (push_refusals is this host's own record, kept).
  */
-const TABLES = ['wal_files', 'wal_scans', 'wal_xacts', 'wal_restore_points', 'wal_checkpoints', 'wal_end_of_recovery', 'wal_backup_ends', 'timelines', 'backups', 'index_blocks', 'sync_state', 'wal_seg_stretches'];
+const TABLES = ['wal_files', 'wal_scans', 'wal_xacts', 'wal_restore_points', 'wal_checkpoints', 'wal_end_of_recovery', 'wal_backup_ends', 'timelines', 'backups', 'index_blocks', 'expirations', 'sync_state', 'wal_seg_stretches'];
 
 /**
  * Makes the catalog at `path` the one built at `temp`: a rename when there is none yet, else one
