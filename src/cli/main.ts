@@ -353,6 +353,25 @@ export async function buildProgram(): Promise<Command> {
 
   addSettingOptions(
     program
+      .command('verify')
+      .description('read the repository back: every archived object, every backup against its manifest, the continuity of the WAL, and leftovers')
+      .option('--full', 'read everything again (default: only what no earlier verify found sound)')
+      .option('--parallel <n>', 'objects read at once (memory: about that many objects)', '4')
+      .option('--json', 'print a JSON document (shape in docs/commands.md)')
+      .addHelpText('after', '\nExit codes: 0 nothing damaged or missing (leftovers are listed); 8 damaged or missing objects, diverged or missing WAL (each named); 6 repository unreadable; 7 catalog.'),
+  ).action(
+    action('verify', async (cfg, flags) => {
+      const ctx = await openArchiveContext(cfg);
+      const { runVerify } = await import('../verify/verify.js');
+      const { renderVerify } = await import('../verify/render.js');
+      const report = await runVerify(ctx, { full: !!flags.full, parallel: wholeNumberFlag('parallel', flags.parallel, 1), progress: !flags.json && process.stderr.isTTY === true });
+      process.stdout.write(flags.json ? JSON.stringify(report, null, 2) + '\n' : renderVerify(report));
+      return report.failures > 0 ? ExitCode.CORRUPT : ExitCode.OK;
+    }),
+  );
+
+  addSettingOptions(
+    program
       .command('init')
       .description('create the repository (and its identity, with --pgdata) and the catalog')
       .option('--pgdata <dir>', "bind the repository to this cluster now (reads a segment's header in DIR/pg_wal)"),

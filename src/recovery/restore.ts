@@ -7,12 +7,12 @@
  * start instead of one it would take for a crashed primary.
  */
 import { promises as fsp, constants as fsc } from 'node:fs';
-import { createHash } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 import { WalshipError, describeSystemError } from '../errors.js';
 import { logger } from '../log.js';
 import type { StorageDriver } from '../storage/driver.js';
-import { PG_CONTROL, backupKey, type BackupSummary, type Manifest, type ManifestFile, type ManifestPiece } from '../backup/format.js';
+import { PG_CONTROL, type BackupSummary } from '../backup/format.js';
+import { checkPiece, pieceKey, piecesOf, readBackup, readChunk } from '../backup/read.js';
 import { Progress } from '../backup/progress.js';
 import { runPool } from '../pool.js';
 import { processAlive } from '../pid.js';
@@ -38,19 +38,6 @@ export interface RestoreResult {
   files: number;
   bytes: number;
   tablespaces: { oid: string; location: string }[];
-}
-
-export async function readBackup(storage: StorageDriver, id: string): Promise<{ summary: BackupSummary; manifest: Manifest }> {
-  const [s, m] = await Promise.all([storage.get(backupKey(id, 'backup.json')), storage.get(backupKey(id, 'manifest.json'))]);
-  if (s === null) {
-    throw new WalshipError('TARGET_UNREACHABLE', `backup ${id} is not complete in repository ${storage.location} (no backup.json): choose another backup`);
-  }
-  if (m === null) throw new WalshipError('OBJECT_LOST', `backup ${id} has no manifest.json in repository ${storage.location}`);
-  try {
-    return { summary: JSON.parse(s.toString('utf8')) as BackupSummary, manifest: JSON.parse(m.toString('utf8')) as Manifest };
-  } catch {
-    throw new WalshipError('OBJECT_CORRUPT', `backup ${id}: backup.json or manifest.json is not valid JSON`);
-  }
 }
 
 async function prepareDataDir(pgdata: string, force: boolean): Promise<void> {
@@ -112,51 +99,20 @@ export async function restoreBackup(storage: StorageDriver, id: string, opts: Re
   for (const [oid, loc] of spc) await fsp.symlink(loc, join(pgdata, 'pg_tblspc', oid));
 
   // Which manifest piece each tar entry of each chunk is.
-  const pieces = new Map<string, { file: ManifestFile; piece: ManifestPiece }>();
-  for (const f of manifest.files) for (const p of f.pieces) pieces.set(`${p.chunk}\0${p.entry}`, { file: f, piece: p });
+  const pieces = piecesOf(manifest);
   const seen = new Set<string>();
   const held: { pgControl: Buffer | null } = { pgControl: null };
   const progress = new Progress(summary.rawBytes, opts.progress);
 
   const restoreChunk = async (chunk: string): Promise<void> => {
-    const body = await storage.get(backupKey(id, chunk));
-    if (body === null) throw new WalshipError('OBJECT_LOST', `backup ${id} lacks ${chunk} in repository ${storage.location}`);
-    const { decompress } = await import('zstd-napi');
-    let tarBytes: Buffer;
-    try {
-      tarBytes = decompress(body);
-    } catch (err) {
-      throw new WalshipError('OBJECT_CORRUPT', `backup ${id}: ${chunk} is damaged (${(err as Error).message})`);
-    }
-    const tar = await import('tar-stream');
-    const extract = tar.extract();
-    const done = new Promise<void>((resolveP, reject) => {
-      extract.on('entry', (header, stream, next) => {
-        const parts: Buffer[] = [];
-        stream.on('data', (d: unknown) => parts.push(d as Buffer));
-        stream.on('end', () => {
-          handleEntry(chunk, header.name, Buffer.concat(parts)).then(() => next(), reject);
-        });
-        stream.on('error', reject);
-      });
-      extract.on('finish', resolveP);
-      extract.on('error', (e: Error) => reject(new WalshipError('OBJECT_CORRUPT', `backup ${id}: ${chunk} is not a valid tar (${e.message})`)));
-    });
-    extract.end(tarBytes);
-    await done;
+    await readChunk(storage, id, chunk, (entry, data) => handleEntry(chunk, entry, data));
   };
 
   const handleEntry = async (chunk: string, entry: string, data: Buffer): Promise<void> => {
-    const hit = pieces.get(`${chunk}\0${entry}`);
+    const hit = pieces.get(pieceKey(chunk, entry));
     if (!hit) return; // backup_label / tablespace_map: written from backup.json below
-    const sum = createHash('sha256').update(data).digest('hex');
-    if (sum !== hit.piece.sha256 || data.length !== hit.piece.length) {
-      throw new WalshipError(
-        'OBJECT_CORRUPT',
-        `backup ${id}: ${hit.file.path} (bytes ${hit.piece.offset}-${hit.piece.offset + hit.piece.length} in ${chunk}) does not match the manifest checksum; restore stopped`,
-      );
-    }
-    seen.add(`${chunk}\0${entry}`);
+    checkPiece(id, chunk, hit, data, 'restore stopped');
+    seen.add(pieceKey(chunk, entry));
     progress.add(data.length);
     if (hit.file.path === PG_CONTROL) {
       held.pgControl = data;

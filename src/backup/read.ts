@@ -1,0 +1,76 @@
+/**
+ * Reading a stored walship backup back (restore, verify): its summary and manifest, each chunk's
+ * tar entries, and the check of each entry against the manifest piece it is.
+ */
+import { createHash } from 'node:crypto';
+import { WalshipError } from '../errors.js';
+import type { StorageDriver } from '../storage/driver.js';
+import { backupKey, type BackupSummary, type Manifest, type ManifestFile, type ManifestPiece } from './format.js';
+
+export async function readBackup(storage: StorageDriver, id: string): Promise<{ summary: BackupSummary; manifest: Manifest }> {
+  const [s, m] = await Promise.all([storage.get(backupKey(id, 'backup.json')), storage.get(backupKey(id, 'manifest.json'))]);
+  if (s === null) {
+    throw new WalshipError('TARGET_UNREACHABLE', `backup ${id} is not complete in repository ${storage.location} (no backup.json): choose another backup`);
+  }
+  if (m === null) throw new WalshipError('OBJECT_LOST', `backup ${id} has no manifest.json in repository ${storage.location}`);
+  try {
+    return { summary: JSON.parse(s.toString('utf8')) as BackupSummary, manifest: JSON.parse(m.toString('utf8')) as Manifest };
+  } catch {
+    throw new WalshipError('OBJECT_CORRUPT', `backup ${id}: backup.json or manifest.json is not valid JSON`);
+  }
+}
+
+export interface PieceRef {
+  file: ManifestFile;
+  piece: ManifestPiece;
+}
+
+/** Which manifest piece each tar entry of each chunk is, keyed by pieceKey. */
+export function piecesOf(manifest: Manifest): Map<string, PieceRef> {
+  const pieces = new Map<string, PieceRef>();
+  for (const f of manifest.files) for (const p of f.pieces) pieces.set(pieceKey(p.chunk, p.entry), { file: f, piece: p });
+  return pieces;
+}
+
+export const pieceKey = (chunk: string, entry: string): string => `${chunk}\0${entry}`;
+
+/** Throws OBJECT_CORRUPT unless `data` is the piece the manifest says (length and SHA-256). */
+export function checkPiece(id: string, chunk: string, hit: PieceRef, data: Buffer, then: string): void {
+  const sum = createHash('sha256').update(data).digest('hex');
+  if (sum !== hit.piece.sha256 || data.length !== hit.piece.length) {
+    throw new WalshipError(
+      'OBJECT_CORRUPT',
+      `backup ${id}: ${hit.file.path} (bytes ${hit.piece.offset}-${hit.piece.offset + hit.piece.length} in ${chunk}) does not match the manifest checksum; ${then}`,
+    );
+  }
+}
+
+/** Reads chunk `chunk` of backup `id` and hands each tar entry to `onEntry`, in order. */
+export async function readChunk(storage: StorageDriver, id: string, chunk: string, onEntry: (entry: string, data: Buffer) => Promise<void>): Promise<number> {
+  const body = await storage.get(backupKey(id, chunk));
+  if (body === null) throw new WalshipError('OBJECT_LOST', `backup ${id} lacks ${chunk} in repository ${storage.location}`);
+  const { decompress } = await import('zstd-napi');
+  let tarBytes: Buffer;
+  try {
+    tarBytes = decompress(body);
+  } catch (err) {
+    throw new WalshipError('OBJECT_CORRUPT', `backup ${id}: ${chunk} is damaged (${(err as Error).message})`);
+  }
+  const tar = await import('tar-stream');
+  const extract = tar.extract();
+  const done = new Promise<void>((resolveP, reject) => {
+    extract.on('entry', (header, stream, next) => {
+      const parts: Buffer[] = [];
+      stream.on('data', (d: unknown) => parts.push(d as Buffer));
+      stream.on('end', () => {
+        onEntry(header.name, Buffer.concat(parts)).then(() => next(), reject);
+      });
+      stream.on('error', reject);
+    });
+    extract.on('finish', resolveP);
+    extract.on('error', (e: Error) => reject(new WalshipError('OBJECT_CORRUPT', `backup ${id}: ${chunk} is not a valid tar (${e.message})`)));
+  });
+  extract.end(tarBytes);
+  await done;
+  return body.length;
+}

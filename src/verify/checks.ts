@@ -1,0 +1,139 @@
+/**
+ * The checks `walship verify` makes of one archived object or one backup. Each returns what it
+ * found wrong (null: sound); only a repository that cannot be read throws.
+ */
+import { asWalshipError } from '../errors.js';
+import type { StorageDriver } from '../storage/driver.js';
+import type { WalFileRow } from '../catalog/catalog.js';
+import { scanArchivedFile } from '../catalog/scan-store.js';
+import { EnvelopeError, decodeObject, unpackScan } from '../archive/envelope.js';
+import { validateFile } from '../archive/validate.js';
+import type { RepoIdentity } from '../archive/identity.js';
+import { endsOf } from '../archive/continuity.js';
+import { backupKey } from '../backup/format.js';
+import { checkPiece, pieceKey, piecesOf, readBackup, readChunk } from '../backup/read.js';
+import { parseWalFileName } from '../wal/names.js';
+import { unfinishedSegment } from '../wal/complete.js';
+import { encodeScanRecord } from '../wal/scan-record.js';
+import type { SegmentEnds } from '../wal/continuity.js';
+
+export type ProblemKind = 'damaged' | 'missing' | 'diverged' | 'gap' | 'unrestorable' | 'leftover' | 'orphan';
+
+export interface Problem {
+  kind: ProblemKind;
+  /** The object (repository key) or the backup it is about. */
+  what: string;
+  detail: string;
+}
+
+/** Whether a problem fails the run (leftovers and orphans are reported, and cost only space). */
+export const isFailure = (p: Problem): boolean => p.kind !== 'leftover' && p.kind !== 'orphan';
+
+/** What a check needs of a wal_files row (not the packed scan, which is large). */
+export type VerifyRow = Pick<WalFileRow, 'name' | 'kind' | 'timeline' | 'seg_no' | 'raw_size' | 'stored_size' | 'sha256' | 'body_sha256' | 'object_key'>;
+export const VERIFY_COLUMNS = 'name, kind, timeline, seg_no, raw_size, stored_size, sha256, body_sha256, object_key';
+
+export interface WalCheck {
+  problem: Problem | null;
+  /** Bytes read. */
+  bytes: number;
+  /** For a sound segment: where its WAL begins and ends, to check its neighbours against. */
+  ends?: SegmentEnds;
+}
+
+/**
+ * One archived WAL file, as fetch and push judge it: the object is there; its compressed data
+ * and zstd's checksum of what it decompresses to; its metadata against the catalog's row and the
+ * repository's identity; the file by the rules push applies (pages, every record's CRC, a
+ * segment finished); and the scan its metadata carries, which the planner trusts, against what
+ * its records really say.
+ */
+export async function checkWalObject(storage: StorageDriver, row: VerifyRow, identity: RepoIdentity): Promise<WalCheck> {
+  const key = row.object_key;
+  const bad = (detail: string, bytes = 0): WalCheck => ({ problem: { kind: 'damaged', what: key, detail }, bytes });
+  const obj = await storage.get(key);
+  if (obj === null) return { problem: { kind: 'missing', what: key, detail: `the catalog lists ${row.name}, but the repository has no object for it` }, bytes: 0 };
+  let meta;
+  let raw: Buffer;
+  try {
+    ({ meta, raw } = await decodeObject(obj, { sha256: row.sha256, bodySha256: row.body_sha256 }));
+  } catch (err) {
+    if (err instanceof EnvelopeError) return bad(err.message, obj.length);
+    throw err;
+  }
+  if (meta.name !== row.name) return bad(`it holds ${meta.name}`, obj.length);
+  if (obj.length !== row.stored_size || raw.length !== row.raw_size) {
+    return bad(`its size (${obj.length} stored, ${raw.length} raw) is not the catalog's (${row.stored_size}, ${row.raw_size})`, obj.length);
+  }
+  const file = parseWalFileName(row.name)!;
+  try {
+    const v = validateFile(file, raw);
+    if (!v.segment) return { problem: null, bytes: obj.length };
+    const seg = v.segment;
+    if (seg.systemIdentifier !== identity.systemIdentifier || seg.segSize !== identity.walSegmentSize) {
+      return bad(`it is WAL of system ${seg.systemIdentifier} (segment size ${seg.segSize}), not of this repository's ${identity.systemIdentifier}`, obj.length);
+    }
+    const scan = scanArchivedFile(raw, file, seg, { archived: true });
+    const unfinished = unfinishedSegment(file, scan);
+    if (unfinished !== null) return bad(`it is not a finished segment: ${unfinished}`, obj.length);
+    if (meta.scan !== undefined && meta.startLsn !== undefined) {
+      const carried = await unpackScan(meta.scan, meta.startLsn);
+      if (JSON.stringify(encodeScanRecord(carried)) !== JSON.stringify(encodeScanRecord(scan))) {
+        return bad('the scan its metadata carries (what ranges and plan rely on) is not what its records say', obj.length);
+      }
+    }
+    return { problem: null, bytes: obj.length, ends: endsOf(scan) };
+  } catch (err) {
+    const we = asWalshipError(err);
+    if (err instanceof EnvelopeError || we.code === 'INVALID_WAL' || we.code === 'OBJECT_CORRUPT') return bad(we.message, obj.length);
+    throw err;
+  }
+}
+
+/** The documents a walship backup's directory holds besides its chunks. */
+const BACKUP_DOCS = new Set(['started.json', 'backup.json', 'manifest.json', 'failed.json']);
+
+/**
+ * One complete walship backup: its documents, every chunk there and sound, every piece the
+ * manifest names found in its chunk with its checksum; objects in its directory it does not name.
+ */
+export async function checkBackup(storage: StorageDriver, id: string, names: readonly string[], onBytes: (n: number) => void): Promise<Problem[]> {
+  const problems: Problem[] = [];
+  let doc;
+  try {
+    doc = await readBackup(storage, id);
+  } catch (err) {
+    const we = asWalshipError(err);
+    if (we.code === 'REPOSITORY_UNAVAILABLE' || we.code === 'REPOSITORY_INVALID') throw err;
+    return [{ kind: we.code === 'OBJECT_LOST' ? 'missing' : 'damaged', what: `backup ${id}`, detail: we.message }];
+  }
+  const { summary, manifest } = doc;
+  const pieces = piecesOf(manifest);
+  const seen = new Set<string>();
+  for (const chunk of summary.chunks) {
+    try {
+      onBytes(
+        await readChunk(storage, id, chunk, async (entry, data) => {
+          const hit = pieces.get(pieceKey(chunk, entry));
+          if (!hit) return;
+          checkPiece(id, chunk, hit, data, 'restoring it would stop there');
+          seen.add(pieceKey(chunk, entry));
+        }),
+      );
+    } catch (err) {
+      const we = asWalshipError(err);
+      if (we.code === 'REPOSITORY_UNAVAILABLE' || we.code === 'REPOSITORY_INVALID') throw err;
+      problems.push({ kind: we.code === 'OBJECT_LOST' ? 'missing' : 'damaged', what: backupKey(id, chunk), detail: we.message });
+    }
+  }
+  for (const [k, { file, piece }] of pieces) {
+    if (!seen.has(k) && !problems.some((p) => p.what === backupKey(id, piece.chunk))) {
+      problems.push({ kind: 'missing', what: backupKey(id, piece.chunk), detail: `backup ${id}: ${file.path} (bytes ${piece.offset}-${piece.offset + piece.length}) is listed in the manifest but not in ${piece.chunk}` });
+    }
+  }
+  const chunks = new Set(summary.chunks);
+  for (const n of names) {
+    if (!BACKUP_DOCS.has(n) && !chunks.has(n)) problems.push({ kind: 'orphan', what: backupKey(id, n), detail: `backup ${id} does not name it (left by an interrupted write?)` });
+  }
+  return problems;
+}

@@ -1,0 +1,72 @@
+/**
+ * What verify has read and found sound, kept in the repository (`verify/state.json`) so that any
+ * host's next verify reads only what is new. Archived objects never change (they are created
+ * once), so an object verified once stays verified; `verify --full` reads everything again, as
+ * it must to find damage that came later (a disk, a bucket).
+ */
+import type { StorageDriver } from '../storage/driver.js';
+
+export const STATE_KEY = 'verify/state.json';
+
+export interface VerifyState {
+  format: 1;
+  /** The last run: when, whether it read everything, what it read and what it found. */
+  at: string;
+  full: boolean;
+  checked: number;
+  problems: number;
+  /** Verified segments, per timeline, as [first, last] ranges of segment numbers. */
+  segments: Record<string, [number, number][]>;
+  /** Other verified WAL files (history, .partial, .backup), by name. */
+  files: string[];
+  /** Verified walship backups, by id. */
+  backups: string[];
+}
+
+export function emptyState(): VerifyState {
+  return { format: 1, at: '', full: false, checked: 0, problems: 0, segments: {}, files: [], backups: [] };
+}
+
+/** The stored state; an unreadable or absent one is an empty one (everything is read again). */
+export async function readState(storage: StorageDriver): Promise<VerifyState> {
+  const buf = await storage.get(STATE_KEY);
+  if (buf === null) return emptyState();
+  try {
+    const s = JSON.parse(buf.toString('utf8')) as VerifyState;
+    return s.format === 1 && s.segments && Array.isArray(s.files) && Array.isArray(s.backups) ? s : emptyState();
+  } catch {
+    return emptyState();
+  }
+}
+
+export async function writeState(storage: StorageDriver, s: VerifyState): Promise<void> {
+  await storage.replace(STATE_KEY, Buffer.from(JSON.stringify(s) + '\n'), { contentType: 'application/json' });
+}
+
+/** Whether segment `seg` of `timeline` lies in the verified ranges. */
+export function segmentVerified(s: VerifyState, timeline: number, seg: number): boolean {
+  return (s.segments[timeline] ?? []).some(([a, b]) => seg >= a && seg <= b);
+}
+
+/** Sorted, merged ranges of the segment numbers given. */
+export function toRanges(segs: readonly number[]): [number, number][] {
+  const out: [number, number][] = [];
+  for (const s of [...new Set(segs)].sort((a, b) => a - b)) {
+    const last = out[out.length - 1];
+    if (last && s <= last[1] + 1) last[1] = Math.max(last[1], s);
+    else out.push([s, s]);
+  }
+  return out;
+}
+
+/** The segments of both range lists, merged. */
+export function mergeRanges(a: readonly [number, number][], b: readonly [number, number][]): [number, number][] {
+  const all = [...a, ...b].map((r) => [...r] as [number, number]).sort((x, y) => x[0] - y[0]);
+  const out: [number, number][] = [];
+  for (const r of all) {
+    const last = out[out.length - 1];
+    if (last && r[0] <= last[1] + 1) last[1] = Math.max(last[1], r[1]);
+    else out.push(r);
+  }
+  return out;
+}

@@ -1,0 +1,193 @@
+/**
+ * `walship verify`: reads the repository back and says what could not be restored from it.
+ *
+ * - every archived WAL object (checks.ts), and each segment's continuity with its neighbours on
+ *   its timeline (the links recovery follows across segments: wal/continuity.ts);
+ * - every complete walship backup: documents, chunks, each piece against the manifest;
+ * - what the planner sees: complete backups whose WAL is not all archived, and gaps that end a
+ *   recoverable window;
+ * - leftovers (temporary files, incomplete uploads) and objects nothing names.
+ *
+ * Incremental by default: what a verify found sound is recorded in the repository (state.ts) and
+ * not read again; `--full` reads everything. Objects are read `parallel` at a time, each whole, so
+ * memory is bounded by that many objects.
+ */
+import { Catalog } from '../catalog/catalog.js';
+import { loadPlannerInput } from '../catalog/scan-store.js';
+import { readIdentity } from '../archive/identity.js';
+import { WAL_PREFIX } from '../archive/keys.js';
+import { INDEX_PREFIX, parseBlockKey } from '../archive/index-blocks.js';
+import { listedFile } from '../archive/repo-reader.js';
+import { loadNeighbour } from '../archive/continuity.js';
+import { BACKUP_PREFIX } from '../backup/format.js';
+import { Progress } from '../backup/progress.js';
+import { computeRanges } from '../recovery/ranges.js';
+import { msToMicros } from '../recovery/time.js';
+import { runPool } from '../pool.js';
+import { discontinuity, type SegmentEnds } from '../wal/continuity.js';
+import { formatLsn } from '../wal/names.js';
+import { syncCatalog, type RepoContext } from '../sync/sync.js';
+import { VERIFY_COLUMNS, checkBackup, checkWalObject, isFailure, type Problem, type VerifyRow } from './checks.js';
+import { emptyState, mergeRanges, readState, segmentVerified, toRanges, writeState, type VerifyState } from './state.js';
+
+export interface VerifyOptions {
+  full: boolean;
+  parallel: number;
+  progress: boolean;
+}
+
+export interface VerifyReport {
+  full: boolean;
+  /** What this run read. */
+  checked: { walFiles: number; backups: number; bytes: number };
+  /** Sound at an earlier verify, not read again. */
+  skipped: { walFiles: number; backups: number };
+  seconds: number;
+  /** Bytes read per second, in MB (10^6). */
+  mbPerSecond: number;
+  problems: Problem[];
+  failures: number;
+  previousVerify: string | null;
+}
+
+export async function runVerify(ctx: RepoContext, opts: VerifyOptions): Promise<VerifyReport> {
+  const t0 = Date.now();
+  const synced = await syncCatalog(ctx);
+  const problems: Problem[] = synced.damagedObjects.map((k) => ({ kind: 'damaged', what: k, detail: 'it cannot be read (sync left it out of the catalog)' }));
+  const identity = await readIdentity(ctx.storage);
+  const previous = await readState(ctx.storage);
+  const state = opts.full ? emptyState() : previous;
+  const report = (checked: VerifyReport['checked'], skipped: VerifyReport['skipped']): VerifyReport => {
+    const seconds = (Date.now() - t0) / 1000;
+    return {
+      full: opts.full,
+      checked,
+      skipped,
+      seconds,
+      mbPerSecond: seconds > 0 ? checked.bytes / 1e6 / seconds : 0,
+      problems,
+      failures: problems.filter(isFailure).length,
+      previousVerify: previous.at || null,
+    };
+  };
+  if (identity === null) return report({ walFiles: 0, backups: 0, bytes: 0 }, { walFiles: 0, backups: 0 });
+
+  const cat = Catalog.open(ctx.catalogPath)!;
+  try {
+    cat.checkRepository(ctx.repoUrl);
+    const all = cat.db.prepare(`SELECT ${VERIFY_COLUMNS} FROM wal_files ORDER BY timeline, seg_no, name`).all() as VerifyRow[];
+    const doneFiles = new Set(state.files);
+    const isDone = (r: VerifyRow) => (r.kind === 'segment' && r.seg_no !== null ? segmentVerified(state, r.timeline, r.seg_no) : doneFiles.has(r.name));
+    const todo = all.filter((r) => !isDone(r));
+    const ownBackups = cat.backups().filter((b) => b.source === 'walship' && b.status === 'complete');
+    const backupTodo = ownBackups.filter((b) => !state.backups.includes(b.name));
+    const progress = new Progress(todo.reduce((n, r) => n + r.stored_size, 0), opts.progress);
+    let bytes = 0;
+
+    // WAL objects, then each sound segment against its neighbours as the catalog records them
+    // (what the planner believes; a neighbour's record is checked against its object in turn).
+    const sound = new Map<number, number[]>();
+    const inTodo = new Set(todo.map((r) => r.name));
+    const diverged = (tl: number, a: { name: string; ends: SegmentEnds }, b: { name: string; ends: SegmentEnds }) => {
+      const br = discontinuity(a.ends, b.ends);
+      if (br) problems.push({ kind: 'diverged', what: `${WAL_PREFIX}${b.name.slice(0, 16)}/${b.name}.zst`, detail: `timeline ${tl} at ${formatLsn(br.lsn)}: ${a.name} and ${b.name} are not one history (${br.reason})` });
+    };
+    await runPool(todo, opts.parallel, async (row) => {
+      const c = await checkWalObject(ctx.storage, row, identity);
+      bytes += c.bytes;
+      progress.add(c.bytes);
+      if (c.problem) {
+        problems.push(c.problem);
+        return;
+      }
+      if (row.kind !== 'segment' || row.seg_no === null) {
+        doneFiles.add(row.name);
+        return;
+      }
+      (sound.get(row.timeline) ?? sound.set(row.timeline, []).get(row.timeline)!).push(row.seg_no);
+      const me = { name: row.name, ends: c.ends! };
+      const prev = await loadNeighbour(ctx.storage, cat, row.timeline, row.seg_no - 1, identity.walSegmentSize);
+      if (prev) diverged(row.timeline, prev, me);
+      const next = await loadNeighbour(ctx.storage, cat, row.timeline, row.seg_no + 1, identity.walSegmentSize);
+      if (next && !inTodo.has(next.name)) diverged(row.timeline, me, next);
+    });
+    progress.done();
+
+    const soundBackups: string[] = [];
+    await runPool(backupTodo, Math.min(2, opts.parallel), async (b) => {
+      const names = await ctx.storage.children(`${BACKUP_PREFIX}${b.name}/`);
+      const found = await checkBackup(ctx.storage, b.name, names, (n) => (bytes += n));
+      problems.push(...found);
+      if (!found.some(isFailure)) soundBackups.push(b.name);
+    });
+
+    // What the planner sees: the WAL every complete backup needs, and gaps inside the archive.
+    const ranges = computeRanges(loadPlannerInput(cat), msToMicros(Date.now()));
+    const own = new Set(ownBackups.map((b) => b.name));
+    const reported = new Set<string>();
+    for (const t of ranges.timelines) {
+      for (const u of t.unusableBackups) {
+        if (own.has(u.name) && !reported.has(u.name)) {
+          reported.add(u.name);
+          problems.push({ kind: 'unrestorable', what: `backup ${u.name}`, detail: u.reason });
+        }
+      }
+      for (const w of t.windows) {
+        if (w.end === 'gap' && w.missing && !reported.has(`gap ${w.missing.first}`)) {
+          reported.add(`gap ${w.missing.first}`);
+          const span = w.missing.count === 1 ? w.missing.first : `${w.missing.first} .. ${w.missing.last} (${w.missing.count})`;
+          problems.push({ kind: 'gap', what: span, detail: `not archived: recovery on timeline ${t.timeline} from backup ${w.backup.name} stops at ${w.latest.lsn}, before WAL that is archived after it` });
+        }
+      }
+    }
+
+    await findLeftovers(ctx, opts.full ? null : todo, backupTodo.map((b) => b.name), identity.walSegmentSize, problems);
+
+    // Record what is now known sound (what failed is read again next time).
+    const next: VerifyState = {
+      format: 1,
+      at: new Date().toISOString(),
+      full: opts.full,
+      checked: todo.length + backupTodo.length,
+      problems: problems.filter(isFailure).length,
+      segments: { ...state.segments },
+      files: [...doneFiles].sort(),
+      backups: [...new Set([...state.backups.filter((b) => own.has(b)), ...soundBackups])].sort(),
+    };
+    for (const [tl, segs] of sound) next.segments[tl] = mergeRanges(next.segments[tl] ?? [], toRanges(segs));
+    await writeState(ctx.storage, next);
+    return report({ walFiles: todo.length, backups: backupTodo.length, bytes }, { walFiles: all.length - todo.length, backups: ownBackups.length - backupTodo.length });
+  } finally {
+    cat.close();
+  }
+}
+
+/**
+ * Leftovers of interrupted writes and objects nothing names: everywhere with --full; else in the
+ * directories of what this run read.
+ */
+async function findLeftovers(ctx: RepoContext, read: readonly VerifyRow[] | null, backups: readonly string[], segSize: number, problems: Problem[]): Promise<void> {
+  const storage = ctx.storage;
+  const prefixes =
+    read === null ? [''] : [...new Set(read.map((r) => r.object_key.slice(0, r.object_key.lastIndexOf('/') + 1))), ...backups.map((b) => `${BACKUP_PREFIX}${b}/`)];
+  for (const prefix of prefixes) {
+    for await (const l of storage.leftovers(prefix)) {
+      problems.push({ kind: 'leftover', what: l.key, detail: `${l.kind === 'temporary-file' ? 'a temporary file' : 'an incomplete upload'} of ${l.size} bytes since ${l.since}` });
+    }
+  }
+  if (read !== null) return;
+  for await (const o of storage.list(WAL_PREFIX)) {
+    if (!listedFile(o.key, o.size)) problems.push({ kind: 'orphan', what: o.key, detail: 'not an archived WAL file walship can name' });
+  }
+  for await (const o of storage.list(INDEX_PREFIX)) {
+    if (!parseBlockKey(o.key, segSize)) problems.push({ kind: 'orphan', what: o.key, detail: 'not an index block walship can name' });
+  }
+  for (const id of await storage.children(BACKUP_PREFIX)) {
+    const names = await storage.children(`${BACKUP_PREFIX}${id}/`);
+    if (!names.includes('started.json') && !names.includes('backup.json')) {
+      problems.push({ kind: 'orphan', what: `${BACKUP_PREFIX}${id}/`, detail: `${names.length} object(s) of no backup walship knows (no started.json or backup.json)` });
+    } else if (names.includes('failed.json') && names.some((n) => n.startsWith('chunk-'))) {
+      problems.push({ kind: 'leftover', what: `${BACKUP_PREFIX}${id}/`, detail: 'the chunks of a failed backup (walship expire removes them after retain_incomplete)' });
+    }
+  }
+}
