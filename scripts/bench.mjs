@@ -624,12 +624,13 @@ function fmt(n, d = 1) {
   return Number.isFinite(n) ? n.toFixed(d) : 'n/a';
 }
 
-/** The section of docs/benchmarks.md that scripts/bench-catalog.mjs writes (kept as it is). */
-const CATALOG_SECTION = /<!-- bench-catalog -->[\s\S]*<!-- \/bench-catalog -->\n?/;
+/** The sections of docs/benchmarks.md that scripts/bench-catalog.mjs and bench-retention.mjs write (kept as they are). */
+const KEPT_SECTIONS = [/<!-- bench-catalog -->[\s\S]*<!-- \/bench-catalog -->\n?/, /<!-- bench-retention -->[\s\S]*<!-- \/bench-retention -->\n?/];
 
 function writeReport(r) {
-  const kept = existsSync(OUT) ? (CATALOG_SECTION.exec(readFileSync(OUT, 'utf8'))?.[0] ?? '') : '';
-  writeFileSync(OUT, report(r) + (kept ? `\n${kept}` : ''));
+  const old = existsSync(OUT) ? readFileSync(OUT, 'utf8') : '';
+  const kept = KEPT_SECTIONS.map((re) => re.exec(old)?.[0] ?? '').filter((s) => s !== '');
+  writeFileSync(OUT, report(r) + kept.map((k) => `\n${k}`).join(''));
 }
 
 function report(r) {

@@ -2,7 +2,7 @@
  * Rebuilding and syncing a catalog from the repository, on real WAL (33 segments of 1 MiB, each
  * with transactions): index blocks are written by push and read by rebuild (a damaged one is read
  * around); a rebuild killed midway leaves the catalog as it was; a catalog of the format before
- * this one is upgraded and synced; objects archived without their scan (older walship) are
+ * the last two is upgraded (migrations 6 and 7) and synced; objects archived without their scan (older walship) are
  * indexed without their records, and read with --rescan. Every answer is compared with the
  * catalog the pushes made. And what a sync must not get wrong: a timeline another host archived
  * between two this catalog knows is found, a damaged object is left out (a gap, not a promise),
@@ -94,12 +94,12 @@ describe('a catalog of the format before', () => {
     await src.backup(old);
     src.close();
     const db = new Database(old);
-    db.exec('ALTER TABLE wal_files DROP COLUMN scan_record; ALTER TABLE wal_scans DROP COLUMN first_record_prev; DROP TABLE index_blocks; DROP TABLE sync_state; DROP TABLE push_refusals; DROP INDEX wal_scans_needs_rescan;');
+    db.exec('ALTER TABLE wal_files DROP COLUMN scan_record; ALTER TABLE wal_scans DROP COLUMN first_record_prev; DROP TABLE index_blocks; DROP TABLE sync_state; DROP TABLE push_refusals; DROP INDEX wal_scans_needs_rescan; DROP TABLE expirations;');
     db.pragma('user_version = 5');
     db.close();
     expect(ranges(await run(old, ['ranges', '--json']))).toEqual(ranges(await run(original, ['ranges', '--json', '--no-sync'])));
     const upgraded = new Database(old, { readonly: true });
-    expect(upgraded.pragma('user_version', { simple: true })).toBe(6);
+    expect(upgraded.pragma('user_version', { simple: true })).toBe(7);
     upgraded.close();
   });
 });

@@ -1,0 +1,244 @@
+#!/usr/bin/env node
+// Benchmarks of retention and verification (not tests). Writes its section of docs/benchmarks.md
+// (between the bench-retention markers; scripts/bench.mjs keeps it as it is).
+//
+//   node scripts/bench-retention.mjs [--segments N] [--out FILE] [--keep]
+//
+// 1. `expire --dry-run` on a synthetic catalog of one million segments and 100 backups.
+// 2. What expire removes per second from a synthetic repository of N segments (filesystem and
+//    s3rver), against removing the same number of objects directly (unlink / DeleteObjects).
+// 3. `verify --full` on a real PostgreSQL's repository (pgbench WAL and a base backup), against
+//    `cat` of the same files; `verify` with nothing new.
+// Needs a built walship (`npm run build`) and PostgreSQL server binaries for 3.
+import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { promises as fsp } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { S3_KEY, startS3rver } from './lib-s3rver.mjs';
+import { SEG, repositoryObjects, syntheticCatalog, writeRepository } from './lib-synthetic.mjs';
+import { Cluster, confString, osUser, userDir } from './lib-pg.mjs';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const WALSHIP = join(ROOT, 'bin', 'walship.js');
+const args = process.argv.slice(2);
+const opt = (n, d) => (args.includes(n) ? args[args.indexOf(n) + 1] : d);
+const N = Number(opt('--segments', 10_000));
+const OUT = opt('--out', join(ROOT, 'docs', 'benchmarks.md'));
+const BUCKET = 'bench';
+const startedAt = Date.now();
+const log = (...m) => console.log(`[bench-retention ${((Date.now() - startedAt) / 1000).toFixed(0).padStart(4)}s]`, ...m);
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const fmt = (n, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
+
+if (!existsSync(join(ROOT, 'dist', 'walship.cjs'))) {
+  console.error('bench-retention: dist/ is missing: build first with `npm run build`');
+  process.exit(2);
+}
+const dist = (p) => import(join(ROOT, 'dist', p));
+const { S3Driver } = await dist('storage/s3.js');
+const { resolveConfig } = await dist('config.js');
+
+const WORK = mkdtempSync(join(tmpdir(), 'walship-bench-retention-'));
+const s3env = (endpoint) => ({ AWS_ACCESS_KEY_ID: S3_KEY, AWS_SECRET_ACCESS_KEY: S3_KEY, WALSHIP_S3_ENDPOINT: endpoint, WALSHIP_S3_FORCE_PATH_STYLE: 'on', WALSHIP_S3_REGION: 'us-east-1' });
+
+function walship(argv, env = {}, opts = {}) {
+  const u = opts.asUser ? osUser() : undefined;
+  const t = process.hrtime.bigint();
+  const r = spawnSync(process.execPath, [WALSHIP, ...argv, '--config', '/dev/null'], {
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+    maxBuffer: 1 << 28,
+    timeout: 600_000,
+    ...(u && { uid: u.uid, gid: u.gid }),
+  });
+  const ms = Number(process.hrtime.bigint() - t) / 1e6;
+  if (r.status !== 0) throw new Error(`walship ${argv.join(' ')} exited ${r.status}: ${r.stderr}`);
+  return { ms, stdout: r.stdout };
+}
+const timed = async (fn) => {
+  const t = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - t) / 1e6;
+};
+
+// 1. expire --dry-run on a million segments and 100 backups.
+function dryRun() {
+  const dir = join(WORK, 'million');
+  mkdirSync(dir);
+  const t0 = Date.now();
+  const { catPath, repo } = syntheticCatalog((argv) => walship(argv), dir, 1_000_000, { backups: 100 });
+  log(`  synthetic catalog: 1,000,000 segments and 100 backups in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  const runs = [];
+  let doc;
+  for (let i = 0; i < 3; i++) {
+    const r = walship(['expire', '--dry-run', '--json', '--retain-full', '10', '--repo', repo, '--catalog', catPath]);
+    runs.push(r.ms);
+    doc = JSON.parse(r.stdout);
+  }
+  const walFiles = doc.wal.reduce((n, w) => n + w.count, 0);
+  log(`  expire --dry-run: ${fmt(median(runs), 0)} ms (${runs.map((x) => fmt(x, 0)).join(', ')}); would remove ${doc.plan.removed.length} backups and ${walFiles} segments`);
+  return { ms: median(runs), runs, removedBackups: doc.plan.removed.length, removedWal: walFiles };
+}
+
+// 2. What expire removes per second, against removing as many objects directly.
+async function removal(label, repoUrl, env, store, baseline) {
+  const backupSegs = [Math.floor(N * 0.1), Math.floor(N * 0.9)];
+  const w = await writeRepository(repositoryObjects(N, backupSegs), store);
+  log(`  ${label}: ${w.objects} objects written in ${fmt(w.secs, 0)} s`);
+  const catalog = join(WORK, `${label}.db`);
+  walship(['catalog', 'rebuild', '--repo', repoUrl, '--catalog', catalog], env);
+  const r = walship(['expire', '--json', '--retain-full', '1', '--repo', repoUrl, '--catalog', catalog], env);
+  const doc = JSON.parse(r.stdout);
+  const objects = doc.removed.objects;
+  const rawMs = await baseline(objects);
+  const out = { objects, removeSeconds: doc.removed.seconds, commandMs: r.ms, requests: doc.removed.requests, perSecond: objects / doc.removed.seconds, rawPerSecond: objects / (rawMs / 1000) };
+  log(`  ${label}: expire removed ${objects} objects in ${fmt(out.removeSeconds, 2)} s (${fmt(out.perSecond, 0)}/s, ${out.requests} requests; the command ${fmt(r.ms / 1000, 2)} s); directly: ${fmt(out.rawPerSecond, 0)}/s`);
+  return out;
+}
+
+// 3. verify --full on a real repository, against cat of its files.
+function verifyReal() {
+  const base = userDir('bench-verify');
+  const repo = join(base, 'repo');
+  const catalog = join(base, 'catalog.db');
+  const settings = `--repo ${repo} --catalog ${catalog} --config /dev/null`;
+  const c = Cluster.init(base, { conf: { archive_mode: 'on', archive_command: confString(`${join(ROOT, 'bin', 'walship')} archive-push %p ${settings}`), max_wal_size: "'1GB'" } });
+  c.start();
+  try {
+    c.pgbench(['-i', '-s', '20', '-q']);
+    const pg = { WALSHIP_PG_HOST: base, WALSHIP_PG_PORT: String(c.port), WALSHIP_PG_USER: 'postgres' };
+    walship(['backup', '--repo', repo, '--catalog', catalog], pg, { asUser: true });
+    c.pgbench(['-c', '2', '-T', '20', '-n']);
+    const last = c.psql('SELECT pg_walfile_name(pg_current_wal_lsn()); SELECT pg_switch_wal();').split('\n')[0];
+    for (let i = 0; i < 600 && c.psql('SELECT last_archived_wal FROM pg_stat_archiver') < last; i++) spawnSync('sleep', ['0.2']);
+  } finally {
+    c.stop();
+  }
+  const files = [];
+  const walk = (d) => {
+    for (const e of readdirSync(d, { withFileTypes: true })) e.isDirectory() ? walk(join(d, e.name)) : files.push(join(d, e.name));
+  };
+  walk(repo);
+  const bytes = files.reduce((n, f) => n + statSync(f).size, 0);
+  const full = [];
+  let doc;
+  for (let i = 0; i < 3; i++) {
+    const r = walship(['verify', '--full', '--json', '--repo', repo, '--catalog', catalog], {}, { asUser: true });
+    full.push(r.ms);
+    doc = JSON.parse(r.stdout);
+  }
+  const cat = [];
+  for (let i = 0; i < 3; i++) {
+    const t = process.hrtime.bigint();
+    spawnSync('sh', ['-c', `find '${repo}' -type f -exec cat {} + > /dev/null`]);
+    cat.push(Number(process.hrtime.bigint() - t) / 1e6);
+  }
+  const incr = [];
+  for (let i = 0; i < 5; i++) incr.push(walship(['verify', '--json', '--repo', repo, '--catalog', catalog], {}, { asUser: true }).ms);
+  rmSync(base, { recursive: true, force: true });
+  const out = {
+    files: files.length,
+    mb: bytes / 1e6,
+    walFiles: doc.checked.walFiles,
+    backups: doc.checked.backups,
+    failures: doc.failures,
+    fullMs: median(full),
+    catMs: median(cat),
+    incrementalMs: median(incr),
+  };
+  log(`  verify --full: ${fmt(out.mb, 0)} MB in ${fmt(out.fullMs / 1000, 2)} s (${fmt(out.mb / (out.fullMs / 1000), 0)} MB/s); cat: ${fmt(out.catMs / 1000, 2)} s (${fmt(out.mb / (out.catMs / 1000), 0)} MB/s); nothing new: ${fmt(out.incrementalMs, 0)} ms`);
+  return out;
+}
+
+const results = {};
+const S3 = await startS3rver(ROOT, join(WORK, 's3rver'), BUCKET);
+try {
+  log('expire --dry-run on one million segments and 100 backups');
+  results.dryRun = dryRun();
+
+  log(`expire on a synthetic repository of ${N} segments and 2 backups: filesystem`);
+  const fsRepo = join(WORK, 'repo');
+  const putFile = (root) => async (key, bytes) => {
+    await fsp.mkdir(dirname(join(root, key)), { recursive: true });
+    await fsp.writeFile(join(root, key), bytes);
+  };
+  results.fs = await removal('fs', fsRepo, {}, putFile(fsRepo), async (objects) => {
+    // The same number of files, in the same layout, unlinked and their directories synced.
+    const copy = join(WORK, 'raw');
+    for (let i = 0; i < objects; i++) await putFile(copy)(`wal/${String(Math.floor(i / 256)).padStart(16, '0')}/${String(i).padStart(24, '0')}.zst`, Buffer.alloc(600));
+    const dirs = readdirSync(join(copy, 'wal'));
+    return timed(async () => {
+      for (const d of dirs) {
+        const dir = join(copy, 'wal', d);
+        for (const f of await fsp.readdir(dir)) await fsp.unlink(join(dir, f));
+        const h = await fsp.open(dir, 'r');
+        await h.sync();
+        await h.close();
+      }
+    });
+  });
+
+  log(`the same on s3rver`);
+  const s3cfg = resolveConfig({ flags: {}, env: s3env(S3.endpoint), configPath: '/dev/null' });
+  Object.assign(process.env, { AWS_ACCESS_KEY_ID: S3_KEY, AWS_SECRET_ACCESS_KEY: S3_KEY });
+  const s3d = new S3Driver(BUCKET, 'synthetic', s3cfg);
+  results.s3 = await removal('s3', `s3://${BUCKET}/synthetic`, s3env(S3.endpoint), (key, bytes) => s3d.replace(key, bytes), async (objects) => {
+    const raw = new S3Driver(BUCKET, 'raw', s3cfg);
+    const keys = Array.from({ length: objects }, (_, i) => `wal/${String(i).padStart(24, '0')}.zst`);
+    let next = 0;
+    await Promise.all(Array.from({ length: 16 }, async () => { while (next < keys.length) await raw.replace(keys[next++], Buffer.alloc(600)); }));
+    return timed(() => raw.remove(keys));
+  });
+
+  log('verify on a real repository (pgbench, scale 20, and a backup): filesystem');
+  results.verify = verifyReal();
+} finally {
+  S3.stop();
+  if (!args.includes('--keep')) rmSync(WORK, { recursive: true, force: true });
+  else log(`kept ${WORK}`);
+}
+
+const v = results.verify;
+const L = ['<!-- bench-retention -->', '## Retention and verification', ''];
+L.push(`Generated by \`node scripts/bench-retention.mjs\` on ${new Date(startedAt).toISOString().slice(0, 16)}Z, in ${fmt((Date.now() - startedAt) / 60000, 0)} minutes. Each figure is a whole command (node's start included) unless it says otherwise.`);
+L.push('');
+L.push(
+  `- \`expire --dry-run --retain-full 10\` on a synthetic catalog of 1,000,000 segments and 100 backups (it plans removing ${results.dryRun.removedBackups} backups and ${results.dryRun.removedWal.toLocaleString('en')} segments, and proves the kept windows unchanged): **${fmt(results.dryRun.ms / 1000, 2)} s** (median of 3: ${results.dryRun.runs.map((x) => fmt(x / 1000, 2)).join(', ')}).`,
+);
+L.push('');
+L.push(`\`expire --retain-full 1\` on a synthetic repository of ${N.toLocaleString('en')} segments (walship's own objects, with index blocks) and 2 backups, against removing as many objects directly from the same store:`);
+L.push('');
+L.push('| | filesystem | s3rver |');
+L.push('|---|---:|---:|');
+const both = (name, f) => L.push(`| ${name} | ${f(results.fs)} | ${f(results.s3)} |`);
+both('objects removed', (r) => r.objects.toLocaleString('en'));
+both('removal phase (s)', (r) => fmt(r.removeSeconds, 2));
+both('whole command, with sync and plan (s)', (r) => fmt(r.commandMs / 1000, 2));
+both('requests of the removal', (r) => r.requests.toLocaleString('en'));
+both('expire: objects/s', (r) => `**${fmt(r.perSecond, 0)}**`);
+both('directly (unlink + directory fsync / DeleteObjects of 1000): objects/s', (r) => fmt(r.rawPerSecond, 0));
+both('expire / directly', (r) => `${fmt(r.perSecond / r.rawPerSecond, 2)}×`);
+L.push('');
+L.push(
+  `\`verify --full\` of a real repository (PostgreSQL ${'15'}, pgbench scale 20 and 20 s of pgbench, one base backup: ${v.walFiles} WAL files, ${v.backups} backup, ${v.files} objects, ${fmt(v.mb, 0)} MB stored; ${v.failures} problems found), median of 3: **${fmt(v.fullMs / 1000, 2)} s, ${fmt(v.mb / (v.fullMs / 1000), 0)} MB/s**; \`cat\` of the same files (page cache warm for both): ${fmt(v.catMs / 1000, 2)} s, ${fmt(v.mb / (v.catMs / 1000), 0)} MB/s. verify decompresses and reads every record: it runs on CPU, not on the disk, here. \`verify\` with nothing new (median of 5): **${fmt(v.incrementalMs, 0)} ms**.`,
+);
+L.push('');
+const goals = [
+  `expire --dry-run on 1M segments and 100 backups: ${fmt(results.dryRun.ms / 1000, 2)} s — goal ≤ 2 s: **${results.dryRun.ms <= 2000 ? 'met' : 'not met'}**`,
+  `incremental verify with nothing new: ${fmt(v.incrementalMs, 0)} ms — goal ≤ 1 s: **${v.incrementalMs <= 1000 ? 'met' : 'not met'}**`,
+  `verify --full: ${fmt(v.mb / (v.fullMs / 1000), 0)} MB/s against cat's ${fmt(v.mb / (v.catMs / 1000), 0)} MB/s (${fmt((v.catMs / v.fullMs) * 100, 0)}%)`,
+  `deletion: ${fmt(results.fs.perSecond / results.fs.rawPerSecond, 2)}× the direct rate on the filesystem, ${fmt(results.s3.perSecond / results.s3.rawPerSecond, 2)}× on s3rver`,
+];
+for (const g of goals) L.push(`- ${g}`);
+L.push('<!-- /bench-retention -->');
+const section = L.join('\n') + '\n';
+const old = existsSync(OUT) ? readFileSync(OUT, 'utf8') : '';
+const marked = /<!-- bench-retention -->[\s\S]*<!-- \/bench-retention -->\n?/;
+writeFileSync(OUT, marked.test(old) ? old.replace(marked, section) : `${old}${old.endsWith('\n') || old === '' ? '' : '\n'}\n${section}`);
+log(`wrote ${OUT}`);
+for (const g of goals) log(g);
