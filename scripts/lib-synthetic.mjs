@@ -111,12 +111,13 @@ export async function writeRepository(objects, store) {
 
 
 /**
- * A synthetic catalog of `m` segments of timeline 1 (one scan row each: 100 commits, one a minute
- * apart from 2026-01-01), a segment missing every `gapEvery`, and `backups` complete walship
- * backups spread evenly; in `dir`, with a repository that holds only its identity (so syncing
- * first finds nothing new). `walship(argv)` runs the CLI.
+ * A synthetic catalog of `m` segments of timeline 1 (one scan row each, one a minute apart from
+ * 2026-01-01: a summary of 100 commits, or with `xactRows` one commit and its wal_xacts row), a
+ * segment missing every `gapEvery`, and `backups` complete walship backups spread evenly; in
+ * `dir`, with a repository that holds only its identity (so syncing first finds nothing new).
+ * `walship(argv)` runs the CLI.
  */
-export function syntheticCatalog(walship, dir, m, { gapEvery = null, backups = 0 } = {}) {
+export function syntheticCatalog(walship, dir, m, { gapEvery = null, backups = 0, xactRows = false } = {}) {
   const catPath = join(dir, 'synthetic.db');
   const repo = join(dir, 'repo');
   walship(['init', '--repo', repo, '--catalog', catPath]);
@@ -131,8 +132,9 @@ export function syntheticCatalog(walship, dir, m, { gapEvery = null, backups = 0
   const s = db.prepare(
     `INSERT INTO wal_scans (file, timeline, seg_no, partial, start_lsn, end_lsn, end_reason, first_record_lsn, last_record_lsn, records,
        commits, aborts, first_xact_time, last_xact_time, min_xact_time, max_xact_time, scanned_at)
-     VALUES (?, 1, ?, 0, ?, ?, 'end', ?, ?, 1000, 100, 1, ?, ?, ?, ?, ?)`,
+     VALUES (?, 1, ?, 0, ?, ?, 'end', ?, ?, 1000, ${xactRows ? '1, 0' : '100, 1'}, ?, ?, ?, ?, ?)`,
   );
+  const x = db.prepare('INSERT INTO wal_xacts (scan_id, lsn, end_lsn, xid, kind, xact_time) VALUES (?, ?, ?, ?, 0, ?)');
   const epoch = Date.UTC(2026, 0, 1) * 1000;
   const sum = 'a'.repeat(64);
   const insert = db.transaction((from, to) => {
@@ -142,7 +144,10 @@ export function syntheticCatalog(walship, dir, m, { gapEvery = null, backups = 0
       if (gapEvery && i % gapEvery === gapEvery - 1) continue;
       f.run(name, i, lsn, lsn + SEG, SEG, 1_400_000, sum, `wal/${name.slice(0, 16)}/${name}.zst`, '2026-01-01T00:00:00.000Z');
       const t = epoch + i * 60_000_000;
-      s.run(name, i, lsn, lsn + SEG, lsn + 40, lsn + SEG - 100, t, t + 59_000_000, t, t + 59_000_000, '2026-01-01T00:00:00.000Z');
+      if (xactRows) {
+        const scan = s.run(name, i, lsn, lsn + SEG, lsn + 40, lsn + SEG - 100, t, t, t, t, '2026-01-01T00:00:00.000Z').lastInsertRowid;
+        x.run(scan, lsn + 8000, lsn + 8040, 1000 + i, t);
+      } else s.run(name, i, lsn, lsn + SEG, lsn + 40, lsn + SEG - 100, t, t + 59_000_000, t, t + 59_000_000, '2026-01-01T00:00:00.000Z');
     }
   });
   for (let i = 1; i < m + 1; i += 50_000) insert(i, Math.min(m + 1, i + 50_000));

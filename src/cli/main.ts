@@ -364,7 +364,7 @@ export async function buildProgram(): Promise<Command> {
       const ctx = await openArchiveContext(cfg);
       const { runVerify } = await import('../verify/verify.js');
       const { renderVerify } = await import('../verify/render.js');
-      const report = await runVerify(ctx, { full: !!flags.full, parallel: wholeNumberFlag('parallel', flags.parallel, 1), progress: !flags.json && process.stderr.isTTY === true });
+      const report = await runVerify(ctx, { full: !!flags.full, parallel: wholeNumberFlag('parallel', flags.parallel, 1), progress: !flags.json && process.stderr.isTTY === true, cfg });
       process.stdout.write(flags.json ? JSON.stringify(report, null, 2) + '\n' : renderVerify(report));
       return report.failures > 0 ? ExitCode.CORRUPT : ExitCode.OK;
     }),

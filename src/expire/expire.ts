@@ -7,7 +7,7 @@
  *   3. backups: every backup.json first (a backup without it is not restorable), then their other
  *      objects, started.json last
  *   4. index blocks wholly below the WAL cut, then the WAL below it, oldest first per timeline,
- *      in batches (S3 DeleteObjects)
+ *      in batches of 1000 (S3 DeleteObjects), 4 at once
  *   5. release the lock
  * A killed expire leaves its record: every host's catalog has forgotten what it set out to remove,
  * and the next expire removes what is left of it (everything any record removed goes again).
@@ -23,14 +23,16 @@ import { BACKUP_PREFIX, backupKey } from '../backup/format.js';
 import { msToMicros } from '../recovery/time.js';
 import { parseWalFileName, segNoFromLogSeg } from '../wal/names.js';
 import { logger } from '../log.js';
+import { runPool } from '../pool.js';
 import { WalshipError } from '../errors.js';
 import { syncCatalog, type RepoContext } from '../sync/sync.js';
 import { acquireLock } from './lock.js';
 import { planExpire, type BackupEntry, type ExpirePlan, type RetentionPolicy } from './plan.js';
 import { newExpiry, storeExpiry } from './record.js';
 
-/** Keys removed per request. */
+/** Keys removed per request, and requests at once. */
 const REMOVE_BATCH = 1000;
+const BATCHES_IN_FLIGHT = 4;
 
 export interface WalRemoval {
   timeline: number;
@@ -48,8 +50,11 @@ export interface ExpireReport {
   wal: WalRemoval[];
   /** Bytes of the backups that go (as the catalog knows them). */
   backupBytes: number;
-  /** What was removed (absent on a dry run). */
-  removed?: { objects: number; seconds: number; requests: number; record: string };
+  /**
+   * What was removed (absent on a dry run): objects, in `seconds` and `requests`, after the
+   * record was stored and the catalog had forgotten them (`recordSeconds`).
+   */
+  removed?: { objects: number; seconds: number; recordSeconds: number; requests: number; record: string };
 }
 
 export interface ExpireOptions {
@@ -108,27 +113,36 @@ export async function runExpire(ctx: RepoContext, opts: ExpireOptions): Promise<
     const report: ExpireReport = { dryRun: opts.dryRun, plan, wal, backupBytes };
     if (opts.dryRun) return report;
 
-    const started = Date.now();
-    const req0 = ctx.storage.requests;
+    const t0 = Date.now();
     const expiry = newExpiry(new Date(), { walBelowSeg: plan.walBelowSeg, backups: plan.removed.map((b) => b.name), files: plan.removedFiles });
     const nothing = expiry.walBelowSeg === null && expiry.backups.length === 0 && expiry.files.length === 0;
     if (!nothing) {
       await storeExpiry(ctx.storage, expiry);
       Catalog.use(ctx.catalogPath, ctx.repoUrl, (cat) => cat.write('record the expire', () => applyExpiry(cat, expiry)));
     }
+    const recorded = Date.now();
+    const req0 = ctx.storage.requests;
     // What this and every earlier expire removed: whatever of it is still there goes now.
     const all = mergeExpired(expired, expiry);
     let objects = 0;
     const remove = async (keys: string[]) => {
       if (lock?.lost) throw new WalshipError('REPOSITORY_BUSY', 'the expire lock was taken over by another process (this one was not refreshing it): stopped; the next expire finishes the rest');
-      for (let i = 0; i < keys.length; i += REMOVE_BATCH) {
-        await ctx.storage.remove(keys.slice(i, i + REMOVE_BATCH));
-        objects += Math.min(REMOVE_BATCH, keys.length - i);
-      }
+      const batches: string[][] = [];
+      for (let i = 0; i < keys.length; i += REMOVE_BATCH) batches.push(keys.slice(i, i + REMOVE_BATCH));
+      await runPool(batches, BATCHES_IN_FLIGHT, async (b) => {
+        await ctx.storage.remove(b);
+        objects += b.length;
+      });
     };
     await removeBackups(ctx.storage, all.backups, remove);
     await removeWal(ctx.storage, all, segSize, remove);
-    report.removed = { objects, seconds: (Date.now() - started) / 1000, requests: ctx.storage.requests - req0, record: nothing ? '' : expiry.key };
+    report.removed = {
+      objects,
+      recordSeconds: (recorded - t0) / 1000,
+      seconds: (Date.now() - recorded) / 1000,
+      requests: ctx.storage.requests - req0,
+      record: nothing ? '' : expiry.key,
+    };
     logger.info('expire done', { objects, seconds: report.removed.seconds });
     return report;
   } finally {
@@ -159,7 +173,7 @@ async function removeBackups(storage: StorageDriver, ids: ReadonlySet<string>, r
 /**
  * Removes the WAL below the cut (and the named files): index blocks wholly below it first (a
  * reader then reads the segments' own metadata, which are still there), then each timeline's
- * directories oldest first. Only directories that can hold segments below the cut are listed.
+ * WAL oldest first, listed only up to the cut.
  */
 async function removeWal(storage: StorageDriver, x: Expired, segSize: number, remove: (keys: string[]) => Promise<void>): Promise<void> {
   const named = [...x.files].map((f) => parseWalFileName(f)).filter((f) => f !== null).map((f) => objectKeyFor(f!));
@@ -172,13 +186,23 @@ async function removeWal(storage: StorageDriver, x: Expired, segSize: number, re
     if (ref && ref.firstSeg + ref.count <= below) blocks.push(o.key);
   }
   await remove(blocks);
-  const dirs = (await storage.children(WAL_PREFIX)).filter((d) => /^[0-9A-F]{16}$/.test(d) && segNoFromLogSeg(`${d.slice(8)}00000000`, segSize) < below);
-  for (const dir of dirs) {
-    const keys: string[] = [];
-    for await (const o of storage.list(`${WAL_PREFIX}${dir}/`)) {
+  // The timelines with a directory below the cut; each listed in key order (segment order) up to
+  // the cut, and removed in full batches as the listing goes.
+  const timelines = new Set(
+    (await storage.children(WAL_PREFIX)).filter((d) => /^[0-9A-F]{16}$/.test(d) && segNoFromLogSeg(`${d.slice(8)}00000000`, segSize) < below).map((d) => d.slice(0, 8)),
+  );
+  let keys: string[] = [];
+  for (const tl of timelines) {
+    for await (const o of storage.list(`${WAL_PREFIX}${tl}`)) {
       const l = listedFile(o.key, o.size);
-      if (l && l.file.kind !== 'history' && segNoOf(l.file, segSize) < below) keys.push(o.key);
+      if (!l || l.file.kind === 'history') continue;
+      if (segNoOf(l.file, segSize) >= below) break;
+      keys.push(o.key);
+      if (keys.length >= REMOVE_BATCH * BATCHES_IN_FLIGHT) {
+        await remove(keys);
+        keys = [];
+      }
     }
-    await remove(keys);
   }
+  await remove(keys);
 }

@@ -33,7 +33,11 @@ export function renderExpire(r: ExpireReport): string {
   out.push('');
   out.push(`  ${r.plan.removed.length} backup(s) (${mib(r.backupBytes)}) and ${r.wal.reduce((n, w) => n + w.count, 0)} WAL file(s) (${mib(walBytes)}) ${r.dryRun ? 'would go' : 'go'}`);
   for (const n of r.plan.notes) out.push(`  note: ${n}`);
-  if (r.removed) out.push(`  removed ${r.removed.objects} object(s) in ${r.removed.seconds.toFixed(1)} s (${r.removed.requests} request(s))${r.removed.record ? `; record ${r.removed.record}` : ''}`);
+  if (r.removed) {
+    out.push(
+      `  removed ${r.removed.objects} object(s) in ${r.removed.seconds.toFixed(1)} s (${r.removed.requests} request(s)), after ${r.removed.recordSeconds.toFixed(1)} s storing the record and updating the catalog${r.removed.record ? `; record ${r.removed.record}` : ''}`,
+    );
+  }
   out.push('');
   out.push(r.dryRun ? 'windows that remain after it (walship ranges will show):' : 'windows that remain:');
   out.push(renderRanges(r.plan.after).replace(/^/gm, '  ').trimEnd());

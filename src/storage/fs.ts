@@ -8,6 +8,7 @@ import { promises as fsp } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { isAbandonedTemp, isTempName, syncDir, writeFileAtomic } from '../local/atomic-write.js';
 import { WalshipError, describeSystemError } from '../errors.js';
+import { runPool } from '../pool.js';
 import type { Leftover, ListOptions, ObjectInfo, PutOptions, StorageDriver } from './driver.js';
 
 export class FsDriver implements StorageDriver {
@@ -153,7 +154,7 @@ export class FsDriver implements StorageDriver {
 
   async remove(keys: readonly string[]): Promise<void> {
     const dirs = new Set<string>();
-    for (const key of keys) {
+    await runPool(keys, UNLINKS_AT_ONCE, async (key) => {
       this.ops++;
       const path = this.path(key);
       try {
@@ -162,7 +163,7 @@ export class FsDriver implements StorageDriver {
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw this.unavailable(`remove ${key}`, err);
       }
-    }
+    });
     // Deepest first: a directory left empty goes too (never the root), and its parent is synced.
     const parents = new Set<string>();
     for (const dir of [...dirs].sort((a, b) => b.length - a.length)) {
@@ -263,6 +264,8 @@ export class FsDriver implements StorageDriver {
   }
 }
 
+/** Unlinks in flight at once in `remove` (each is a system call on libuv's thread pool). */
+const UNLINKS_AT_ONCE = 16;
 /** Objects are created 0640 (the umask applies); the directories walship creates are 0700. */
 const OBJECT_MODE = 0o640;
 /**

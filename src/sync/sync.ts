@@ -9,7 +9,8 @@
  * a little before its newest segment (SYNC_WINDOW segments back, for pushes that landed out of
  * order), the stretches before its first segment and in its gaps, the timelines newer than the
  * newest known (and any between known ones whose history file is there), and the backups not
- * known complete. Its cost grows with what is new, not with the size of the archive. What it
+ * known complete, and the records of what expires removed (expire/record.ts), whose rows it
+ * forgets and whose leftovers it leaves out. Its cost grows with what is new, not with the size of the archive. What it
  * found is indexed in one transaction: a killed sync leaves the catalog as it was. A damaged
  * object is left out, with a warning: one bad object does not keep the catalog from the rest.
  *

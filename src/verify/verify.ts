@@ -10,11 +10,11 @@
  *
  * Incremental by default: what a verify found sound is recorded in the repository (state.ts) and
  * not read again; `--full` reads everything. Objects are read `parallel` at a time, each whole, so
- * memory is bounded by that many objects.
+ * memory is bounded by that many objects, on this thread and a worker thread per further core.
  */
 import { Catalog } from '../catalog/catalog.js';
 import { loadPlannerInput } from '../catalog/scan-store.js';
-import { readIdentity } from '../archive/identity.js';
+import { readIdentity, type RepoIdentity } from '../archive/identity.js';
 import { WAL_PREFIX } from '../archive/keys.js';
 import { INDEX_PREFIX, parseBlockKey } from '../archive/index-blocks.js';
 import { listedFile } from '../archive/repo-reader.js';
@@ -27,13 +27,72 @@ import { runPool } from '../pool.js';
 import { discontinuity, type SegmentEnds } from '../wal/continuity.js';
 import { formatLsn } from '../wal/names.js';
 import { syncCatalog, type RepoContext } from '../sync/sync.js';
-import { VERIFY_COLUMNS, checkBackup, checkWalObject, isFailure, type Problem, type VerifyRow } from './checks.js';
+import { availableParallelism } from 'node:os';
+import type { Config } from '../config.js';
+import { WalshipError, type ErrorCode } from '../errors.js';
+import { logger } from '../log.js';
+import { VERIFY_COLUMNS, checkBackup, checkWalObject, isFailure, type Problem, type VerifyRow, type WalCheck } from './checks.js';
 import { emptyState, mergeRanges, readState, segmentVerified, toRanges, writeState, type VerifyState } from './state.js';
+
+/** Catalog rows read at once. */
+const PAGE_ROWS = 5000;
 
 export interface VerifyOptions {
   full: boolean;
   parallel: number;
   progress: boolean;
+  /** The call's settings, for the checking threads (without them, everything runs on this thread). */
+  cfg?: Config;
+}
+
+type Checker = (row: VerifyRow) => Promise<WalCheck>;
+
+/**
+ * Checks on this thread and on a worker thread per further core (check-worker.ts), in turns: the
+ * returned function runs a check on the next one. A thread that cannot start leaves its share to
+ * the others.
+ */
+async function openCheckers(ctx: RepoContext, identity: RepoIdentity, cfg: Config | undefined, parallel: number): Promise<{ check: Checker; close(): Promise<void> }> {
+  const here: Checker = (row) => checkWalObject(ctx.storage, row, identity);
+  const lanes: Checker[] = [here];
+  const workers: import('node:worker_threads').Worker[] = [];
+  const threads = cfg ? Math.min(parallel, availableParallelism()) : 1;
+  for (let i = 1; i < threads; i++) {
+    try {
+      const { Worker } = await import('node:worker_threads');
+      const w = new Worker(new URL('../verify/check-worker.js', import.meta.url), { workerData: { cfg, identity }, stdout: false, stderr: false });
+      workers.push(w);
+      let seq = 0;
+      const waiting = new Map<number, { resolve: (c: WalCheck) => void; reject: (e: unknown) => void }>();
+      const failAll = (err: unknown) => {
+        for (const p of waiting.values()) p.reject(err);
+        waiting.clear();
+      };
+      w.on('message', (m: { id: number; ok: boolean; result?: WalCheck; code?: string; message?: string }) => {
+        const p = waiting.get(m.id);
+        if (!p) return;
+        waiting.delete(m.id);
+        if (m.ok) p.resolve(m.result!);
+        else p.reject(new WalshipError(m.code as ErrorCode, m.message ?? 'verify thread failed'));
+      });
+      w.on('error', failAll);
+      w.on('exit', (code) => failAll(new WalshipError('INTERNAL', `verify thread exited (${code})`)));
+      lanes.push((row) => new Promise((resolve, reject) => {
+        const id = ++seq;
+        waiting.set(id, { resolve, reject });
+        w.postMessage({ id, row });
+      }));
+    } catch (err) {
+      logger.debug('verify thread unavailable', { error: (err as Error).message });
+    }
+  }
+  let turn = 0;
+  return {
+    check: (row) => lanes[turn++ % lanes.length]!(row),
+    close: async () => {
+      await Promise.all(workers.map((w) => w.terminate().catch(() => undefined)));
+    },
+  };
 }
 
 export interface VerifyReport {
@@ -75,25 +134,42 @@ export async function runVerify(ctx: RepoContext, opts: VerifyOptions): Promise<
   const cat = Catalog.open(ctx.catalogPath)!;
   try {
     cat.checkRepository(ctx.repoUrl);
-    const all = cat.db.prepare(`SELECT ${VERIFY_COLUMNS} FROM wal_files ORDER BY timeline, seg_no, name`).all() as VerifyRow[];
+    // The catalog's files a page at a time (a catalog may list millions), those not known sound.
+    const page = cat.db.prepare(`SELECT ${VERIFY_COLUMNS} FROM wal_files WHERE name > ? ORDER BY name LIMIT ${PAGE_ROWS}`);
     const doneFiles = new Set(state.files);
     const isDone = (r: VerifyRow) => (r.kind === 'segment' && r.seg_no !== null ? segmentVerified(state, r.timeline, r.seg_no) : doneFiles.has(r.name));
-    const todo = all.filter((r) => !isDone(r));
+    const pages = function* (): Iterable<VerifyRow[]> {
+      for (let after = ''; ; ) {
+        const rows = page.all(after) as VerifyRow[];
+        if (rows.length === 0) return;
+        after = rows[rows.length - 1]!.name;
+        yield rows.filter((r) => !isDone(r));
+      }
+    };
+    let total = 0;
+    let todoFiles = 0;
+    for (const rows of pages()) {
+      todoFiles += rows.length;
+      total += rows.reduce((n, r) => n + r.stored_size, 0);
+    }
+    const files = cat.db.prepare('SELECT count(*) FROM wal_files').pluck().get() as number;
+    const dirs = new Set<string>();
     const ownBackups = cat.backups().filter((b) => b.source === 'walship' && b.status === 'complete');
     const backupTodo = ownBackups.filter((b) => !state.backups.includes(b.name));
-    const progress = new Progress(todo.reduce((n, r) => n + r.stored_size, 0), opts.progress);
+    const progress = new Progress(total, opts.progress);
     let bytes = 0;
 
     // WAL objects, then each sound segment against its neighbours as the catalog records them
     // (what the planner believes; a neighbour's record is checked against its object in turn).
     const sound = new Map<number, number[]>();
-    const inTodo = new Set(todo.map((r) => r.name));
     const diverged = (tl: number, a: { name: string; ends: SegmentEnds }, b: { name: string; ends: SegmentEnds }) => {
       const br = discontinuity(a.ends, b.ends);
       if (br) problems.push({ kind: 'diverged', what: `${WAL_PREFIX}${b.name.slice(0, 16)}/${b.name}.zst`, detail: `timeline ${tl} at ${formatLsn(br.lsn)}: ${a.name} and ${b.name} are not one history (${br.reason})` });
     };
-    await runPool(todo, opts.parallel, async (row) => {
-      const c = await checkWalObject(ctx.storage, row, identity);
+    const checkers = await openCheckers(ctx, identity, opts.cfg, opts.parallel);
+    const check = async (row: VerifyRow) => {
+      dirs.add(row.object_key.slice(0, row.object_key.lastIndexOf('/') + 1));
+      const c = await checkers.check(row);
       bytes += c.bytes;
       progress.add(c.bytes);
       if (c.problem) {
@@ -109,8 +185,14 @@ export async function runVerify(ctx: RepoContext, opts: VerifyOptions): Promise<
       const prev = await loadNeighbour(ctx.storage, cat, row.timeline, row.seg_no - 1, identity.walSegmentSize);
       if (prev) diverged(row.timeline, prev, me);
       const next = await loadNeighbour(ctx.storage, cat, row.timeline, row.seg_no + 1, identity.walSegmentSize);
-      if (next && !inTodo.has(next.name)) diverged(row.timeline, me, next);
-    });
+      // A next segment this run reads checks itself against this one.
+      if (next && segmentVerified(state, row.timeline, row.seg_no + 1)) diverged(row.timeline, me, next);
+    };
+    try {
+      for (const rows of pages()) await runPool(rows, opts.parallel, check);
+    } finally {
+      await checkers.close();
+    }
     progress.done();
 
     const soundBackups: string[] = [];
@@ -141,14 +223,14 @@ export async function runVerify(ctx: RepoContext, opts: VerifyOptions): Promise<
       }
     }
 
-    await findLeftovers(ctx, opts.full ? null : todo, backupTodo.map((b) => b.name), identity.walSegmentSize, problems);
+    await findLeftovers(ctx, opts.full ? null : [...dirs], backupTodo.map((b) => b.name), identity.walSegmentSize, problems);
 
     // Record what is now known sound (what failed is read again next time).
     const next: VerifyState = {
       format: 1,
       at: new Date().toISOString(),
       full: opts.full,
-      checked: todo.length + backupTodo.length,
+      checked: todoFiles + backupTodo.length,
       problems: problems.filter(isFailure).length,
       segments: { ...state.segments },
       files: [...doneFiles].sort(),
@@ -156,7 +238,7 @@ export async function runVerify(ctx: RepoContext, opts: VerifyOptions): Promise<
     };
     for (const [tl, segs] of sound) next.segments[tl] = mergeRanges(next.segments[tl] ?? [], toRanges(segs));
     await writeState(ctx.storage, next);
-    return report({ walFiles: todo.length, backups: backupTodo.length, bytes }, { walFiles: all.length - todo.length, backups: ownBackups.length - backupTodo.length });
+    return report({ walFiles: todoFiles, backups: backupTodo.length, bytes }, { walFiles: files - todoFiles, backups: ownBackups.length - backupTodo.length });
   } finally {
     cat.close();
   }
@@ -166,16 +248,15 @@ export async function runVerify(ctx: RepoContext, opts: VerifyOptions): Promise<
  * Leftovers of interrupted writes and objects nothing names: everywhere with --full; else in the
  * directories of what this run read.
  */
-async function findLeftovers(ctx: RepoContext, read: readonly VerifyRow[] | null, backups: readonly string[], segSize: number, problems: Problem[]): Promise<void> {
+async function findLeftovers(ctx: RepoContext, dirs: readonly string[] | null, backups: readonly string[], segSize: number, problems: Problem[]): Promise<void> {
   const storage = ctx.storage;
-  const prefixes =
-    read === null ? [''] : [...new Set(read.map((r) => r.object_key.slice(0, r.object_key.lastIndexOf('/') + 1))), ...backups.map((b) => `${BACKUP_PREFIX}${b}/`)];
+  const prefixes = dirs === null ? [''] : [...dirs, ...backups.map((b) => `${BACKUP_PREFIX}${b}/`)];
   for (const prefix of prefixes) {
     for await (const l of storage.leftovers(prefix)) {
       problems.push({ kind: 'leftover', what: l.key, detail: `${l.kind === 'temporary-file' ? 'a temporary file' : 'an incomplete upload'} of ${l.size} bytes since ${l.since}` });
     }
   }
-  if (read !== null) return;
+  if (dirs !== null) return;
   for await (const o of storage.list(WAL_PREFIX)) {
     if (!listedFile(o.key, o.size)) problems.push({ kind: 'orphan', what: o.key, detail: 'not an archived WAL file walship can name' });
   }
