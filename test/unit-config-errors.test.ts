@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseConfigText, resolveConfig, requireRepo, SETTINGS, unknownVariables } from '../src/config.js';
+import { parseConfigText, parseDuration, resolveConfig, requireRepo, SETTINGS, unknownVariables } from '../src/config.js';
 import { ExitCode, WalshipError, exitCodeFor } from '../src/errors.js';
 import { parseRepoUrl } from '../src/storage/open.js';
 import { VERSION } from '../src/version.js';
@@ -50,6 +50,20 @@ describe('config', () => {
     expect(() => resolveConfig({ flags: {}, configPath: '/nonexistent/walship.conf', env: {} })).toThrow(/cannot read config file \/nonexistent\/walship.conf: ENOENT/);
     const cfg = resolveConfig({ flags: {}, env: { WALSHIP_CONFIG: '/dev/null' } });
     expect(() => requireRepo(cfg)).toThrow(/no repository configured/);
+  });
+
+  it('reads durations with a unit, and refuses anything else in one line', () => {
+    const cfg = resolveConfig({ flags: { retain_window: '14d', retain_incomplete: '36h' }, env: { WALSHIP_CONFIG: '/dev/null' } });
+    expect(cfg.retain_window).toBe(14 * 86400);
+    expect(cfg.retain_incomplete).toBe(36 * 3600);
+    expect(resolveConfig({ flags: {}, env: { WALSHIP_CONFIG: '/dev/null' } }).retain_incomplete).toBe(7 * 86400);
+    expect(parseDuration('90s')).toBe(90);
+    expect(parseDuration('30min')).toBe(1800);
+    expect(parseDuration('2w')).toBe(14 * 86400);
+    for (const bad of ['14', '14 days', '0d', '-1d', '1.5h']) expect(parseDuration(bad), bad).toBeNull();
+    expect(() => resolveConfig({ flags: { retain_window: '14 days' }, env: { WALSHIP_CONFIG: '/dev/null' } })).toThrow(
+      /invalid retain_window = '14 days' \(.*\): expected a duration such as 36h, 14d or 2w/,
+    );
   });
 
   it('documents every setting in docs/configuration.md', () => {

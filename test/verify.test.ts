@@ -15,7 +15,7 @@ import { repoBackends, type RepoBackend } from './helpers/backends.js';
 
 interface Report {
   full: boolean;
-  checked: { walFiles: number; backups: number; bytes: number };
+  checked: { walFiles: number; backups: number; bytes: number; rawBytes: number };
   skipped: { walFiles: number; backups: number };
   problems: { kind: string; what: string; detail: string }[];
   failures: number;
@@ -59,7 +59,7 @@ describe.each(repoBackends())('walship verify ($name repository)', (backend: Rep
     expect(first.doc.checked.walFiles).toBeGreaterThan(3);
     expect(first.doc.checked.backups).toBe(1);
     const again = await verify();
-    expect(again.doc.checked).toEqual({ walFiles: 0, backups: 0, bytes: 0 });
+    expect(again.doc.checked).toEqual({ walFiles: 0, backups: 0, bytes: 0, rawBytes: 0 });
     expect(again.doc.skipped.walFiles).toBe(first.doc.checked.walFiles);
     // Two more segments: only they are read, here and from another host's new catalog.
     await a.primary.sql('INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 100) g');

@@ -45,8 +45,13 @@ export function checkPiece(id: string, chunk: string, hit: PieceRef, data: Buffe
   }
 }
 
-/** Reads chunk `chunk` of backup `id` and hands each tar entry to `onEntry`, in order. */
-export async function readChunk(storage: StorageDriver, id: string, chunk: string, onEntry: (entry: string, data: Buffer) => Promise<void>): Promise<number> {
+/** Reads chunk `chunk` of backup `id` and hands each tar entry to `onEntry`, in order; returns its stored and decompressed sizes. */
+export async function readChunk(
+  storage: StorageDriver,
+  id: string,
+  chunk: string,
+  onEntry: (entry: string, data: Buffer) => Promise<void>,
+): Promise<{ stored: number; raw: number }> {
   const body = await storage.get(backupKey(id, chunk));
   if (body === null) throw new WalshipError('OBJECT_LOST', `backup ${id} lacks ${chunk} in repository ${storage.location}`);
   const { decompress } = await import('zstd-napi');
@@ -72,5 +77,5 @@ export async function readChunk(storage: StorageDriver, id: string, chunk: strin
   });
   extract.end(tarBytes);
   await done;
-  return body.length;
+  return { stored: body.length, raw: tarBytes.length };
 }

@@ -35,8 +35,9 @@ export const VERIFY_COLUMNS = 'name, kind, timeline, seg_no, raw_size, stored_si
 
 export interface WalCheck {
   problem: Problem | null;
-  /** Bytes read. */
+  /** Bytes read, and what they decompressed to (0 when they did not). */
   bytes: number;
+  rawBytes: number;
   /** For a sound segment: where its WAL begins and ends, to check its neighbours against. */
   ends?: SegmentEnds;
 }
@@ -50,9 +51,9 @@ export interface WalCheck {
  */
 export async function checkWalObject(storage: StorageDriver, row: VerifyRow, identity: RepoIdentity): Promise<WalCheck> {
   const key = row.object_key;
-  const bad = (detail: string, bytes = 0): WalCheck => ({ problem: { kind: 'damaged', what: key, detail }, bytes });
+  const bad = (detail: string, bytes = 0): WalCheck => ({ problem: { kind: 'damaged', what: key, detail }, bytes, rawBytes: 0 });
   const obj = await storage.get(key);
-  if (obj === null) return { problem: { kind: 'missing', what: key, detail: `the catalog lists ${row.name}, but the repository has no object for it` }, bytes: 0 };
+  if (obj === null) return { problem: { kind: 'missing', what: key, detail: `the catalog lists ${row.name}, but the repository has no object for it` }, bytes: 0, rawBytes: 0 };
   let meta;
   let raw: Buffer;
   try {
@@ -68,7 +69,7 @@ export async function checkWalObject(storage: StorageDriver, row: VerifyRow, ide
   const file = parseWalFileName(row.name)!;
   try {
     const v = validateFile(file, raw);
-    if (!v.segment) return { problem: null, bytes: obj.length };
+    if (!v.segment) return { problem: null, bytes: obj.length, rawBytes: raw.length };
     const seg = v.segment;
     if (seg.systemIdentifier !== identity.systemIdentifier || seg.segSize !== identity.walSegmentSize) {
       return bad(`it is WAL of system ${seg.systemIdentifier} (segment size ${seg.segSize}), not of this repository's ${identity.systemIdentifier}`, obj.length);
@@ -82,7 +83,7 @@ export async function checkWalObject(storage: StorageDriver, row: VerifyRow, ide
         return bad('the scan its metadata carries (what ranges and plan rely on) is not what its records say', obj.length);
       }
     }
-    return { problem: null, bytes: obj.length, ends: endsOf(scan) };
+    return { problem: null, bytes: obj.length, rawBytes: raw.length, ends: endsOf(scan) };
   } catch (err) {
     const we = asWalshipError(err);
     if (err instanceof EnvelopeError || we.code === 'INVALID_WAL' || we.code === 'OBJECT_CORRUPT') return bad(we.message, obj.length);
@@ -97,7 +98,7 @@ const BACKUP_DOCS = new Set(['started.json', 'backup.json', 'manifest.json', 'fa
  * One complete walship backup: its documents, every chunk there and sound, every piece the
  * manifest names found in its chunk with its checksum; objects in its directory it does not name.
  */
-export async function checkBackup(storage: StorageDriver, id: string, names: readonly string[], onBytes: (n: number) => void): Promise<Problem[]> {
+export async function checkBackup(storage: StorageDriver, id: string, names: readonly string[], onBytes: (stored: number, raw: number) => void): Promise<Problem[]> {
   const problems: Problem[] = [];
   let doc;
   try {
@@ -112,14 +113,13 @@ export async function checkBackup(storage: StorageDriver, id: string, names: rea
   const seen = new Set<string>();
   for (const chunk of summary.chunks) {
     try {
-      onBytes(
-        await readChunk(storage, id, chunk, async (entry, data) => {
-          const hit = pieces.get(pieceKey(chunk, entry));
-          if (!hit) return;
-          checkPiece(id, chunk, hit, data, 'restoring it would stop there');
-          seen.add(pieceKey(chunk, entry));
-        }),
-      );
+      const size = await readChunk(storage, id, chunk, async (entry, data) => {
+        const hit = pieces.get(pieceKey(chunk, entry));
+        if (!hit) return;
+        checkPiece(id, chunk, hit, data, 'restoring it would stop there');
+        seen.add(pieceKey(chunk, entry));
+      });
+      onBytes(size.stored, size.raw);
     } catch (err) {
       const we = asWalshipError(err);
       if (we.code === 'REPOSITORY_UNAVAILABLE' || we.code === 'REPOSITORY_INVALID') throw err;

@@ -97,8 +97,8 @@ async function openCheckers(ctx: RepoContext, identity: RepoIdentity, cfg: Confi
 
 export interface VerifyReport {
   full: boolean;
-  /** What this run read. */
-  checked: { walFiles: number; backups: number; bytes: number };
+  /** What this run read: objects, their bytes, and the bytes they decompressed to (what was checked). */
+  checked: { walFiles: number; backups: number; bytes: number; rawBytes: number };
   /** Sound at an earlier verify, not read again. */
   skipped: { walFiles: number; backups: number };
   seconds: number;
@@ -129,7 +129,7 @@ export async function runVerify(ctx: RepoContext, opts: VerifyOptions): Promise<
       previousVerify: previous.at || null,
     };
   };
-  if (identity === null) return report({ walFiles: 0, backups: 0, bytes: 0 }, { walFiles: 0, backups: 0 });
+  if (identity === null) return report({ walFiles: 0, backups: 0, bytes: 0, rawBytes: 0 }, { walFiles: 0, backups: 0 });
 
   const cat = Catalog.open(ctx.catalogPath)!;
   try {
@@ -158,6 +158,7 @@ export async function runVerify(ctx: RepoContext, opts: VerifyOptions): Promise<
     const backupTodo = ownBackups.filter((b) => !state.backups.includes(b.name));
     const progress = new Progress(total, opts.progress);
     let bytes = 0;
+    let rawBytes = 0;
 
     // WAL objects, then each sound segment against its neighbours as the catalog records them
     // (what the planner believes; a neighbour's record is checked against its object in turn).
@@ -171,6 +172,7 @@ export async function runVerify(ctx: RepoContext, opts: VerifyOptions): Promise<
       dirs.add(row.object_key.slice(0, row.object_key.lastIndexOf('/') + 1));
       const c = await checkers.check(row);
       bytes += c.bytes;
+      rawBytes += c.rawBytes;
       progress.add(c.bytes);
       if (c.problem) {
         problems.push(c.problem);
@@ -198,7 +200,10 @@ export async function runVerify(ctx: RepoContext, opts: VerifyOptions): Promise<
     const soundBackups: string[] = [];
     await runPool(backupTodo, Math.min(2, opts.parallel), async (b) => {
       const names = await ctx.storage.children(`${BACKUP_PREFIX}${b.name}/`);
-      const found = await checkBackup(ctx.storage, b.name, names, (n) => (bytes += n));
+      const found = await checkBackup(ctx.storage, b.name, names, (stored, raw) => {
+        bytes += stored;
+        rawBytes += raw;
+      });
       problems.push(...found);
       if (!found.some(isFailure)) soundBackups.push(b.name);
     });
@@ -238,7 +243,7 @@ export async function runVerify(ctx: RepoContext, opts: VerifyOptions): Promise<
     };
     for (const [tl, segs] of sound) next.segments[tl] = mergeRanges(next.segments[tl] ?? [], toRanges(segs));
     await writeState(ctx.storage, next);
-    return report({ walFiles: todoFiles, backups: backupTodo.length, bytes }, { walFiles: files - todoFiles, backups: ownBackups.length - backupTodo.length });
+    return report({ walFiles: todoFiles, backups: backupTodo.length, bytes, rawBytes }, { walFiles: files - todoFiles, backups: ownBackups.length - backupTodo.length });
   } finally {
     cat.close();
   }
