@@ -12,39 +12,25 @@
 // a body of a few bytes (a rebuild never reads bodies), and index blocks are written as push
 // writes them. The backups are backup.json/started.json documents.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { S3_KEY, startS3rver } from './lib-s3rver.mjs';
+import { ROOT, WALSHIP, args, builtWalship, fmt, logger, median, opt, s3env, writeSection } from './lib-bench.mjs';
 import { repositoryObjects, syntheticCatalog, writeRepository } from './lib-synthetic.mjs';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const WALSHIP = join(ROOT, 'bin', 'walship.js');
-const args = process.argv.slice(2);
-const opt = (n, d) => (args.includes(n) ? args[args.indexOf(n) + 1] : d);
 const N = Number(opt('--segments', 10_000));
 const OUT = opt('--out', join(ROOT, 'docs', 'benchmarks.md'));
 const BUCKET = 'bench';
 const startedAt = Date.now();
-const log = (...m) => console.log(`[bench-catalog ${((Date.now() - startedAt) / 1000).toFixed(0).padStart(4)}s]`, ...m);
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-const fmt = (n, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
+const log = logger('bench-catalog', startedAt);
 
-if (!existsSync(join(ROOT, 'dist', 'walship.cjs'))) {
-  console.error('bench-catalog: dist/ is missing: build first with `npm run build`');
-  process.exit(2);
-}
-const dist = (p) => import(join(ROOT, 'dist', p));
+const dist = builtWalship('bench-catalog');
 const { S3Driver } = await dist('storage/s3.js');
 const { FsDriver } = await dist('storage/fs.js');
 const { resolveConfig } = await dist('config.js');
 
 const WORK = mkdtempSync(join(tmpdir(), 'walship-bench-catalog-'));
-const s3env = (endpoint) => ({ AWS_ACCESS_KEY_ID: S3_KEY, AWS_SECRET_ACCESS_KEY: S3_KEY, WALSHIP_S3_ENDPOINT: endpoint, WALSHIP_S3_FORCE_PATH_STYLE: 'on', WALSHIP_S3_REGION: 'us-east-1' });
 
 function walship(argv, env = {}) {
   const t = process.hrtime.bigint();
@@ -187,8 +173,6 @@ const goals = [
 for (const g of goals) L.push(`- ${g}`);
 L.push('<!-- /bench-catalog -->');
 const section = L.join('\n') + '\n';
-const old = existsSync(OUT) ? readFileSync(OUT, 'utf8') : '';
-const marked = /<!-- bench-catalog -->[\s\S]*<!-- \/bench-catalog -->\n?/;
-writeFileSync(OUT, marked.test(old) ? old.replace(marked, section) : `${old}${old.endsWith('\n') || old === '' ? '' : '\n'}\n${section}`);
+writeSection(OUT, 'bench-catalog', section);
 log(`wrote ${OUT}`);
 for (const g of goals) log(g);

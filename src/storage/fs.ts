@@ -4,7 +4,7 @@
  * the name exists, so two concurrent writers can never both win and nothing is overwritten), and
  * the directory fsynced. Temporary files a killed push left behind are removed by a later one.
  */
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, type Dirent } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { isAbandonedTemp, isTempName, syncDir, writeFileAtomic } from '../local/atomic-write.js';
 import { WalshipError, describeSystemError } from '../errors.js';
@@ -181,17 +181,21 @@ export class FsDriver implements StorageDriver {
     for (const dir of parents) await syncDir(dir).catch(() => undefined);
   }
 
+  /** A directory's entries; none when it does not exist. */
+  private async entries(dir: string): Promise<Dirent[]> {
+    try {
+      this.ops++;
+      return await fsp.readdir(dir, { withFileTypes: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw this.unavailable(`list ${dir}`, err);
+    }
+  }
+
   async *leftovers(prefix: string): AsyncIterable<Leftover> {
     const base = prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/')) : '';
     const walk = async function* (this: FsDriver, dir: string, rel: string): AsyncIterable<Leftover> {
-      let entries;
-      try {
-        this.ops++;
-        entries = await fsp.readdir(dir, { withFileTypes: true });
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-        throw this.unavailable(`list ${dir}`, err);
-      }
+      const entries = await this.entries(dir);
       for (const e of entries.sort((a, b) => (a.name < b.name ? -1 : 1))) {
         const key = `${rel}${e.name}`;
         if (e.isDirectory()) {
@@ -212,14 +216,7 @@ export class FsDriver implements StorageDriver {
     // a directory's name is taken with its '/' (so "a.b" comes before "a/..."). A directory none
     // of whose keys can match the prefix or sort after startAfter is not read.
     const walk = async function* (this: FsDriver, dir: string, rel: string): AsyncIterable<ObjectInfo> {
-      let entries;
-      try {
-        this.ops++;
-        entries = await fsp.readdir(dir, { withFileTypes: true });
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-        throw this.unavailable(`list ${dir}`, err);
-      }
+      const entries = await this.entries(dir);
       const named = entries.filter((e) => !e.name.startsWith('.')).map((e) => ({ e, key: `${rel}${e.name}${e.isDirectory() ? '/' : ''}` }));
       named.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
       for (const { e, key } of named) {

@@ -1,6 +1,6 @@
 /**
- * A thread that verifies WAL objects (checks.ts) with its own storage driver, so that verify's
- * CPU work (zstd, the records' CRCs, the scan) uses every core. Started by verify.ts with the
+ * A thread that verifies WAL objects and backup chunks (checks.ts) with its own storage driver,
+ * so that verify's CPU work (zstd, the records' CRCs, the scan, the pieces' SHA-256) uses every core. Started by verify.ts with the
  * call's settings and the repository's identity; answers each row with the check's result, or
  * the error's code and message.
  */
@@ -11,15 +11,17 @@ import { configureLog } from '../log.js';
 import type { RepoIdentity } from '../archive/identity.js';
 import { openStorage } from '../storage/open.js';
 import type { StorageDriver } from '../storage/driver.js';
-import { checkWalObject, type VerifyRow } from './checks.js';
+import { checkChunk, checkWalObject, type CheckJob } from './checks.js';
 
 const { cfg, identity } = workerData as { cfg: Config; identity: RepoIdentity };
 configureLog({ level: cfg.log_level, format: cfg.log_format, command: 'verify' });
 let storage: Promise<StorageDriver> | undefined;
 
-parentPort!.on('message', async (m: { id: number; row: VerifyRow }) => {
+parentPort!.on('message', async (m: { id: number; job: CheckJob }) => {
   try {
-    const result = await checkWalObject(await (storage ??= openStorage(requireRepo(cfg), cfg)), m.row, identity);
+    const s = await (storage ??= openStorage(requireRepo(cfg), cfg));
+    const j = m.job;
+    const result = j.kind === 'wal' ? await checkWalObject(s, j.row, identity) : await checkChunk(s, j.backup, j.chunk, new Map(j.pieces));
     parentPort!.postMessage({ id: m.id, ok: true, result });
   } catch (err) {
     const we = asWalshipError(err);

@@ -11,7 +11,8 @@ import { validateFile } from '../archive/validate.js';
 import type { RepoIdentity } from '../archive/identity.js';
 import { endsOf } from '../archive/continuity.js';
 import { backupKey } from '../backup/format.js';
-import { checkPiece, pieceKey, piecesOf, readBackup, readChunk } from '../backup/read.js';
+import { checkPiece, pieceKey, piecesOf, readBackup, readChunk, type PieceRef } from '../backup/read.js';
+import { runPool } from '../pool.js';
 import { parseWalFileName } from '../wal/names.js';
 import { unfinishedSegment } from '../wal/complete.js';
 import { encodeScanRecord } from '../wal/scan-record.js';
@@ -32,6 +33,9 @@ export const isFailure = (p: Problem): boolean => p.kind !== 'leftover' && p.kin
 /** What a check needs of a wal_files row (not the packed scan, which is large). */
 export type VerifyRow = Pick<WalFileRow, 'name' | 'kind' | 'timeline' | 'seg_no' | 'raw_size' | 'stored_size' | 'sha256' | 'body_sha256' | 'object_key'>;
 export const VERIFY_COLUMNS = 'name, kind, timeline, seg_no, raw_size, stored_size, sha256, body_sha256, object_key';
+
+/** What a checking thread is asked (check-worker.ts). */
+export type CheckJob = { kind: 'wal'; row: VerifyRow } | { kind: 'chunk'; backup: string; chunk: string; pieces: [string, PieceRef][] };
 
 export interface WalCheck {
   problem: Problem | null;
@@ -94,11 +98,44 @@ export async function checkWalObject(storage: StorageDriver, row: VerifyRow, ide
 /** The documents a walship backup's directory holds besides its chunks. */
 const BACKUP_DOCS = new Set(['started.json', 'backup.json', 'manifest.json', 'failed.json']);
 
+export interface ChunkCheck {
+  problem: Problem | null;
+  /** The manifest pieces (pieceKey) found sound in it. */
+  seen: string[];
+  stored: number;
+  raw: number;
+}
+
+/** One chunk of backup `id`: there, sound, and each of its tar entries the piece `pieces` says. */
+export async function checkChunk(storage: StorageDriver, id: string, chunk: string, pieces: ReadonlyMap<string, PieceRef>): Promise<ChunkCheck> {
+  const seen: string[] = [];
+  try {
+    const size = await readChunk(storage, id, chunk, async (entry, data) => {
+      const hit = pieces.get(pieceKey(chunk, entry));
+      if (!hit) return;
+      checkPiece(id, chunk, hit, data, 'restoring it would stop there');
+      seen.push(pieceKey(chunk, entry));
+    });
+    return { problem: null, seen, ...size };
+  } catch (err) {
+    const we = asWalshipError(err);
+    if (we.code === 'REPOSITORY_UNAVAILABLE' || we.code === 'REPOSITORY_INVALID') throw err;
+    return { problem: { kind: we.code === 'OBJECT_LOST' ? 'missing' : 'damaged', what: backupKey(id, chunk), detail: we.message }, seen, stored: 0, raw: 0 };
+  }
+}
+
 /**
- * One complete walship backup: its documents, every chunk there and sound, every piece the
- * manifest names found in its chunk with its checksum; objects in its directory it does not name.
+ * One complete walship backup: its documents, every chunk there and sound (each checked by
+ * `chunkCheck`, which may run it on another thread), every piece the manifest names found in its
+ * chunk with its checksum; objects in its directory it does not name.
  */
-export async function checkBackup(storage: StorageDriver, id: string, names: readonly string[], onBytes: (stored: number, raw: number) => void): Promise<Problem[]> {
+export async function checkBackup(
+  storage: StorageDriver,
+  id: string,
+  names: readonly string[],
+  chunkCheck: (chunk: string, pieces: Map<string, PieceRef>) => Promise<ChunkCheck>,
+  parallel: number,
+): Promise<{ problems: Problem[]; stored: number; raw: number }> {
   const problems: Problem[] = [];
   let doc;
   try {
@@ -106,26 +143,22 @@ export async function checkBackup(storage: StorageDriver, id: string, names: rea
   } catch (err) {
     const we = asWalshipError(err);
     if (we.code === 'REPOSITORY_UNAVAILABLE' || we.code === 'REPOSITORY_INVALID') throw err;
-    return [{ kind: we.code === 'OBJECT_LOST' ? 'missing' : 'damaged', what: `backup ${id}`, detail: we.message }];
+    return { problems: [{ kind: we.code === 'OBJECT_LOST' ? 'missing' : 'damaged', what: `backup ${id}`, detail: we.message }], stored: 0, raw: 0 };
   }
   const { summary, manifest } = doc;
   const pieces = piecesOf(manifest);
+  const byChunk = new Map<string, Map<string, PieceRef>>(summary.chunks.map((c) => [c, new Map()]));
+  for (const [k, ref] of pieces) byChunk.get(ref.piece.chunk)?.set(k, ref);
   const seen = new Set<string>();
-  for (const chunk of summary.chunks) {
-    try {
-      const size = await readChunk(storage, id, chunk, async (entry, data) => {
-        const hit = pieces.get(pieceKey(chunk, entry));
-        if (!hit) return;
-        checkPiece(id, chunk, hit, data, 'restoring it would stop there');
-        seen.add(pieceKey(chunk, entry));
-      });
-      onBytes(size.stored, size.raw);
-    } catch (err) {
-      const we = asWalshipError(err);
-      if (we.code === 'REPOSITORY_UNAVAILABLE' || we.code === 'REPOSITORY_INVALID') throw err;
-      problems.push({ kind: we.code === 'OBJECT_LOST' ? 'missing' : 'damaged', what: backupKey(id, chunk), detail: we.message });
-    }
-  }
+  let stored = 0;
+  let raw = 0;
+  await runPool(summary.chunks, parallel, async (chunk) => {
+    const c = await chunkCheck(chunk, byChunk.get(chunk)!);
+    if (c.problem) problems.push(c.problem);
+    for (const k of c.seen) seen.add(k);
+    stored += c.stored;
+    raw += c.raw;
+  });
   for (const [k, { file, piece }] of pieces) {
     if (!seen.has(k) && !problems.some((p) => p.what === backupKey(id, piece.chunk))) {
       problems.push({ kind: 'missing', what: backupKey(id, piece.chunk), detail: `backup ${id}: ${file.path} (bytes ${piece.offset}-${piece.offset + piece.length}) is listed in the manifest but not in ${piece.chunk}` });
@@ -135,5 +168,5 @@ export async function checkBackup(storage: StorageDriver, id: string, names: rea
   for (const n of names) {
     if (!BACKUP_DOCS.has(n) && !chunks.has(n)) problems.push({ kind: 'orphan', what: backupKey(id, n), detail: `backup ${id} does not name it (left by an interrupted write?)` });
   }
-  return problems;
+  return { problems, stored, raw };
 }

@@ -31,7 +31,8 @@ import { availableParallelism } from 'node:os';
 import type { Config } from '../config.js';
 import { WalshipError, type ErrorCode } from '../errors.js';
 import { logger } from '../log.js';
-import { VERIFY_COLUMNS, checkBackup, checkWalObject, isFailure, type Problem, type VerifyRow, type WalCheck } from './checks.js';
+import { VERIFY_COLUMNS, checkBackup, checkChunk, checkWalObject, isFailure, type ChunkCheck, type CheckJob, type Problem, type VerifyRow, type WalCheck } from './checks.js';
+import type { PieceRef } from '../backup/read.js';
 import { emptyState, mergeRanges, readState, segmentVerified, toRanges, writeState, type VerifyState } from './state.js';
 
 /** Catalog rows read at once. */
@@ -45,16 +46,21 @@ export interface VerifyOptions {
   cfg?: Config;
 }
 
-type Checker = (row: VerifyRow) => Promise<WalCheck>;
+interface Checkers {
+  wal(row: VerifyRow): Promise<WalCheck>;
+  chunk(backup: string, chunk: string, pieces: Map<string, PieceRef>): Promise<ChunkCheck>;
+  close(): Promise<void>;
+}
 
 /**
  * Checks on this thread and on a worker thread per further core (check-worker.ts), in turns: the
  * returned function runs a check on the next one. A thread that cannot start leaves its share to
  * the others.
  */
-async function openCheckers(ctx: RepoContext, identity: RepoIdentity, cfg: Config | undefined, parallel: number): Promise<{ check: Checker; close(): Promise<void> }> {
-  const here: Checker = (row) => checkWalObject(ctx.storage, row, identity);
-  const lanes: Checker[] = [here];
+async function openCheckers(ctx: RepoContext, identity: RepoIdentity, cfg: Config | undefined, parallel: number): Promise<Checkers> {
+  type Run = (job: CheckJob) => Promise<WalCheck | ChunkCheck>;
+  const here: Run = (j) => (j.kind === 'wal' ? checkWalObject(ctx.storage, j.row, identity) : checkChunk(ctx.storage, j.backup, j.chunk, new Map(j.pieces)));
+  const lanes: Run[] = [here];
   const workers: import('node:worker_threads').Worker[] = [];
   const threads = cfg ? Math.min(parallel, availableParallelism()) : 1;
   for (let i = 1; i < threads; i++) {
@@ -63,12 +69,12 @@ async function openCheckers(ctx: RepoContext, identity: RepoIdentity, cfg: Confi
       const w = new Worker(new URL('../verify/check-worker.js', import.meta.url), { workerData: { cfg, identity }, stdout: false, stderr: false });
       workers.push(w);
       let seq = 0;
-      const waiting = new Map<number, { resolve: (c: WalCheck) => void; reject: (e: unknown) => void }>();
+      const waiting = new Map<number, { resolve: (c: WalCheck | ChunkCheck) => void; reject: (e: unknown) => void }>();
       const failAll = (err: unknown) => {
         for (const p of waiting.values()) p.reject(err);
         waiting.clear();
       };
-      w.on('message', (m: { id: number; ok: boolean; result?: WalCheck; code?: string; message?: string }) => {
+      w.on('message', (m: { id: number; ok: boolean; result?: WalCheck | ChunkCheck; code?: string; message?: string }) => {
         const p = waiting.get(m.id);
         if (!p) return;
         waiting.delete(m.id);
@@ -77,18 +83,23 @@ async function openCheckers(ctx: RepoContext, identity: RepoIdentity, cfg: Confi
       });
       w.on('error', failAll);
       w.on('exit', (code) => failAll(new WalshipError('INTERNAL', `verify thread exited (${code})`)));
-      lanes.push((row) => new Promise((resolve, reject) => {
-        const id = ++seq;
-        waiting.set(id, { resolve, reject });
-        w.postMessage({ id, row });
-      }));
+      lanes.push(
+        (job) =>
+          new Promise((resolve, reject) => {
+            const id = ++seq;
+            waiting.set(id, { resolve, reject });
+            w.postMessage({ id, job });
+          }),
+      );
     } catch (err) {
       logger.debug('verify thread unavailable', { error: (err as Error).message });
     }
   }
   let turn = 0;
+  const next = (job: CheckJob) => lanes[turn++ % lanes.length]!(job);
   return {
-    check: (row) => lanes[turn++ % lanes.length]!(row),
+    wal: (row) => next({ kind: 'wal', row }) as Promise<WalCheck>,
+    chunk: (backup, chunk, pieces) => next({ kind: 'chunk', backup, chunk, pieces: [...pieces] }) as Promise<ChunkCheck>,
     close: async () => {
       await Promise.all(workers.map((w) => w.terminate().catch(() => undefined)));
     },
@@ -170,7 +181,7 @@ export async function runVerify(ctx: RepoContext, opts: VerifyOptions): Promise<
     const checkers = await openCheckers(ctx, identity, opts.cfg, opts.parallel);
     const check = async (row: VerifyRow) => {
       dirs.add(row.object_key.slice(0, row.object_key.lastIndexOf('/') + 1));
-      const c = await checkers.check(row);
+      const c = await checkers.wal(row);
       bytes += c.bytes;
       rawBytes += c.rawBytes;
       progress.add(c.bytes);
@@ -190,23 +201,21 @@ export async function runVerify(ctx: RepoContext, opts: VerifyOptions): Promise<
       // A next segment this run reads checks itself against this one.
       if (next && segmentVerified(state, row.timeline, row.seg_no + 1)) diverged(row.timeline, me, next);
     };
+    const soundBackups: string[] = [];
     try {
       for (const rows of pages()) await runPool(rows, opts.parallel, check);
+      progress.done();
+      for (const b of backupTodo) {
+        const names = await ctx.storage.children(`${BACKUP_PREFIX}${b.name}/`);
+        const found = await checkBackup(ctx.storage, b.name, names, (chunk, pieces) => checkers.chunk(b.name, chunk, pieces), opts.parallel);
+        bytes += found.stored;
+        rawBytes += found.raw;
+        problems.push(...found.problems);
+        if (!found.problems.some(isFailure)) soundBackups.push(b.name);
+      }
     } finally {
       await checkers.close();
     }
-    progress.done();
-
-    const soundBackups: string[] = [];
-    await runPool(backupTodo, Math.min(2, opts.parallel), async (b) => {
-      const names = await ctx.storage.children(`${BACKUP_PREFIX}${b.name}/`);
-      const found = await checkBackup(ctx.storage, b.name, names, (stored, raw) => {
-        bytes += stored;
-        rawBytes += raw;
-      });
-      problems.push(...found);
-      if (!found.some(isFailure)) soundBackups.push(b.name);
-    });
 
     // What the planner sees: the WAL every complete backup needs, and gaps inside the archive.
     const ranges = computeRanges(loadPlannerInput(cat), msToMicros(Date.now()));
