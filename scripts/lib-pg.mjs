@@ -2,9 +2,11 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readdirSync, chmodSync, appendFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-export function pgBinDir() {
+/** The system's PostgreSQL server binaries (WALSHIP_PG_BIN, pg_config, the newest /usr/lib/postgresql/N), or null. */
+export function systemPgBinDir() {
   if (process.env.WALSHIP_PG_BIN) return process.env.WALSHIP_PG_BIN;
   try {
     const d = execFileSync('pg_config', ['--bindir'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
@@ -12,8 +14,21 @@ export function pgBinDir() {
   } catch {}
   const base = '/usr/lib/postgresql';
   const v = existsSync(base) ? readdirSync(base).filter((x) => existsSync(join(base, x, 'bin', 'initdb'))).sort((a, b) => b - a) : [];
-  if (!v.length) throw new Error('no PostgreSQL server binaries found (install postgresql, or set WALSHIP_PG_BIN)');
-  return join(base, v[0], 'bin');
+  return v.length ? join(base, v[0], 'bin') : null;
+}
+
+export function pgBinDir() {
+  const d = systemPgBinDir();
+  if (!d) throw new Error('no PostgreSQL server binaries found (install postgresql, or set WALSHIP_PG_BIN)');
+  return d;
+}
+
+/** A psql that runs: beside the server binaries, else in the newest /usr/lib/postgresql/N; null when there is none. */
+function psqlBin(serverBin) {
+  if (existsSync(join(serverBin, 'psql'))) return join(serverBin, 'psql');
+  const base = '/usr/lib/postgresql';
+  const v = existsSync(base) ? readdirSync(base).filter((x) => existsSync(join(base, x, 'bin', 'psql'))).sort((a, b) => b - a) : [];
+  return v.length ? join(base, v[0], 'bin', 'psql') : null;
 }
 
 export function osUser() {
@@ -68,7 +83,10 @@ export class Cluster {
     asUser(join(this.bin, 'pg_ctl'), ['-D', this.data, '-s', '-w', '-t', '300', 'stop', '-m', mode], { allowFail: true });
   }
   psql(sql) {
-    return asUser(join(this.bin, 'psql'), ['-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', '-h', this.base, '-p', String(this.port), '-U', 'postgres', '-d', 'postgres', '-f', '-'], { input: sql }).stdout.trim();
+    const psql = psqlBin(this.bin);
+    // Without psql (an embedded server package on a machine without PostgreSQL), walship's own client library.
+    if (!psql) return asUser(process.execPath, [join(dirname(fileURLToPath(import.meta.url)), 'sql-once.mjs'), this.base, String(this.port)], { input: sql }).stdout.trim();
+    return asUser(psql, ['-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', '-h', this.base, '-p', String(this.port), '-U', 'postgres', '-d', 'postgres', '-f', '-'], { input: sql }).stdout.trim();
   }
   pgbench(args) {
     return asUser(join(this.bin, 'pgbench'), ['-h', this.base, '-p', String(this.port), '-U', 'postgres', ...args, 'postgres']);
