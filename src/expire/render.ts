@@ -40,6 +40,6 @@ export function renderExpire(r: ExpireReport): string {
   }
   out.push('');
   out.push(r.dryRun ? 'windows that remain after it (walship ranges will show):' : 'windows that remain:');
-  out.push(renderRanges(r.plan.after).replace(/^/gm, '  ').trimEnd());
+  out.push(...renderRanges(r.plan.after).trimEnd().split('\n').map((l) => (l === '' ? '' : `  ${l}`)));
   return out.join('\n') + '\n';
 }
