@@ -197,6 +197,36 @@ export const SETTINGS = [
     description: 'walship expire: failed and unfinished backups are removed once they started longer ago than this.',
     default: () => '7d',
   },
+  {
+    key: 'status_archive_lag_warn',
+    kind: 'duration',
+    description: 'walship status: warn when the newest archived transaction is older than this (an idle database warns too).',
+    default: () => '15min',
+  },
+  {
+    key: 'status_archive_lag_crit',
+    kind: 'duration',
+    description: 'walship status: critical when the newest archived transaction is older than this.',
+    default: () => '1h',
+  },
+  {
+    key: 'status_backup_age_warn',
+    kind: 'duration',
+    description: 'walship status: warn when the newest restorable backup completed longer ago than this.',
+    default: () => '26h',
+  },
+  {
+    key: 'status_backup_age_crit',
+    kind: 'duration',
+    description: 'walship status: critical when the newest restorable backup completed longer ago than this.',
+    default: () => '50h',
+  },
+  {
+    key: 'status_verify_age_warn',
+    kind: 'duration',
+    description: 'walship status: warn when walship verify last ran longer ago than this.',
+    default: () => '8d',
+  },
 ] as const satisfies readonly SettingDef[];
 
 export type SettingKey = (typeof SETTINGS)[number]['key'];
@@ -230,6 +260,12 @@ export interface Config {
   retain_wal_before_oldest: boolean;
   /** Seconds. */
   retain_incomplete: number;
+  /** Seconds, all five. */
+  status_archive_lag_warn: number;
+  status_archive_lag_crit: number;
+  status_backup_age_warn: number;
+  status_backup_age_crit: number;
+  status_verify_age_warn: number;
   /** Where the config file came from, if one was read. */
   configFile?: string;
   /**

@@ -29,6 +29,8 @@ export const ExitCode = {
   BUSY: 11,
   /** A bug in walship. */
   INTERNAL: 70,
+  /** walship status only (the Nagios convention: 0 ok, 1 warning, 2 critical): it could not tell. */
+  STATUS_UNKNOWN: 3,
   /**
    * archive-fetch, policy `fetch_on_error = abort` (and `auto` in archive recovery, the
    * default): any failure other than "not in the archive". PostgreSQL treats exit codes above
@@ -126,6 +128,7 @@ export function effectiveFetchPolicy(policy: FetchErrorPolicy, standbyMode: bool
 /** The exit code for an error, given the command it ended and (for archive-fetch) the policy. */
 export function exitCodeFor(err: unknown, command: string, fetchPolicy: 'abort' | 'retry' = 'abort'): number {
   const we = asWalshipError(err);
+  if (command === 'status') return ExitCode.STATUS_UNKNOWN;
   if (command === 'archive-fetch') {
     if (we.code === 'NOT_IN_ARCHIVE') return ExitCode.NOT_FOUND;
     return fetchPolicy === 'retry' ? ExitCode.FETCH_RETRY : ExitCode.FETCH_ABORT;

@@ -371,6 +371,41 @@ export async function buildProgram(): Promise<Command> {
   );
 
   addSettingOptions(
+    addSyncOption(
+      program
+        .command('status')
+        .description('one look at health: archiving, backups, recoverable windows, verify, repository size; Nagios exit codes, Prometheus metrics')
+        .option('--pgdata <dir>', "also count the .ready segments in this data directory's pg_wal")
+        .option('--json', 'print a JSON document (shape in docs/commands.md)')
+        .option('--prometheus', 'print Prometheus text-format metrics')
+        .option('--prometheus-file <path>', "also write the metrics to this file, atomically (node_exporter's textfile collector)")
+        .addHelpText('after', '\nExit codes (Nagios): 0 ok; 1 warning; 2 critical; 3 unknown (walship status could not tell: the error says why).'),
+    ),
+  ).action(
+    action('status', async (cfg, flags) => {
+      const ctx = await openArchiveContext(cfg);
+      const { collectStatus } = await import('../status/status.js');
+      const { STATE_CODE, evaluate, renderPrometheus, renderStatus } = await import('../status/health.js');
+      const facts = await collectStatus(ctx, { pgdata: typeof flags.pgdata === 'string' ? flags.pgdata : undefined, noSync: flags.sync === false });
+      const report = evaluate(facts, {
+        archiveLagWarn: cfg.status_archive_lag_warn,
+        archiveLagCrit: cfg.status_archive_lag_crit,
+        backupAgeWarn: cfg.status_backup_age_warn,
+        backupAgeCrit: cfg.status_backup_age_crit,
+        verifyAgeWarn: cfg.status_verify_age_warn,
+      });
+      if (typeof flags.prometheusFile === 'string') {
+        const { writeFileAtomic } = await import('../local/atomic-write.js');
+        await writeFileAtomic(flags.prometheusFile, renderPrometheus(report), { mode: 0o644 }).catch((err: unknown) => {
+          throw new WalshipError('USAGE', `cannot write --prometheus-file ${flags.prometheusFile}: ${(err as Error).message}`);
+        });
+      }
+      process.stdout.write(flags.json ? JSON.stringify(report, null, 2) + '\n' : flags.prometheus ? renderPrometheus(report) : renderStatus(report));
+      return STATE_CODE[report.state];
+    }),
+  );
+
+  addSettingOptions(
     program
       .command('init')
       .description('create the repository (and its identity, with --pgdata) and the catalog')
@@ -486,6 +521,8 @@ async function main(argv: string[]): Promise<void> {
     const ce = err as { code?: string; exitCode?: number; message?: string };
     if (typeof ce.code === 'string' && ce.code.startsWith('commander.')) {
       if (ce.exitCode === 0) return finish(0);
+      // walship status answers in the Nagios convention: a command line it cannot run is "unknown".
+      if (argv[2] === 'status') return finish(ExitCode.STATUS_UNKNOWN);
       // A malformed restore_command must not look like the end of the archive: it fails as any
       // failure does under fetch_on_error (from the environment or the config file, else auto).
       if (argv[2] !== 'archive-fetch') return finish(ExitCode.USAGE);

@@ -1,0 +1,80 @@
+/**
+ * `walship status`: what the operator needs at one look, collected from the catalog (brought up
+ * to date with the repository first), the repository's verify state and, with --pgdata, the data
+ * directory's pg_wal; judged by health.ts.
+ */
+import { promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import { Catalog } from '../catalog/catalog.js';
+import { loadPlannerInput } from '../catalog/scan-store.js';
+import { listBackups } from '../backup/list.js';
+import { computeRanges } from '../recovery/ranges.js';
+import { msToMicros } from '../recovery/time.js';
+import { WalshipError, describeSystemError } from '../errors.js';
+import { syncForReading, type RepoContext } from '../sync/sync.js';
+import { readState } from '../verify/state.js';
+import type { StorageDriver } from '../storage/driver.js';
+import type { StatusFacts } from './health.js';
+
+export interface StatusOptions {
+  /** A data directory whose pg_wal/archive_status is counted. */
+  pgdata?: string;
+  noSync: boolean;
+  nowMs?: number;
+}
+
+async function readySegments(pgdata: string): Promise<number> {
+  const dir = join(pgdata, 'pg_wal', 'archive_status');
+  try {
+    return (await fsp.readdir(dir)).filter((n) => n.endsWith('.ready') && !n.endsWith('.history.ready')).length;
+  } catch (err) {
+    throw new WalshipError('USAGE', `--pgdata ${pgdata}: cannot read ${dir}: ${describeSystemError(err)}`);
+  }
+}
+
+async function lastVerify(storage: StorageDriver, nowMs: number): Promise<StatusFacts['verify']> {
+  const s = await readState(storage);
+  return s.at ? { at: s.at, ageSeconds: (nowMs - Date.parse(s.at)) / 1000, full: s.full, problems: s.problems } : null;
+}
+
+export async function collectStatus(ctx: RepoContext, opts: StatusOptions): Promise<StatusFacts> {
+  const nowMs = opts.nowMs ?? Date.now();
+  const stale = await syncForReading(ctx, opts.noSync);
+  const verify = stale ? null : await lastVerify(ctx.storage, nowMs);
+  const ready = opts.pgdata === undefined ? null : await readySegments(opts.pgdata);
+  return Catalog.use(ctx.catalogPath, ctx.repoUrl, (cat) => {
+    const totals = cat.totals();
+    const ranges = computeRanges(loadPlannerInput(cat), msToMicros(nowMs));
+    const restorable = listBackups(cat).filter((b) => b.restorable && b.stopTime !== null);
+    restorable.sort((a, b) => Date.parse(b.stopTime!) - Date.parse(a.stopTime!));
+    const newest = restorable[0];
+    const backupBytes = listBackups(cat).reduce((n, b) => n + (b.source === 'walship' ? (b.storedBytes ?? 0) : 0), 0);
+    return {
+      now: new Date(nowMs).toISOString(),
+      stale: stale ? stale.reason : null,
+      archiving: {
+        lastArchived: totals.lastPush,
+        lagSeconds: ranges.archiveLag?.seconds ?? null,
+        newestXactTime: ranges.archiveLag?.newestXactTime ?? null,
+        readySegments: ready,
+        refusals: cat.refusals().map((r) => ({ name: r.name, code: r.code, message: r.message, lastAt: r.lastAt, count: r.count })),
+      },
+      backups: {
+        restorable: restorable.length,
+        newest: newest
+          ? { name: newest.name, label: newest.label, stopTime: newest.stopTime!, ageSeconds: (nowMs - Date.parse(newest.stopTime!)) / 1000, storedBytes: newest.storedBytes }
+          : null,
+      },
+      windows: ranges.timelines
+        .filter((t) => t.windows.length > 0)
+        .map((t) => {
+          const w = t.windows[t.windows.length - 1]!;
+          const from = w.timeTargets?.from ?? w.earliest.time;
+          const to = w.timeTargets?.before ?? w.latest.time;
+          return { timeline: t.timeline, from, to, seconds: from && to ? Math.max(0, (Date.parse(to) - Date.parse(from)) / 1000) : null };
+        }),
+      verify,
+      repository: { walFiles: totals.files, walBytes: totals.storedBytes, backupBytes },
+    };
+  });
+}

@@ -1,0 +1,57 @@
+/**
+ * walship status's judgement and its metrics: thresholds give warning and critical, each reason
+ * named; the Prometheus text is what Prometheus itself parses (`promtool check metrics`, from
+ * the prometheus package, which .ci/run installs).
+ */
+import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { evaluate, renderPrometheus, type StatusFacts, type StatusThresholds } from '../src/status/health.js';
+
+const T: StatusThresholds = { archiveLagWarn: 900, archiveLagCrit: 3600, backupAgeWarn: 26 * 3600, backupAgeCrit: 50 * 3600, verifyAgeWarn: 8 * 86400 };
+
+function facts(over: Partial<{ lag: number | null; backupAge: number | null; verify: StatusFacts['verify']; refusals: StatusFacts['archiving']['refusals']; stale: string | null }> = {}): StatusFacts {
+  const o = { lag: 30, backupAge: 3600, verify: { at: '2026-12-01T00:00:00Z', ageSeconds: 3600, full: false, problems: 0 }, refusals: [], stale: null, ...over };
+  return {
+    now: '2026-12-01T01:00:00Z',
+    stale: o.stale,
+    archiving: { lastArchived: { name: '000000010000000000000042', at: '2026-12-01T00:59:30Z' }, lagSeconds: o.lag, newestXactTime: '2026-12-01T00:59:30Z', readySegments: 2, refusals: o.refusals },
+    backups: { restorable: o.backupAge === null ? 0 : 2, newest: o.backupAge === null ? null : { name: 'b2', label: 'nightly "2"', stopTime: '2026-12-01T00:00:00Z', ageSeconds: o.backupAge, storedBytes: 123456 } },
+    windows: [
+      { timeline: 1, from: '2026-11-30T00:00:00Z', to: '2026-12-01T00:59:30Z', seconds: 89970 },
+      { timeline: 2, from: null, to: null, seconds: null },
+    ],
+    verify: o.verify,
+    repository: { walFiles: 66, walBytes: 9_000_000, backupBytes: 3_000_000 },
+  };
+}
+
+describe('walship status', () => {
+  it('is ok within every threshold, and names each reason outside one', () => {
+    expect(evaluate(facts(), T)).toMatchObject({ state: 'ok', reasons: [] });
+    expect(evaluate(facts({ lag: 1000 }), T).state).toBe('warning');
+    const crit = evaluate(facts({ lag: 4000, backupAge: 60 * 3600 }), T);
+    expect(crit.state).toBe('critical');
+    expect(crit.reasons.map((r) => r.what)).toEqual([expect.stringMatching(/^archive lag 67 min/), expect.stringMatching(/^the newest restorable backup is 2.5 d old \(b2\)/)]);
+    expect(evaluate(facts({ backupAge: null }), T).reasons).toEqual([{ level: 'critical', what: 'no restorable backup' }]);
+    expect(evaluate(facts({ verify: null }), T).state).toBe('warning');
+    expect(evaluate(facts({ verify: { at: '2026-11-30T00:00:00Z', ageSeconds: 9 * 86400, full: true, problems: 1 } }), T).reasons.map((r) => r.level)).toEqual(['critical', 'warning']);
+    const refused = evaluate(facts({ refusals: [{ name: '000000010000000000000043', code: 'HISTORY_DIVERGED', message: 'diverged history', lastAt: '2026-12-01T00:59:00Z', count: 3 }] }), T);
+    expect(refused.state).toBe('critical');
+    expect(refused.reasons[0]!.what).toMatch(/archive-push refuses 000000010000000000000043 \(HISTORY_DIVERGED, 3 time\(s\)/);
+    expect(evaluate(facts({ stale: 'connection refused' }), T).state).toBe('warning');
+  });
+
+  it('writes metrics Prometheus parses, with conventional names and units', () => {
+    const text = renderPrometheus(evaluate(facts({ lag: 4000 }), T));
+    expect(text).toContain('walship_status 2\n');
+    expect(text).toContain('walship_archive_lag_seconds 4000\n');
+    expect(text).toContain('walship_recoverable_window_seconds{timeline="1"} 89970\n');
+    expect(text).not.toContain('timeline="2"'); // a window without times has no sample
+    expect(text).toContain('walship_repository_bytes{kind="backup"} 3000000\n');
+    expect(text).toContain(`walship_last_backup_age_seconds 3600\n`);
+    const check = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+    if (check.error) throw new Error(`promtool is needed for this test (apt-get install prometheus): ${check.error.message}`);
+    expect(check.status, `${check.stdout}${check.stderr}`).toBe(0);
+    expect(`${check.stdout}${check.stderr}`.trim()).toBe('');
+  });
+});
