@@ -27,6 +27,8 @@ export const ExitCode = {
   RESTORE_CHECK: 10,
   /** Another walship process holds the repository's lock for this command (walship expire). */
   BUSY: 11,
+  /** walship check: archiving into this repository does not work end to end (the reason is named). */
+  CHECK: 12,
   /** A bug in walship. */
   INTERNAL: 70,
   /** walship status only (the Nagios convention: 0 ok, 1 warning, 2 critical): it could not tell. */
@@ -67,6 +69,7 @@ export type ErrorCode =
   | 'DEST_UNWRITABLE'
   | 'RESTORE_COMMAND_FAILED'
   | 'REPOSITORY_BUSY'
+  | 'CHECK_FAILED'
   | 'INTERNAL';
 
 const EXIT_BY_CODE: Record<ErrorCode, number> = {
@@ -90,6 +93,7 @@ const EXIT_BY_CODE: Record<ErrorCode, number> = {
   DEST_UNWRITABLE: ExitCode.REPOSITORY,
   RESTORE_COMMAND_FAILED: ExitCode.RESTORE_CHECK,
   REPOSITORY_BUSY: ExitCode.BUSY,
+  CHECK_FAILED: ExitCode.CHECK,
   INTERNAL: ExitCode.INTERNAL,
 };
 

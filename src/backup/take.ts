@@ -37,6 +37,7 @@ import {
   type PlannedChunk,
 } from './format.js';
 import { Progress } from './progress.js';
+import { connect } from './connect.js';
 import { recordBackupComplete, recordBackupFailure, recordBackupStart } from './record.js';
 import { runPool } from '../pool.js';
 
@@ -67,27 +68,6 @@ interface ServerFacts {
   walSegmentSize: number;
   /** In recovery: a standby (its backup's WAL is the primary's to archive). */
   standby: boolean;
-}
-
-async function connect(cfg: Config): Promise<Client> {
-  const pg = (await import('pg')).default;
-  const client = new pg.Client({
-    host: cfg.pg_host,
-    port: cfg.pg_port,
-    user: cfg.pg_user,
-    database: cfg.pg_database ?? process.env.PGDATABASE ?? 'postgres',
-    application_name: 'walship backup',
-  });
-  try {
-    await client.connect();
-  } catch (err) {
-    throw new WalshipError(
-      'USAGE',
-      `cannot connect to PostgreSQL (${describeSystemError(err)}): set pg_host / pg_port / pg_user / pg_database or the PG* variables`,
-    );
-  }
-  client.on('error', () => undefined);
-  return client;
 }
 
 async function serverFacts(client: Client): Promise<ServerFacts> {
@@ -254,7 +234,7 @@ async function waitForWal(storage: StorageDriver, timeline: number, firstSeg: nu
 export async function takeBackup(ctx: BackupContext, cfg: Config, opts: BackupOptions): Promise<BackupSummary> {
   await ctx.storage.check();
   const identity = await readIdentity(ctx.storage);
-  const client = await connect(cfg);
+  const client = await connect(cfg, 'walship backup');
   const started = Date.now();
   const id = newBackupId(new Date(), randomBytes(2).toString('hex'));
   const label = opts.label ?? `walship ${id}`;

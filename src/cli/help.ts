@@ -12,6 +12,7 @@ export const EXIT_CODES_HELP = `Exit codes:
   9    a recovery target cannot be reached (plan, restore)
   10   restore: the restored data directory's restore_command does not work
   11   expire: another expire holds the repository's lock
+  12   check: archiving into this repository does not work (the reason is printed)
   70   internal error (a bug: please report it)
 archive-fetch has its own codes: see "walship archive-fetch --help".`;
 
