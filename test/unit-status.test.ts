@@ -38,7 +38,9 @@ describe('walship status', () => {
     const refused = evaluate(facts({ refusals: [{ name: '000000010000000000000043', code: 'HISTORY_DIVERGED', message: 'diverged history', lastAt: '2026-12-01T00:59:00Z', count: 3 }] }), T);
     expect(refused.state).toBe('critical');
     expect(refused.reasons[0]!.what).toMatch(/archive-push refuses 000000010000000000000043 \(HISTORY_DIVERGED, 3 time\(s\)/);
-    expect(evaluate(facts({ stale: 'connection refused' }), T).state).toBe('warning');
+    const stale = evaluate(facts({ stale: 'connection refused', verify: null }), T);
+    expect(stale.state).toBe('warning');
+    expect(stale.reasons.map((r) => r.what)).toEqual([expect.stringMatching(/^the repository could not be read, this is the catalog as of its last sync: connection refused/)]);
   });
 
   it('writes metrics Prometheus parses, with conventional names and units', () => {

@@ -60,8 +60,10 @@ export function evaluate(f: StatusFacts, t: StatusThresholds): StatusReport {
   over(f.archiving.lagSeconds, t.archiveLagWarn, t.archiveLagCrit, (v) => `archive lag ${dur(v)} (newest archived transaction ${f.archiving.newestXactTime})`);
   if (f.backups.newest === null) reasons.push({ level: 'critical', what: 'no restorable backup' });
   else over(f.backups.newest.ageSeconds, t.backupAgeWarn, t.backupAgeCrit, (v) => `the newest restorable backup is ${dur(v)} old (${f.backups.newest!.name})`);
-  if (f.verify === null) reasons.push({ level: 'warning', what: 'the repository was never verified (walship verify)' });
-  else {
+  // (Unknown, not "never", when the repository could not be read.)
+  if (f.verify === null) {
+    if (!f.stale) reasons.push({ level: 'warning', what: 'the repository was never verified (walship verify)' });
+  } else {
     if (f.verify.problems > 0) reasons.push({ level: 'critical', what: `the last verify (${f.verify.at}) found ${f.verify.problems} damaged or missing object(s)` });
     if (f.verify.ageSeconds > t.verifyAgeWarn) reasons.push({ level: 'warning', what: `the last verify was ${dur(f.verify.ageSeconds)} ago` });
   }
@@ -80,7 +82,7 @@ export function renderStatus(r: StatusReport): string {
   const b = r.backups.newest;
   lines.push(`backups     ${r.backups.restorable} restorable${b ? `; newest ${b.name} (${b.label}), completed ${b.stopTime}, ${dur(b.ageSeconds)} ago${b.storedBytes !== null ? `, ${(b.storedBytes / 1048576).toFixed(1)} MiB` : ''}` : ''}`);
   for (const w of r.windows) lines.push(`window      timeline ${w.timeline}: ${w.from ?? '?'} .. ${w.to ?? '?'}${w.seconds !== null ? ` (${dur(w.seconds)})` : ''}`);
-  lines.push(`verify      ${r.verify ? `${r.verify.at}${r.verify.full ? ' (full)' : ''}, ${r.verify.problems} problem(s)` : 'never'}`);
+  lines.push(`verify      ${r.verify ? `${r.verify.at}${r.verify.full ? ' (full)' : ''}, ${r.verify.problems} problem(s)` : r.stale ? 'unknown (the repository could not be read)' : 'never'}`);
   lines.push('drill       never (walship drill is not built yet)');
   lines.push(`repository  ${r.repository.walFiles} WAL file(s), ${(r.repository.walBytes / 1048576).toFixed(1)} MiB; backups ${(r.repository.backupBytes / 1048576).toFixed(1)} MiB`);
   return lines.join('\n') + '\n';
