@@ -51,7 +51,8 @@ export async function runCheck(ctx: RepoContext, cfg: Config, timeoutMs: number)
         last_failed_wal: string | null;
         last_failed_time: Date | null;
       };
-      if (a.last_archived_wal !== null && a.last_archived_wal >= segment) {
+      // (Looked at again: the push may have completed between the two looks.)
+      if (a.last_archived_wal !== null && a.last_archived_wal >= segment && !(await ctx.storage.head(key))) {
         throw fail(`the server archived ${a.last_archived_wal}, but ${ctx.storage.location} has no ${segment}: archive_command archives into another repository ('${s.command}')`);
       }
       if (a.last_failed_time !== null && a.last_failed_time.getTime() > failedBefore) {
