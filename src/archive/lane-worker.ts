@@ -8,7 +8,8 @@ import type { Config } from '../config.js';
 import { configureLog } from '../log.js';
 import type { ArchiveContext } from './push.js';
 import { openArchiveContext, withCatalog } from './context.js';
-import { failureMessage, runJob, type Job } from './lanes.js';
+import { runJob, type Job } from './lanes.js';
+import { serveRequests } from '../worker-rpc.js';
 
 const { cfg, command } = workerData as { cfg: Config; command: string };
 configureLog({ level: cfg.log_level, format: cfg.log_format, command });
@@ -18,15 +19,10 @@ configureLog({ level: cfg.log_level, format: cfg.log_format, command });
 let pushCtx: Promise<ArchiveContext> | undefined;
 let fetchCtx: Promise<ArchiveContext> | undefined;
 
-parentPort!.on('message', async (m: { id: number; job: Job }) => {
-  try {
-    const result = await runJob(
-      m.job,
-      () => (pushCtx ??= withCatalog(openArchiveContext(cfg))),
-      () => (fetchCtx ??= openArchiveContext(cfg)),
-    );
-    parentPort!.postMessage({ id: m.id, ok: true, result });
-  } catch (err) {
-    parentPort!.postMessage(failureMessage(m.id, err));
-  }
-});
+serveRequests<Job, unknown>(parentPort!, (job) =>
+  runJob(
+    job,
+    () => (pushCtx ??= withCatalog(openArchiveContext(cfg))),
+    () => (fetchCtx ??= openArchiveContext(cfg)),
+  ),
+);

@@ -7,7 +7,7 @@
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import type { Config } from '../config.js';
-import { WalshipError, asWalshipError, type ErrorCode } from '../errors.js';
+import { workerClient } from '../worker-rpc.js';
 import { logger } from '../log.js';
 import type { ArchiveContext, PushResult } from './push.js';
 import type { FetchResult } from './fetch.js';
@@ -49,34 +49,14 @@ async function workerLane(cfg: Config, command: string): Promise<Lane> {
     stderr: false,
   });
   worker.unref();
-  let seq = 0;
-  const waiting = new Map<number, (o: Outcome<never>) => void>();
-  let dead: unknown = null;
-  const failAll = (err: unknown) => {
-    dead = err;
-    for (const resolve of waiting.values()) resolve({ ok: false, error: err });
-    waiting.clear();
-  };
-  worker.on('message', (m: { id: number; ok: boolean; result?: never; code?: string; message?: string }) => {
-    const resolve = waiting.get(m.id);
-    if (!resolve) return;
-    waiting.delete(m.id);
-    if (m.ok) resolve({ ok: true, result: m.result! });
-    else resolve({ ok: false, error: new WalshipError(m.code as ErrorCode, m.message ?? 'background job failed') });
-  });
-  worker.on('error', failAll);
-  worker.on('exit', (code) => failAll(new Error(`worker thread exited (${code})`)));
+  const client = workerClient<Job, never>(worker, 'worker thread');
   return {
-    run(job) {
-      if (dead) return Promise.resolve({ ok: false, error: dead });
-      return new Promise((resolve) => {
-        const id = ++seq;
-        waiting.set(id, resolve as (o: Outcome<never>) => void);
-        worker.postMessage({ id, job });
-      });
-    },
+    run: (job) => client.call(job).then(
+      (result) => ({ ok: true, result }),
+      (error: unknown) => ({ ok: false, error }),
+    ),
     async close() {
-      if (!dead) await worker.terminate().catch(() => undefined);
+      await worker.terminate().catch(() => undefined);
     },
   };
 }
@@ -102,10 +82,4 @@ export async function openLanes(
     }
   }
   return { lanes, perLane: Math.max(1, Math.ceil(inFlight / lanes.length)) };
-}
-
-/** A worker's answer to a failed job: the error's code and message (an Error does not cross threads whole). */
-export function failureMessage(id: number, err: unknown): { id: number; ok: false; code: string; message: string } {
-  const we = asWalshipError(err);
-  return { id, ok: false, code: we.code, message: we.message };
 }

@@ -34,8 +34,12 @@ export const isFailure = (p: Problem): boolean => p.kind !== 'leftover' && p.kin
 export type VerifyRow = Pick<WalFileRow, 'name' | 'kind' | 'timeline' | 'seg_no' | 'raw_size' | 'stored_size' | 'sha256' | 'body_sha256' | 'object_key'>;
 export const VERIFY_COLUMNS = 'name, kind, timeline, seg_no, raw_size, stored_size, sha256, body_sha256, object_key';
 
-/** What a checking thread is asked (check-worker.ts). */
+/** What a checking thread is asked (check-worker.ts), or verify's own thread. */
 export type CheckJob = { kind: 'wal'; row: VerifyRow } | { kind: 'chunk'; backup: string; chunk: string; pieces: [string, PieceRef][] };
+
+export function runCheckJob(storage: StorageDriver, identity: RepoIdentity, j: CheckJob): Promise<WalCheck | ChunkCheck> {
+  return j.kind === 'wal' ? checkWalObject(storage, j.row, identity) : checkChunk(storage, j.backup, j.chunk, new Map(j.pieces));
+}
 
 export interface WalCheck {
   problem: Problem | null;

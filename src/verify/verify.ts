@@ -29,9 +29,9 @@ import { formatLsn } from '../wal/names.js';
 import { syncCatalog, type RepoContext } from '../sync/sync.js';
 import { availableParallelism } from 'node:os';
 import type { Config } from '../config.js';
-import { WalshipError, type ErrorCode } from '../errors.js';
+import { workerClient } from '../worker-rpc.js';
 import { logger } from '../log.js';
-import { VERIFY_COLUMNS, checkBackup, checkChunk, checkWalObject, isFailure, type ChunkCheck, type CheckJob, type Problem, type VerifyRow, type WalCheck } from './checks.js';
+import { VERIFY_COLUMNS, checkBackup, isFailure, runCheckJob, type ChunkCheck, type CheckJob, type Problem, type VerifyRow, type WalCheck } from './checks.js';
 import type { PieceRef } from '../backup/read.js';
 import { emptyState, mergeRanges, readState, segmentVerified, toRanges, writeState, type VerifyState } from './state.js';
 
@@ -59,7 +59,7 @@ interface Checkers {
  */
 async function openCheckers(ctx: RepoContext, identity: RepoIdentity, cfg: Config | undefined, parallel: number): Promise<Checkers> {
   type Run = (job: CheckJob) => Promise<WalCheck | ChunkCheck>;
-  const here: Run = (j) => (j.kind === 'wal' ? checkWalObject(ctx.storage, j.row, identity) : checkChunk(ctx.storage, j.backup, j.chunk, new Map(j.pieces)));
+  const here: Run = (j) => runCheckJob(ctx.storage, identity, j);
   const lanes: Run[] = [here];
   const workers: import('node:worker_threads').Worker[] = [];
   const threads = cfg ? Math.min(parallel, availableParallelism()) : 1;
@@ -68,29 +68,8 @@ async function openCheckers(ctx: RepoContext, identity: RepoIdentity, cfg: Confi
       const { Worker } = await import('node:worker_threads');
       const w = new Worker(new URL('../verify/check-worker.js', import.meta.url), { workerData: { cfg, identity }, stdout: false, stderr: false });
       workers.push(w);
-      let seq = 0;
-      const waiting = new Map<number, { resolve: (c: WalCheck | ChunkCheck) => void; reject: (e: unknown) => void }>();
-      const failAll = (err: unknown) => {
-        for (const p of waiting.values()) p.reject(err);
-        waiting.clear();
-      };
-      w.on('message', (m: { id: number; ok: boolean; result?: WalCheck | ChunkCheck; code?: string; message?: string }) => {
-        const p = waiting.get(m.id);
-        if (!p) return;
-        waiting.delete(m.id);
-        if (m.ok) p.resolve(m.result!);
-        else p.reject(new WalshipError(m.code as ErrorCode, m.message ?? 'verify thread failed'));
-      });
-      w.on('error', failAll);
-      w.on('exit', (code) => failAll(new WalshipError('INTERNAL', `verify thread exited (${code})`)));
-      lanes.push(
-        (job) =>
-          new Promise((resolve, reject) => {
-            const id = ++seq;
-            waiting.set(id, { resolve, reject });
-            w.postMessage({ id, job });
-          }),
-      );
+      const client = workerClient<CheckJob, WalCheck | ChunkCheck>(w, 'verify thread');
+      lanes.push((job) => client.call(job));
     } catch (err) {
       logger.debug('verify thread unavailable', { error: (err as Error).message });
     }
