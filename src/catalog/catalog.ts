@@ -218,6 +218,23 @@ export class Catalog {
   }
 
   /** Runs `fn` in one write transaction, mapping SQLite failures to CATALOG_ERROR. */
+  /**
+   * Runs `fn` with the main schema's triggers whose names start with `prefix` (every one for '')
+   * dropped, and creates them again after, as they were: for a writer that changes many rows at
+   * once and recomputes what the triggers keep itself. Call inside a write transaction.
+   */
+  withTriggersSetAside<T>(prefix: string, fn: () => T): T {
+    const triggers = this.db
+      .prepare("SELECT name, sql FROM main.sqlite_master WHERE type = 'trigger' AND substr(name, 1, length(?)) = ?")
+      .all(prefix, prefix) as { name: string; sql: string }[];
+    for (const t of triggers) this.db.exec(`DROP TRIGGER main."${t.name}"`);
+    try {
+      return fn();
+    } finally {
+      for (const t of triggers) this.db.exec(t.sql);
+    }
+  }
+
   write<T>(what: string, fn: () => T): T {
     try {
       return this.db.transaction(fn).immediate();

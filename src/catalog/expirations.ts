@@ -76,9 +76,7 @@ export function applyExpiry(cat: Catalog, e: Expiry): void {
   }
   if (e.walBelowSeg === null) return;
   const below = e.walBelowSeg;
-  const triggers = db.prepare("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'wal_seg_stretches_%'").all() as { name: string; sql: string }[];
-  for (const t of triggers) db.exec(`DROP TRIGGER "${t.name}"`);
-  try {
+  cat.withTriggersSetAside('wal_seg_stretches_', () => {
     db.prepare("DELETE FROM backups WHERE source = 'history-file' AND name IN (SELECT name FROM wal_files WHERE kind = 'backup' AND seg_no < ?)").run(below);
     db.prepare("DELETE FROM wal_files WHERE kind <> 'history' AND seg_no < ?").run(below);
     db.prepare('DELETE FROM index_blocks WHERE first_seg + count <= ?').run(below);
@@ -86,7 +84,5 @@ export function applyExpiry(cat: Catalog, e: Expiry): void {
     for (const tl of db.prepare('SELECT DISTINCT timeline FROM wal_seg_stretches WHERE first_seg < ?').pluck().all(below) as number[]) {
       db.exec(restretchSql(tl, below));
     }
-  } finally {
-    for (const t of triggers) db.exec(t.sql);
-  }
+  });
 }

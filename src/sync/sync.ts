@@ -431,14 +431,13 @@ function adopt(path: string, temp: string, repoUrl: string): void {
     live.checkRepository(repoUrl);
     live.db.prepare('ATTACH DATABASE ? AS fresh').run(temp);
     try {
-      live.write('replace the catalog with the rebuilt one', () => {
-        const triggers = live.db.prepare("SELECT name, sql FROM main.sqlite_master WHERE type = 'trigger'").all() as { name: string; sql: string }[];
-        for (const t of triggers) live.db.exec(`DROP TRIGGER main."${t.name}"`);
-        for (const t of [...TABLES].reverse()) live.db.exec(`DELETE FROM main.${t}`);
-        for (const t of TABLES) live.db.exec(`INSERT INTO main.${t} SELECT * FROM fresh.${t}`);
-        live.db.exec('UPDATE main.repository SET (system_identifier, pg_major, wal_segment_size, created_at) = (SELECT system_identifier, pg_major, wal_segment_size, created_at FROM fresh.repository WHERE id = 1) WHERE id = 1');
-        for (const t of triggers) live.db.exec(t.sql);
-      });
+      live.write('replace the catalog with the rebuilt one', () =>
+        live.withTriggersSetAside('', () => {
+          for (const t of [...TABLES].reverse()) live.db.exec(`DELETE FROM main.${t}`);
+          for (const t of TABLES) live.db.exec(`INSERT INTO main.${t} SELECT * FROM fresh.${t}`);
+          live.db.exec('UPDATE main.repository SET (system_identifier, pg_major, wal_segment_size, created_at) = (SELECT system_identifier, pg_major, wal_segment_size, created_at FROM fresh.repository WHERE id = 1) WHERE id = 1');
+        }),
+      );
     } finally {
       live.db.exec('DETACH DATABASE fresh');
     }
