@@ -35,6 +35,7 @@ import { WalshipError, asWalshipError } from '../errors.js';
 import { logger } from '../log.js';
 import { processAlive } from '../pid.js';
 import { runPool } from '../pool.js';
+import { mergeIntervals } from '../intervals.js';
 import { hex8, historyName, segmentName } from '../wal/names.js';
 import { recordBackupComplete, recordBackupFailure, recordBackupStart } from '../backup/record.js';
 import { readIdentity, type RepoIdentity } from '../archive/identity.js';
@@ -227,7 +228,7 @@ async function newFiles(storage: StorageDriver, cat: Catalog, shape: SegmentShap
       windows.push([Math.max(0, runs[runs.length - 1]![1] - SYNC_WINDOW), Infinity]);
     }
     const prefix = `${WAL_PREFIX}${hex8(tl)}`;
-    for (const [from, to] of mergeWindows(windows)) {
+    for (const [from, to] of mergeIntervals(windows)) {
       // From the files of segment `from` on (a history file sorts before every segment); a segment's
       // .partial and .backup files sort next to it.
       const startAfter = from < 0 ? undefined : objectKeyFor({ name: segmentName(tl, from, shape.segSize), kind: 'segment', timeline: tl }).replace(/\.zst$/, '');
@@ -246,17 +247,6 @@ async function newFiles(storage: StorageDriver, cat: Catalog, shape: SegmentShap
 
 function isExpiredFile(expired: Expired, l: ListedFile, shape: SegmentShape): boolean {
   return wasExpired(expired, l.file.name, l.file.kind, segNoOf(l.file, shape.segSize));
-}
-
-function mergeWindows(w: [number, number][]): [number, number][] {
-  const sorted = [...w].sort((a, b) => a[0] - b[0]);
-  const out: [number, number][] = [];
-  for (const x of sorted) {
-    const last = out[out.length - 1];
-    if (last && x[0] <= last[1] + 1) last[1] = Math.max(last[1], x[1]);
-    else out.push([...x]);
-  }
-  return out;
 }
 
 /** Reads the listed files (a few at a time) as catalog input; files gone meanwhile are left out. */

@@ -47,26 +47,3 @@ export async function writeState(storage: StorageDriver, s: VerifyState): Promis
 export function segmentVerified(s: VerifyState, timeline: number, seg: number): boolean {
   return (s.segments[timeline] ?? []).some(([a, b]) => seg >= a && seg <= b);
 }
-
-/** Sorted, merged ranges of the segment numbers given. */
-export function toRanges(segs: readonly number[]): [number, number][] {
-  const out: [number, number][] = [];
-  for (const s of [...new Set(segs)].sort((a, b) => a - b)) {
-    const last = out[out.length - 1];
-    if (last && s <= last[1] + 1) last[1] = Math.max(last[1], s);
-    else out.push([s, s]);
-  }
-  return out;
-}
-
-/** The segments of both range lists, merged. */
-export function mergeRanges(a: readonly [number, number][], b: readonly [number, number][]): [number, number][] {
-  const all = [...a, ...b].map((r) => [...r] as [number, number]).sort((x, y) => x[0] - y[0]);
-  const out: [number, number][] = [];
-  for (const r of all) {
-    const last = out[out.length - 1];
-    if (last && r[0] <= last[1] + 1) last[1] = Math.max(last[1], r[1]);
-    else out.push(r);
-  }
-  return out;
-}

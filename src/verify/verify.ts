@@ -33,7 +33,8 @@ import { workerClient } from '../worker-rpc.js';
 import { logger } from '../log.js';
 import { VERIFY_COLUMNS, checkBackup, isFailure, runCheckJob, type ChunkCheck, type CheckJob, type Problem, type VerifyRow, type WalCheck } from './checks.js';
 import type { PieceRef } from '../backup/read.js';
-import { emptyState, mergeRanges, readState, segmentVerified, toRanges, writeState, type VerifyState } from './state.js';
+import { emptyState, readState, segmentVerified, writeState, type VerifyState } from './state.js';
+import { mergeIntervals } from '../intervals.js';
 
 /** Catalog rows read at once. */
 const PAGE_ROWS = 5000;
@@ -229,7 +230,7 @@ export async function runVerify(ctx: RepoContext, opts: VerifyOptions): Promise<
       files: [...doneFiles].sort(),
       backups: [...new Set([...state.backups.filter((b) => own.has(b)), ...soundBackups])].sort(),
     };
-    for (const [tl, segs] of sound) next.segments[tl] = mergeRanges(next.segments[tl] ?? [], toRanges(segs));
+    for (const [tl, segs] of sound) next.segments[tl] = mergeIntervals([...(next.segments[tl] ?? []), ...segs.map((s) => [s, s] as const)]);
     await writeState(ctx.storage, next);
     return report({ walFiles: todoFiles, backups: backupTodo.length, bytes, rawBytes }, { walFiles: files - todoFiles, backups: ownBackups.length - backupTodo.length });
   } finally {
