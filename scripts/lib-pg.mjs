@@ -12,8 +12,13 @@ export function systemPgBinDir() {
     const d = execFileSync('pg_config', ['--bindir'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
     if (existsSync(join(d, 'initdb'))) return d;
   } catch {}
+  return newestSystemBin('initdb');
+}
+
+/** The bin directory of the newest /usr/lib/postgresql/N that has `prog`, or null. */
+function newestSystemBin(prog) {
   const base = '/usr/lib/postgresql';
-  const v = existsSync(base) ? readdirSync(base).filter((x) => existsSync(join(base, x, 'bin', 'initdb'))).sort((a, b) => b - a) : [];
+  const v = existsSync(base) ? readdirSync(base).filter((x) => existsSync(join(base, x, 'bin', prog))).sort((a, b) => b - a) : [];
   return v.length ? join(base, v[0], 'bin') : null;
 }
 
@@ -26,9 +31,8 @@ export function pgBinDir() {
 /** A psql that runs: beside the server binaries, else in the newest /usr/lib/postgresql/N; null when there is none. */
 function psqlBin(serverBin) {
   if (existsSync(join(serverBin, 'psql'))) return join(serverBin, 'psql');
-  const base = '/usr/lib/postgresql';
-  const v = existsSync(base) ? readdirSync(base).filter((x) => existsSync(join(base, x, 'bin', 'psql'))).sort((a, b) => b - a) : [];
-  return v.length ? join(base, v[0], 'bin', 'psql') : null;
+  const bin = newestSystemBin('psql');
+  return bin && join(bin, 'psql');
 }
 
 export function osUser() {

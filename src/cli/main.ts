@@ -541,18 +541,18 @@ async function main(argv: string[]): Promise<void> {
     const ce = err as { code?: string; exitCode?: number; message?: string };
     if (typeof ce.code === 'string' && ce.code.startsWith('commander.')) {
       if (ce.exitCode === 0) return finish(0);
-      // walship status answers in the Nagios convention: a command line it cannot run is "unknown".
-      if (argv[2] === 'status') return finish(ExitCode.STATUS_UNKNOWN);
-      // A malformed restore_command must not look like the end of the archive: it fails as any
-      // failure does under fetch_on_error (from the environment or the config file, else auto).
-      if (argv[2] !== 'archive-fetch') return finish(ExitCode.USAGE);
+      // A bad command line is a USAGE error, mapped as every error is (errors.ts: `status` answers
+      // "unknown"). A malformed restore_command must not look like the end of the archive: it
+      // fails as any failure does under fetch_on_error (from the environment or the config file, else auto).
+      const usage = new WalshipError('USAGE', ce.message ?? '');
+      if (argv[2] !== 'archive-fetch') return finish(exitCodeFor(usage, argv[2] ?? ''));
       let policy: Config['fetch_on_error'] = 'auto';
       try {
         policy = resolveConfig({ flags: {} }).fetch_on_error;
       } catch {
         /* a configuration that does not resolve: the default */
       }
-      return finish(exitCodeFor(new WalshipError('USAGE', ce.message ?? ''), 'archive-fetch', effectiveFetchPolicy(policy, inStandbyMode())));
+      return finish(exitCodeFor(usage, 'archive-fetch', effectiveFetchPolicy(policy, inStandbyMode())));
     }
     await fail(err);
   }

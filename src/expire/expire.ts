@@ -99,7 +99,7 @@ export async function runExpire(ctx: RepoContext, opts: ExpireOptions): Promise<
   try {
     await syncCatalog(ctx);
     const now = opts.nowMs ?? Date.now();
-    const { plan, wal, backupBytes, segSize, expired } = Catalog.use(ctx.catalogPath, ctx.repoUrl, (cat) => {
+    const { plan, wal, backupBytes, segSize } = Catalog.use(ctx.catalogPath, ctx.repoUrl, (cat) => {
       const plan = planExpire(loadPlannerInput(cat), backupEntries(cat), opts.policy, msToMicros(now));
       const size = new Map(cat.backups().map((b) => [b.name, b.stored_size ?? 0]));
       return {
@@ -107,7 +107,6 @@ export async function runExpire(ctx: RepoContext, opts: ExpireOptions): Promise<
         wal: walRemovals(cat, plan.walBelowSeg, plan.removedFiles),
         backupBytes: plan.removed.reduce((n, b) => n + (size.get(b.name) ?? 0), 0),
         segSize: cat.repository()?.wal_segment_size ?? 16 * 1024 * 1024,
-        expired: expiredOf(cat),
       };
     });
     const report: ExpireReport = { dryRun: opts.dryRun, plan, wal, backupBytes };
@@ -122,8 +121,8 @@ export async function runExpire(ctx: RepoContext, opts: ExpireOptions): Promise<
     }
     const recorded = Date.now();
     const req0 = ctx.storage.requests;
-    // What this and every earlier expire removed: whatever of it is still there goes now.
-    const all = mergeExpired(expired, expiry);
+    // What this and every earlier expire removed (the records the catalog has applied): whatever of it is still there goes now.
+    const all = Catalog.use(ctx.catalogPath, ctx.repoUrl, (cat) => expiredOf(cat));
     let objects = 0;
     const remove = async (keys: string[]) => {
       if (lock?.lost) throw new WalshipError('REPOSITORY_BUSY', 'the expire lock was taken over by another process (this one was not refreshing it): stopped; the next expire finishes the rest');
@@ -148,15 +147,6 @@ export async function runExpire(ctx: RepoContext, opts: ExpireOptions): Promise<
   } finally {
     await lock?.release();
   }
-}
-
-function mergeExpired(x: Expired, e: { walBelowSeg: number | null; backups: string[]; files: string[] }): Expired {
-  return {
-    walBelowSeg: e.walBelowSeg === null ? x.walBelowSeg : Math.max(x.walBelowSeg ?? 0, e.walBelowSeg),
-    backups: new Set([...x.backups, ...e.backups]),
-    files: new Set([...x.files, ...e.files]),
-    lastKey: x.lastKey,
-  };
 }
 
 /** Removes the backups' objects: every backup.json first, then the rest, started.json last. */

@@ -76,9 +76,8 @@ export interface ExpirePlan {
   notes: string[];
 }
 
-const micros = (iso: string | null): number | null => (iso === null ? null : isoToMicros(iso));
 const byCompletion = (a: BackupEntry, b: BackupEntry): number =>
-  (micros(b.stopTime) ?? -Infinity) - (micros(a.stopTime) ?? -Infinity) || b.stopLsn - a.stopLsn || b.name.localeCompare(a.name);
+  (isoToMicros(b.stopTime) ?? -Infinity) - (isoToMicros(a.stopTime) ?? -Infinity) || b.stopLsn - a.stopLsn || b.name.localeCompare(a.name);
 
 /** The windows of every timeline that has some: what a plan must leave untouched. */
 function windowsOf(r: RangesReport): Pick<TimelineRangesOut, 'timeline' | 'windows'>[] {
@@ -130,7 +129,7 @@ export function planExpire(input: PlannerInput, backups: readonly BackupEntry[],
   if (policy.windowSeconds !== null) {
     const edge = nowMicros - policy.windowSeconds * 1e6;
     const anchor = restorable.find((b) => {
-      const c = micros(consistent.get(b.name) ?? null);
+      const c = isoToMicros(consistent.get(b.name) ?? null);
       return c !== null && c <= edge;
     });
     if (anchor) keep(anchor, 'the newest consistent before the window (retain_window)');
@@ -151,7 +150,7 @@ export function planExpire(input: PlannerInput, backups: readonly BackupEntry[],
   const unfinished: BackupEntry[] = [];
   for (const b of backups) {
     if (b.source !== 'walship' || b.status === 'complete') continue;
-    const started = micros(b.startTime);
+    const started = isoToMicros(b.startTime);
     if (started !== null && started < limit) removed.push(entry(b, `${b.status === 'failed' ? 'failed' : 'never finished'}, started before retain_incomplete`));
     else if (b.status !== 'failed') unfinished.push(b);
   }

@@ -1,5 +1,5 @@
 /** `walship expire`'s text output: what goes, what stays, the windows that remain. */
-import { renderRanges } from '../recovery/ranges.js';
+import { renderRanges, table } from '../recovery/ranges.js';
 import { formatDurationSetting as formatDuration } from '../config.js';
 import type { ExpireReport } from './expire.js';
 
@@ -26,9 +26,7 @@ export function renderExpire(r: ExpireReport): string {
     rows.push(['remove', `WAL of timeline ${w.timeline}`, `${what} ${w.first === w.last ? w.first : `${w.first} .. ${w.last}`}, ${mib(w.bytes)}`, 'no kept window needs it']);
   }
   rows.push(['keep', 'timeline history files', 'all', 'PostgreSQL picks new timeline numbers from them']);
-  const widths: number[] = [];
-  for (const row of rows) row.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
-  for (const row of rows) out.push('  ' + row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd());
+  out.push(...table(rows));
   const walBytes = r.wal.reduce((n, w) => n + w.bytes, 0);
   out.push('');
   out.push(`  ${r.plan.removed.length} backup(s) (${mib(r.backupBytes)}) and ${r.wal.reduce((n, w) => n + w.count, 0)} WAL file(s) (${mib(walBytes)}) ${r.dryRun ? 'would go' : 'go'}`);

@@ -186,7 +186,8 @@ export function computeRanges(input: PlannerInput, nowMicros: number): RangesRep
   };
 }
 
-function table(rows: string[][]): string[] {
+/** Rows as lines of aligned columns (two spaces between, indented by two; the last column unpadded). */
+export function table(rows: string[][]): string[] {
   const widths: number[] = [];
   for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
   return rows.map((r) => '  ' + r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd());

@@ -45,10 +45,11 @@ export async function collectStatus(ctx: RepoContext, opts: StatusOptions): Prom
   return Catalog.use(ctx.catalogPath, ctx.repoUrl, (cat) => {
     const totals = cat.totals();
     const ranges = computeRanges(loadPlannerInput(cat), msToMicros(nowMs));
-    const restorable = listBackups(cat).filter((b) => b.restorable && b.stopTime !== null);
+    const backups = listBackups(cat);
+    const restorable = backups.filter((b) => b.restorable && b.stopTime !== null);
     restorable.sort((a, b) => Date.parse(b.stopTime!) - Date.parse(a.stopTime!));
     const newest = restorable[0];
-    const backupBytes = listBackups(cat).reduce((n, b) => n + (b.source === 'walship' ? (b.storedBytes ?? 0) : 0), 0);
+    const backupBytes = backups.reduce((n, b) => n + (b.source === 'walship' ? (b.storedBytes ?? 0) : 0), 0);
     return {
       now: new Date(nowMs).toISOString(),
       stale: stale ? stale.reason : null,
