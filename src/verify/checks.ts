@@ -102,6 +102,13 @@ export async function checkWalObject(storage: StorageDriver, row: VerifyRow, ide
 /** The documents a walship backup's directory holds besides its chunks. */
 const BACKUP_DOCS = new Set(['started.json', 'backup.json', 'manifest.json', 'failed.json']);
 
+/** What reading part of a backup failed with, as a problem (missing or damaged); a repository that cannot be read is thrown on. */
+function backupProblem(err: unknown, what: string): Problem {
+  const we = asWalshipError(err);
+  if (we.code === 'REPOSITORY_UNAVAILABLE' || we.code === 'REPOSITORY_INVALID') throw err;
+  return { kind: we.code === 'OBJECT_LOST' ? 'missing' : 'damaged', what, detail: we.message };
+}
+
 export interface ChunkCheck {
   problem: Problem | null;
   /** The manifest pieces (pieceKey) found sound in it. */
@@ -122,9 +129,7 @@ export async function checkChunk(storage: StorageDriver, id: string, chunk: stri
     });
     return { problem: null, seen, ...size };
   } catch (err) {
-    const we = asWalshipError(err);
-    if (we.code === 'REPOSITORY_UNAVAILABLE' || we.code === 'REPOSITORY_INVALID') throw err;
-    return { problem: { kind: we.code === 'OBJECT_LOST' ? 'missing' : 'damaged', what: backupKey(id, chunk), detail: we.message }, seen, stored: 0, raw: 0 };
+    return { problem: backupProblem(err, backupKey(id, chunk)), seen, stored: 0, raw: 0 };
   }
 }
 
@@ -145,9 +150,7 @@ export async function checkBackup(
   try {
     doc = await readBackup(storage, id);
   } catch (err) {
-    const we = asWalshipError(err);
-    if (we.code === 'REPOSITORY_UNAVAILABLE' || we.code === 'REPOSITORY_INVALID') throw err;
-    return { problems: [{ kind: we.code === 'OBJECT_LOST' ? 'missing' : 'damaged', what: `backup ${id}`, detail: we.message }], stored: 0, raw: 0 };
+    return { problems: [backupProblem(err, `backup ${id}`)], stored: 0, raw: 0 };
   }
   const { summary, manifest } = doc;
   const pieces = piecesOf(manifest);
