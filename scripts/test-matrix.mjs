@@ -13,9 +13,9 @@
 // passed (a package that cannot be fetched or run counts), 2 on bad usage. docs/testing.md.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { systemPgBinDir } from './lib-pg.mjs';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, createWriteStream } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, createWriteStream } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { ALL_MAJORS, DEFAULT_CACHE, PACKAGE, ROOT, checkRunnable, install, newest, publishedVersions } from './lib-embedded-pg.mjs';
+import { ALL_MAJORS, DEFAULT_CACHE, PACKAGE, ROOT, cachedVersions, checkRunnable, install, newest, publishedVersions } from './lib-embedded-pg.mjs';
 const DEFAULT_FILES = ['test/backup-matrix.test.ts'];
 
 function usage(msg) {
@@ -89,7 +89,7 @@ async function main() {
   mkdirSync(join(o.cache, 'logs'), { recursive: true });
   chmodSync(o.cache, 0o755);
   const published = publishedVersions(o.offline);
-  const cached = existsSync(o.cache) ? readdirSync(o.cache).filter((d) => existsSync(join(o.cache, d, '.complete'))) : [];
+  const cached = cachedVersions(o.cache);
 
   // The tests run the built CLI (dist/walship.cjs).
   if (o.build) {
