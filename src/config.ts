@@ -86,6 +86,12 @@ export const SETTINGS = [
     description: 'walship backup: role to connect as, a superuser or one with the backup privileges (else PGUSER, else the OS user).',
   },
   {
+    key: 'pg_bin',
+    kind: 'string',
+    description:
+      "walship drill: directory of the PostgreSQL server programs (postgres) of the backup's major version (else pg_config's, /usr/lib/postgresql/N/bin or /usr/pgsql-N/bin).",
+  },
+  {
     key: 'pg_database',
     kind: 'string',
     description: 'walship backup: database to connect to (else PGDATABASE, else postgres).',
@@ -227,6 +233,12 @@ export const SETTINGS = [
     description: 'walship status: warn when walship verify last ran longer ago than this.',
     default: () => '8d',
   },
+  {
+    key: 'status_drill_age_warn',
+    kind: 'duration',
+    description: 'walship status: warn when the last walship drill ran longer ago than this (a failed last drill is critical).',
+    default: () => '8d',
+  },
 ] as const satisfies readonly SettingDef[];
 
 export type SettingKey = (typeof SETTINGS)[number]['key'];
@@ -241,6 +253,7 @@ export interface Config {
   pg_host?: string;
   pg_port?: number;
   pg_user?: string;
+  pg_bin?: string;
   pg_database?: string;
   s3_endpoint?: string;
   s3_region: string;
@@ -260,12 +273,13 @@ export interface Config {
   retain_wal_before_oldest: boolean;
   /** Seconds. */
   retain_incomplete: number;
-  /** Seconds, all five. */
+  /** Seconds, all six. */
   status_archive_lag_warn: number;
   status_archive_lag_crit: number;
   status_backup_age_warn: number;
   status_backup_age_crit: number;
   status_verify_age_warn: number;
+  status_drill_age_warn: number;
   /** Where the config file came from, if one was read. */
   configFile?: string;
   /**

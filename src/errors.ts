@@ -29,6 +29,10 @@ export const ExitCode = {
   BUSY: 11,
   /** walship check: archiving into this repository does not work end to end (the reason is named). */
   CHECK: 12,
+  /** walship drill: the restored cluster did not come up, or a check failed (the report names each). */
+  DRILL: 13,
+  /** walship drill: the scratch directory's filesystem has no room for the restore (the numbers are printed). */
+  NO_SPACE: 14,
   /** A bug in walship. */
   INTERNAL: 70,
   /** walship status only (the Nagios convention: 0 ok, 1 warning, 2 critical): it could not tell. */
@@ -70,6 +74,8 @@ export type ErrorCode =
   | 'RESTORE_COMMAND_FAILED'
   | 'REPOSITORY_BUSY'
   | 'CHECK_FAILED'
+  | 'DRILL_FAILED'
+  | 'NO_SPACE'
   | 'INTERNAL';
 
 const EXIT_BY_CODE: Record<ErrorCode, number> = {
@@ -94,6 +100,8 @@ const EXIT_BY_CODE: Record<ErrorCode, number> = {
   RESTORE_COMMAND_FAILED: ExitCode.RESTORE_CHECK,
   REPOSITORY_BUSY: ExitCode.BUSY,
   CHECK_FAILED: ExitCode.CHECK,
+  DRILL_FAILED: ExitCode.DRILL,
+  NO_SPACE: ExitCode.NO_SPACE,
   INTERNAL: ExitCode.INTERNAL,
 };
 

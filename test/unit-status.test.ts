@@ -5,12 +5,14 @@
  */
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { evaluate, renderPrometheus, type StatusFacts, type StatusThresholds } from '../src/status/health.js';
+import { evaluate, renderPrometheus, renderStatus, type StatusFacts, type StatusThresholds } from '../src/status/health.js';
 
-const T: StatusThresholds = { archiveLagWarn: 900, archiveLagCrit: 3600, backupAgeWarn: 26 * 3600, backupAgeCrit: 50 * 3600, verifyAgeWarn: 8 * 86400 };
+const T: StatusThresholds = { archiveLagWarn: 900, archiveLagCrit: 3600, backupAgeWarn: 26 * 3600, backupAgeCrit: 50 * 3600, verifyAgeWarn: 8 * 86400, drillAgeWarn: 8 * 86400 };
 
-function facts(over: Partial<{ lag: number | null; backupAge: number | null; verify: StatusFacts['verify']; refusals: StatusFacts['archiving']['refusals']; stale: string | null }> = {}): StatusFacts {
-  const o = { lag: 30, backupAge: 3600, verify: { at: '2026-12-01T00:00:00Z', ageSeconds: 3600, full: false, problems: 0 }, refusals: [], stale: null, ...over };
+function facts(
+  over: Partial<{ lag: number | null; backupAge: number | null; verify: StatusFacts['verify']; drill: StatusFacts['drill']; refusals: StatusFacts['archiving']['refusals']; stale: string | null }> = {},
+): StatusFacts {
+  const o = { lag: 30, backupAge: 3600, verify: { at: '2026-12-01T00:00:00Z', ageSeconds: 3600, full: false, problems: 0 }, drill: null, refusals: [], stale: null, ...over };
   return {
     now: '2026-12-01T01:00:00Z',
     stale: o.stale,
@@ -21,11 +23,27 @@ function facts(over: Partial<{ lag: number | null; backupAge: number | null; ver
       { timeline: 2, from: null, to: null, seconds: null },
     ],
     verify: o.verify,
+    drill: o.drill,
     repository: { walFiles: 66, walBytes: 9_000_000, backupBytes: 3_000_000 },
   };
 }
 
+const DRILL = { at: '2026-11-30T12:00:00Z', ageSeconds: 13 * 3600, passed: true, backup: 'b2', target: 'latest', rtoSeconds: 42.5, failure: null };
+
 describe('walship status', () => {
+  it('reports the last drill: nothing when none ran, critical when it failed, a warning when it is old', () => {
+    expect(evaluate(facts({ drill: null }), T).state).toBe('ok');
+    expect(evaluate(facts({ drill: DRILL }), T).state).toBe('ok');
+    const failed = evaluate(facts({ drill: { ...DRILL, passed: false, failure: 'pg_amcheck: heap damaged' } }), T);
+    expect(failed.reasons).toEqual([{ level: 'critical', what: 'the last drill (2026-11-30T12:00:00Z, backup b2) failed: pg_amcheck: heap damaged' }]);
+    expect(evaluate(facts({ drill: { ...DRILL, ageSeconds: 9 * 86400 } }), T).reasons).toEqual([{ level: 'warning', what: 'the last drill was 9.0 d ago' }]);
+    expect(renderStatus(evaluate(facts({ drill: DRILL }), T))).toMatch(/\ndrill       2026-11-30T12:00:00Z: passed, backup b2 to latest, recovery time 43 s\n/);
+    const prom = renderPrometheus(evaluate(facts({ drill: DRILL }), T));
+    expect(prom).toMatch(/\nwalship_last_drill_success 1\n/);
+    expect(prom).toMatch(/\nwalship_last_drill_rto_seconds 42.5\n/);
+    expect(renderPrometheus(evaluate(facts(), T))).not.toMatch(/walship_last_drill/);
+  });
+
   it('is ok within every threshold, and names each reason outside one', () => {
     expect(evaluate(facts(), T)).toMatchObject({ state: 'ok', reasons: [] });
     expect(evaluate(facts({ lag: 1000 }), T).state).toBe('warning');

@@ -13,6 +13,8 @@ export const EXIT_CODES_HELP = `Exit codes:
   10   restore: the restored data directory's restore_command does not work
   11   expire: another expire holds the repository's lock
   12   check: archiving into this repository does not work (the reason is printed)
+  13   drill: the restored cluster did not come up, or a check failed (each is named)
+  14   drill: no room for the scratch cluster (the numbers are printed)
   70   internal error (a bug: please report it)
 archive-fetch has its own codes: see "walship archive-fetch --help".`;
 

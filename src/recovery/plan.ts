@@ -53,6 +53,13 @@ export interface Plan {
   wal: { from: string; to: string; segments: SegmentRangeOut[]; historyFiles: string[] };
   /** Where recovery stops: the LSN, and the time and transaction of the record it stops at, when it is one. */
   stop: { lsn: string; time: string | null; xid: number | null; description: string };
+  /**
+   * The last transaction end (commit or abort) recovery replays: what the recovered server reports
+   * as pg_last_xact_replay_timestamp(). null: it replays none. `exact` false: recovery may replay
+   * a later one too (target latest replays WAL archived after this plan; an inclusive LSN target
+   * replays the first record at or past the LSN, which may be a transaction's end).
+   */
+  replayed: { lastXact: { xid: number; time: string; lsn: string } | null; exact: boolean };
   /** Setting name → value as written in postgresql.conf (quoted where PostgreSQL wants it). */
   settings: Record<string, string>;
   /** The same as postgresql.conf lines, in order. */
@@ -554,10 +561,30 @@ function buildPlan(view: ArchiveView, t: Target, reach: Reach, opts: PlanOptions
       xid: reach.stop.xid ?? null,
       description: reach.stop.description,
     },
+    replayed: lastReplayed(t, reach, inclusive),
     settings,
     conf: Object.entries(settings).map(([k, v]) => confLine(k, v)),
     notes: reach.notes,
   };
+}
+
+/** Plan.replayed: transaction ends from the backup's start up to where the target stops replay (the rules in the module comment). */
+function lastReplayed(t: Target, reach: Reach, inclusive: boolean): Plan['replayed'] {
+  const stop = reach.stop.lsn;
+  // Records starting before this LSN are replayed.
+  let before = stop;
+  let exact = true;
+  if (t.type === 'xid' && inclusive) before = stop + 1;
+  if (t.type === 'lsn' && inclusive) {
+    before = stop + 1;
+    exact = false;
+  }
+  if (t.type === 'latest') {
+    before = reach.walEnd;
+    exact = false;
+  }
+  const x = reach.lin.lastXactBetween(reach.backup.backup.startLsn, before);
+  return { lastXact: x ? { xid: x.xid, time: formatIso(x.time), lsn: formatLsn(x.lsn) } : null, exact };
 }
 
 function refuse(t: Target, inclusive: boolean, timeline: number | null, m: Miss): Refusal {

@@ -13,6 +13,8 @@ export interface StatusThresholds {
   backupAgeCrit: number;
   /** Seconds since the last verify. */
   verifyAgeWarn: number;
+  /** Seconds since the last drill. */
+  drillAgeWarn: number;
 }
 
 export interface StatusFacts {
@@ -35,6 +37,8 @@ export interface StatusFacts {
   /** The newest window of each timeline that has one. */
   windows: { timeline: number; from: string | null; to: string | null; seconds: number | null }[];
   verify: { at: string; ageSeconds: number; full: boolean; problems: number } | null;
+  /** The last walship drill (null: none recorded, or the repository could not be read). */
+  drill: { at: string; ageSeconds: number; passed: boolean; backup: string; target: string; rtoSeconds: number; failure: string | null } | null;
   repository: { walFiles: number; walBytes: number; backupBytes: number };
 }
 
@@ -67,6 +71,10 @@ export function evaluate(f: StatusFacts, t: StatusThresholds): StatusReport {
     if (f.verify.problems > 0) reasons.push({ level: 'critical', what: `the last verify (${f.verify.at}) found ${f.verify.problems} damaged or missing object(s)` });
     if (f.verify.ageSeconds > t.verifyAgeWarn) reasons.push({ level: 'warning', what: `the last verify was ${dur(f.verify.ageSeconds)} ago` });
   }
+  if (f.drill) {
+    if (!f.drill.passed) reasons.push({ level: 'critical', what: `the last drill (${f.drill.at}, backup ${f.drill.backup}) failed: ${f.drill.failure ?? 'see its record'}` });
+    if (f.drill.ageSeconds > t.drillAgeWarn) reasons.push({ level: 'warning', what: `the last drill was ${dur(f.drill.ageSeconds)} ago` });
+  }
   const state: State = reasons.some((r) => r.level === 'critical') ? 'critical' : reasons.length > 0 ? 'warning' : 'ok';
   return { ...f, state, reasons };
 }
@@ -83,7 +91,10 @@ export function renderStatus(r: StatusReport): string {
   lines.push(`backups     ${r.backups.restorable} restorable${b ? `; newest ${b.name} (${b.label}), completed ${b.stopTime}, ${dur(b.ageSeconds)} ago${b.storedBytes !== null ? `, ${(b.storedBytes / 1048576).toFixed(1)} MiB` : ''}` : ''}`);
   for (const w of r.windows) lines.push(`window      timeline ${w.timeline}: ${w.from ?? '?'} .. ${w.to ?? '?'}${w.seconds !== null ? ` (${dur(w.seconds)})` : ''}`);
   lines.push(`verify      ${r.verify ? `${r.verify.at}${r.verify.full ? ' (full)' : ''}, ${r.verify.problems} problem(s)` : r.stale ? 'unknown (the repository could not be read)' : 'never'}`);
-  lines.push('drill       never (walship drill is not built yet)');
+  const d = r.drill;
+  lines.push(
+    `drill       ${d ? `${d.at}: ${d.passed ? 'passed' : 'FAILED'}, backup ${d.backup} to ${d.target}, recovery time ${dur(d.rtoSeconds)}` : r.stale ? 'unknown (the repository could not be read)' : 'never (walship drill)'}`,
+  );
   lines.push(`repository  ${r.repository.walFiles} WAL file(s), ${(r.repository.walBytes / 1048576).toFixed(1)} MiB; backups ${(r.repository.backupBytes / 1048576).toFixed(1)} MiB`);
   return lines.join('\n') + '\n';
 }
@@ -123,6 +134,9 @@ export function renderPrometheus(r: StatusReport): string {
   );
   metric('walship_last_verify_timestamp_seconds', 'gauge', 'When walship verify last ran.', [[{}, ts(r.verify?.at)]]);
   metric('walship_last_verify_problems', 'gauge', 'Damaged or missing objects the last verify found.', [[{}, r.verify?.problems ?? null]]);
+  metric('walship_last_drill_timestamp_seconds', 'gauge', 'When the last walship drill finished.', [[{}, ts(r.drill?.at)]]);
+  metric('walship_last_drill_success', 'gauge', 'Whether the last walship drill passed (1) or failed (0).', [[{}, r.drill ? (r.drill.passed ? 1 : 0) : null]]);
+  metric('walship_last_drill_rto_seconds', 'gauge', 'The recovery time the last drill measured on its host: restore and replay, seconds.', [[{}, r.drill?.rtoSeconds ?? null]]);
   metric('walship_repository_bytes', 'gauge', 'Bytes stored in the repository, by kind.', [
     [{ kind: 'wal' }, r.repository.walBytes],
     [{ kind: 'backup' }, r.repository.backupBytes],

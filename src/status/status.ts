@@ -13,6 +13,7 @@ import { msToMicros } from '../recovery/time.js';
 import { WalshipError, describeSystemError } from '../errors.js';
 import { syncForReading, type RepoContext } from '../sync/sync.js';
 import { readState } from '../verify/state.js';
+import { latestDrill } from '../drill/record.js';
 import type { StorageDriver } from '../storage/driver.js';
 import type { StatusFacts } from './health.js';
 
@@ -37,10 +38,18 @@ async function lastVerify(storage: StorageDriver, nowMs: number): Promise<Status
   return s.at ? { at: s.at, ageSeconds: (nowMs - Date.parse(s.at)) / 1000, full: s.full, problems: s.problems } : null;
 }
 
+async function lastDrill(storage: StorageDriver, nowMs: number): Promise<StatusFacts['drill']> {
+  const d = await latestDrill(storage);
+  if (!d) return null;
+  const target = d.target.value === null ? d.target.type : `${d.target.type} ${d.target.value}`;
+  return { at: d.finishedAt, ageSeconds: (nowMs - Date.parse(d.finishedAt)) / 1000, passed: d.verdict === 'passed', backup: d.backup.id, target, rtoSeconds: d.durations.restore + (d.durations.replay ?? 0), failure: d.failure };
+}
+
 export async function collectStatus(ctx: RepoContext, opts: StatusOptions): Promise<StatusFacts> {
   const nowMs = opts.nowMs ?? Date.now();
   const stale = await syncForReading(ctx, opts.noSync);
   const verify = stale ? null : await lastVerify(ctx.storage, nowMs);
+  const drill = stale ? null : await lastDrill(ctx.storage, nowMs);
   const ready = opts.pgdata === undefined ? null : await readySegments(opts.pgdata);
   return Catalog.use(ctx.catalogPath, ctx.repoUrl, (cat) => {
     const totals = cat.totals();
@@ -75,6 +84,7 @@ export async function collectStatus(ctx: RepoContext, opts: StatusOptions): Prom
           return { timeline: t.timeline, from, to, seconds: from && to ? Math.max(0, (Date.parse(to) - Date.parse(from)) / 1000) : null };
         }),
       verify,
+      drill,
       repository: { walFiles: totals.files, walBytes: totals.storedBytes, backupBytes },
     };
   });
