@@ -18,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { formatLsn } from '../src/wal/names.js';
+import { isoToMicros } from '../src/recovery/time.js';
 import { PgCluster, removeTempDir, userTempDir } from './helpers/pg.js';
 import { startArchiving, type Archiving } from './helpers/archiving.js';
 import { fsBackend, repoBackends, type RepoBackend } from './helpers/backends.js';
@@ -144,6 +145,16 @@ describe.each(backends)('backup and restore round trip ($name repository)', (bac
       expect(await c.value('SELECT v FROM t WHERE id = -1')).toBe('written after promotion');
       await c.destroy();
     }
+
+    // walship drill with this major's programs (pg_bin is WALSHIP_PG_BIN, the binaries the
+    // tests run): recovered to the restore point, the plan's last transaction reached.
+    const drillWork = userTempDir('matrix-drill');
+    restoreDirs.push(drillWork);
+    const d = await a.run(['drill', '--json', '--workdir', drillWork, '--target-name', 'matrix-point']);
+    const drill = d.stdout ? JSON.parse(d.stdout) : null;
+    expect(d.code, `PostgreSQL ${major}, walship drill: ${d.stderr} ${JSON.stringify(drill?.checks)}`).toBe(0);
+    expect(isoToMicros(drill.reached.lastXactTime)).toBe(isoToMicros(drill.promised.lastXact.time));
+    expect(drill.tables).toEqual(expect.arrayContaining([expect.objectContaining({ database: 'postgres', table: 'public.t' })]));
 
     // A standby that only fetches from the archive replays to its end.
     const base = userTempDir('matrix-standby');

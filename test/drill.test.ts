@@ -13,6 +13,7 @@ import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, wr
 import { dirname, join } from 'node:path';
 import { WALSHIP_COMMAND, clientBin, pgBinDir, pgUser, removeTempDir, userTempDir } from './helpers/pg.js';
 import { walship } from './helpers/walship.js';
+import { isoToMicros } from '../src/recovery/time.js';
 import { startArchiving, type Archiving } from './helpers/archiving.js';
 import { fsBackend } from './helpers/backends.js';
 
@@ -122,7 +123,7 @@ describe('walship drill (filesystem repository)', () => {
     const r = await drill(['--target-time', between]);
     expect(r.code, r.stderr + JSON.stringify(r.doc?.checks)).toBe(0);
     expect(r.doc!.promised).toMatchObject({ exact: true, lastXact: plan.replayed.lastXact });
-    expect(r.doc!.reached!.lastXactTime).toBe(plan.replayed.lastXact.time.replace(/(\.\d*)?Z$/, (m: string) => `.${(m.slice(1, -1) + '000000').slice(0, 6)}Z`));
+    expect(isoToMicros(r.doc!.reached!.lastXactTime)).toBe(isoToMicros(plan.replayed.lastXact.time));
     expect(r.doc!.tables).toEqual(expect.arrayContaining([{ database: 'postgres', table: 'public.marks', rows: 2 }]));
 
     const rnd = await drill(['--random-target']);

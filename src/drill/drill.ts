@@ -182,7 +182,9 @@ export async function runDrill(ctx: RepoContext, cfg: Config, opts: DrillOptions
       return c;
     };
     const dbs = await databases(client);
-    const amcheck = summary.pgMajor >= 14 ? amcheckProgram(binDir) : null;
+    // pg_amcheck needs the amcheck extension's 1.3 (PostgreSQL 14 on) among the server's extensions.
+    const available = ((await client.query("SELECT count(*)::int AS n FROM pg_available_extensions WHERE name = 'amcheck'")).rows[0] as { n: number }).n > 0;
+    const amcheck = summary.pgMajor >= 14 && available ? amcheckProgram(binDir, summary.pgMajor) : null;
     if (amcheck) {
       const a = await runAmcheck(amcheck, server, up.role);
       rec.amcheck = a.ok ? 'passed' : 'failed';

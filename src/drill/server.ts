@@ -6,7 +6,7 @@
  * synchronous standbys to wait for, its log in the scratch directory.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, promises as fsp, readdirSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, promises as fsp, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from 'pg';
 import { WalshipError, describeSystemError } from '../errors.js';
@@ -47,13 +47,12 @@ export function serverBinDir(major: number, configured: string | undefined): str
   throw new WalshipError('USAGE', `no PostgreSQL ${major} server programs found (looked in ${candidates.join(', ')}): install them or set pg_bin`);
 }
 
-/** pg_amcheck from the server's directory, else the newest installed one; null when none is. */
-export function amcheckProgram(binDir: string): string | null {
-  if (existsSync(join(binDir, 'pg_amcheck'))) return join(binDir, 'pg_amcheck');
-  const base = '/usr/lib/postgresql';
-  const versions = existsSync(base) ? readdirSync(base).filter((v) => existsSync(join(base, v, 'bin', 'pg_amcheck'))) : [];
-  versions.sort((a, b) => Number(b) - Number(a));
-  return versions.length > 0 ? join(base, versions[0]!, 'bin', 'pg_amcheck') : null;
+/** pg_amcheck of the server's major: from its directory, else the system's directory of that major; null when neither has one. */
+export function amcheckProgram(binDir: string, major: number): string | null {
+  for (const dir of [binDir, `/usr/lib/postgresql/${major}/bin`, `/usr/pgsql-${major}/bin`]) {
+    if (existsSync(join(dir, 'pg_amcheck'))) return join(dir, 'pg_amcheck');
+  }
+  return null;
 }
 
 export interface DrillServer {
@@ -95,7 +94,10 @@ export async function startServer(binDir: string, major: number, pgdata: string,
     default_transaction_read_only: 'off',
     cluster_name: 'walship-drill',
   };
-  if (major <= 14) settings.stats_temp_directory = join(scratch, 'stats_temp');
+  if (major <= 14) {
+    settings.stats_temp_directory = join(scratch, 'stats_temp');
+    await fsp.mkdir(settings.stats_temp_directory, { mode: 0o700 });
+  }
   const args = ['-D', pgdata, ...Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`])];
   const logPath = join(scratch, 'server.log');
   const fd = openSync(logPath, 'a', 0o600);
