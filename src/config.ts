@@ -13,7 +13,7 @@ import { WalshipError } from './errors.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/walship/walship.conf';
 
-type Kind = 'string' | 'int' | 'bool' | 'enum' | 'duration';
+type Kind = 'string' | 'int' | 'bool' | 'enum' | 'duration' | 'size';
 
 export interface SettingDef {
   key: string;
@@ -204,6 +204,12 @@ export const SETTINGS = [
     default: () => '7d',
   },
   {
+    key: 'push_queue_max',
+    kind: 'size',
+    description:
+      'archive-push: when the repository cannot be reached or written and more than this much WAL waits in pg_wal (.ready segments), acknowledge the segment WITHOUT archiving it and record the gap (default off: PostgreSQL keeps the WAL until the archive is back, and pg_wal grows).',
+  },
+  {
     key: 'status_archive_lag_warn',
     kind: 'duration',
     description: 'walship status: warn when the newest archived transaction is older than this (an idle database warns too).',
@@ -273,6 +279,8 @@ export interface Config {
   retain_wal_before_oldest: boolean;
   /** Seconds. */
   retain_incomplete: number;
+  /** Bytes; unset: off. */
+  push_queue_max?: number;
   /** Seconds, all six. */
   status_archive_lag_warn: number;
   status_archive_lag_crit: number;
@@ -407,6 +415,12 @@ function coerce(def: SettingDef, raw: string, source: string): unknown {
     case 'enum':
       if (!def.values!.includes(raw)) throw bad(`expected one of ${def.values!.join(', ')}`);
       return raw;
+    case 'size': {
+      if (raw.trim() === '' || raw.trim().toLowerCase() === 'off') return undefined;
+      const bytes = parseSize(raw);
+      if (bytes === null) throw bad('expected a size such as 512MB, 8GB or 1TB (units B, kB, MB, GB, TB, of 1024), or off');
+      return bytes;
+    }
     case 'duration': {
       if (raw.trim() === '') return undefined;
       const seconds = parseDuration(raw);
@@ -414,6 +428,17 @@ function coerce(def: SettingDef, raw: string, source: string): unknown {
       return seconds;
     }
   }
+}
+
+const SIZE_UNITS: Record<string, number> = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3, tb: 1024 ** 4, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3, tib: 1024 ** 4 };
+
+/** Bytes in a size such as `512MB` or `8GB` (units of 1024, as PostgreSQL's); null when it is none. */
+export function parseSize(text: string): number | null {
+  const m = /^\s*(\d+)\s*([a-z]+)\s*$/i.exec(text);
+  const unit = m ? SIZE_UNITS[m[2]!.toLowerCase()] : undefined;
+  if (!m || unit === undefined) return null;
+  const n = Number(m[1]) * unit;
+  return n > 0 && Number.isSafeInteger(n) ? n : null;
 }
 
 const DURATION_UNITS: Record<string, number> = { s: 1, min: 60, h: 3600, d: 86400, w: 7 * 86400 };

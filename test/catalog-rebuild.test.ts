@@ -16,6 +16,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WALSHIP_COMMAND } from './helpers/pg.js';
+import { MIGRATIONS } from '../src/catalog/schema.js';
 import { walship, type RunResult } from './helpers/walship.js';
 import { makeWalFixture, type WalFixture } from './helpers/fixtures.js';
 import { startS3rver, startTcpProxy, type S3rver } from './helpers/s3rver.js';
@@ -94,12 +95,12 @@ describe('a catalog of the format before', () => {
     await src.backup(old);
     src.close();
     const db = new Database(old);
-    db.exec('ALTER TABLE wal_files DROP COLUMN scan_record; ALTER TABLE wal_scans DROP COLUMN first_record_prev; DROP TABLE index_blocks; DROP TABLE sync_state; DROP TABLE push_refusals; DROP INDEX wal_scans_needs_rescan; DROP TABLE expirations;');
+    db.exec('ALTER TABLE wal_files DROP COLUMN scan_record; ALTER TABLE wal_scans DROP COLUMN first_record_prev; DROP TABLE index_blocks; DROP TABLE sync_state; DROP TABLE push_refusals; DROP INDEX wal_scans_needs_rescan; DROP TABLE expirations; DROP TABLE dropped_wal;');
     db.pragma('user_version = 5');
     db.close();
     expect(ranges(await run(old, ['ranges', '--json']))).toEqual(ranges(await run(original, ['ranges', '--json', '--no-sync'])));
     const upgraded = new Database(old, { readonly: true });
-    expect(upgraded.pragma('user_version', { simple: true })).toBe(7);
+    expect(upgraded.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
     upgraded.close();
   });
 });

@@ -10,13 +10,13 @@ import { evaluate, renderPrometheus, renderStatus, type StatusFacts, type Status
 const T: StatusThresholds = { archiveLagWarn: 900, archiveLagCrit: 3600, backupAgeWarn: 26 * 3600, backupAgeCrit: 50 * 3600, verifyAgeWarn: 8 * 86400, drillAgeWarn: 8 * 86400 };
 
 function facts(
-  over: Partial<{ lag: number | null; backupAge: number | null; verify: StatusFacts['verify']; drill: StatusFacts['drill']; refusals: StatusFacts['archiving']['refusals']; stale: string | null }> = {},
+  over: Partial<{ lag: number | null; backupAge: number | null; verify: StatusFacts['verify']; drill: StatusFacts['drill']; dropped: StatusFacts['archiving']['dropped']; refusals: StatusFacts['archiving']['refusals']; stale: string | null }> = {},
 ): StatusFacts {
-  const o = { lag: 30, backupAge: 3600, verify: { at: '2026-12-01T00:00:00Z', ageSeconds: 3600, full: false, problems: 0 }, drill: null, refusals: [], stale: null, ...over };
+  const o = { lag: 30, backupAge: 3600, verify: { at: '2026-12-01T00:00:00Z', ageSeconds: 3600, full: false, problems: 0 }, drill: null, dropped: null, refusals: [], stale: null, ...over };
   return {
     now: '2026-12-01T01:00:00Z',
     stale: o.stale,
-    archiving: { lastArchived: { name: '000000010000000000000042', at: '2026-12-01T00:59:30Z' }, lagSeconds: o.lag, newestXactTime: '2026-12-01T00:59:30Z', readySegments: 2, refusals: o.refusals },
+    archiving: { lastArchived: { name: '000000010000000000000042', at: '2026-12-01T00:59:30Z' }, lagSeconds: o.lag, newestXactTime: '2026-12-01T00:59:30Z', readySegments: 2, refusals: o.refusals, dropped: o.dropped },
     backups: { restorable: o.backupAge === null ? 0 : 2, newest: o.backupAge === null ? null : { name: 'b2', label: 'nightly "2"', stopTime: '2026-12-01T00:00:00Z', ageSeconds: o.backupAge, storedBytes: 123456 } },
     windows: [
       { timeline: 1, from: '2026-11-30T00:00:00Z', to: '2026-12-01T00:59:30Z', seconds: 89970 },
@@ -31,6 +31,20 @@ function facts(
 const DRILL = { at: '2026-11-30T12:00:00Z', ageSeconds: 13 * 3600, passed: true, backup: 'b2', target: 'latest', rtoSeconds: 42.5, failure: null };
 
 describe('walship status', () => {
+  it('is critical while segments push_queue_max dropped leave the newest window with a hole, and says so after a new backup', () => {
+    const d = { count: 2, first: '000000010000000000000043', last: '000000010000000000000044', firstAt: '2026-12-01T00:10:00Z', lastAt: '2026-12-01T00:11:00Z', afterNewestBackup: 2 };
+    const crit = evaluate(facts({ dropped: d }), T);
+    expect(crit.state).toBe('critical');
+    expect(crit.reasons[0]!.what).toBe(
+      'push_queue_max dropped 2 segment(s) since the newest backup (000000010000000000000043..000000010000000000000044, 2026-12-01T00:10:00Z to 2026-12-01T00:11:00Z): WAL is missing; take a new backup once archiving works',
+    );
+    expect(renderPrometheus(crit)).toMatch(/\nwalship_dropped_segments 2\n/);
+    const after = evaluate(facts({ dropped: { ...d, afterNewestBackup: 0 } }), T);
+    expect(after.state).toBe('ok');
+    expect(renderStatus(after)).toMatch(/\ndropped     2 segment\(s\) by push_queue_max, 000000010000000000000043\.\.000000010000000000000044 .*; 0 after the newest backup\n/);
+    expect(renderPrometheus(evaluate(facts(), T))).toMatch(/\nwalship_dropped_segments 0\n/);
+  });
+
   it('reports the last drill: nothing when none ran, critical when it failed, a warning when it is old', () => {
     expect(evaluate(facts({ drill: null }), T).state).toBe('ok');
     expect(evaluate(facts({ drill: DRILL }), T).state).toBe('ok');

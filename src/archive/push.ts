@@ -12,6 +12,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { FILE_REFUSALS, WalshipError, asWalshipError, describeSystemError } from '../errors.js';
 import { segmentName, type WalFileName } from '../wal/names.js';
 import type { StorageDriver } from '../storage/driver.js';
+import { sendPendingGaps } from './gaps.js';
 import { Catalog } from '../catalog/catalog.js';
 import { logger } from '../log.js';
 import { VERSION } from '../version.js';
@@ -100,7 +101,10 @@ function conflict(name: string, archived: string, incoming: string): WalshipErro
 
 export async function pushFile(ctx: ArchiveContext, path: string, opts: PushOptions = {}): Promise<PushResult> {
   try {
-    return await push(ctx, path, opts);
+    const out = await push(ctx, path, opts);
+    // The repository is reachable again: the gaps push_queue_max left while it was not go there.
+    await sendPendingGaps(ctx.storage, ctx.catalogPath);
+    return out;
   } catch (err) {
     const we = asWalshipError(err);
     if (FILE_REFUSALS.has(we.code)) noteRefusal(ctx, path, we);

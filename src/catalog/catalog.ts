@@ -128,6 +128,16 @@ export interface Refusal {
   count: number;
 }
 
+/** A segment archive-push acknowledged without archiving it (push_queue_max). */
+export interface DroppedSegment {
+  name: string;
+  timeline: number;
+  segNo: number;
+  droppedAt: string;
+  reason: string;
+  host: string;
+}
+
 export class Catalog {
   private constructor(
     readonly path: string,
@@ -407,6 +417,19 @@ export class Catalog {
   }
 
   /** The files archive-push refused, most recent first. */
+  /** Records dropped segments (known ones are kept as they are). Call inside write(). */
+  noteDropped(rows: readonly DroppedSegment[]): void {
+    const ins = this.statement('INSERT OR IGNORE INTO dropped_wal (name, timeline, seg_no, dropped_at, reason, host) VALUES (?, ?, ?, ?, ?, ?)');
+    for (const r of rows) ins.run(r.name, r.timeline, r.segNo, r.droppedAt, r.reason, r.host);
+  }
+
+  /** Every dropped segment, in WAL order. */
+  dropped(): DroppedSegment[] {
+    return this.db
+      .prepare('SELECT name, timeline, seg_no AS segNo, dropped_at AS droppedAt, reason, host FROM dropped_wal ORDER BY seg_no, timeline')
+      .all() as DroppedSegment[];
+  }
+
   refusals(): Refusal[] {
     return this.db.prepare('SELECT name, wal_dir AS walDir, code, message, first_at AS firstAt, last_at AS lastAt, count FROM push_refusals ORDER BY last_at DESC, name').all() as Refusal[];
   }

@@ -322,6 +322,7 @@ export function loadPlannerInput(cat: Catalog): PlannerInput {
     backups,
     restorePoints,
     xacts: catalogXactSource(cat, segSize),
+    dropped: cat.dropped().map((d) => ({ timeline: d.timeline, segNo: d.segNo, at: d.droppedAt, reason: d.reason })),
   };
 }
 

@@ -314,4 +314,17 @@ export const MIGRATIONS: readonly string[] = [
     files TEXT NOT NULL
   );
   `,
+  // 8: segments archive-push acknowledged without archiving them (push_queue_max: pg_wal was
+  // full and the repository unreachable), from the gap records in the repository (gaps/) or,
+  // until one is stored there, from this host's own drop. The planner names them in gaps.
+  `
+  CREATE TABLE dropped_wal (
+    name TEXT PRIMARY KEY,
+    timeline INTEGER NOT NULL,
+    seg_no INTEGER NOT NULL,
+    dropped_at TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    host TEXT NOT NULL
+  );
+  `,
 ];

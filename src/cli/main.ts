@@ -509,7 +509,10 @@ const FAST_COMMANDS: Record<string, { positionals: number; run: (cfg: Config, ar
   'archive-push': {
     positionals: 1,
     run: async (cfg, [path], flagArgs) =>
-      (await import('../archive/readahead.js')).archivePushWithReadahead(cfg, path!, () => openArchiveContext(cfg), flagArgs),
+      (await import('../archive/readahead.js'))
+        .archivePushWithReadahead(cfg, path!, () => openArchiveContext(cfg), flagArgs)
+        // push_queue_max: a push the repository cannot take, while pg_wal fills (off by default).
+        .catch(async (err: unknown) => (await import('../archive/queue-guard.js')).dropIfQueueFull(cfg, path!, err)),
   },
   'archive-push-ahead': {
     positionals: 1,

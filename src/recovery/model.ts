@@ -127,6 +127,16 @@ export interface PlannerInput {
   backups: readonly BackupFacts[];
   restorePoints: readonly RestorePointFacts[];
   xacts: XactSource;
+  /** Segments archive-push acknowledged without archiving them (push_queue_max). */
+  dropped?: readonly DroppedFacts[];
+}
+
+export interface DroppedFacts {
+  timeline: number;
+  segNo: number;
+  /** When, ISO 8601, and why (the repository's error). */
+  at: string;
+  reason: string;
 }
 export type RestorePointFacts = RestorePointRecord;
 
@@ -502,9 +512,21 @@ export class Lineage {
     return segName(this.fileTimeline(segNo), segNo, this.view.segSize);
   }
 
-  /** "segment X is missing" / "segments X..Y are missing" for the gap [from, to]. */
+  /** The segments of the gap [from, to] that push_queue_max dropped: how many, the first drop's time and reason; null: none. */
+  droppedIn(from: number, to: number): { count: number; at: string; reason: string } | null {
+    const hits = (this.view.input.dropped ?? []).filter((d) => d.segNo >= from && d.segNo <= to && d.timeline === this.fileTimeline(d.segNo));
+    if (hits.length === 0) return null;
+    const first = hits.reduce((a, b) => (b.at < a.at ? b : a));
+    return { count: hits.length, at: first.at, reason: first.reason };
+  }
+
+  /** "segment X is missing" / "segments X..Y are missing" for the gap [from, to], saying so when push_queue_max dropped them. */
   missingText(from: number, to: number): string {
-    return from === to ? `segment ${this.designatedName(from)} is missing` : `segments ${this.designatedName(from)}..${this.designatedName(to)} are missing`;
+    const what = from === to ? `segment ${this.designatedName(from)} is missing` : `segments ${this.designatedName(from)}..${this.designatedName(to)} are missing`;
+    const d = this.droppedIn(from, to);
+    if (!d) return what;
+    const which = d.count === to - from + 1 ? (from === to ? 'it' : 'them') : `${d.count} of them`;
+    return `${what} (archive-push dropped ${which} under push_queue_max from ${d.at}, the repository failing: ${d.reason})`;
   }
 
   /** The timeline LSN `lsn` belongs to on this lineage. */

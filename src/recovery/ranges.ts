@@ -42,7 +42,8 @@ export interface WindowOut {
   wal: SegmentRangeOut[];
   restorePoints: { name: string; time: string; lsn: string; timeline: number }[];
   end: 'gap' | 'end-of-archive' | 'timeline-end';
-  missing: { first: string; last: string; count: number } | null;
+  /** The gap that ends the window; `dropped`: how many of its segments archive-push dropped under push_queue_max (the first drop's time and reason). */
+  missing: { first: string; last: string; count: number; dropped: { count: number; at: string; reason: string } | null } | null;
   branches: { timeline: number; at: string }[];
 }
 
@@ -109,7 +110,12 @@ export function windowsOf(view: ArchiveView, lin: Lineage): WindowFacts[] {
     let missing: WindowOut['missing'] = null;
     if (next) {
       end = 'gap';
-      missing = { first: lin.designatedName(run.lastSeg + 1), last: lin.designatedName(next.firstSeg - 1), count: next.firstSeg - run.lastSeg - 1 };
+      missing = {
+        first: lin.designatedName(run.lastSeg + 1),
+        last: lin.designatedName(next.firstSeg - 1),
+        count: next.firstSeg - run.lastSeg - 1,
+        dropped: lin.droppedIn(run.lastSeg + 1, next.firstSeg - 1),
+      };
     } else if (view.children(lin.timeline).some((c) => view.segOf(c.switchpoint) <= run.lastSeg + 1 && c.switchpoint >= start)) {
       end = 'timeline-end';
     }
@@ -206,7 +212,8 @@ export function renderRanges(r: RangesReport): string {
       const rows: string[][] = [['FROM (consistent)', 'TO (last transaction)', 'LSN', 'BACKUP', 'ENDS']];
       for (const w of t.windows) {
         const gap = w.missing && (w.missing.count === 1 ? w.missing.first : `${w.missing.first}..${w.missing.last}`);
-        const ends = w.end === 'gap' ? `gap: ${gap} missing` : w.end === 'timeline-end' ? 'timeline ends (branched)' : 'end of archive';
+        const dropped = w.missing?.dropped ? ` (${w.missing.dropped.count} dropped by push_queue_max from ${w.missing.dropped.at})` : '';
+        const ends = w.end === 'gap' ? `gap: ${gap} missing${dropped}` : w.end === 'timeline-end' ? 'timeline ends (branched)' : 'end of archive';
         rows.push([
           w.earliest.time ?? '(time unknown)',
           w.latest.time ?? '(no transaction)',

@@ -29,6 +29,12 @@ export interface StatusFacts {
     /** `.ready` files in the data directory's pg_wal (null: no --pgdata). */
     readySegments: number | null;
     refusals: { name: string; code: string; message: string; lastAt: string; count: number }[];
+    /**
+     * Segments archive-push dropped under push_queue_max that are not archived: how many, the
+     * first and last, and how many lie after the newest restorable backup's start (those leave
+     * the newest window with a hole until a backup is taken).
+     */
+    dropped: { count: number; first: string; last: string; firstAt: string; lastAt: string; afterNewestBackup: number } | null;
   };
   backups: {
     restorable: number;
@@ -60,6 +66,13 @@ export function evaluate(f: StatusFacts, t: StatusThresholds): StatusReport {
   };
   if (f.stale) reasons.push({ level: 'warning', what: `the repository could not be read, this is the catalog as of its last sync: ${f.stale}` });
   for (const r of f.archiving.refusals) reasons.push({ level: 'critical', what: `archive-push refuses ${r.name} (${r.code}, ${r.count} time(s), last ${r.lastAt}): ${r.message}` });
+  const dr = f.archiving.dropped;
+  if (dr && dr.afterNewestBackup > 0) {
+    reasons.push({
+      level: 'critical',
+      what: `push_queue_max dropped ${dr.afterNewestBackup} segment(s) since the newest backup (${dr.first}${dr.count > 1 ? `..${dr.last}` : ''}, ${dr.firstAt} to ${dr.lastAt}): WAL is missing; take a new backup once archiving works`,
+    });
+  }
   if (f.archiving.lagSeconds === null) reasons.push({ level: 'warning', what: 'no transaction is archived yet' });
   over(f.archiving.lagSeconds, t.archiveLagWarn, t.archiveLagCrit, (v) => `archive lag ${dur(v)} (newest archived transaction ${f.archiving.newestXactTime})`);
   if (f.backups.newest === null) reasons.push({ level: 'critical', what: 'no restorable backup' });
@@ -87,6 +100,7 @@ export function renderStatus(r: StatusReport): string {
   for (const x of r.reasons) lines.push(`  ${x.level.toUpperCase()}: ${x.what}`);
   lines.push('');
   lines.push(`archiving   last archived ${a.lastArchived ? `${a.lastArchived.name} at ${a.lastArchived.at}` : 'nothing'}; lag ${a.lagSeconds === null ? 'unknown' : dur(a.lagSeconds)}` + (a.readySegments === null ? '' : `; ${a.readySegments} segment(s) .ready in pg_wal`));
+  if (a.dropped) lines.push(`dropped     ${a.dropped.count} segment(s) by push_queue_max, ${a.dropped.first}${a.dropped.count > 1 ? `..${a.dropped.last}` : ''} (${a.dropped.firstAt} to ${a.dropped.lastAt}); ${a.dropped.afterNewestBackup} after the newest backup`);
   const b = r.backups.newest;
   lines.push(`backups     ${r.backups.restorable} restorable${b ? `; newest ${b.name} (${b.label}), completed ${b.stopTime}, ${dur(b.ageSeconds)} ago${b.storedBytes !== null ? `, ${(b.storedBytes / 1048576).toFixed(1)} MiB` : ''}` : ''}`);
   for (const w of r.windows) lines.push(`window      timeline ${w.timeline}: ${w.from ?? '?'} .. ${w.to ?? '?'}${w.seconds !== null ? ` (${dur(w.seconds)})` : ''}`);
@@ -117,6 +131,7 @@ export function renderPrometheus(r: StatusReport): string {
   metric('walship_last_archived_timestamp_seconds', 'gauge', 'When the newest archived file was pushed.', [[{}, ts(r.archiving.lastArchived?.at)]]);
   metric('walship_ready_segments', 'gauge', 'Segments PostgreSQL has marked .ready and not yet seen archived.', [[{}, r.archiving.readySegments]]);
   metric('walship_push_refusals', 'gauge', 'Files archive-push refuses (PostgreSQL retries them; nothing newer is archived).', [[{}, r.archiving.refusals.length]]);
+  metric('walship_dropped_segments', 'gauge', 'Segments archive-push acknowledged without archiving them (push_queue_max) that are not archived.', [[{}, r.archiving.dropped?.count ?? 0]]);
   metric('walship_restorable_backups', 'gauge', 'walship backups that can be restored.', [[{}, r.backups.restorable]]);
   metric('walship_last_backup_age_seconds', 'gauge', 'Seconds since the newest restorable backup completed.', [[{}, r.backups.newest?.ageSeconds ?? null]]);
   metric('walship_last_backup_size_bytes', 'gauge', 'Stored size of the newest restorable backup.', [[{}, r.backups.newest?.storedBytes ?? null]]);

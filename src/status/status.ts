@@ -10,6 +10,7 @@ import { loadPlannerInput } from '../catalog/scan-store.js';
 import { listBackups } from '../backup/list.js';
 import { computeRanges } from '../recovery/ranges.js';
 import { msToMicros } from '../recovery/time.js';
+import { parseLsn } from '../wal/names.js';
 import { WalshipError, describeSystemError } from '../errors.js';
 import { syncForReading, type RepoContext } from '../sync/sync.js';
 import { readState } from '../verify/state.js';
@@ -45,6 +46,23 @@ async function lastDrill(storage: StorageDriver, nowMs: number): Promise<StatusF
   return { at: d.finishedAt, ageSeconds: (nowMs - Date.parse(d.finishedAt)) / 1000, passed: d.verdict === 'passed', backup: d.backup.id, target, rtoSeconds: d.durations.restore + (d.durations.replay ?? 0), failure: d.failure };
 }
 
+/** The dropped segments (push_queue_max) still missing from the archive; null: none. */
+function droppedFacts(cat: Catalog, newestStart: string | null): StatusFacts['archiving']['dropped'] {
+  const segSize = cat.repository()?.wal_segment_size ?? 16 * 1024 * 1024;
+  const missing = cat.dropped().filter((d) => cat.walFile(d.name) === null);
+  if (missing.length === 0) return null;
+  const start = newestStart === null ? -1 : (parseLsn(newestStart) ?? -1);
+  const times = missing.map((d) => d.droppedAt).sort();
+  return {
+    count: missing.length,
+    first: missing[0]!.name,
+    last: missing[missing.length - 1]!.name,
+    firstAt: times[0]!,
+    lastAt: times[times.length - 1]!,
+    afterNewestBackup: missing.filter((d) => (d.segNo + 1) * segSize > start).length,
+  };
+}
+
 export async function collectStatus(ctx: RepoContext, opts: StatusOptions): Promise<StatusFacts> {
   const nowMs = opts.nowMs ?? Date.now();
   const stale = await syncForReading(ctx, opts.noSync);
@@ -68,6 +86,7 @@ export async function collectStatus(ctx: RepoContext, opts: StatusOptions): Prom
         newestXactTime: ranges.archiveLag?.newestXactTime ?? null,
         readySegments: ready,
         refusals: cat.refusals().map((r) => ({ name: r.name, code: r.code, message: r.message, lastAt: r.lastAt, count: r.count })),
+        dropped: droppedFacts(cat, newest?.startLsn ?? null),
       },
       backups: {
         restorable: restorable.length,

@@ -45,6 +45,7 @@ import { BlockReader, listedFile, readArchivedFile, rescan, segNoOf, type Listed
 import { readBackupDocs, type BackupDocs } from './backup-docs.js';
 import { applyExpiry, expiredOf, wasExpired, type Expired } from '../catalog/expirations.js';
 import { readExpiries } from '../expire/record.js';
+import { applyGaps, readGaps } from '../archive/gaps.js';
 
 /** How far back from a timeline's newest segment sync lists again (pushes land slightly out of order). */
 export const SYNC_WINDOW = 64;
@@ -170,10 +171,12 @@ async function sync(ctx: RepoContext, opts: SyncOptions, mayRebuild: boolean): P
     if (listed !== null && (listed.length <= REBUILD_ABOVE || !mayRebuild)) {
       const files = await readAll(ctx.storage, listed, shape, null, opts, out);
       const backups = await newBackups(ctx.storage, cat, out, expired);
+      const gaps = await readGaps(ctx.storage);
       cat.write('sync with the repository', () => {
         for (const e of expiries) applyExpiry(cat, e);
         for (const f of files) indexArchivedFile(cat, f);
         applyBackups(cat, backups);
+        applyGaps(cat, gaps);
         recordSync(cat, ctx.storage.requests - req0);
       });
       out.files = files.length;
@@ -402,7 +405,9 @@ async function fill(storage: StorageDriver, cat: Catalog, identity: RepoIdentity
 
 /**
  * The tables of the catalog that the repository is the truth of, parents first, with the
- * stretches derived from them last (push_refusals is this host's own record, kept).
+ * stretches derived from them last (push_refusals is this host's own record, kept; so is
+ * dropped_wal, whose rows this host may not have stored in the repository yet: sync adds the
+ * repository's to it).
  */
 const TABLES = ['wal_files', 'wal_scans', 'wal_xacts', 'wal_restore_points', 'wal_checkpoints', 'wal_end_of_recovery', 'wal_backup_ends', 'timelines', 'backups', 'index_blocks', 'expirations', 'sync_state', 'wal_seg_stretches'];
 
