@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { planRecovery, refusalLine, type Plan, type PlanResult, type Refusal, type Target } from '../src/recovery/plan.js';
-import { computeRanges } from '../src/recovery/ranges.js';
+import { computeRanges, renderRanges } from '../src/recovery/ranges.js';
 import { formatIso } from '../src/recovery/time.js';
 import { formatLsn } from '../src/wal/names.js';
 import { ArchiveBuilder, L, T } from './helpers/archive-builder.js';
@@ -137,7 +137,7 @@ describe('plan and ranges: gaps and several backups', () => {
     expect(w1!.newerBackups.map((b) => b.label)).toEqual(['b3']);
     expect(w1!.earliest).toEqual({ lsn: formatLsn(L(2, 0x1e8)), time: formatIso(T(2)) });
     expect(w1!.end).toBe('gap');
-    expect(w1!.missing).toEqual({ first: '000000010000000000000006', last: '000000010000000000000007', count: 2 });
+    expect(w1!.missing).toEqual({ first: '000000010000000000000006', last: '000000010000000000000007', count: 2, dropped: null });
     expect(w1!.latest).toEqual({ lsn: formatLsn(L(5, 0xfff040)), time: formatIso(T(5, 30)), xid: 105 });
     expect(w1!.restorePoints.map((p) => p.name)).toEqual(['before-gap']);
     expect(w1!.wal).toEqual([{ timeline: 1, first: '000000010000000000000002', last: '000000010000000000000005', count: 4 }]);
@@ -145,6 +145,18 @@ describe('plan and ranges: gaps and several backups', () => {
     expect(w2!.end).toBe('end-of-archive');
     expect(w2!.restorePoints.map((p) => p.name)).toEqual(['after-gap']);
     expect(r.archiveLag).toEqual({ newestXactTime: formatIso(T(12, 30)), segment: '00000001000000000000000C', timeline: 1, seconds: 30 });
+  });
+
+  it('names a gap push_queue_max made as dropped, in ranges and in a refusal', () => {
+    const input = { ...gapped().input(), dropped: [{ timeline: 1, segNo: 7, at: '2026-11-24T10:07:00Z', reason: 'cannot write in repository /r: EACCES' }] };
+    const w1 = computeRanges(input, T(13)).timelines[0]!.windows[0]!;
+    expect(w1.missing).toEqual({ first: '000000010000000000000006', last: '000000010000000000000007', count: 2, dropped: { count: 1, at: '2026-11-24T10:07:00Z', reason: 'cannot write in repository /r: EACCES' } });
+    expect(renderRanges(computeRanges(input, T(13)))).toMatch(/gap: 000000010000000000000006\.\.000000010000000000000007 missing \(1 dropped by push_queue_max from 2026-11-24T10:07:00Z\)/);
+    const r = no(planRecovery(input, { type: 'time', time: T(7) }, { restoreCommand: 'x' }));
+    expect(r.code).toBe('in-gap');
+    expect(r.reason).toMatch(/segments 000000010000000000000006\.\.000000010000000000000007 are missing \(archive-push dropped 1 of them under push_queue_max from 2026-11-24T10:07:00Z, the repository failing: cannot write in repository \/r: EACCES\)/);
+    // Dropped on another timeline: not this gap.
+    expect(computeRanges({ ...input, dropped: [{ ...input.dropped[0]!, timeline: 2 }] }, T(13)).timelines[0]!.windows[0]!.missing!.dropped).toBeNull();
   });
 
   it('uses the newest backup consistent before the target', () => {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseConfigText, parseDuration, resolveConfig, requireRepo, SETTINGS, unknownVariables } from '../src/config.js';
+import { parseConfigText, parseDuration, parseSize, resolveConfig, requireRepo, SETTINGS, unknownVariables } from '../src/config.js';
 import { ExitCode, WalshipError, exitCodeFor } from '../src/errors.js';
 import { parseRepoUrl } from '../src/storage/open.js';
 import { VERSION } from '../src/version.js';
@@ -64,6 +64,19 @@ describe('config', () => {
     expect(() => resolveConfig({ flags: { retain_window: '14 days' }, env: { WALSHIP_CONFIG: '/dev/null' } })).toThrow(
       /invalid retain_window = '14 days' \(.*\): expected a duration such as 36h, 14d or 2w/,
     );
+  });
+
+  it('reads sizes in units of 1024, off by default, and refuses anything else in one line', () => {
+    const env = { WALSHIP_CONFIG: '/dev/null' };
+    expect(resolveConfig({ flags: {}, env }).push_queue_max).toBeUndefined();
+    expect(resolveConfig({ flags: { push_queue_max: '64GB' }, env }).push_queue_max).toBe(64 * 1024 ** 3);
+    expect(resolveConfig({ flags: { push_queue_max: 'off' }, env }).push_queue_max).toBeUndefined();
+    expect(parseSize('512MB')).toBe(512 * 1024 ** 2);
+    expect(parseSize('16 kB')).toBe(16 * 1024);
+    expect(parseSize('1TiB')).toBe(1024 ** 4);
+    expect(parseSize('100B')).toBe(100);
+    for (const bad of ['64', '64 G', '0MB', '1.5GB', '-1MB', 'lots']) expect(parseSize(bad), bad).toBeNull();
+    expect(() => resolveConfig({ flags: { push_queue_max: '64' }, env })).toThrow(/invalid push_queue_max = '64' \(.*\): expected a size such as 512MB/);
   });
 
   it('documents every setting in docs/configuration.md', () => {
