@@ -624,8 +624,8 @@ function fmt(n, d = 1) {
   return Number.isFinite(n) ? n.toFixed(d) : 'n/a';
 }
 
-/** The sections of docs/benchmarks.md that scripts/bench-catalog.mjs and bench-retention.mjs write (kept as they are). */
-const KEPT_SECTIONS = [/<!-- bench-catalog -->[\s\S]*<!-- \/bench-catalog -->\n?/, /<!-- bench-retention -->[\s\S]*<!-- \/bench-retention -->\n?/];
+/** The sections of docs/benchmarks.md that scripts/bench-catalog.mjs, bench-retention.mjs and bench-drill.mjs write (kept as they are). */
+const KEPT_SECTIONS = ['bench-catalog', 'bench-retention', 'bench-drill'].map((m) => new RegExp(`<!-- ${m} -->[\\s\\S]*<!-- /${m} -->\\n?`));
 
 function writeReport(r) {
   const old = existsSync(OUT) ? readFileSync(OUT, 'utf8') : '';

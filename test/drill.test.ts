@@ -14,6 +14,7 @@ import { dirname, join } from 'node:path';
 import { WALSHIP_COMMAND, clientBin, pgBinDir, pgUser, removeTempDir, userTempDir } from './helpers/pg.js';
 import { walship } from './helpers/walship.js';
 import { isoToMicros } from '../src/recovery/time.js';
+import { processAlive } from '../src/pid.js';
 import { startArchiving, type Archiving } from './helpers/archiving.js';
 import { fsBackend } from './helpers/backends.js';
 
@@ -34,14 +35,7 @@ interface Drill {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
+const alive = processAlive;
 
 describe('walship drill (filesystem repository)', () => {
   let a: Archiving;

@@ -132,7 +132,7 @@ describe('push_queue_max on a cluster whose repository disappears (filesystem re
     const last = await p.switchWal(); // wakes the archiver
     await p.waitArchived(last, 120_000);
     expect(readdirSync(join(a.repo, 'gaps')).sort()).toEqual([`${seg(1)}.json`, `${seg(2)}.json`]);
-    expect(readdirSync(`${a.catalog}.gaps`)).toEqual([]);
+    expect(existsSync(`${a.catalog}.gaps`)).toBe(false);
 
     const other = (args: string[]) => walship([...args, '--repo', a.repo, '--catalog', otherCatalog()], { env: a.env, asUser: true });
     const ranges = JSON.parse((await other(['ranges', '--json'])).stdout);

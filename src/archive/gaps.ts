@@ -49,8 +49,8 @@ export async function writePendingGap(catalogPath: string, rec: GapRecord): Prom
 }
 
 /**
- * Stores this host's pending gap records in the repository and forgets them locally. Cheap when
- * there are none (one existence check); never fails: what is not stored now is stored by a later push.
+ * Stores this host's pending gap records in the repository and forgets them locally (the directory
+ * too, once empty). Cheap when there are none (one existence check); never fails: what is not stored now is stored by a later push.
  */
 export async function sendPendingGaps(storage: StorageDriver, catalogPath: string): Promise<void> {
   const dir = pendingGapsDir(catalogPath);
@@ -66,6 +66,8 @@ export async function sendPendingGaps(storage: StorageDriver, catalogPath: strin
       await syncDir(dir);
       logger.info('stored the record of a segment push_queue_max dropped', { name: rec.name });
     }
+    // Empty: gone, so that pushes check one path again (a drop being written meanwhile keeps it: ENOTEMPTY).
+    await fsp.rmdir(dir).catch(() => undefined);
   } catch (err) {
     logger.debug('pending gap records not stored yet', { error: (err as Error).message });
   }

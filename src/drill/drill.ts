@@ -22,7 +22,7 @@ import { msToMicros } from '../recovery/time.js';
 import { parseLsn } from '../wal/names.js';
 import { syncCatalog, type RepoContext } from '../sync/sync.js';
 import { cleanLeftovers, createScratch, freeBytes, markKept, removeScratch } from './scratch.js';
-import { amcheckProgram, serverBinDir, startServer, waitPromoted, type DrillServer } from './server.js';
+import { amcheckProgram, connectTo, serverBinDir, startServer, waitPromoted, type DrillServer } from './server.js';
 import { countRows, databases, readReached, runAmcheck, runSqlChecks } from './inspect.js';
 import { judgeReached, verdictOf, type Check } from './judge.js';
 import { pickRandomTarget } from './target.js';
@@ -73,7 +73,9 @@ function planDrill(ctx: RepoContext, cfg: Config, opts: DrillOptions): { plan: P
     } else {
       target = opts.target;
     }
-    const plan = planRecovery(input, target, { restoreCommand: restoreCommandFor(cfg, ctx.repoUrl), timeline, inclusive: opts.inclusive });
+    // Its own prefetch spool (beside the scratch data directory), never a configured one a real restore may use.
+    const restoreCommand = restoreCommandFor({ ...cfg, spool_dir: undefined }, ctx.repoUrl);
+    const plan = planRecovery(input, target, { restoreCommand, timeline, inclusive: opts.inclusive });
     if (!plan.reachable) throw new WalshipError('TARGET_UNREACHABLE', refusalLine(plan));
     return { plan, random: opts.target === 'random' };
   });
@@ -169,40 +171,10 @@ export async function runDrill(ctx: RepoContext, cfg: Config, opts: DrillOptions
 
     say(opts, 'checking');
     const t2 = Date.now();
-    const reached = await readReached(client, pgdata);
-    rec.reached = reached;
-    rec.walReplayedBytes = Math.max(0, (parseLsn(reached.replayLsn) ?? 0) - (parseLsn(summary.startLsn) ?? 0));
-    const checks: Check[] = judgeReached(plan, reached);
-    const s = server;
-    const connect = async (database: string) => {
-      const pg = (await import('pg')).default;
-      const c = new pg.Client({ host: s.socketDir, port: s.port, user: up.role, database, application_name: 'walship drill' });
-      c.on('error', () => undefined);
-      await c.connect();
-      return c;
-    };
-    const dbs = await databases(client);
-    // pg_amcheck needs the amcheck extension's 1.3 (PostgreSQL 14 on) among the server's extensions.
-    const available = ((await client.query("SELECT count(*)::int AS n FROM pg_available_extensions WHERE name = 'amcheck'")).rows[0] as { n: number }).n > 0;
-    const amcheck = summary.pgMajor >= 14 && available ? amcheckProgram(binDir, summary.pgMajor) : null;
-    if (amcheck) {
-      const a = await runAmcheck(amcheck, server, up.role);
-      rec.amcheck = a.ok ? 'passed' : 'failed';
-      checks.push({ name: 'pg_amcheck', ok: a.ok, detail: a.ok ? `heap and btree of ${dbs.length} database(s) sound` : a.output });
-    } else {
-      rec.amcheck = summary.pgMajor >= 14 ? 'not installed' : 'not supported';
-    }
-    rec.tables = await countRows(connect, dbs, !amcheck);
-    checks.push({ name: 'read', ok: true, detail: `${rec.tables.length} table(s) in ${dbs.length} database(s) counted${amcheck ? '' : ', and every relation read (no pg_amcheck)'}` });
-    if (sqlText !== null && opts.checkSql) {
-      for (const q of await runSqlChecks(connect, opts.checkSql.database, sqlText)) {
-        checks.push({ name: q.n > 0 ? `check-sql #${q.n}` : 'check-sql', ok: q.ok, detail: q.detail });
-      }
-    }
-    rec.checks = checks;
+    await checkServer(server, up.role, client, { plan, pgdata, binDir, major: summary.pgMajor, startLsn: summary.startLsn, sql: sqlText && opts.checkSql ? { ...opts.checkSql, text: sqlText } : null }, rec);
     rec.durations.checks = secondsSince(t2);
-    rec.verdict = verdictOf(checks);
-    if (rec.verdict === 'failed') rec.failure = checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`).join('; ');
+    rec.verdict = verdictOf(rec.checks);
+    if (rec.verdict === 'failed') rec.failure = rec.checks.filter((c) => !c.ok).map((c) => `${c.name}: ${c.detail}`).join('; ');
     if (opts.keep) kept = { pgdata, socketDir: server.socketDir, port: server.port };
   } catch (err) {
     const we = asWalshipError(err);
@@ -226,6 +198,43 @@ export async function runDrill(ctx: RepoContext, cfg: Config, opts: DrillOptions
   await storeDrill(ctx.storage, key, rec);
   logger.info('drill', { key, verdict: rec.verdict, backup: summary.id, total: rec.durations.total });
   return { ...rec, key, kept, leftoversRemoved };
+}
+
+interface CheckInput {
+  plan: Plan;
+  pgdata: string;
+  binDir: string;
+  major: number;
+  startLsn: string;
+  sql: { database: string; text: string } | null;
+}
+
+/** The checks of the recovered server (module comment), into `rec`. */
+async function checkServer(server: DrillServer, role: string, client: Client, x: CheckInput, rec: DrillRecord): Promise<void> {
+  const reached = await readReached(client, x.pgdata);
+  rec.reached = reached;
+  rec.walReplayedBytes = Math.max(0, (parseLsn(reached.replayLsn) ?? 0) - (parseLsn(x.startLsn) ?? 0));
+  // The same array as the record's: what was checked before a failure stays in the record.
+  const checks: Check[] = (rec.checks = judgeReached(x.plan, reached));
+  const connect = (database: string) => connectTo(server, role, database);
+  const dbs = await databases(client);
+  // pg_amcheck needs the amcheck extension's 1.3 (PostgreSQL 14 on) among the server's extensions.
+  const available = ((await client.query("SELECT count(*)::int AS n FROM pg_available_extensions WHERE name = 'amcheck'")).rows[0] as { n: number }).n > 0;
+  const amcheck = x.major >= 14 && available ? amcheckProgram(x.binDir, x.major) : null;
+  if (amcheck) {
+    const a = await runAmcheck(amcheck, server, role);
+    rec.amcheck = a.ok ? 'passed' : 'failed';
+    checks.push({ name: 'pg_amcheck', ok: a.ok, detail: a.ok ? `heap and btree of ${dbs.length} database(s) sound` : a.output });
+  } else {
+    rec.amcheck = x.major >= 14 ? 'not installed' : 'not supported';
+  }
+  rec.tables = await countRows(connect, dbs, !amcheck);
+  checks.push({ name: 'read', ok: true, detail: `${rec.tables.length} table(s) in ${dbs.length} database(s) counted${amcheck ? '' : ', and every relation read (no pg_amcheck)'}` });
+  if (x.sql) {
+    for (const q of await runSqlChecks(connect, x.sql.database, x.sql.text)) {
+      checks.push({ name: q.n > 0 ? `check-sql #${q.n}` : 'check-sql', ok: q.ok, detail: q.detail });
+    }
+  }
 }
 
 function userName(): string | undefined {

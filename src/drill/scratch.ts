@@ -13,6 +13,7 @@ import { writeFileAtomic } from '../local/atomic-write.js';
 import { privateDir, readPrivateFile, trustProblem } from '../local/private.js';
 import { processAlive } from '../pid.js';
 import { stopServerIn } from './server.js';
+import { lockHolder } from '../archive/background.js';
 
 export const SCRATCH_PREFIX = 'walship-drill-';
 const MARKER = 'drill.json';
@@ -52,10 +53,31 @@ export async function markKept(dir: string): Promise<void> {
   await writeMarker(dir, true);
 }
 
-/** Stops a server still running in the scratch directory, then removes it. */
+/**
+ * Stops a server still running in the scratch directory and the prefetcher its restore_command
+ * started (its spool is beside the data directory: walship-spool-*), then removes it.
+ */
 export async function removeScratch(dir: string): Promise<void> {
   await stopServerIn(join(dir, 'data'));
+  for (const n of readdirSafe(dir).filter((x) => x.startsWith('walship-spool-'))) {
+    const pid = Number((await lockHolder(join(dir, n), 'prefetch.lock'))?.pid);
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) {
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        /* gone */
+      }
+    }
+  }
   await fsp.rm(dir, { recursive: true, force: true });
+}
+
+function readdirSafe(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
 }
 
 /**
@@ -63,12 +85,7 @@ export async function removeScratch(dir: string): Promise<void> {
  * host, whose owner process is gone and that were not kept. Returns the directories removed.
  */
 export async function cleanLeftovers(parent: string): Promise<string[]> {
-  let names: string[];
-  try {
-    names = readdirSync(parent).filter((n) => n.startsWith(SCRATCH_PREFIX));
-  } catch {
-    return [];
-  }
+  const names = readdirSafe(parent).filter((n) => n.startsWith(SCRATCH_PREFIX));
   const removed: string[] = [];
   for (const name of names) {
     const dir = join(parent, name);

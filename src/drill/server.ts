@@ -122,7 +122,8 @@ export function logTail(s: DrillServer, lines = 5): string {
   }
 }
 
-async function tryConnect(s: DrillServer, user: string, database: string): Promise<Client> {
+/** A connection to the drill's server through its socket. */
+export async function connectTo(s: DrillServer, user: string, database: string): Promise<Client> {
   const pg = (await import('pg')).default;
   const c = new pg.Client({ host: s.socketDir, port: s.port, user, database, application_name: 'walship drill' });
   c.on('error', () => undefined);
@@ -153,8 +154,8 @@ export async function waitPromoted(s: DrillServer, roles: string[], timeoutMs: n
     let notYet = false;
     for (const role of roles) {
       try {
-        const client = await tryConnect(s, role, 'postgres').catch((err: { code?: string }) =>
-          err.code === '3D000' ? tryConnect(s, role, 'template1') : Promise.reject(err),
+        const client = await connectTo(s, role, 'postgres').catch((err: { code?: string }) =>
+          err.code === '3D000' ? connectTo(s, role, 'template1') : Promise.reject(err),
         );
         const r = (await client.query('SELECT pg_is_in_recovery() AS rec')).rows[0] as { rec: boolean };
         if (!r.rec) return { client, role };
