@@ -41,11 +41,15 @@ export function workerClient<Q, R>(worker: Worker, what: string): { call(request
   };
 }
 
-/** The worker's side: answers each request on `port` (the worker's parentPort) with `handle`. */
-export function serveRequests<Q, R>(port: MessagePort, handle: (request: Q) => Promise<R>): void {
+/**
+ * The worker's side: answers each request on `port` (the worker's parentPort) with `handle`;
+ * `transfer` names buffers of the result handed over without a copy (they must own their memory).
+ */
+export function serveRequests<Q, R>(port: MessagePort, handle: (request: Q) => Promise<R>, transfer?: (result: R) => ArrayBuffer[]): void {
   port.on('message', async (m: { id: number; job: Q }) => {
     try {
-      port.postMessage({ id: m.id, ok: true, result: await handle(m.job) } satisfies Answer<R>);
+      const result = await handle(m.job);
+      port.postMessage({ id: m.id, ok: true, result } satisfies Answer<R>, transfer?.(result) ?? []);
     } catch (err) {
       const we = asWalshipError(err);
       port.postMessage({ id: m.id, ok: false, code: we.code, message: we.message } satisfies Answer<R>);

@@ -110,6 +110,9 @@ describe('walship drill (filesystem repository)', () => {
     const prom = await walship(['status', '--prometheus', '--repo', a.repo, '--catalog', a.catalog], { env: a.env, asUser: true });
     expect(prom.stdout).toMatch(/\nwalship_last_drill_success 1\n/);
     expect(prom.stdout).toMatch(/\nwalship_last_drill_rto_seconds \d/);
+    const check = spawnSync('promtool', ['check', 'metrics'], { input: prom.stdout, encoding: 'utf8' });
+    if (check.error) throw new Error(`promtool is needed for this test (apt-get install prometheus): ${check.error.message}`);
+    expect(check.status, `${check.stdout}${check.stderr}`).toBe(0);
   });
 
   it('passes to a time, reaching exactly the transaction the plan names, and to a moment drawn from ranges', async () => {

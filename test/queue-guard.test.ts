@@ -148,6 +148,11 @@ describe('push_queue_max on a cluster whose repository disappears (filesystem re
     const st = JSON.parse((await other(['status', '--json'])).stdout);
     expect(st.state).toBe('critical');
     expect(st.archiving.dropped).toMatchObject({ count: 2, afterNewestBackup: 2 });
+    const prom = (await other(['status', '--prometheus'])).stdout;
+    expect(prom).toMatch(/\nwalship_dropped_segments 2\n/);
+    const check = spawnSync('promtool', ['check', 'metrics'], { input: prom, encoding: 'utf8' });
+    if (check.error) throw new Error(`promtool is needed for this test (apt-get install prometheus): ${check.error.message}`);
+    expect(check.status, `${check.stdout}${check.stderr}`).toBe(0);
 
     const b = await a.run(['backup'], a.pgEnv());
     expect(b.code, b.stderr).toBe(0);

@@ -52,8 +52,19 @@ export async function readChunk(
   chunk: string,
   onEntry: (entry: string, data: Buffer) => Promise<void>,
 ): Promise<{ stored: number; raw: number }> {
+  const body = await fetchChunk(storage, id, chunk);
+  return { stored: body.length, raw: await entriesOf(id, chunk, body, onEntry) };
+}
+
+/** The stored (compressed) chunk; OBJECT_LOST when it is not there. */
+export async function fetchChunk(storage: StorageDriver, id: string, chunk: string): Promise<Buffer> {
   const body = await storage.get(backupKey(id, chunk));
   if (body === null) throw new WalshipError('OBJECT_LOST', `backup ${id} lacks ${chunk} in repository ${storage.location}`);
+  return body;
+}
+
+/** Decompresses a stored chunk and hands each tar entry to `onEntry`, in order; returns the decompressed size. CPU work only. */
+export async function entriesOf(id: string, chunk: string, body: Buffer, onEntry: (entry: string, data: Buffer) => Promise<void>): Promise<number> {
   const { decompress } = await import('zstd-napi');
   let tarBytes: Buffer;
   try {
@@ -77,5 +88,5 @@ export async function readChunk(
   });
   extract.end(tarBytes);
   await done;
-  return { stored: body.length, raw: tarBytes.length };
+  return tarBytes.length;
 }

@@ -1,8 +1,8 @@
 /**
  * Restores one of walship's base backups into a data directory and prepares it for recovery.
  *
- * Chunks are downloaded and unpacked a few at a time; every piece is checked against the
- * manifest's SHA-256 before it is written. global/pg_control is written last, once everything
+ * Chunks are downloaded and unpacked a few at a time (decompressed and checked on a thread per
+ * core); every piece is checked against the manifest's SHA-256 before it is written. global/pg_control is written last, once everything
  * else is verified, so a restore that stops half-way leaves a directory PostgreSQL refuses to
  * start instead of one it would take for a crashed primary.
  */
@@ -12,7 +12,8 @@ import { WalshipError, describeSystemError } from '../errors.js';
 import { logger } from '../log.js';
 import type { StorageDriver } from '../storage/driver.js';
 import { PG_CONTROL, type BackupSummary } from '../backup/format.js';
-import { checkPiece, pieceKey, piecesOf, readBackup, readChunk } from '../backup/read.js';
+import { fetchChunk, pieceKey, piecesOf, readBackup, type PieceRef } from '../backup/read.js';
+import { startChunkThreads } from '../backup/chunk-threads.js';
 import { Progress } from '../backup/progress.js';
 import { runPool } from '../pool.js';
 import { processAlive } from '../pid.js';
@@ -100,28 +101,30 @@ export async function restoreBackup(storage: StorageDriver, id: string, opts: Re
 
   // Which manifest piece each tar entry of each chunk is.
   const pieces = piecesOf(manifest);
+  const byChunk = new Map<string, [string, PieceRef][]>(summary.chunks.map((c) => [c, []]));
+  for (const [k, ref] of pieces) byChunk.get(ref.piece.chunk)?.push([k, ref]);
   const seen = new Set<string>();
   const held: { pgControl: Buffer | null } = { pgControl: null };
   const progress = new Progress(summary.rawBytes, opts.progress);
 
+  // This thread reads and writes; chunk threads decompress and check (backup/chunk-threads.ts).
+  const threads = await startChunkThreads(opts.parallel);
   const restoreChunk = async (chunk: string): Promise<void> => {
-    await readChunk(storage, id, chunk, (entry, data) => handleEntry(chunk, entry, data));
-  };
-
-  const handleEntry = async (chunk: string, entry: string, data: Buffer): Promise<void> => {
-    const hit = pieces.get(pieceKey(chunk, entry));
-    if (!hit) return; // backup_label / tablespace_map: written from backup.json below
-    checkPiece(id, chunk, hit, data, 'restore stopped');
-    seen.add(pieceKey(chunk, entry));
-    progress.add(data.length);
-    if (hit.file.path === PG_CONTROL) {
-      held.pgControl = data;
-      return;
+    const body = await fetchChunk(storage, id, chunk);
+    const { entries } = await threads.unpack({ id, chunk, body, pieces: byChunk.get(chunk) ?? [], then: 'restore stopped' });
+    for (const { entry, data, ref } of entries) {
+      const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+      seen.add(pieceKey(chunk, entry));
+      progress.add(buf.length);
+      if (ref.file.path === PG_CONTROL) held.pgControl = buf;
+      else await writeAt(destination(ref.file.path, pgdata, spc), buf, ref.piece.offset, ref.file.mode);
     }
-    await writeAt(destination(hit.file.path, pgdata, spc), data, hit.piece.offset, hit.file.mode);
   };
-
-  await runPool(summary.chunks, opts.parallel, restoreChunk);
+  try {
+    await runPool(summary.chunks, opts.parallel, restoreChunk);
+  } finally {
+    await threads.close();
+  }
   progress.done();
   for (const key of pieces.keys()) {
     if (!seen.has(key)) {
