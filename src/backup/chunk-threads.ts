@@ -33,10 +33,7 @@ export async function unpackChunk(q: UnpackRequest): Promise<UnpackedChunk> {
     const ref = pieces.get(pieceKey(q.chunk, entry));
     if (!ref) return; // backup_label / tablespace_map: restore writes them from backup.json
     checkPiece(q.id, q.chunk, ref, data, q.then);
-    // A buffer of its own, so that it can be handed over (Buffer.concat may share a pool).
-    const own = new Uint8Array(data.length);
-    own.set(data);
-    entries.push({ entry, data: own, ref });
+    entries.push({ entry, data, ref });
   });
   return { entries, raw };
 }

@@ -63,7 +63,7 @@ export async function fetchChunk(storage: StorageDriver, id: string, chunk: stri
   return body;
 }
 
-/** Decompresses a stored chunk and hands each tar entry to `onEntry`, in order; returns the decompressed size. CPU work only. */
+/** Decompresses a stored chunk and hands each tar entry to `onEntry`, in order, each in a buffer that owns its memory; returns the decompressed size. CPU work only. */
 export async function entriesOf(id: string, chunk: string, body: Buffer, onEntry: (entry: string, data: Buffer) => Promise<void>): Promise<number> {
   const { decompress } = await import('zstd-napi');
   let tarBytes: Buffer;
@@ -76,10 +76,14 @@ export async function entriesOf(id: string, chunk: string, body: Buffer, onEntry
   const extract = tar.extract();
   const done = new Promise<void>((resolveP, reject) => {
     extract.on('entry', (header, stream, next) => {
-      const parts: Buffer[] = [];
-      stream.on('data', (d: unknown) => parts.push(d as Buffer));
+      // Each entry in memory of its own (never Buffer's shared pool), so that it can be handed to another thread.
+      const data = Buffer.allocUnsafeSlow(header.size ?? 0);
+      let at = 0;
+      stream.on('data', (d: unknown) => {
+        at += (d as Buffer).copy(data, at);
+      });
       stream.on('end', () => {
-        onEntry(header.name, Buffer.concat(parts)).then(() => next(), reject);
+        onEntry(header.name, at === data.length ? data : data.subarray(0, at)).then(() => next(), reject);
       });
       stream.on('error', reject);
     });

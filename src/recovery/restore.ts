@@ -112,13 +112,14 @@ export async function restoreBackup(storage: StorageDriver, id: string, opts: Re
   const restoreChunk = async (chunk: string): Promise<void> => {
     const body = await fetchChunk(storage, id, chunk);
     const { entries } = await threads.unpack({ id, chunk, body, pieces: byChunk.get(chunk) ?? [], then: 'restore stopped' });
-    for (const { entry, data, ref } of entries) {
+    // Several files written at once: the writes overlap with the other chunks' unpacking.
+    await runPool(entries, 8, async ({ entry, data, ref }) => {
       const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
       seen.add(pieceKey(chunk, entry));
       progress.add(buf.length);
       if (ref.file.path === PG_CONTROL) held.pgControl = buf;
       else await writeAt(destination(ref.file.path, pgdata, spc), buf, ref.piece.offset, ref.file.mode);
-    }
+    });
   };
   try {
     await runPool(summary.chunks, opts.parallel, restoreChunk);
