@@ -18,7 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { formatLsn } from '../src/wal/names.js';
-import { isoToMicros } from '../src/recovery/time.js';
+import { isoToMicros } from '../src/time.js';
 import { PgCluster, removeTempDir, userTempDir } from './helpers/pg.js';
 import { startArchiving, type Archiving } from './helpers/archiving.js';
 import { fsBackend, repoBackends, type RepoBackend } from './helpers/backends.js';

@@ -13,7 +13,7 @@ import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, wr
 import { dirname, join } from 'node:path';
 import { WALSHIP_COMMAND, clientBin, pgBinDir, pgUser, removeTempDir, userTempDir } from './helpers/pg.js';
 import { walship } from './helpers/walship.js';
-import { isoToMicros } from '../src/recovery/time.js';
+import { isoToMicros } from '../src/time.js';
 import { processAlive } from '../src/pid.js';
 import { startArchiving, type Archiving } from './helpers/archiving.js';
 import { fsBackend } from './helpers/backends.js';

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { PgCluster, confString, runAsUser, removeTempDir, userTempDir, walshipCommand, writeUserFile } from './helpers/pg.js';
 import { walship } from './helpers/walship.js';
 import { fsBackend } from './helpers/backends.js';
-import { formatIso, parseTargetTime } from '../src/recovery/time.js';
+import { formatIso, parseTargetTime } from '../src/time.js';
 import type { Plan } from '../src/recovery/plan.js';
 import { parseLsn } from '../src/wal/names.js';
 import type { RangesReport } from '../src/recovery/ranges.js';

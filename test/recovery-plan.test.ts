@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { planRecovery, refusalLine, type Plan, type PlanResult, type Refusal, type Target } from '../src/recovery/plan.js';
 import { computeRanges, renderRanges } from '../src/recovery/ranges.js';
-import { formatIso } from '../src/recovery/time.js';
+import { formatIso } from '../src/time.js';
 import { formatLsn } from '../src/wal/names.js';
 import { ArchiveBuilder, L, T } from './helpers/archive-builder.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatIso, formatPgTimestamp, parseTargetTime, pgTimeToMicros } from '../src/recovery/time.js';
+import { formatIso, formatPgTimestamp, parseTargetTime, pgTimeToMicros } from '../src/time.js';
 
 const us = (text: string) => {
   const r = parseTargetTime(text);

@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { planExpire, segmentsFrom, type BackupEntry, type RetentionPolicy } from '../src/expire/plan.js';
 import { computeRanges } from '../src/recovery/ranges.js';
-import { formatIso } from '../src/recovery/time.js';
+import { formatIso } from '../src/time.js';
 import { segmentSourceFromList } from '../src/recovery/model.js';
 import { ArchiveBuilder, L, T } from './helpers/archive-builder.js';
 

@@ -19,7 +19,7 @@ import { VERSION } from '../version.js';
 import { checkIdentity, ensureIdentity, readIdentity } from './identity.js';
 import { decodeMeta, decodeObject, encodeObject, metaToHeaders, packScan, sha256, EnvelopeError, type ObjectMeta } from './envelope.js';
 import { objectKeyFor } from './keys.js';
-import { scanArchivedFile } from '../catalog/scan-store.js';
+import { scanArchivedFile } from '../wal/scan-file.js';
 import { indexArchivedFile } from '../catalog/index-file.js';
 import { writeCompletedBlocks } from './index-blocks.js';
 import { classifyOrRefuse, validateFile, type Validated } from './validate.js';

@@ -14,7 +14,7 @@ import type { ArchivedFile } from '../catalog/index-file.js';
 import { WalshipError } from '../errors.js';
 import { parseWalFileName, segNoFromLogSeg, type WalFileName } from '../wal/names.js';
 import { validateSegment, type SegmentInfo } from '../wal/page.js';
-import { scanArchivedFile } from '../catalog/scan-store.js';
+import { scanArchivedFile } from '../wal/scan-file.js';
 import { decodeMeta, decodeObject, EnvelopeError, unpackScan, type ObjectMeta } from './envelope.js';
 import { objectKeyFor, fileNameFromKey } from './keys.js';
 import { BLOCK_SIZES, readBlock, type BlockRef, type IndexEntry, entryFromMeta } from './index-blocks.js';

@@ -18,7 +18,7 @@ import { computeRanges } from '../recovery/ranges.js';
 import { planRecovery, refusalLine, type Plan, type Target } from '../recovery/plan.js';
 import { restorableInput, restoreCommandFor } from '../recovery/restore-command.js';
 import { restoreBackup } from '../recovery/restore.js';
-import { msToMicros } from '../recovery/time.js';
+import { msToMicros } from '../time.js';
 import { parseLsn } from '../wal/names.js';
 import { syncCatalog, type RepoContext } from '../sync/sync.js';
 import { cleanLeftovers, createScratch, freeBytes, markKept, removeScratch } from './scratch.js';

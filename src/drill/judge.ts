@@ -3,7 +3,7 @@
  * the soundness checks. Pure.
  */
 import type { Plan } from '../recovery/plan.js';
-import { isoToMicros } from '../recovery/time.js';
+import { isoToMicros } from '../time.js';
 import type { Reached } from './inspect.js';
 
 export interface Check {

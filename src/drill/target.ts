@@ -3,7 +3,7 @@
  * time test the whole window and not only its end. Pure (the random source is a parameter).
  */
 import type { RangesReport } from '../recovery/ranges.js';
-import { formatIso, isoToMicros } from '../recovery/time.js';
+import { formatIso, isoToMicros } from '../time.js';
 
 export interface RandomTarget {
   /** Microseconds since the epoch; an inclusive time target. */

@@ -14,13 +14,13 @@
  */
 import { Catalog } from '../catalog/catalog.js';
 import { applyExpiry, expiredOf, type Expired } from '../catalog/expirations.js';
-import { loadPlannerInput } from '../catalog/scan-store.js';
+import { loadPlannerInput } from '../recovery/catalog-input.js';
 import type { StorageDriver } from '../storage/driver.js';
 import { WAL_PREFIX, objectKeyFor } from '../archive/keys.js';
 import { INDEX_PREFIX, parseBlockKey } from '../archive/index-blocks.js';
 import { listedFile, segNoOf } from '../archive/repo-reader.js';
 import { BACKUP_PREFIX, backupKey } from '../backup/format.js';
-import { msToMicros } from '../recovery/time.js';
+import { msToMicros } from '../time.js';
 import { parseWalFileName, segNoFromLogSeg } from '../wal/names.js';
 import { logger } from '../log.js';
 import { runPool } from '../pool.js';

@@ -22,7 +22,7 @@
 import { WalshipError } from '../errors.js';
 import type { BackupFacts, PlannerInput, SegmentSource } from '../recovery/model.js';
 import { computeRanges, type RangesReport, type TimelineRangesOut } from '../recovery/ranges.js';
-import { isoToMicros } from '../recovery/time.js';
+import { isoToMicros } from '../time.js';
 
 export interface RetentionPolicy {
   /** retain_full: the newest N restorable backups. */

@@ -6,12 +6,12 @@
 import { resolve } from 'node:path';
 import { WalshipError } from '../errors.js';
 import { Catalog } from '../catalog/catalog.js';
-import { loadPlannerInput } from '../catalog/scan-store.js';
+import { loadPlannerInput } from './catalog-input.js';
 import { parseLsn } from '../wal/names.js';
 import type { Staleness } from '../sync/sync.js';
 import { computeRanges, renderRanges } from './ranges.js';
 import { planRecovery, refusalLine, renderPlan, type Target } from './plan.js';
-import { msToMicros, parseTargetTime } from './time.js';
+import { msToMicros, parseTargetTime } from '../time.js';
 
 type Flags = Record<string, string | boolean | undefined>;
 

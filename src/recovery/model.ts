@@ -1,6 +1,6 @@
 /**
  * What the recovery planner knows about an archive (its input model, filled from the catalog by
- * src/catalog/scan-store.ts or built by hand in tests), and the timeline arithmetic shared by
+ * catalog-input.ts or built by hand in tests), and the timeline arithmetic shared by
  * `ranges` and `plan`. Pure: no I/O.
  *
  * Units: LSNs are byte positions (numbers), times are microseconds since the Unix epoch.
@@ -13,31 +13,8 @@
  */
 import { formatLsn as hexLsn, historyName, segmentName as segName } from '../wal/names.js';
 
-export type XactKind = 'commit' | 'abort' | 'commit_prepared' | 'abort_prepared';
-
-/** A COMMIT / ABORT (/ _PREPARED) record: what recovery_target_time and _xid compare against. */
-export interface XactRecord {
-  /** Timeline of the archived file the record was read from (its name's timeline). */
-  timeline: number;
-  /** Segment number of the file holding the record's first byte. */
-  segNo: number;
-  lsn: number;
-  /** LSN just past the record (it may lie in the next segment). */
-  endLsn: number;
-  xid: number;
-  kind: XactKind;
-  /** xact_time, microseconds since the Unix epoch. */
-  time: number;
-}
-
-export interface RestorePointRecord {
-  timeline: number;
-  segNo: number;
-  lsn: number;
-  endLsn: number;
-  name: string;
-  time: number;
-}
+export type { XactKind, XactRecord, RestorePointRecord } from '../wal/archived-events.js';
+import type { XactRecord, RestorePointRecord } from '../wal/archived-events.js';
 
 /** Counts and times of the transaction-end records starting in one file. */
 export interface XactSummary {
@@ -83,7 +60,7 @@ export interface BackupFacts {
   /**
    * A moment at or after the backup ended: walship's own backups record it to the millisecond;
    * for a backup known from its history file, whose STOP TIME has whole seconds, it is the next
-   * whole second (catalog/scan-store.ts). Null when unknown (a zone that is not a plain offset).
+   * whole second (catalog-input.ts). Null when unknown (a zone that is not a plain offset).
    */
   stopTime: number | null;
 }

@@ -17,7 +17,7 @@
  */
 import { allUnscanned, ArchiveView, type Lineage, type PlannerInput, type RestorePointRecord, type UsableBackup, type XactRecord } from './model.js';
 import { backupOut, windowsOf, type BackupOut, type SegmentRangeOut } from './ranges.js';
-import { formatIso, formatPgTimestamp } from './time.js';
+import { formatIso, formatPgTimestamp } from '../time.js';
 import { formatLsn } from '../wal/names.js';
 
 export type Target =

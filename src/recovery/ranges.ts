@@ -10,7 +10,7 @@
  * from the newest one before the target.
  */
 import { ArchiveView, type BackupFacts, type Lineage, type PlannerInput, type UsableBackup } from './model.js';
-import { formatDuration, formatIso } from './time.js';
+import { formatDuration, formatIso } from '../time.js';
 import { formatLsn } from '../wal/names.js';
 
 export interface BackupOut {

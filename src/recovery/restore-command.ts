@@ -8,7 +8,7 @@ import { dirname, join, resolve } from 'node:path';
 import type { Config } from '../config.js';
 import { WalshipError } from '../errors.js';
 import { Catalog } from '../catalog/catalog.js';
-import { loadPlannerInput } from '../catalog/scan-store.js';
+import { loadPlannerInput } from './catalog-input.js';
 import { listBackups } from '../backup/list.js';
 import type { StorageDriver } from '../storage/driver.js';
 import { parseRepoUrl } from '../storage/open.js';

@@ -6,10 +6,10 @@
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { Catalog } from '../catalog/catalog.js';
-import { loadPlannerInput } from '../catalog/scan-store.js';
+import { loadPlannerInput } from '../recovery/catalog-input.js';
 import { listBackups } from '../backup/list.js';
 import { computeRanges } from '../recovery/ranges.js';
-import { msToMicros } from '../recovery/time.js';
+import { msToMicros } from '../time.js';
 import { parseLsn } from '../wal/names.js';
 import { WalshipError, describeSystemError } from '../errors.js';
 import { syncForReading, type RepoContext } from '../sync/sync.js';

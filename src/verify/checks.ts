@@ -5,7 +5,7 @@
 import { asWalshipError } from '../errors.js';
 import type { StorageDriver } from '../storage/driver.js';
 import type { WalFileRow } from '../catalog/catalog.js';
-import { scanArchivedFile } from '../catalog/scan-store.js';
+import { scanArchivedFile } from '../wal/scan-file.js';
 import { EnvelopeError, decodeObject, unpackScan } from '../archive/envelope.js';
 import { validateFile } from '../archive/validate.js';
 import type { RepoIdentity } from '../archive/identity.js';

@@ -13,7 +13,7 @@
  * memory is bounded by that many objects, on this thread and a worker thread per further core.
  */
 import { Catalog } from '../catalog/catalog.js';
-import { loadPlannerInput } from '../catalog/scan-store.js';
+import { loadPlannerInput } from '../recovery/catalog-input.js';
 import { readIdentity, type RepoIdentity } from '../archive/identity.js';
 import { WAL_PREFIX } from '../archive/keys.js';
 import { INDEX_PREFIX, parseBlockKey } from '../archive/index-blocks.js';
@@ -22,7 +22,7 @@ import { loadNeighbour } from '../archive/continuity.js';
 import { BACKUP_PREFIX } from '../backup/format.js';
 import { Progress } from '../backup/progress.js';
 import { computeRanges } from '../recovery/ranges.js';
-import { msToMicros } from '../recovery/time.js';
+import { msToMicros } from '../time.js';
 import { runPool } from '../pool.js';
 import { discontinuity, type SegmentEnds } from '../wal/continuity.js';
 import { formatLsn } from '../wal/names.js';
