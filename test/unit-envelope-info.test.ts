@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { decodeObject, decodeMeta, encodeObject, sha256, type ObjectMeta } from '../src/archive/envelope.js';
 import { objectKeyFor, fileNameFromKey } from '../src/archive/keys.js';
 import { parseWalFileName } from '../src/wal/names.js';
-import { segmentRuns } from '../src/catalog/info.js';
+import { segmentRuns } from '../src/commands/info.js';
 import { compress as zstdCompress } from 'zstd-napi';
 
 /** An object of `meta` over `body`, framed as encodeObject frames it (for forging test objects). */

@@ -16,7 +16,7 @@ import { Catalog } from '../catalog/catalog.js';
 import { readBackup } from '../backup/read.js';
 import { computeRanges } from '../recovery/ranges.js';
 import { planRecovery, refusalLine, type Plan, type Target } from '../recovery/plan.js';
-import { restorableInput, restoreCommandFor } from '../recovery/restore-command.js';
+import { restorableInput, restoreCommandFor } from '../recovery/restore-plan.js';
 import { restoreBackup } from '../recovery/restore.js';
 import { msToMicros } from '../time.js';
 import { parseLsn } from '../wal/names.js';

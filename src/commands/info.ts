@@ -5,8 +5,10 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatLsn, segmentName } from '../wal/names.js';
-import type { Catalog, Refusal } from './catalog.js';
+import type { Catalog, Refusal } from '../catalog/catalog.js';
 import { listBackups, type BackupListing } from '../backup/list.js';
+import { openArchiveContext } from '../archive/context.js';
+import { addSettingOptions, addSyncOption, staleNote, syncFirst, type CommandDef } from './options.js';
 
 export interface SegmentRun {
   first: string;
@@ -167,3 +169,20 @@ export function renderInfo(r: InfoReport): string {
   }
   return out.join('\n') + '\n';
 }
+
+export const info: CommandDef = {
+  name: 'info',
+  define: (cmd) =>
+    addSettingOptions(
+      addSyncOption(
+        cmd.description('show the repository identity, archived WAL per timeline with gaps, history files, backups').option('--json', 'print a JSON document (shape in docs/commands.md)'),
+      ),
+    ),
+  async run(cfg, flags) {
+    const ctx = await openArchiveContext(cfg);
+    const stale = await syncFirst(ctx, flags);
+    const { Catalog } = await import('../catalog/catalog.js');
+    const report = Catalog.use(ctx.catalogPath, ctx.repoUrl, (cat) => buildInfo(cat, ctx.repoUrl));
+    process.stdout.write(flags.json ? JSON.stringify(stale ? { ...report, stale } : report, null, 2) + '\n' : staleNote(stale) + renderInfo(report));
+  },
+};

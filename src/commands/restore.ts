@@ -1,56 +1,22 @@
 /**
  * `walship restore`: plan (refusing an unreachable target before touching anything), restore the
  * chosen walship backup into --pgdata, and write the recovery settings so that starting the
- * server performs the point-in-time recovery.
+ * server performs the point-in-time recovery; then prove the restore_command it wrote works.
  */
-import { accessSync, constants, realpathSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { Config } from '../config.js';
 import { WalshipError } from '../errors.js';
-import { Catalog } from '../catalog/catalog.js';
-import { loadPlannerInput } from './catalog-input.js';
-import { listBackups } from '../backup/list.js';
 import type { StorageDriver } from '../storage/driver.js';
-import { parseRepoUrl } from '../storage/open.js';
-import { planRecovery, refusalLine, type Plan, type Target } from './plan.js';
-import type { PlannerInput } from './model.js';
-import { shellQuote, targetFromFlags, timelineFromFlags } from './cli.js';
-import { wholeNumberFlag } from '../cli/flags.js';
-import { restoreBackup, type RestoreResult } from './restore.js';
-import { checkRestoreCommand, type RestoreCheck } from './restore-check.js';
+import type { Plan } from '../recovery/plan.js';
+import type { RestoreResult } from '../recovery/restore.js';
+import type { RestoreCheck } from '../recovery/restore-check.js';
+import { shellQuote } from '../recovery/restore-plan.js';
+import { openArchiveContext } from '../archive/context.js';
+import { addSettingOptions, addSyncOption, staleNote, syncFirst, wholeNumberFlag, type CommandDef } from './options.js';
+import { addTargetOptions, targetOrDefault, timelineFromFlags } from './target.js';
 
 type Flags = Record<string, unknown>;
-
-const TARGET_FLAGS = ['targetTime', 'targetName', 'targetLsn', 'targetXid', 'target'] as const;
-
-/**
- * The restore_command the restored server runs: this very walship (absolute paths, so the
- * server's PATH does not matter; its compiled archive-fetch entry when the build made one), the
- * same repository and catalog, and the settings that reach the repository (credentials stay with
- * the SDK's provider chain, never on a command line).
- */
-export function restoreCommandFor(cfg: Config, repoUrl: string): string {
-  const script = realpathSync(process.argv[1]!);
-  const compiled = join(dirname(dirname(script)), 'dist', 'walship-fetch');
-  let entry = [process.execPath, script];
-  try {
-    accessSync(compiled, constants.X_OK);
-    entry = [compiled];
-  } catch {
-    /* not built: node runs every call */
-  }
-  // PostgreSQL runs it in the data directory: every path in it is absolute.
-  const parts = [...entry, 'archive-fetch', '%f', '%p', '--repo', repoUrl, '--catalog', resolve(cfg.catalog)];
-  if (cfg.configFile) parts.push('--config', resolve(cfg.configFile));
-  if (cfg.spool_dir) parts.push('--spool-dir', resolve(cfg.spool_dir));
-  if (parseRepoUrl(repoUrl).kind === 's3') {
-    if (cfg.s3_endpoint) parts.push('--s3-endpoint', cfg.s3_endpoint);
-    parts.push('--s3-region', cfg.s3_region);
-    if (cfg.s3_force_path_style) parts.push('--s3-force-path-style', 'on');
-    parts.push('--s3-request-timeout', String(cfg.s3_request_timeout), '--s3-max-retries', String(cfg.s3_max_retries));
-  }
-  return parts.map(shellQuote).join(' ');
-}
+type TargetFlags = Record<string, string | boolean | undefined>;
 
 function tablespaceRemap(v: unknown): Map<string, string> {
   const out = new Map<string, string>();
@@ -61,24 +27,6 @@ function tablespaceRemap(v: unknown): Map<string, string> {
     out.set(m[1]!, resolve(m[2]!));
   }
   return out;
-}
-
-/**
- * What restore plans with: the catalog's planner input with only walship's own complete backups
- * (the only ones holding data to restore), or only `backup`. USAGE when `backup` is not one of
- * them, TARGET_UNREACHABLE when there is none.
- */
-export function restorableInput(cat: Catalog, backup?: string): PlannerInput {
-  const restorable = new Set(listBackups(cat).filter((b) => b.restorable).map((b) => b.name));
-  if (backup !== undefined && !restorable.has(backup)) {
-    throw new WalshipError('USAGE', `backup "${backup}" is not a complete walship backup of this repository (see walship backups)`);
-  }
-  const input = loadPlannerInput(cat);
-  const backups = input.backups.filter((b) => restorable.has(b.name) && (backup === undefined || b.name === backup));
-  if (backups.length === 0) {
-    throw new WalshipError('TARGET_UNREACHABLE', 'no complete walship backup in this repository: take one with walship backup');
-  }
-  return { ...input, backups };
 }
 
 export interface RestoreOutcome {
@@ -96,12 +44,16 @@ export async function runRestore(
   if (typeof flags.pgdata !== 'string' || flags.pgdata === '') {
     throw new WalshipError('USAGE', 'give the data directory to restore into: --pgdata DIR');
   }
-  const anyTarget = TARGET_FLAGS.some((k) => typeof flags[k] === 'string');
-  const target: Target = anyTarget ? targetFromFlags(flags as Record<string, string | boolean | undefined>) : { type: 'latest' };
-  const timeline = timelineFromFlags(flags as Record<string, string | boolean | undefined>);
+  const target = targetOrDefault(flags as TargetFlags, { type: 'latest' });
+  const timeline = timelineFromFlags(flags as TargetFlags);
   const parallel = wholeNumberFlag('parallel', flags.parallel ?? '2', 1);
   const remap = tablespaceRemap(flags.tablespace);
 
+  const { Catalog } = await import('../catalog/catalog.js');
+  const { planRecovery, refusalLine } = await import('../recovery/plan.js');
+  const { restorableInput, restoreCommandFor } = await import('../recovery/restore-plan.js');
+  const { restoreBackup } = await import('../recovery/restore.js');
+  const { checkRestoreCommand } = await import('../recovery/restore-check.js');
   const restoreCommand = restoreCommandFor(cfg, ctx.repoUrl);
   const plan = Catalog.use(ctx.catalogPath, ctx.repoUrl, (cat) =>
     planRecovery(restorableInput(cat, typeof flags.backup === 'string' ? flags.backup : undefined), target, {
@@ -145,3 +97,37 @@ export function renderRestore({ plan, result, check }: RestoreOutcome, standby: 
   lines.push(`Start the server:  pg_ctl -D ${shellQuote(result.pgdata)} start`);
   return lines.join('\n') + '\n';
 }
+
+export const restore: CommandDef = {
+  name: 'restore',
+  define: (cmd) =>
+    addSettingOptions(
+      addSyncOption(addTargetOptions(cmd, '; default: latest'))
+        .description('restore a walship backup into a data directory, ready for point-in-time recovery')
+        .requiredOption('--pgdata <dir>', 'the data directory to create (must be empty or absent)')
+        .option('--backup <id>', 'restore this backup (default: the newest one that reaches the target)')
+        .option('--standby', 'write standby.signal instead of recovery.signal')
+        .option('--force', 'empty a non-empty --pgdata first (never one with a running server)')
+        .addOption(
+          cmd
+            .createOption('--tablespace <oid=dir>', 'restore a tablespace to another directory (repeatable)')
+            .argParser((v: string, prev: string[]) => [...prev, v])
+            .default([] as string[], 'none'),
+        )
+        .option('--parallel <n>', 'chunks downloaded and unpacked at once', '2')
+        .option('--json', 'print a JSON summary'),
+    ),
+  async run(cfg, flags) {
+    const ctx = await openArchiveContext(cfg);
+    const stale = await syncFirst(ctx, flags);
+    // --tablespace collects an array: the flags of this command are wider than the others'.
+    const out = await runRestore(ctx, cfg, flags as Record<string, unknown>);
+    if (flags.json) {
+      const { backupLabel: _l, tablespaceMap: _t, chunks: _c, ...backup } = out.result.backup;
+      const doc = { pgdata: out.result.pgdata, files: out.result.files, bytes: out.result.bytes, tablespaces: out.result.tablespaces, backup, plan: out.plan, restoreCommandCheck: out.check };
+      process.stdout.write(JSON.stringify(stale ? { ...doc, stale } : doc, null, 2) + '\n');
+    } else {
+      process.stdout.write(staleNote(stale) + renderRestore(out, !!flags.standby));
+    }
+  },
+};

@@ -1,0 +1,67 @@
+/**
+ * The commands PostgreSQL runs once per file: `archive-push` (archive_command) and
+ * `archive-fetch` (restore_command), and the helpers they start (`archive-push-ahead`, the
+ * background pusher; `archive-prefetch`, the prefetcher). cli/main.ts runs them without commander
+ * (FILE_COMMANDS, with their positional arguments and the setting flags as given, which the
+ * helpers are started with); the CommandDefs give commander their help. The repository is opened
+ * only when needed: a push answered by read-ahead or a fetch answered from the prefetch spool
+ * never loads a storage driver.
+ */
+import type { Config } from '../config.js';
+import { openArchiveContext } from '../archive/context.js';
+import { EXIT_CODES_HELP, FETCH_EXIT_HELP } from './help.js';
+import { addSettingOptions, type CommandDef } from './options.js';
+
+export interface FileCommand {
+  positionals: number;
+  run(cfg: Config, args: string[], flagArgs: string[]): Promise<unknown>;
+}
+
+export const FILE_COMMANDS: Record<string, FileCommand> = {
+  'archive-push': {
+    positionals: 1,
+    run: async (cfg, [path], flagArgs) =>
+      (await import('../archive/readahead.js'))
+        .archivePushWithReadahead(cfg, path!, () => openArchiveContext(cfg), flagArgs)
+        // push_queue_max: a push the repository cannot take, while pg_wal fills (off by default).
+        .catch(async (err: unknown) => (await import('../archive/queue-guard.js')).dropIfQueueFull(cfg, path!, err)),
+  },
+  'archive-push-ahead': {
+    positionals: 1,
+    run: async (cfg, [walDir]) => (await import('../archive/pusher.js')).runPusherCommand(cfg, walDir!, () => openArchiveContext(cfg)),
+  },
+  'archive-fetch': {
+    positionals: 2,
+    run: async (cfg, [name, dest], flagArgs) => (await import('../archive/prefetch.js')).archiveFetchWithPrefetch(cfg, name!, dest!, () => openArchiveContext(cfg), flagArgs),
+  },
+  'archive-prefetch': {
+    positionals: 1,
+    run: async (cfg, [name]) => (await import('../archive/prefetch.js')).runPrefetcher(cfg, name!, () => openArchiveContext(cfg)),
+  },
+};
+
+export const archivePush: CommandDef = {
+  name: 'archive-push',
+  define: (cmd) =>
+    addSettingOptions(
+      cmd
+        .description("archive one WAL file (archive_command = 'walship archive-push %p')")
+        .argument('<path>', 'the WAL segment, .partial, .history or .backup file (%p)')
+        .addHelpText('after', `\n${EXIT_CODES_HELP}`),
+    ),
+  // cli/main.ts runs it without commander; commander only prints its help. Kept on one code path regardless.
+  run: (cfg, _flags, args) => FILE_COMMANDS['archive-push']!.run(cfg, args, []).then(() => undefined),
+};
+
+export const archiveFetch: CommandDef = {
+  name: 'archive-fetch',
+  define: (cmd) =>
+    addSettingOptions(
+      cmd
+        .description("deliver one archived WAL file (restore_command = 'walship archive-fetch %f %p')")
+        .argument('<name>', 'the WAL file name PostgreSQL asks for (%f)')
+        .argument('<dest>', 'where to write it, relative to the data directory (%p)')
+        .addHelpText('after', `\n${FETCH_EXIT_HELP}`),
+    ),
+  run: (cfg, _flags, args) => FILE_COMMANDS['archive-fetch']!.run(cfg, args, []).then(() => undefined),
+};
