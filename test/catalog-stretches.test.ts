@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Catalog } from '../src/catalog/catalog.js';
 import { MIGRATIONS, STRETCH_BLOCK } from '../src/catalog/schema.js';
-import { segmentSourceFromList, type SegmentFacts, type SegmentStretch } from '../src/recovery/model.js';
+import { segmentSourceFromList, type SegmentFacts, type SegmentStretch } from '../src/recovery/input.js';
 import { segmentName } from '../src/wal/names.js';
 
 const SEG = 16 * 1024 * 1024;

@@ -18,7 +18,7 @@ import { formatIso, isoToMicros, pgTimeToMicros } from '../src/time.js';
 import { planRecovery } from '../src/recovery/plan.js';
 import { computeRanges } from '../src/recovery/ranges.js';
 import { restorableInput } from '../src/recovery/restore-plan.js';
-import type { PlannerInput } from '../src/recovery/model.js';
+import type { PlannerInput } from '../src/recovery/input.js';
 import { WalshipError } from '../src/errors.js';
 import { WalWriter, i64b, u32b } from './wal-synth.js';
 

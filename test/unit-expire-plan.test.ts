@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { planExpire, segmentsFrom, type BackupEntry, type RetentionPolicy } from '../src/expire/plan.js';
 import { computeRanges } from '../src/recovery/ranges.js';
 import { formatIso } from '../src/time.js';
-import { segmentSourceFromList } from '../src/recovery/model.js';
+import { segmentSourceFromList } from '../src/recovery/input.js';
 import { ArchiveBuilder, L, T } from './helpers/archive-builder.js';
 
 const policy = (p: Partial<RetentionPolicy>): RetentionPolicy => ({ full: null, windowSeconds: null, walBeforeOldest: false, incompleteSeconds: 7 * 86400, ...p });

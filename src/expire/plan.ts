@@ -20,7 +20,7 @@
  * with the WAL that remains; the plan is refused (INTERNAL) unless they are identical.
  */
 import { WalshipError } from '../errors.js';
-import type { BackupFacts, PlannerInput, SegmentSource } from '../recovery/model.js';
+import type { BackupFacts, PlannerInput, SegmentSource } from '../recovery/input.js';
 import { computeRanges, type RangesReport, type TimelineRangesOut } from '../recovery/ranges.js';
 import { isoToMicros } from '../time.js';
 

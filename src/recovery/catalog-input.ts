@@ -7,7 +7,7 @@ import { XACT_SCANS } from '../catalog/schema.js';
 import { segmentName } from '../wal/names.js';
 import { toRecord, type XactRow } from '../catalog/scan-store.js';
 import { isoToMicros } from '../time.js';
-import type { BackupFacts, PlannerInput, RestorePointRecord, SegmentFacts, SegmentSource, SegmentStretch, XactRecord, XactSource } from './model.js';
+import type { BackupFacts, PlannerInput, RestorePointRecord, SegmentFacts, SegmentSource, SegmentStretch, XactRecord, XactSource } from './input.js';
 
 /**
  * A backup history file's STOP TIME has whole seconds: the backup ended somewhere within that

@@ -16,7 +16,8 @@
  * - immediate: stops at the backup's consistency point; latest: replays all archived WAL.
  * The backup chosen is the newest whose consistency point is before the target.
  */
-import { ArchiveView, type PlannerInput } from './model.js';
+import { ArchiveView } from './model.js';
+import { type PlannerInput } from './input.js';
 import { backupOut, type BackupOut, type SegmentRangeOut } from './ranges.js';
 import { formatIso, formatPgTimestamp } from '../time.js';
 import { formatLsn } from '../wal/names.js';

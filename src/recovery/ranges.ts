@@ -9,7 +9,8 @@
  * one. Backups whose consistency points fall inside a window are listed with it: `plan` starts
  * from the newest one before the target.
  */
-import { ArchiveView, type BackupFacts, type Lineage, type PlannerInput, type UsableBackup } from './model.js';
+import { ArchiveView, type Lineage, type UsableBackup } from './model.js';
+import { type BackupFacts, type PlannerInput } from './input.js';
 import { formatDuration, formatIso } from '../time.js';
 import { formatLsn } from '../wal/names.js';
 

@@ -3,7 +3,8 @@
  * comment): the backup, where replay stops and why, or why the archive cannot get there, with
  * the nearest targets it can reach. Pure.
  */
-import { allUnscanned, type ArchiveView, type Lineage, type RestorePointRecord, type UsableBackup, type XactRecord } from './model.js';
+import { allUnscanned, type ArchiveView, type Lineage, type UsableBackup } from './model.js';
+import { type RestorePointRecord, type XactRecord } from './input.js';
 import { windowsOf } from './ranges.js';
 import { formatIso } from '../time.js';
 import { formatLsn } from '../wal/names.js';

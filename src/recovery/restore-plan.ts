@@ -11,7 +11,7 @@ import type { Catalog } from '../catalog/catalog.js';
 import { listBackups } from '../backup/list.js';
 import { parseRepoUrl } from '../storage/open.js';
 import { loadPlannerInput } from './catalog-input.js';
-import type { PlannerInput } from './model.js';
+import type { PlannerInput } from './input.js';
 
 /** A word for a shell command line (PostgreSQL runs restore_command through /bin/sh). */
 export function shellQuote(s: string): string {

@@ -1,16 +1,5 @@
 /** Builds planner inputs by hand for unit tests: segments, commits, restore points, backups, forks. */
-import {
-  segmentSourceFromList,
-  summarize,
-  xactSourceFromList,
-  type BackupFacts,
-  type PlannerInput,
-  type RestorePointRecord,
-  type SegmentFacts,
-  type TimelineFacts,
-  type XactKind,
-  type XactRecord,
-} from '../../src/recovery/model.js';
+import { segmentSourceFromList, summarize, xactSourceFromList, type BackupFacts, type PlannerInput, type RestorePointRecord, type SegmentFacts, type TimelineFacts, type XactKind, type XactRecord } from '../../src/recovery/input.js';
 import { segmentName } from '../../src/wal/names.js';
 
 export const SEG = 16 * 1024 * 1024;
