@@ -31,7 +31,7 @@ import { S3_KEY, startS3rver as startS3rverIn } from './lib-s3rver.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const WALSHIP = join(ROOT, 'bin', 'walship.js');
-/** The command as installed (`walship` on PATH): archive-fetch runs dist/walship-fetch when built. */
+/** The command as installed (`walship` on PATH): archive-push and archive-fetch run through dist/walship-client, the agent's client, when built. */
 const WALSHIP_CMD = join(ROOT, 'bin', 'walship');
 const args = process.argv.slice(2);
 const flag = (n) => args.includes(n);
@@ -413,14 +413,9 @@ async function catchUp(src, c) {
     const [archived, failed] = pg.psql('SELECT archived_count, failed_count FROM pg_stat_archiver').split('|').map(Number);
     pg.psql('ALTER SYSTEM RESET archive_command; SELECT pg_reload_conf();');
     const done = names.length - left;
-    // walship logs a line per call answered from a read-ahead record: which entry answered it.
+    // walship logs a line per call answered from a read-ahead record (by the agent, or in node).
     const text = readFileSync(pg.logFile, 'utf8').slice(logFrom);
-    const answers = c.id.startsWith('walship')
-      ? {
-          compiled: (text.match(/archived (earlier by read-ahead|by the background pusher) .*by=walship-push$/gm) ?? []).length,
-          node: (text.match(/archived (earlier by read-ahead|by the background pusher) file=\S+ sha256=\S+$/gm) ?? []).length,
-        }
-      : undefined;
+    const answers = c.id.startsWith('walship') ? { records: (text.match(/archived (earlier by read-ahead|by the background pusher) file=\S+ sha256=\S+$/gm) ?? []).length } : undefined;
     return { id: c.id, label: c.label, secs, files: names.length, done, segments: segs.length, bytes, archived, failed, complete: left === 0, answers };
   } finally {
     pg.stop();
@@ -456,8 +451,8 @@ async function replay(src, c) {
   const count = (re) => (text.match(re) ?? []).length;
   const answers = c.id === 'walship-fs' || c.id === 'walship-s3'
     ? {
-        compiled: count(/delivered from the prefetch spool .*by=walship-fetch$/gm),
-        nodeSpool: count(/delivered from the prefetch spool file=\S+ dest=\S+$/gm),
+        agent: count(/DEBUG \[archive-fetch\] answered by the agent/g),
+        spool: count(/delivered from the prefetch spool file=\S+ dest=\S+$/gm),
         repository: count(/DEBUG \[archive-fetch\] delivered file=/g),
       }
     : undefined;
@@ -515,9 +510,46 @@ function latency(src) {
   const s3 = `--repo s3://${BUCKET}/lat --catalog ${join(dir, 'w3.db')} ${walshipS3Flags()}`;
   measure('push', 'walship s3', (n) => sh(w(`archive-push ${wal}/${n} ${s3}`)));
   measure('fetch', 'walship s3', (n) => sh(w(`archive-fetch ${n} ${out} ${s3}`)));
+  // The same calls answered by the agent: made in a data directory, as PostgreSQL makes them,
+  // once the first call has started it; push_readahead 0, so that each push is a push of its own
+  // file, never one the pusher did ahead.
+  const adata = ownDir(join(dir, 'adata'));
+  ownDir(join(adata, 'pg_wal'));
+  writeFileSync(join(adata, 'PG_VERSION'), '15\n');
+  chownSync(join(adata, 'PG_VERSION'), U.uid, U.gid);
+  for (const n of picks) {
+    copyFileSync(join(wal, n), join(adata, 'pg_wal', n));
+    chownSync(join(adata, 'pg_wal', n), U.uid, U.gid);
+  }
+  const agentSock = join(dir, 'walship-agent.adata', 'agent.sock');
+  const byAgent = (label, repoFlags) => {
+    const a = (c) => w(`${c} ${repoFlags} --push-readahead 0`);
+    sh(a(`archive-push pg_wal/${picks[0]}`), { cwd: adata }); // starts the agent
+    for (const deadline = Date.now() + 20_000; !existsSync(agentSock) && Date.now() < deadline; ) spawnSync('sleep', ['0.05']);
+    const pushes = picks.slice(1).map((n) => sh(a(`archive-push pg_wal/${n}`), { cwd: adata }));
+    const fetches = picks.slice(1).map((n) => sh(a(`archive-fetch ${n} ${out}`), { cwd: adata }));
+    rows.push({ op: 'push', tool: `walship ${label}, answered by the agent`, median: median(pushes), p90: pct(pushes, 0.9), n: pushes.length });
+    rows.push({ op: 'fetch', tool: `walship ${label}, answered by the agent`, median: median(fetches), p90: pct(fetches, 0.9), n: fetches.length });
+    log(`  walship ${label}, answered by the agent: push median ${median(pushes).toFixed(1)} ms, fetch ${median(fetches).toFixed(1)} ms`);
+    // The next settings get an agent of their own.
+    const lock = join(dir, 'walship-agent.adata', 'agent.lock');
+    try {
+      process.kill(JSON.parse(readFileSync(lock, 'utf8')).pid, 'SIGTERM');
+    } catch {}
+    for (const deadline = Date.now() + 10_000; existsSync(agentSock) && Date.now() < deadline; ) spawnSync('sleep', ['0.05']);
+  };
+  const aRepo = join(dir, 'a-repo');
+  const aCat = join(dir, 'a.db');
+  run(node, [WALSHIP, 'init', '--repo', aRepo, '--catalog', aCat, '--config', '/dev/null']);
+  byAgent('fs', `--repo ${aRepo} --catalog ${aCat}`);
+  byAgent('s3', `--repo s3://${BUCKET}/lat-agent --catalog ${join(dir, 'a3.db')} ${walshipS3Flags()}`);
+
   // A push answered from a read-ahead record, and a fetch answered from the prefetch spool.
+  // In data directories (PG_VERSION), as PostgreSQL's calls are: the agent answers the installed command's calls.
   const staged = ownDir(join(dir, 'staged'));
   ownDir(join(staged, 'pg_wal', 'archive_status'));
+  writeFileSync(join(staged, 'PG_VERSION'), '15\n');
+  chownSync(join(staged, 'PG_VERSION'), U.uid, U.gid);
   for (const n of picks) {
     copyFileSync(join(wal, n), join(staged, 'pg_wal', n));
     writeFileSync(join(staged, 'pg_wal', 'archive_status', `${n}.ready`), '');
@@ -533,7 +565,7 @@ function latency(src) {
   for (const deadline = Date.now() + 120_000; Date.now() < deadline; spawnSync('sleep', ['0.1'])) {
     if (picks.every((n) => existsSync(join(records, n)))) break;
   }
-  // Every other call bypasses the compiled entry (node runs bin/walship.js), for comparison.
+  // Every other call runs in node (bin/walship.js), for comparison.
   const answered = [];
   const answeredNode = [];
   for (const [i, n] of picks.slice(1).entries()) {
@@ -541,12 +573,13 @@ function latency(src) {
     if (i % 2 === 0) answered.push(sh(w(call), { cwd: staged }));
     else answeredNode.push(sh(wNode(call), { cwd: staged }));
   }
-  const pushBuilt = existsSync(join(ROOT, 'dist', 'walship-push'));
-  rows.push({ op: 'push', tool: `walship fs, answered by read-ahead${pushBuilt ? '' : ' (dist/walship-push not built)'}`, median: median(answered), p90: pct(answered, 0.9), n: answered.length });
+  rows.push({ op: 'push', tool: 'walship fs, answered by read-ahead, through the agent', median: median(answered), p90: pct(answered, 0.9), n: answered.length });
   rows.push({ op: 'push', tool: 'walship fs, answered by read-ahead, in node', median: median(answeredNode), p90: pct(answeredNode, 0.9), n: answeredNode.length });
-  log(`  push walship fs, answered by read-ahead: median ${median(answered).toFixed(1)} ms; in node ${median(answeredNode).toFixed(1)} ms`);
+  log(`  push walship fs, answered by read-ahead through the agent: median ${median(answered).toFixed(1)} ms; in node ${median(answeredNode).toFixed(1)} ms`);
   const rdata = ownDir(join(dir, 'rdata'));
   ownDir(join(rdata, 'pg_wal'));
+  writeFileSync(join(rdata, 'PG_VERSION'), '15\n');
+  chownSync(join(rdata, 'PG_VERSION'), U.uid, U.gid);
   const spooled = [];
   const spooledNode = [];
   sh(w(`archive-fetch ${picks[0]} pg_wal/RECOVERYXLOG --repo ${fsRepo} --catalog ${fsCat}`), { cwd: rdata });
@@ -559,16 +592,15 @@ function latency(src) {
     }
     // As PostgreSQL does before each restore_command: the previous RECOVERYXLOG is removed first.
     rmSync(join(rdata, 'pg_wal', 'RECOVERYXLOG'), { force: true });
-    // Every other call bypasses the compiled entry (node runs bin/walship.js), for comparison.
+    // Every other call runs in node (bin/walship.js), for comparison.
     const call = `archive-fetch ${n} pg_wal/RECOVERYXLOG --repo ${fsRepo} --catalog ${fsCat}`;
     if (i % 2 === 0) spooled.push(sh(w(call), { cwd: rdata }));
     else spooledNode.push(sh(wNode(call), { cwd: rdata }));
   }
-  const compiledBuilt = existsSync(join(ROOT, 'dist', 'walship-fetch'));
-  const spoolTool = `walship fs, from the prefetch spool${compiledBuilt ? '' : ' (dist/walship-fetch not built)'}`;
+  const spoolTool = 'walship fs, from the prefetch spool, through the agent';
   rows.push({ op: 'fetch', tool: spoolTool, median: median(spooled), p90: pct(spooled, 0.9), n: spooled.length });
   rows.push({ op: 'fetch', tool: 'walship fs, from the prefetch spool, in node', median: median(spooledNode), p90: pct(spooledNode, 0.9), n: spooledNode.length });
-  log(`  fetch walship fs, from the prefetch spool: median ${median(spooled).toFixed(1)} ms; in node ${median(spooledNode).toFixed(1)} ms`);
+  log(`  fetch walship fs, from the prefetch spool through the agent: median ${median(spooled).toFixed(1)} ms; in node ${median(spooledNode).toFixed(1)} ms`);
 
   // pgBackRest (sync), against the source cluster's stanza settings.
   src.pg.start();
@@ -674,7 +706,7 @@ function report(r) {
     const wa = ws?.answers;
     if (wa) {
       L.push('');
-      L.push(`In walship's last filesystem run, ${wa.compiled} of PostgreSQL's ${ws.files} archive_command calls were answered from a read-ahead record by the compiled entry (dist/walship-push, no node), ${wa.node} by node; the others pushed their file themselves.`);
+      L.push(`In walship's last filesystem run, ${wa.records} of PostgreSQL's ${ws.files} archive_command calls were answered from a read-ahead record (by the agent, or in node while none was up); the others pushed their file themselves.`);
     }
   }
   if (r.replay) {
@@ -692,7 +724,7 @@ function report(r) {
   }
   if (r.replay && r.latency) {
     // Recovery waits for every restore_command: the cost of one call is paid once per segment.
-    const spool = r.latency.find((x) => x.tool === 'walship fs, from the prefetch spool');
+    const spool = r.latency.find((x) => x.tool === 'walship fs, from the prefetch spool, through the agent');
     const inNode = r.latency.find((x) => x.tool === 'walship fs, from the prefetch spool, in node');
     const start = r.latency.find((x) => x.tool === 'node -e 0');
     const w = r.replay.find((x) => x.id === 'walship-fs' && x.ok);
@@ -702,7 +734,7 @@ function report(r) {
       L.push('');
       L.push(
         `PostgreSQL's recovery runs restore_command once per segment and waits for it, so a call's fixed cost is paid ${r.wal.segs} times in a row. ` +
-          `A walship call answered from the prefetch spool costs ${fmt(spool.median)} ms here through the compiled entry (dist/walship-fetch, started by bin/walship: no node), ` +
+          `A walship call answered from the prefetch spool costs ${fmt(spool.median)} ms here through the agent (the client dist/walship-client, started by bin/walship: no node), ` +
           `against ${fmt(inNode.median)} ms when node answers it (${fmt(start.median)} ms of that is node's own start). ` +
           `walship's replay took ${fmt(Math.abs(perSeg))} ms per segment ${perSeg > 0 ? 'more' : 'less'} than pgBackRest's async archive-get, which also answers from its own spool. ` +
           'On this two-core machine replay and prefetching compete for the CPU: walship\'s prefetcher runs at nice 10, so that the replay wins, and verifies an object by the SHA-256 of its compressed data (with zstd\'s own checksum of the output) rather than hashing each 16 MiB segment.',
@@ -725,14 +757,15 @@ function report(r) {
   }
   if (r.latency) {
     const rec = r.latency.find((x) => x.tool === 'walship fs, answered by read-ahead, in node');
-    const recC = r.latency.find((x) => x.tool === 'walship fs, answered by read-ahead');
-    const spoolC = r.latency.find((x) => x.tool === 'walship fs, from the prefetch spool');
+    const recC = r.latency.find((x) => x.tool === 'walship fs, answered by read-ahead, through the agent');
+    const spoolC = r.latency.find((x) => x.tool === 'walship fs, from the prefetch spool, through the agent');
+    const pushA = r.latency.find((x) => x.tool === 'walship fs, answered by the agent' && x.op === 'push');
     const start = r.latency.find((x) => x.tool === 'node -e 0');
     if (rec && start) {
       L.push('');
       L.push(
         `What a per-file call costs beyond node's own start (${fmt(start.median)} ms): ${fmt(rec.median - start.median)} ms for a push answered from a read-ahead record in node. ` +
-          (recC && spoolC ? `The compiled entries answer those calls without node: ${fmt(recC.median)} ms for the push, ${fmt(spoolC.median)} ms for a fetch from the spool (a process start through bin/walship, a few system calls). ` : '') +
+          (recC && spoolC ? `Through the agent those calls start no node: ${fmt(recC.median)} ms for the push, ${fmt(spoolC.median)} ms for a fetch from the spool (bin/walship, the client, a connection; the agent runs the same code).${pushA ? ` A push of a file nobody pushed ahead costs ${fmt(pushA.median)} ms through the agent (the file read, checked, compressed and stored durably).` : ''} ` : '') +
           'bin/walship.js loads one CommonJS bundle of the CLI (dist/walship.cjs, no ES module loader, packages with native code required only by the calls that use them) compiled from V8\'s code cache, ' +
           'the call\'s own file operations are synchronous, and nothing it does not use is loaded (no commander, storage driver, SQLite, zstd or S3 SDK for an answer from a record or the spool). ' +
           'A node startup snapshot (`--snapshot-blob`) was measured and not used: reading its 4 MB blob made `node` start slower than without it (28 ms against 22 ms, 2026-11-30).',
@@ -806,7 +839,7 @@ try {
         log(`catch-up: ${c.id}${CATCHUP_RUNS > 1 ? ` (round ${round + 1})` : ''}`);
         const res = await catchUp(src, c);
         const a = res.answers;
-        log(`  ${c.id}: ${res.complete ? `${res.secs.toFixed(1)} s` : 'did not finish'} (archived ${res.archived}, failed ${res.failed})${a ? `; answered from read-ahead records by walship-push ${a.compiled}, by node ${a.node}` : ''}`);
+        log(`  ${c.id}: ${res.complete ? `${res.secs.toFixed(1)} s` : 'did not finish'} (archived ${res.archived}, failed ${res.failed})${a ? `; answered from read-ahead records: ${a.records}` : ''}`);
         mine.push(res);
       }
       results.catchup = list.map((c) => {
@@ -829,7 +862,7 @@ try {
         log(`replay: ${c.id}${REPLAY_RUNS > 1 ? ` (round ${round + 1})` : ''}`);
         const one = await replay(src, c);
         const a = one.answers;
-        log(`  ${c.id}: ${one.ok ? `${one.secs.toFixed(1)} s` : 'failed'}, ${one.restored} segments restored, data ${one.same ? 'equal' : 'DIFFERENT'}${a ? `; answered by walship-fetch ${a.compiled}, node from the spool ${a.nodeSpool}, from the repository ${a.repository}` : ''}`);
+        log(`  ${c.id}: ${one.ok ? `${one.secs.toFixed(1)} s` : 'failed'}, ${one.restored} segments restored, data ${one.same ? 'equal' : 'DIFFERENT'}${a ? `; answered by the agent ${a.agent}, from the spool ${a.spool}, from the repository ${a.repository}` : ''}`);
         mine.push(one);
       }
       results.replay = playing.map((c) => {

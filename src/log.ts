@@ -36,9 +36,20 @@ export function formatLine(level: LogLevel, msg: string, fields: Fields = {}): s
   return line;
 }
 
+let sink: ((line: Buffer) => void) | null = null;
+
+/** Sends every line to `to` instead of stderr, until called with null (the agent: a call's lines go back to its client). */
+export function redirectLog(to: ((line: Buffer) => void) | null): void {
+  sink = to;
+}
+
 export function log(level: LogLevel, msg: string, fields?: Fields): void {
   if (RANK[level] > RANK[threshold]) return;
   const line = Buffer.from(formatLine(level, msg, fields) + '\n');
+  if (sink) {
+    sink(line);
+    return;
+  }
   // Straight to fd 2: creating process.stderr costs ~2 ms of every per-file call. The stream
   // takes over (with what is left of the line) when the descriptor would block (a non-blocking
   // pipe) or is not writable.

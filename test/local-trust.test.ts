@@ -22,7 +22,7 @@ import { otherUser, pgUser, removeTempDir, userTempDir, writeUserFile } from './
 import { walship } from './helpers/walship.js';
 import { makeWalFixture, type WalFixture } from './helpers/fixtures.js';
 import { fsBackend, s3Backend, type RepoBackend } from './helpers/backends.js';
-import { shortHash } from '../src/archive/ticket.js';
+import { shortHash } from '../src/archive/beside.js';
 
 const isRoot = process.getuid?.() === 0;
 

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chownSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { PgCluster, ROOT, confString, pgUser, removeTempDir, userTempDir, walshipCommand, writeUserFile } from './helpers/pg.js';
+import { PgCluster, confString, pgUser, removeTempDir, userTempDir, walshipCommand, writeUserFile } from './helpers/pg.js';
 import { walship } from './helpers/walship.js';
 import { repoBackends, type RepoBackend } from './helpers/backends.js';
 
@@ -110,8 +110,6 @@ describe.each(repoBackends())('fetch prefetch ($name repository)', (backend: Rep
     const log = readFileSync(restored.logFile, 'utf8');
     const fromSpool = log.match(/delivered from the prefetch spool/g)?.length ?? 0;
     expect(fromSpool).toBeGreaterThanOrEqual(10);
-    // Most of them without node, by the compiled entry (the first call runs in node: it writes the ticket).
-    expect(log.match(/delivered from the prefetch spool .*by=walship-fetch/g)?.length ?? 0).toBeGreaterThanOrEqual(5);
     expect(log).not.toMatch(/spooled copy not used/);
     expect(log).toMatch(new RegExp(`restored log file "${segments[segments.length - 1]}" from archive`));
 
@@ -208,14 +206,14 @@ describe.each(repoBackends())('fetch prefetch ($name repository)', (backend: Rep
       await backend.overwrite(key(damagedLater), damagedBytes);
     }
   });
-  it('delivers spooled segments without node through the compiled entry, and hands every doubtful call to node', async () => {
-    // npm run build makes it where there is a C compiler; the tests need it.
-    expect(existsSync(join(ROOT, 'dist', 'walship-fetch'))).toBe(true);
-    const dir = join(work, 'compiled');
+  it('delivers spooled segments through the agent with its settings, through node with any others, and hands every doubtful call to node', async () => {
+    const dir = join(work, 'agent');
     const data = join(dir, 'data');
     mkdirSync(join(data, 'pg_wal'), { recursive: true });
-    for (const d of [dir, data, join(data, 'pg_wal')]) chownSync(d, pgUser().uid, pgUser().gid);
-    const configFile = join(work, 'compiled.conf');
+    // A data directory, for the agent (the calls PostgreSQL makes run in one).
+    writeFileSync(join(data, 'PG_VERSION'), '15\n');
+    for (const d of [dir, data, join(data, 'pg_wal'), join(data, 'PG_VERSION')]) chownSync(d, pgUser().uid, pgUser().gid);
+    const configFile = join(work, 'agent.conf');
     writeFileSync(configFile, 'fetch_prefetch = 3\n');
     const fetch = (name: string, more: Record<string, string> = {}) =>
       walship(['archive-fetch', name, 'pg_wal/RECOVERYXLOG', '--repo', repo, '--catalog', catalog, '--log-level', 'debug'], {
@@ -224,54 +222,53 @@ describe.each(repoBackends())('fetch prefetch ($name repository)', (backend: Rep
         asUser: true,
       });
     const delivered = () => readFileSync(join(data, 'pg_wal', 'RECOVERYXLOG'));
-    const compiled = /delivered from the prefetch spool file=\S+ dest=\S+ by=walship-fetch$/m;
-    const inNode = /delivered from the prefetch spool file=\S+ dest=\S+$/m;
+    const fromSpool = /delivered from the prefetch spool file=\S+ dest=\S+$/m;
+    const byAgent = /answered by the agent/;
     const s = segments.slice(1);
     const spooled = (name: string) => until(`${name} to be spooled`, () => spoolsIn(dir).some((sp) => existsSync(join(sp, `${name}.meta`))));
-    const expectDelivered = async (r: { code: number; stderr: string }, name: string, by: RegExp) => {
+    const expectDelivered = async (r: { code: number; stderr: string }, name: string, by?: 'agent' | 'node') => {
       expect(r.code, r.stderr).toBe(0);
-      expect(r.stderr).toMatch(by);
+      expect(r.stderr).toMatch(fromSpool);
+      if (by) expect(byAgent.test(r.stderr), `${name} by ${by}: ${r.stderr}`).toBe(by === 'agent');
       expect(r.stderr).not.toMatch(/ WARN | ERROR /);
       expect(delivered().equals(await original(name))).toBe(true);
     };
 
-    // The first call runs in node: it fetches from the repository, starts the prefetcher and
-    // writes the ticket.
+    // The first call runs in node: it fetches from the repository, starts the prefetcher and the agent.
     const first = await fetch(s[0]!);
     expect(first.code, first.stderr).toBe(0);
-    expect(first.stderr).not.toMatch(/by=walship-fetch/);
+    expect(first.stderr).not.toMatch(byAgent);
     const [spool] = spoolsIn(dir);
     expect(spool).toBeDefined();
-    expect(readFileSync(join(spool!, 'fetch.ticket'), 'utf8')).toContain(`repo=${backend.name === 'filesystem' ? 'file://' : ''}`);
+    await until('the agent to listen', () => existsSync(join(dir, 'walship-agent.data', 'agent.sock')));
 
-    // The same settings: the compiled entry moves the spooled file into place, drops its
-    // metadata and tells the prefetcher where recovery is.
+    // The same settings: the agent moves the spooled file into place, drops its metadata and
+    // tells the prefetcher where recovery is.
     await spooled(s[1]!);
-    await expectDelivered(await fetch(s[1]!), s[1]!, compiled);
+    await expectDelivered(await fetch(s[1]!), s[1]!, 'agent');
     expect(existsSync(join(spool!, `${s[1]}.meta`))).toBe(false);
     expect(readFileSync(join(spool!, 'position'), 'utf8')).toBe(s[1]);
 
-    // Another WALSHIP_* variable: other settings, so node answers (and writes a new ticket)...
+    // Another WALSHIP_* variable: other settings, so node answers...
     await spooled(s[2]!);
-    await expectDelivered(await fetch(s[2]!, { WALSHIP_S3_MAX_RETRIES: '5' }), s[2]!, inNode);
-    // ... which the next call with those settings uses.
+    await expectDelivered(await fetch(s[2]!, { WALSHIP_S3_MAX_RETRIES: '5' }), s[2]!, 'node');
+    // ... and the agent still answers its own.
     await spooled(s[3]!);
-    await expectDelivered(await fetch(s[3]!, { WALSHIP_S3_MAX_RETRIES: '5' }), s[3]!, compiled);
+    await expectDelivered(await fetch(s[3]!), s[3]!, 'agent');
     // Another flag value: node.
     await spooled(s[4]!);
     const otherFlag = await walship(['archive-fetch', s[4]!, 'pg_wal/RECOVERYXLOG', '--repo', repo, '--catalog', catalog, '--log-level=debug', '--s3-max-retries', '5'], {
-      env: { ...env, WALSHIP_CONFIG: configFile, WALSHIP_S3_MAX_RETRIES: '5' },
+      env: { ...env, WALSHIP_CONFIG: configFile },
       cwd: data,
       asUser: true,
     });
-    await expectDelivered(otherFlag, s[4]!, inNode);
-    // Back to the earlier flags: node again (the ticket is the last node call's).
+    await expectDelivered(otherFlag, s[4]!, 'node');
+    // The config file rewritten (even with the same text): the agent declines (and exits), node reads it again.
     await spooled(s[5]!);
-    await expectDelivered(await fetch(s[5]!, { WALSHIP_S3_MAX_RETRIES: '5' }), s[5]!, inNode);
-    // The config file rewritten (even with the same text): node reads it again.
-    await spooled(s[6]!);
     writeFileSync(configFile, 'fetch_prefetch = 3\n');
-    await expectDelivered(await fetch(s[6]!, { WALSHIP_S3_MAX_RETRIES: '5' }), s[6]!, inNode);
+    await expectDelivered(await fetch(s[5]!), s[5]!, 'node');
+    await spooled(s[6]!);
+    await expectDelivered(await fetch(s[6]!, { WALSHIP_S3_MAX_RETRIES: '5' }), s[6]!);
 
     // The prefetcher gone: node delivers the copy it left and starts a new one.
     await spooled(s[7]!);
@@ -290,7 +287,7 @@ describe.each(repoBackends())('fetch prefetch ($name repository)', (backend: Rep
         return true;
       }
     });
-    await expectDelivered(await fetch(s[7]!, { WALSHIP_S3_MAX_RETRIES: '5' }), s[7]!, inNode);
+    await expectDelivered(await fetch(s[7]!, { WALSHIP_S3_MAX_RETRIES: '5' }), s[7]!, 'node');
     let startedAt = 0;
     await until('a new prefetcher', () => {
       try {
@@ -311,7 +308,7 @@ describe.each(repoBackends())('fetch prefetch ($name repository)', (backend: Rep
         return false;
       }
     });
-    await expectDelivered(await fetch(s[8]!, { WALSHIP_S3_MAX_RETRIES: '5' }), s[8]!, compiled);
+    await expectDelivered(await fetch(s[8]!, { WALSHIP_S3_MAX_RETRIES: '5' }), s[8]!);
 
     // Not a spooled segment (past the window): node, from the repository.
     const far = await fetch(s[13]!, { WALSHIP_S3_MAX_RETRIES: '5' });

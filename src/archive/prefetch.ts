@@ -12,7 +12,6 @@
  *                     the spooled file's state): written last, so its presence means complete
  *   <name>.fetching   while the prefetcher downloads it (a caller may wait for it)
  *   position          the segment recovery asked for last (written by every archive-fetch)
- *   fetch.ticket      what the compiled entry walship-fetch needs (fetch-ticket.ts)
  *   prefetch.lock     {pid}: the one running prefetcher; its mtime is a heartbeat
  *   prefetch.log      the prefetcher's stderr
  *
@@ -47,7 +46,7 @@ import type { ArchiveContext } from './push.js';
 import { HEARTBEAT_MS, acquireLock, heartbeat, lockHolderAlive, lowerPriority, releaseLock, startDetached } from './background.js';
 import { fileState, fileStateFromPairs, fileStatePairs, sameFileState, statOrNull, type FileState } from './file-state.js';
 import { formatKeyValues, parseKeyValues } from './key-values.js';
-import { FETCH_TICKET, besideDataDir, writeTicket } from './ticket.js';
+import { besideDataDir } from './beside.js';
 import { openLanes, type Lane } from './lanes.js';
 
 const LOCK = 'prefetch.lock';
@@ -90,7 +89,7 @@ interface SpoolMeta {
   file: FileState;
 }
 
-/** The metadata's format (the first line); the compiled walship-fetch checks it too. */
+/** The metadata's format (the first line). */
 const META_FORMAT = '2';
 function metaText(m: SpoolMeta): string {
   return formatKeyValues([
@@ -185,7 +184,7 @@ function existsSyncOr(a: string, b: string): string {
 
 /**
  * Where deliveries to `dest` are spooled by default: `walship-spool-<hash>` beside the data
- * directory (ticket.ts besideDataDir), on pg_wal's filesystem. walship-fetch finds it the same way.
+ * directory (beside.ts), on pg_wal's filesystem.
  */
 export function spoolPlace(dest: string): { destDir: string; cwd: string; spool: string } {
   const destDir = realpathSync(dirname(resolve(dest)));
@@ -254,7 +253,7 @@ async function takeSpooled(spool: string, name: string, dest: string, repo: stri
   if (!st.isFile() || !sameFileState(meta.file, st)) {
     return discard('it changed since it was verified');
   }
-  // This user's and writable by no one else, as the compiled entry checks it too.
+  // This user's and writable by no one else.
   const problem = trustProblem(st, 'file');
   if (problem !== null) return discard(`the spooled file ${problem}`);
   const target = resolve(dest);
@@ -348,8 +347,6 @@ export async function archiveFetchWithPrefetch(
   if (!delivered) await fetchFile(await makeCtx());
   if (spool === undefined || !notePosition(spool, name)) return;
   await ensurePrefetcher(spool, name, flagArgs);
-  // The compiled entry finds only the default spool (from pg_wal's place alone).
-  if (place && !cfg.spool_dir) writeTicket(place.spool, FETCH_TICKET, { cfg, flagArgs, cwd: place.cwd, repo, places: [['dest_dir', place.destDir]] });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -420,7 +417,7 @@ export async function runPrefetcher(cfg: Config, startName: string, makeCtx: () 
         return;
       }
       for (const e of entries) {
-        if (e === LOCK || e === POSITION || e === LOG || e === FETCH_TICKET) continue;
+        if (e === LOCK || e === POSITION || e === LOG) continue;
         if (e.startsWith('.')) {
           // A temporary file: those of live processes are in flight (kept), others are left by a killed one.
           if (isAbandonedTemp(e)) await fsp.rm(join(spool, e), { force: true }).catch(() => undefined);

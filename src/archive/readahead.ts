@@ -7,7 +7,7 @@
  * ordinary pushFile (same validation, scan, storage and catalog writes), and records each one it
  * stored, durably, in a small state directory next to the catalog (`<catalog>.readahead/<name>`,
  * key=value lines: repository, directory, device, inode, size, mtime, ctime, SHA-256).
- * PostgreSQL's call for that file (in node, or in the compiled entry walship-push) checks the
+ * PostgreSQL's call for that file (in node, or in the agent, which runs the same code) checks the
  * record against a fresh stat of the file; when everything matches it returns 0
  * without reading the file or touching the repository, else it drops the record and pushes the
  * file itself. A call that finds no record starts the pusher when other segments are waiting
@@ -20,7 +20,7 @@
  * PostgreSQL asks, as before.
  */
 import { basename, dirname, join } from 'node:path';
-import { existsSync, readdirSync, realpathSync, rmSync, type BigIntStats } from 'node:fs';
+import { readdirSync, realpathSync, rmSync, type BigIntStats } from 'node:fs';
 import { writeFileAtomic } from '../local/atomic-write.js';
 import { privateDirOrSay, readPrivateFile } from '../local/private.js';
 import type { Config } from '../config.js';
@@ -30,7 +30,6 @@ import { parseWalFileName } from '../wal/names.js';
 import { lockHolder, lockHolderAlive, startDetached } from './background.js';
 import { fileStateFromPairs, fileStatePairs, sameFileState, statOrNull, type FileState } from './file-state.js';
 import { formatKeyValues, parseKeyValues } from './key-values.js';
-import { PUSH_TICKET, besideDataDir, writeTicket } from './ticket.js';
 import type { ArchiveContext, PushResult } from './push.js';
 
 export const PUSHER_LOCK = 'pusher.lock';
@@ -62,7 +61,7 @@ export function readaheadStateDir(catalogPath: string): string {
   return `${catalogPath}.readahead`;
 }
 
-/** The record's format (its first line); the compiled walship-push checks it too. */
+/** The record's format (its first line). */
 const RECORD_FORMAT = '2';
 
 export function recordText(rec: PushRecord): string {
@@ -214,10 +213,7 @@ export async function archivePushWithReadahead(
     return pushHere(); // pushFile reports the unreadable file
   }
 
-  const outcome = await answerOrPush();
-  // A success: the compiled entry may answer the next calls from their records.
-  writePushTicket(cfg, realDir, stateDir, repo, flagArgs);
-  return outcome;
+  return answerOrPush();
 
   async function answerOrPush(): Promise<PushResult | null> {
     const answer = await answerFromRecord(join(stateDir, name), path, repo, realDir, name, 'archived earlier by read-ahead');
@@ -235,24 +231,4 @@ export async function archivePushWithReadahead(
     if ((await waitForPusher(stateDir, path, repo, realDir, name)) === 'archived') return null;
     return pushHere();
   }
-}
-
-/**
- * Writes the push ticket (ticket.ts) for walship-push, in `walship-push-<hash>` beside the data
- * directory, once the read-ahead state directory exists. Never fails.
- */
-function writePushTicket(cfg: Config, realDir: string, stateDir: string, repo: string, flagArgs: string[]): void {
-  if (process.platform !== 'linux') return;
-  let realState: string;
-  try {
-    realState = realpathSync(stateDir);
-  } catch {
-    return; // no read-ahead yet: nothing to answer from
-  }
-  const { cwd, dir } = besideDataDir(realDir, 'walship-push');
-  // Run by hand from elsewhere on a data directory's pg_wal, the place would be inside the data
-  // directory: no ticket then (PostgreSQL runs archive_command in the data directory).
-  if (dirname(realDir) !== cwd && existsSync(join(dirname(realDir), 'PG_VERSION'))) return;
-  if (privateDirOrSay(dir, { create: true, what: 'the push ticket\'s directory', without: 'every push runs in node', remedy: 'remove it' }) !== 'ok') return;
-  writeTicket(dir, PUSH_TICKET, { cfg, flagArgs, cwd, repo, places: [['wal_dir', realDir], ['state_dir', realState]] });
 }

@@ -5,38 +5,17 @@
  * archive-fetch (run by PostgreSQL once per file) skip commander altogether: `fastPath` parses
  * their few arguments directly, saving its load time on every call.
  */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Command } from 'commander';
-import { SETTINGS, flagName, resolveConfig, unknownVariables, type Config } from '../config.js';
-import { ExitCode, WalshipError, asWalshipError, effectiveFetchPolicy, exitCodeFor } from '../errors.js';
-import { configureLog, logger } from '../log.js';
+import { resolveConfig, type Config } from '../config.js';
+import { ExitCode, WalshipError, effectiveFetchPolicy, exitCodeFor } from '../errors.js';
+import { configureLog } from '../log.js';
 import { VERSION } from '../version.js';
 import { EXIT_CODES_HELP } from '../commands/help.js';
-import { FILE_COMMANDS } from '../commands/archive.js';
+import { failureCode, inStandbyMode, isFileCall, parseFileCall, settingsFor } from '../commands/file-call.js';
 import type { Flags } from '../commands/options.js';
-
-function settingsFromFlags(flags: Flags): { flags: Record<string, string | undefined>; configPath?: string } {
-  const out: Record<string, string | undefined> = {};
-  for (const def of SETTINGS) {
-    const camel = (def.key as string).replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
-    const v = flags[camel];
-    if (typeof v === 'string') out[def.key] = v;
-  }
-  return { flags: out, configPath: typeof flags.config === 'string' ? flags.config : undefined };
-}
 
 let currentCommand = '';
 let fetchPolicy: Config['fetch_on_error'] = 'auto';
-
-/** Whether PostgreSQL runs this call in standby mode: standby.signal in its working directory, the data directory. */
-function inStandbyMode(): boolean {
-  try {
-    return existsSync(join(process.cwd(), 'standby.signal'));
-  } catch {
-    return false;
-  }
-}
 
 /** False on the per-file commands, which never print to stdout (creating the stream costs ~2 ms). */
 let usesStdout = true;
@@ -47,27 +26,13 @@ async function finish(code: number): Promise<never> {
 }
 
 function fail(err: unknown): Promise<never> {
-  const we = asWalshipError(err);
-  const standby = currentCommand === 'archive-fetch' && fetchPolicy === 'auto' && inStandbyMode();
-  const code = exitCodeFor(we, currentCommand, effectiveFetchPolicy(fetchPolicy, standby));
-  if (we.code === 'NOT_IN_ARCHIVE') {
-    logger.debug(we.message, { code: we.code });
-  } else {
-    // A standby asks again: say so every time, loudly, since it goes on as if nothing happened.
-    logger.error(we.message, { code: we.code, ...(standby && { then: 'standby mode: exit 3, the standby streams on and asks the archive again (fetch_on_error = auto)' }) });
-    if (we.code === 'INTERNAL' && process.env.WALSHIP_DEBUG) process.stderr.write(`${(we.cause as Error)?.stack ?? ''}\n`);
-  }
-  return finish(code);
+  return finish(failureCode(err, currentCommand, fetchPolicy));
 }
 
-/** Resolves the settings and configures logging; warns of WALSHIP_* variables that are no setting. */
-function settingsFor(name: string, flags: Flags): Config {
-  const cfg = resolveConfig(settingsFromFlags(flags));
+/** Resolves the settings (file-call.ts) and remembers the fetch policy a failure is mapped by. */
+function settings(name: string, flags: Flags): Config {
+  const cfg = settingsFor(name, flags);
   fetchPolicy = cfg.fetch_on_error;
-  configureLog({ level: cfg.log_level, format: cfg.log_format, command: name });
-  for (const v of unknownVariables(process.env)) {
-    logger.warn(`environment variable ${v.name} is not a walship setting and is ignored${v.resembles ? ` (did you mean ${v.resembles}?)` : ''}`);
-  }
   return cfg;
 }
 
@@ -79,7 +44,7 @@ function action(name: string, fn: (cfg: Config, flags: Flags, args: string[]) =>
     const flags = cmd.opts() as Flags;
     const args = argv.slice(0, -2) as string[];
     try {
-      const cfg = settingsFor(name, flags);
+      const cfg = settings(name, flags);
       const code = await fn(cfg, flags, args);
       await finish(code ?? ExitCode.OK);
     } catch (err) {
@@ -114,53 +79,31 @@ export async function buildProgram(): Promise<Command> {
 }
 
 /**
- * Parses `archive-push` / `archive-fetch` arguments without commander. Returns false when the
- * line asks for help, so commander prints it. Flags: every setting's `--flag value` or
- * `--flag=value`, and `--config`.
+ * archive-push / archive-fetch (and the helpers they start) without commander (file-call.ts).
+ * Returns false when the line is not one of them or asks for help, so commander takes it.
  */
 async function fastPath(argv: string[]): Promise<boolean> {
   const name = argv[2]!;
-  const spec = FILE_COMMANDS[name];
-  const rest = argv.slice(3);
-  if (!spec || rest.some((a) => a === '-h' || a === '--help')) return false;
+  if (!isFileCall(name, argv.slice(3))) return false;
   currentCommand = name;
   usesStdout = false;
   configureLog({ command: name });
-  const flags: Flags = {};
-  const positionals: string[] = [];
-  const flagArgs: string[] = [];
-  const known = new Map<string, string>([['config', 'config']]);
-  for (const def of SETTINGS) {
-    known.set(flagName(def.key), (def.key as string).replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase()));
-  }
+  let flagArgs: string[] | null = null;
   try {
-    for (let i = 0; i < rest.length; i++) {
-      const a = rest[i]!;
-      if (a === '--') {
-        positionals.push(...rest.slice(i + 1));
-        break;
-      }
-      if (!a.startsWith('--')) {
-        positionals.push(a);
-        continue;
-      }
-      const eq = a.indexOf('=');
-      const flag = a.slice(2, eq < 0 ? undefined : eq);
-      const prop = known.get(flag);
-      if (!prop) throw new WalshipError('USAGE', `unknown option '--${flag}' (see walship ${name} --help)`);
-      const value = eq < 0 ? rest[++i] : a.slice(eq + 1);
-      if (value === undefined) throw new WalshipError('USAGE', `option '--${flag}' needs a value`);
-      flags[prop] = value;
-      flagArgs.push(`--${flag}=${value}`);
-    }
-    if (positionals.length !== spec.positionals) {
-      throw new WalshipError('USAGE', `${name} takes ${spec.positionals === 1 ? 'one argument' : 'two arguments'}, got ${positionals.length} (see walship ${name} --help)`);
-    }
-    await spec.run(settingsFor(name, flags), positionals, flagArgs);
+    const call = parseFileCall(name, argv.slice(3))!;
+    flagArgs = call.flagArgs;
+    await call.spec.run(settings(name, call.flags), call.positionals, call.flagArgs);
   } catch (err) {
     return fail(err);
   }
+  await startAgent(name, flagArgs);
   return finish(ExitCode.OK);
+}
+
+/** After a call PostgreSQL made ran in node: the agent that will answer the next ones (agent/start.ts). */
+async function startAgent(name: string, flagArgs: string[] | null): Promise<void> {
+  if (flagArgs === null || (name !== 'archive-push' && name !== 'archive-fetch')) return;
+  await (await import('../agent/start.js')).ensureAgent(flagArgs);
 }
 
 async function main(argv: string[]): Promise<void> {

@@ -9,20 +9,22 @@
  */
 import type { Config } from '../config.js';
 import { openArchiveContext } from '../archive/context.js';
+import type { ArchiveContext } from '../archive/push.js';
 import { EXIT_CODES_HELP, FETCH_EXIT_HELP } from './help.js';
 import { addSettingOptions, type CommandDef } from './options.js';
 
 export interface FileCommand {
   positionals: number;
-  run(cfg: Config, args: string[], flagArgs: string[]): Promise<unknown>;
+  /** `open` gives the repository context (default: opened for this call; the agent keeps one open). */
+  run(cfg: Config, args: string[], flagArgs: string[], open?: () => Promise<ArchiveContext>): Promise<unknown>;
 }
 
 export const FILE_COMMANDS: Record<string, FileCommand> = {
   'archive-push': {
     positionals: 1,
-    run: async (cfg, [path], flagArgs) =>
+    run: async (cfg, [path], flagArgs, open = () => openArchiveContext(cfg)) =>
       (await import('../archive/readahead.js'))
-        .archivePushWithReadahead(cfg, path!, () => openArchiveContext(cfg), flagArgs)
+        .archivePushWithReadahead(cfg, path!, open, flagArgs)
         // push_queue_max: a push the repository cannot take, while pg_wal fills (off by default).
         .catch(async (err: unknown) => (await import('../archive/queue-guard.js')).dropIfQueueFull(cfg, path!, err)),
   },
@@ -32,7 +34,7 @@ export const FILE_COMMANDS: Record<string, FileCommand> = {
   },
   'archive-fetch': {
     positionals: 2,
-    run: async (cfg, [name, dest], flagArgs) => (await import('../archive/prefetch.js')).archiveFetchWithPrefetch(cfg, name!, dest!, () => openArchiveContext(cfg), flagArgs),
+    run: async (cfg, [name, dest], flagArgs, open = () => openArchiveContext(cfg)) => (await import('../archive/prefetch.js')).archiveFetchWithPrefetch(cfg, name!, dest!, open, flagArgs),
   },
   'archive-prefetch': {
     positionals: 1,

@@ -13,8 +13,9 @@ import { status } from './status.js';
 import { check } from './check.js';
 import { drill } from './drill.js';
 import { init } from './init.js';
+import { agent } from './agent.js';
 
-export const COMMANDS: readonly CommandDef[] = [archivePush, archiveFetch, info, backup, backups, ranges, plan, restore, catalogSync, catalogRebuild, expire, verify, status, check, drill, init];
+export const COMMANDS: readonly CommandDef[] = [archivePush, archiveFetch, info, backup, backups, ranges, plan, restore, catalogSync, catalogRebuild, expire, verify, status, check, drill, init, agent];
 
 /** The groups of subcommands, and what `walship --help` says of each. */
 export const GROUPS: Readonly<Record<string, string>> = {

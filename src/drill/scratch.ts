@@ -54,13 +54,15 @@ export async function markKept(dir: string): Promise<void> {
 }
 
 /**
- * Stops a server still running in the scratch directory and the prefetcher its restore_command
- * started (its spool is beside the data directory: walship-spool-*), then removes it.
+ * Stops a server still running in the scratch directory, and the prefetcher and the agent its
+ * restore_command started (beside the data directory: walship-spool-*, walship-agent.data), then
+ * removes it.
  */
 export async function removeScratch(dir: string): Promise<void> {
   await stopServerIn(join(dir, 'data'));
-  for (const n of readdirSafe(dir).filter((x) => x.startsWith('walship-spool-'))) {
-    const pid = Number((await lockHolder(join(dir, n), 'prefetch.lock'))?.pid);
+  const helpers = readdirSafe(dir).flatMap((n) => (n.startsWith('walship-spool-') ? [[n, 'prefetch.lock']] : n === 'walship-agent.data' ? [[n, 'agent.lock']] : []));
+  for (const [n, lock] of helpers) {
+    const pid = Number((await lockHolder(join(dir, n!), lock!))?.pid);
     if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) {
       try {
         process.kill(pid, 'SIGTERM');

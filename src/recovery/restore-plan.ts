@@ -27,13 +27,13 @@ export function defaultRestoreCommand(repoUrl: string, configPath?: string): str
 
 /**
  * The restore_command the restored server runs: this very walship (absolute paths, so the
- * server's PATH does not matter; its compiled archive-fetch entry when the build made one), the
+ * server's PATH does not matter; its client, which the agent answers, when the build made one), the
  * same repository and catalog, and the settings that reach the repository (credentials stay with
  * the SDK's provider chain, never on a command line).
  */
 export function restoreCommandFor(cfg: Config, repoUrl: string): string {
   const script = realpathSync(process.argv[1]!);
-  const compiled = join(dirname(dirname(script)), 'dist', 'walship-fetch');
+  const compiled = join(dirname(dirname(script)), 'dist', 'walship-client');
   let entry = [process.execPath, script];
   try {
     accessSync(compiled, constants.X_OK);

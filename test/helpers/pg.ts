@@ -107,8 +107,9 @@ export function userTempDir(prefix: string): string {
 
 /**
  * Removes a temp directory made by userTempDir, after stopping the background processes walship
- * started for it (a pusher in `<catalog>.readahead`, a prefetcher in `walship-spool-*`): they
- * outlive the calls that started them by seconds and would write into the directory meanwhile.
+ * started for it (a pusher in `<catalog>.readahead`, a prefetcher in `walship-spool-*`, an agent
+ * in `walship-agent.*`): they outlive the calls that started them and would write into the
+ * directory meanwhile.
  */
 export async function removeTempDir(dir: string): Promise<void> {
   const pids: number[] = [];
@@ -122,8 +123,8 @@ export async function removeTempDir(dir: string): Promise<void> {
     for (const e of entries) {
       if (!e.isDirectory()) continue;
       const p = join(d, e.name);
-      if (e.name.endsWith('.readahead') || e.name.startsWith('walship-spool-')) {
-        for (const lock of ['pusher.lock', 'prefetch.lock']) {
+      if (e.name.endsWith('.readahead') || e.name.startsWith('walship-spool-') || e.name.startsWith('walship-agent.')) {
+        for (const lock of ['pusher.lock', 'prefetch.lock', 'agent.lock']) {
           try {
             const pid = (JSON.parse(readFileSync(join(p, lock), 'utf8')) as { pid?: unknown }).pid;
             if (typeof pid === 'number') pids.push(pid);

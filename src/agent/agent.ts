@@ -1,0 +1,200 @@
+/**
+ * `walship agent`: one long-lived process per data directory that answers its archive-push and
+ * archive-fetch calls for the tiny client (src/client/), so that a call costs a connection, not
+ * a node start. It runs each call with exactly the code a call in node runs
+ * (commands/file-call.ts), one at a time, keeping the repository context (the storage driver,
+ * its connections, the loaded modules) open between calls.
+ *
+ * It answers only a call whose settings are its own: the same data directory, setting flags,
+ * forwarded environment (place.ts) and config file state as the call that started it; any other
+ * call is declined and the client runs it in node. A changed config file also makes it exit. It
+ * listens in a private directory (only its user can connect: Node has no peer credentials, so
+ * the directory's mode is the check on this side; the client checks the agent's uid), and exits
+ * after `idleExitMs` without a call (0: never).
+ *
+ * One agent per data directory: the agent is whoever owns the socket's path. A new agent leaves
+ * when one answers there; else it takes the path over (a stale socket's). Every second each
+ * agent checks that the path is still its socket, and leaves when it is not: of two started at
+ * once, the later one stays. `agent.lock` ({pid}, its mtime a heartbeat) tells the calls in node
+ * that an agent is alive, so that they do not start another.
+ */
+import { chmodSync, realpathSync, rmSync, statSync, type Stats } from 'node:fs';
+import { join } from 'node:path';
+import type { Server, Socket } from 'node:net';
+import { openArchiveContext } from '../archive/context.js';
+import type { ArchiveContext } from '../archive/push.js';
+import { HEARTBEAT_MS, heartbeat, releaseLock } from '../archive/background.js';
+import { writeFileAtomic } from '../local/atomic-write.js';
+import { privateDir } from '../local/private.js';
+import { configureLog, logger, redirectLog } from '../log.js';
+import type { Config } from '../config.js';
+import { failureCode, parseFileCall, settingsFor } from '../commands/file-call.js';
+import { AGENT_LOCK, AGENT_SOCKET, SOCKET_PATH_MAX, agentDir, forwardedEnv } from './place.js';
+import { DECLINED, decodeRequest, encodeAnswer, encodeHello, type Request } from './protocol.js';
+import { buildId } from './build-id.js';
+
+/** Whether an agent answers on `path` (its hello) within 300 ms. */
+async function answers(path: string): Promise<boolean> {
+  const { connect } = await import('node:net');
+  return new Promise((resolve) => {
+    const c = connect(path);
+    const done = (v: boolean) => {
+      clearTimeout(t);
+      c.destroy();
+      resolve(v);
+    };
+    const t = setTimeout(() => done(false), 300);
+    c.once('data', () => done(true));
+    c.once('error', () => done(false));
+  });
+}
+
+function statOrNull(path: string): Stats | null {
+  try {
+    return statSync(path);
+  } catch {
+    return null;
+  }
+}
+
+export interface AgentOptions {
+  pgdata: string;
+  /** The setting flags it was started with, `--flag=value` each. */
+  flagArgs: string[];
+  idleExitMs: number;
+}
+
+const sameList = (a: readonly string[], b: readonly string[]) => a.length === b.length && [...a].sort().every((x, i) => x === [...b].sort()[i]);
+const sameEnv = (a: Record<string, string>, b: Record<string, string>) => sameList(Object.keys(a), Object.keys(b)) && Object.keys(a).every((k) => a[k] === b[k]);
+
+export async function runAgent(opts: AgentOptions, startCfg: Config): Promise<void> {
+  const pgdata = realpathSync(opts.pgdata);
+  const dir = agentDir(pgdata);
+  const socketPath = join(dir, AGENT_SOCKET);
+  const id = buildId();
+  if (!id) return logger.warn('no build id (dist/build-id): the agent is not started; calls run in node');
+  if (socketPath.length > SOCKET_PATH_MAX) return logger.warn('the agent socket path is too long; calls run in node', { path: socketPath });
+  const trust = privateDir(dir, { create: true });
+  if (trust.state !== 'ok') return logger.warn('the agent directory is not private; calls run in node', { dir, problem: 'reason' in trust ? trust.reason : trust.state });
+  if (await answers(socketPath)) return logger.debug('another agent answers on the socket', { dir });
+  process.chdir(pgdata);
+  const identity = { flagArgs: opts.flagArgs, env: forwardedEnv(process.env), configStamp: JSON.stringify(startCfg.configStamp) };
+
+  let ctx: Promise<ArchiveContext> | null = null;
+  const open = (cfg: Config) => () => {
+    ctx ??= openArchiveContext(cfg).catch((err: unknown) => {
+      ctx = null;
+      throw err;
+    });
+    return ctx;
+  };
+
+  const { createServer } = await import('node:net');
+  let queue: Promise<unknown> = Promise.resolve();
+  let idle: NodeJS.Timeout | undefined;
+  let server: Server;
+  let socketIno = -1;
+  const stop = async (why: string) => {
+    logger.info(`agent exits: ${why}`, { pgdata });
+    clearTimeout(idle);
+    server.close();
+    // The path may be another agent's socket by now.
+    if (statOrNull(socketPath)?.ino === socketIno) rmSync(socketPath, { force: true });
+    await releaseLock(dir, AGENT_LOCK);
+    process.exit(0);
+  };
+  const touch = () => {
+    clearTimeout(idle);
+    if (opts.idleExitMs > 0) idle = setTimeout(() => void queue.then(() => stop('idle')), opts.idleExitMs);
+  };
+
+  /** One call: answered with its exit code and stderr, or declined. */
+  const serve = async (req: Request): Promise<Buffer> => {
+    let cwd: string;
+    try {
+      cwd = realpathSync(req.cwd);
+    } catch {
+      return DECLINED;
+    }
+    const [name, ...rest] = req.argv;
+    if (cwd !== pgdata || (name !== 'archive-push' && name !== 'archive-fetch')) return DECLINED;
+    let call;
+    try {
+      call = parseFileCall(name, rest);
+    } catch {
+      return DECLINED; // node reports the bad command line, as it always does
+    }
+    if (!call || !sameList(call.flagArgs, identity.flagArgs) || !sameEnv(req.env, identity.env)) return DECLINED;
+    const lines: Buffer[] = [];
+    redirectLog((l) => lines.push(l));
+    let code = 0;
+    let policy: Config['fetch_on_error'] = 'auto';
+    try {
+      configureLog({ command: name });
+      const cfg = settingsFor(name, call.flags, { ...req.env });
+      if (JSON.stringify(cfg.configStamp) !== identity.configStamp) {
+        setImmediate(() => void queue.then(() => stop('the config file changed')));
+        return DECLINED;
+      }
+      policy = cfg.fetch_on_error;
+      await call.spec.run(cfg, call.positionals, call.flagArgs, open(cfg));
+    } catch (err) {
+      code = failureCode(err, name, policy, pgdata);
+    } finally {
+      logger.debug('answered by the agent', { pid: process.pid, code });
+      redirectLog(null);
+      configureLog({ command: 'agent', level: startCfg.log_level, format: startCfg.log_format });
+    }
+    return encodeAnswer(code, Buffer.concat(lines));
+  };
+
+  const onConnection = (conn: Socket) => {
+    touch();
+    conn.on('error', () => undefined);
+    conn.write(encodeHello(id));
+    let buf = Buffer.alloc(0);
+    let taken = false;
+    conn.on('data', (d: Buffer) => {
+      if (taken) return;
+      buf = Buffer.concat([buf, d]);
+      let req: Request | null;
+      try {
+        req = decodeRequest(buf);
+      } catch {
+        conn.destroy();
+        return;
+      }
+      if (!req) return;
+      taken = true;
+      const r = req;
+      queue = queue.then(async () => {
+        const answer = await serve(r).catch(() => DECLINED);
+        conn.end(answer);
+        touch();
+      });
+    });
+  };
+
+  rmSync(socketPath, { force: true });
+  server = createServer(onConnection);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(socketPath, () => resolve());
+  });
+  chmodSync(socketPath, 0o600);
+  socketIno = statOrNull(socketPath)?.ino ?? -1;
+  const mark = () => writeFileAtomic(join(dir, AGENT_LOCK), JSON.stringify({ pgdata, pid: process.pid, startedAt: new Date().toISOString() }));
+  await mark();
+  logger.info('agent listening', { pgdata, socket: socketPath, build: id });
+  touch();
+  const beat = setInterval(() => {
+    if (statOrNull(socketPath)?.ino !== socketIno) {
+      logger.info('agent exits: another agent took the socket over', { pgdata });
+      process.exit(0);
+    }
+    void heartbeat(dir, AGENT_LOCK).then((ours) => (ours ? undefined : mark()));
+  }, HEARTBEAT_MS);
+  beat.unref();
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => void queue.then(() => stop(sig)));
+  await new Promise(() => undefined);
+}

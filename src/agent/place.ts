@@ -1,0 +1,29 @@
+/**
+ * Where a data directory's agent listens: `walship-agent.<name>/agent.sock` beside the data
+ * directory `<parent>/<name>` (its real path, as PostgreSQL's working directory is), in a
+ * private directory (0700) only the cluster's OS user can enter. The client
+ * (src/client/walship-client.c) derives the same path from its working directory, nothing else.
+ */
+import { basename, dirname, join } from 'node:path';
+
+export const AGENT_SOCKET = 'agent.sock';
+export const AGENT_LOCK = 'agent.lock';
+export const AGENT_LOG = 'agent.log';
+/** A unix socket's path is at most this long (sun_path, with its terminating NUL). */
+export const SOCKET_PATH_MAX = 107;
+
+/** The agent's directory for the data directory at real path `pgdata`. */
+export function agentDir(pgdata: string): string {
+  return join(dirname(pgdata), `walship-agent.${basename(pgdata)}`);
+}
+
+/** The variables a call forwards to the agent, and that must equal the agent's own for it to answer. */
+export function forwardedEnv(env: NodeJS.ProcessEnv): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined && isForwarded(k)) out[k] = v;
+  return out;
+}
+
+export function isForwarded(name: string): boolean {
+  return name.startsWith('WALSHIP_') || name.startsWith('AWS_') || name.startsWith('PG') || name === 'HOME';
+}
