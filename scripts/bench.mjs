@@ -536,7 +536,7 @@ function latency(src) {
     try {
       process.kill(JSON.parse(readFileSync(lock, 'utf8')).pid, 'SIGTERM');
     } catch {}
-    for (const deadline = Date.now() + 10_000; existsSync(agentSock) && Date.now() < deadline; ) spawnSync('sleep', ['0.05']);
+    for (const deadline = Date.now() + 10_000; (existsSync(agentSock) || existsSync(lock)) && Date.now() < deadline; ) spawnSync('sleep', ['0.05']);
   };
   const aRepo = join(dir, 'a-repo');
   const aCat = join(dir, 'a.db');

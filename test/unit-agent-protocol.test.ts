@@ -28,8 +28,15 @@ describe('the client-agent protocol', () => {
 });
 
 describe('what a call forwards, and where the agent listens', () => {
-  it('forwards walship, AWS and PostgreSQL variables and HOME, nothing else', () => {
-    expect(forwardedEnv({ WALSHIP_REPO: '/r', AWS_PROFILE: 'p', PGHOST: 'h', HOME: '/h', PATH: '/bin', LANG: 'C', SECRET: 'x' })).toEqual({ WALSHIP_REPO: '/r', AWS_PROFILE: 'p', PGHOST: 'h', HOME: '/h' });
+  it('forwards walship, AWS and PostgreSQL variables, HOME and XDG_STATE_HOME, nothing else', () => {
+    // (Not the SDK's warning switch, which walship sets itself when it loads the S3 driver.)
+    expect(forwardedEnv({ WALSHIP_REPO: '/r', AWS_PROFILE: 'p', PGHOST: 'h', HOME: '/h', XDG_STATE_HOME: '/s', PATH: '/bin', LANG: 'C', SECRET: 'x', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' })).toEqual({
+      WALSHIP_REPO: '/r',
+      AWS_PROFILE: 'p',
+      PGHOST: 'h',
+      HOME: '/h',
+      XDG_STATE_HOME: '/s',
+    });
   });
   it('listens beside the data directory, in a directory named after it', () => {
     expect(agentDir('/var/lib/postgresql/15/main')).toBe('/var/lib/postgresql/15/walship-agent.main');

@@ -10,7 +10,7 @@
  * call is declined and the client runs it in node. A changed config file also makes it exit. It
  * listens in a private directory (only its user can connect: Node has no peer credentials, so
  * the directory's mode is the check on this side; the client checks the agent's uid), and exits
- * after `idleExitMs` without a call (0: never).
+ * after `idleExitMs` without a call it answered (0: never), or when another build is installed.
  *
  * One agent per data directory: the agent is whoever owns the socket's path. A new agent leaves
  * when one answers there; else it takes the path over (a stale socket's). Every second each
@@ -109,32 +109,43 @@ export async function runAgent(opts: AgentOptions, startCfg: Config): Promise<vo
   };
 
   /** One call: answered with its exit code and stderr, or declined. */
+  const decline = (why: string) => {
+    logger.debug(`declined a call: ${why}; it runs in node`);
+    return DECLINED;
+  };
   const serve = async (req: Request): Promise<Buffer> => {
     let cwd: string;
     try {
       cwd = realpathSync(req.cwd);
     } catch {
-      return DECLINED;
+      return decline('its working directory is gone');
     }
     const [name, ...rest] = req.argv;
-    if (cwd !== pgdata || (name !== 'archive-push' && name !== 'archive-fetch')) return DECLINED;
+    if (cwd !== pgdata) return decline(`another working directory (${cwd})`);
+    if (name !== 'archive-push' && name !== 'archive-fetch') return decline(`not a per-file command (${name})`);
     let call;
     try {
       call = parseFileCall(name, rest);
     } catch {
-      return DECLINED; // node reports the bad command line, as it always does
+      return decline('a bad command line'); // node reports it, as it always does
     }
-    if (!call || !sameList(call.flagArgs, identity.flagArgs) || !sameEnv(req.env, identity.env)) return DECLINED;
+    if (!call) return decline('a request for help');
+    if (!sameList(call.flagArgs, identity.flagArgs)) return decline('other setting flags');
+    const env = forwardedEnv(req.env);
+    if (!sameEnv(env, identity.env)) {
+      const names = [...new Set([...Object.keys(env), ...Object.keys(identity.env)])].filter((k) => env[k] !== identity.env[k]);
+      return decline(`another environment (${names.sort().join(', ')})`);
+    }
     const lines: Buffer[] = [];
     redirectLog((l) => lines.push(l));
     let code = 0;
     let policy: Config['fetch_on_error'] = 'auto';
     try {
       configureLog({ command: name });
-      const cfg = settingsFor(name, call.flags, { ...req.env });
+      const cfg = settingsFor(name, call.flags, env);
       if (JSON.stringify(cfg.configStamp) !== identity.configStamp) {
         setImmediate(() => void queue.then(() => stop('the config file changed')));
-        return DECLINED;
+        return decline('the config file changed');
       }
       policy = cfg.fetch_on_error;
       await call.spec.run(cfg, call.positionals, call.flagArgs, open(cfg));
@@ -149,8 +160,13 @@ export async function runAgent(opts: AgentOptions, startCfg: Config): Promise<vo
   };
 
   const onConnection = (conn: Socket) => {
-    touch();
     conn.on('error', () => undefined);
+    // A new build installed: its clients will not talk to this agent; make way for theirs.
+    if (buildId() !== id) {
+      conn.destroy();
+      void queue.then(() => stop('another build is installed'));
+      return;
+    }
     conn.write(encodeHello(id));
     let buf = Buffer.alloc(0);
     let taken = false;
@@ -170,7 +186,8 @@ export async function runAgent(opts: AgentOptions, startCfg: Config): Promise<vo
       queue = queue.then(async () => {
         const answer = await serve(r).catch(() => DECLINED);
         conn.end(answer);
-        touch();
+        // Only answered calls keep it alive: calls it declines have no use for it.
+        if (answer !== DECLINED) touch();
       });
     });
   };

@@ -17,7 +17,11 @@ export function agentDir(pgdata: string): string {
   return join(dirname(pgdata), `walship-agent.${basename(pgdata)}`);
 }
 
-/** The variables a call forwards to the agent, and that must equal the agent's own for it to answer. */
+/**
+ * The variables a call forwards to the agent, and that must equal the agent's own for it to
+ * answer: every one walship's settings and the S3 SDK read (settings, credentials, the default
+ * catalog's place), and libpq's.
+ */
 export function forwardedEnv(env: NodeJS.ProcessEnv): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(env)) if (v !== undefined && isForwarded(k)) out[k] = v;
@@ -25,5 +29,7 @@ export function forwardedEnv(env: NodeJS.ProcessEnv): Record<string, string> {
 }
 
 export function isForwarded(name: string): boolean {
-  return name.startsWith('WALSHIP_') || name.startsWith('AWS_') || name.startsWith('PG') || name === 'HOME';
+  // (walship sets the SDK's warning switch itself, storage/s3.ts: no setting of the call's.)
+  if (name === 'AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED') return false;
+  return name.startsWith('WALSHIP_') || name.startsWith('AWS_') || name.startsWith('PG') || name === 'HOME' || name === 'XDG_STATE_HOME';
 }

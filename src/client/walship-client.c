@@ -1,7 +1,7 @@
 /*
  * walship-client: what `walship archive-push` and `walship archive-fetch` run first. It forwards
- * the call (its working directory, its arguments and the WALSHIP_*, AWS_*, PG* and HOME
- * variables) to the data directory's agent (src/agent/agent.ts) over a unix socket, and exits
+ * the call (its working directory, its arguments and the WALSHIP_*, AWS_*, PG*, HOME and
+ * XDG_STATE_HOME variables) to the data directory's agent (src/agent/agent.ts) over a unix socket, and exits
  * with the agent's answer. It decides nothing: when there is no agent, when the agent is not
  * this user's (SO_PEERCRED) or of another build, when it declines the call or goes away before
  * answering, the call runs in node exactly as it does without an agent (exec, same arguments,
@@ -94,7 +94,8 @@ static int put_str(int fd, const char *s) {
 }
 
 static int forwarded(const char *e) {
-  return strncmp(e, "WALSHIP_", 8) == 0 || strncmp(e, "AWS_", 4) == 0 || strncmp(e, "PG", 2) == 0 || strncmp(e, "HOME=", 5) == 0;
+  return strncmp(e, "WALSHIP_", 8) == 0 || strncmp(e, "AWS_", 4) == 0 || strncmp(e, "PG", 2) == 0 || strncmp(e, "HOME=", 5) == 0 ||
+         strncmp(e, "XDG_STATE_HOME=", 15) == 0;
 }
 
 int main(int argc, char **argv) {
