@@ -293,7 +293,7 @@ export interface Config {
   /**
    * The config file's path as looked up (read or not) and its state when read: "absent", or
    * "dev ino size mtime_ns ctime_ns" of the file taken before reading it (so any later change
-   * shows). The compiled entries compare it (src/archive/ticket.ts) to decide the settings are unchanged.
+   * shows). The agent compares it (src/agent/agent.ts) to answer only calls with its own settings.
    */
   configStamp: { path: string; state: string };
 }

@@ -18,7 +18,7 @@
  * once, the later one stays. `agent.lock` ({pid}, its mtime a heartbeat) tells the calls in node
  * that an agent is alive, so that they do not start another.
  */
-import { chmodSync, realpathSync, rmSync, statSync, type Stats } from 'node:fs';
+import { chmodSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Server, Socket } from 'node:net';
 import { openArchiveContext } from '../archive/context.js';
@@ -47,14 +47,6 @@ async function answers(path: string): Promise<boolean> {
     c.once('data', () => done(true));
     c.once('error', () => done(false));
   });
-}
-
-function statOrNull(path: string): Stats | null {
-  try {
-    return statSync(path);
-  } catch {
-    return null;
-  }
 }
 
 export interface AgentOptions {
@@ -99,7 +91,7 @@ export async function runAgent(opts: AgentOptions, startCfg: Config): Promise<vo
     clearTimeout(idle);
     server.close();
     // The path may be another agent's socket by now.
-    if (statOrNull(socketPath)?.ino === socketIno) rmSync(socketPath, { force: true });
+    if (statSync(socketPath, { throwIfNoEntry: false })?.ino === socketIno) rmSync(socketPath, { force: true });
     await releaseLock(dir, AGENT_LOCK);
     process.exit(0);
   };
@@ -199,13 +191,13 @@ export async function runAgent(opts: AgentOptions, startCfg: Config): Promise<vo
     server.listen(socketPath, () => resolve());
   });
   chmodSync(socketPath, 0o600);
-  socketIno = statOrNull(socketPath)?.ino ?? -1;
+  socketIno = statSync(socketPath, { throwIfNoEntry: false })?.ino ?? -1;
   const mark = () => writeFileAtomic(join(dir, AGENT_LOCK), JSON.stringify({ pgdata, pid: process.pid, startedAt: new Date().toISOString() }));
   await mark();
   logger.info('agent listening', { pgdata, socket: socketPath, build: id });
   touch();
   const beat = setInterval(() => {
-    if (statOrNull(socketPath)?.ino !== socketIno) {
+    if (statSync(socketPath, { throwIfNoEntry: false })?.ino !== socketIno) {
       logger.info('agent exits: another agent took the socket over', { pgdata });
       process.exit(0);
     }

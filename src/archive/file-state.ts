@@ -19,7 +19,7 @@ export function fileState(st: BigIntStats): FileState {
   return { dev: String(st.dev), ino: String(st.ino), size: String(st.size), mtimeNs: String(st.mtimeNs), ctimeNs: String(st.ctimeNs) };
 }
 
-/** The state as `key=value` pairs (key-values.ts), as the compiled entries read it. */
+/** The state as `key=value` pairs (key-values.ts), as records and spool metadata hold it. */
 const PAIR_KEYS = [
   ['file_dev', 'dev'],
   ['file_ino', 'ino'],

@@ -1,7 +1,7 @@
 /**
- * The `key=value` line files that the compiled entries (walship-push, walship-fetch) read as well
- * as walship: the tickets, read-ahead records and spooled segments' metadata. One pair a line,
- * split at the first `=`, a key may repeat, and no value holds a newline.
+ * The `key=value` line files of walship's local state: read-ahead records and spooled segments'
+ * metadata. One pair a line, split at the first `=`, a key may repeat, and no value holds a
+ * newline.
  */
 export type KeyValues = readonly (readonly [string, string])[];
 

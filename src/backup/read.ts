@@ -34,6 +34,13 @@ export function piecesOf(manifest: Manifest): Map<string, PieceRef> {
 
 export const pieceKey = (chunk: string, entry: string): string => `${chunk}\0${entry}`;
 
+/** The pieces (piecesOf) grouped by the chunk that holds them, every chunk of `chunks` present. */
+export function piecesByChunk(pieces: ReadonlyMap<string, PieceRef>, chunks: readonly string[]): Map<string, Map<string, PieceRef>> {
+  const byChunk = new Map<string, Map<string, PieceRef>>(chunks.map((c) => [c, new Map()]));
+  for (const [k, ref] of pieces) byChunk.get(ref.piece.chunk)?.set(k, ref);
+  return byChunk;
+}
+
 /** Throws OBJECT_CORRUPT unless `data` is the piece the manifest says (length and SHA-256). */
 export function checkPiece(id: string, chunk: string, hit: PieceRef, data: Buffer, then: string): void {
   const sum = createHash('sha256').update(data).digest('hex');

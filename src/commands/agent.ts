@@ -3,7 +3,8 @@
  * archive-push and archive-fetch calls for the client (src/agent/agent.ts). Started on demand by
  * the first call that finds none, or by a service manager (examples/walship-agent.service).
  */
-import { SETTINGS, flagName } from '../config.js';
+import { flagName } from '../config.js';
+import { settingsFromFlags } from './file-call.js';
 import { addSettingOptions, wholeNumberFlag, type CommandDef } from './options.js';
 
 export const agent: CommandDef = {
@@ -18,12 +19,9 @@ export const agent: CommandDef = {
     ),
   async run(cfg, flags) {
     // Its identity: the setting flags as given, in the form a call's are compared in.
-    const flagArgs: string[] = [];
-    if (typeof flags.config === 'string') flagArgs.push(`--config=${flags.config}`);
-    for (const def of SETTINGS) {
-      const v = flags[(def.key as string).replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase())];
-      if (typeof v === 'string') flagArgs.push(`--${flagName(def.key)}=${v}`);
-    }
+    const given = settingsFromFlags(flags);
+    const flagArgs = Object.entries(given.flags).map(([key, v]) => `--${flagName(key)}=${v}`);
+    if (given.configPath !== undefined) flagArgs.push(`--config=${given.configPath}`);
     const { runAgent } = await import('../agent/agent.js');
     await runAgent({ pgdata: String(flags.pgdata), flagArgs, idleExitMs: wholeNumberFlag('idle-exit', flags.idleExit, 0) * 1000 }, cfg);
   },

@@ -1,6 +1,6 @@
 /**
  * The one way walship writes a whole file on this host (a delivered WAL file, the spool's files,
- * read-ahead records, tickets, locks, the filesystem repository's objects):
+ * read-ahead records, locks, the filesystem repository's objects):
  *
  *   1. a temporary file `.<name>.<pid>.<random>.tmp` in the target's directory, created with
  *      O_CREAT|O_EXCL|O_NOFOLLOW: nothing planted at that name (a file, a symbolic link) is ever

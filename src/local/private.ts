@@ -1,6 +1,6 @@
 /**
  * Which local files walship trusts. Its private directories (the prefetch spool, the read-ahead
- * state, the push ticket's directory) and everything in them, and the catalog, decide what a
+ * state, the agent's directory) and everything in them, and the catalog, decide what a
  * per-file call answers: a spooled segment is delivered, a record proves a push. So another local
  * user must not be able to plant or change any of them.
  *

@@ -12,7 +12,7 @@ import { WalshipError, describeSystemError } from '../errors.js';
 import { logger } from '../log.js';
 import type { StorageDriver } from '../storage/driver.js';
 import { PG_CONTROL, type BackupSummary } from '../backup/format.js';
-import { fetchChunk, pieceKey, piecesOf, readBackup, type PieceRef } from '../backup/read.js';
+import { fetchChunk, pieceKey, piecesByChunk, piecesOf, readBackup } from '../backup/read.js';
 import { startChunkThreads } from '../backup/chunk-threads.js';
 import { Progress } from '../backup/progress.js';
 import { runPool } from '../pool.js';
@@ -101,8 +101,7 @@ export async function restoreBackup(storage: StorageDriver, id: string, opts: Re
 
   // Which manifest piece each tar entry of each chunk is.
   const pieces = piecesOf(manifest);
-  const byChunk = new Map<string, [string, PieceRef][]>(summary.chunks.map((c) => [c, []]));
-  for (const [k, ref] of pieces) byChunk.get(ref.piece.chunk)?.push([k, ref]);
+  const byChunk = piecesByChunk(pieces, summary.chunks);
   const seen = new Set<string>();
   const held: { pgControl: Buffer | null } = { pgControl: null };
   const progress = new Progress(summary.rawBytes, opts.progress);
@@ -111,7 +110,7 @@ export async function restoreBackup(storage: StorageDriver, id: string, opts: Re
   const threads = await startChunkThreads(opts.parallel);
   const restoreChunk = async (chunk: string): Promise<void> => {
     const body = await fetchChunk(storage, id, chunk);
-    const { entries } = await threads.unpack({ id, chunk, body, pieces: byChunk.get(chunk) ?? [], then: 'restore stopped' });
+    const { entries } = await threads.unpack({ id, chunk, body, pieces: [...(byChunk.get(chunk) ?? [])], then: 'restore stopped' });
     // Several files written at once: the writes overlap with the other chunks' unpacking.
     await runPool(entries, 8, async ({ entry, data, ref }) => {
       const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);

@@ -11,7 +11,7 @@ import { validateFile } from '../archive/validate.js';
 import type { RepoIdentity } from '../archive/identity.js';
 import { endsOf } from '../archive/continuity.js';
 import { backupKey } from '../backup/format.js';
-import { checkPiece, pieceKey, piecesOf, readBackup, readChunk, type PieceRef } from '../backup/read.js';
+import { checkPiece, pieceKey, piecesByChunk, piecesOf, readBackup, readChunk, type PieceRef } from '../backup/read.js';
 import { runPool } from '../pool.js';
 import { parseWalFileName } from '../wal/names.js';
 import { unfinishedSegment } from '../wal/complete.js';
@@ -154,8 +154,7 @@ export async function checkBackup(
   }
   const { summary, manifest } = doc;
   const pieces = piecesOf(manifest);
-  const byChunk = new Map<string, Map<string, PieceRef>>(summary.chunks.map((c) => [c, new Map()]));
-  for (const [k, ref] of pieces) byChunk.get(ref.piece.chunk)?.set(k, ref);
+  const byChunk = piecesByChunk(pieces, summary.chunks);
   const seen = new Set<string>();
   let stored = 0;
   let raw = 0;

@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '');
 export const WALSHIP_BIN = join(ROOT, 'bin', 'walship.js');
-/** The command as installed (`walship` on PATH): the shell entry, which runs node or a compiled entry (dist/walship-push, dist/walship-fetch). */
+/** The command as installed (`walship` on PATH): the shell entry, which runs node or the agent's client (dist/walship-client). */
 export const WALSHIP_COMMAND = join(ROOT, 'bin', 'walship');
 // The shell entry runs the `node` on PATH: make that the node running the tests.
 if (!(process.env.PATH ?? '').split(':').includes(dirname(process.execPath))) {
