@@ -502,7 +502,9 @@ export async function runPrefetcher(cfg: Config, startName: string, makeCtx: () 
       }
       if (inflight.size === 0 && now - lastMove > PREFETCH_IDLE_MS) break;
       for (const n of windowNames(pos)) {
-        if (inflight.size >= concurrency) break;
+        // In flight counts too: a file still arriving for a window recovery has moved past takes
+        // its room until it lands and is dropped, so the spool never holds more than the window.
+        if (inflight.size >= concurrency || spooled.size + inflight.size >= window) break;
         if (spooled.has(n) || inflight.has(n)) continue;
         const at = retryAt.get(n);
         if (at !== undefined && at > now) break; // missing or failing: nothing after it is useful yet
