@@ -8,6 +8,7 @@
 import { promises as fsp, lstatSync, mkdtempSync, readdirSync, statfsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { WalshipError, describeSystemError } from '../errors.js';
 import { writeFileAtomic } from '../local/atomic-write.js';
 import { privateDir, readPrivateFile, trustProblem } from '../local/private.js';
@@ -61,17 +62,34 @@ export async function markKept(dir: string): Promise<void> {
 export async function removeScratch(dir: string): Promise<void> {
   await stopServerIn(join(dir, 'data'));
   const helpers = readdirSafe(dir).flatMap((n) => (n.startsWith('walship-spool-') ? [[n, 'prefetch.lock']] : n === 'walship-agent.data' ? [[n, 'agent.lock']] : []));
+  const pids: number[] = [];
   for (const [n, lock] of helpers) {
     const pid = Number((await lockHolder(join(dir, n!), lock!))?.pid);
-    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) {
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) pids.push(pid);
+  }
+  // A helper finishes the call in hand before it exits, and that call may write into the data
+  // directory (a fetch delivering into pg_wal): wait for each to be gone before removing.
+  await stopProcesses(pids);
+  await fsp.rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
+}
+
+/** SIGTERM, up to 10 s for them to exit, then SIGKILL. */
+async function stopProcesses(pids: number[]): Promise<void> {
+  const signal = (sig: NodeJS.Signals) => {
+    for (const pid of pids) {
       try {
-        process.kill(pid, 'SIGTERM');
+        process.kill(pid, sig);
       } catch {
         /* gone */
       }
     }
-  }
-  await fsp.rm(dir, { recursive: true, force: true });
+  };
+  const running = () => pids.some((pid) => processAlive(pid));
+  signal('SIGTERM');
+  for (let i = 0; i < 100 && running(); i++) await sleep(100);
+  if (!running()) return;
+  signal('SIGKILL');
+  for (let i = 0; i < 50 && running(); i++) await sleep(100);
 }
 
 function readdirSafe(dir: string): string[] {
