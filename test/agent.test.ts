@@ -9,7 +9,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
 import { connect } from 'node:net';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { WALSHIP_COMMAND, confString, otherUser, pgUser, walshipCommand } from './helpers/pg.js';
 import { walship } from './helpers/walship.js';
@@ -96,6 +97,30 @@ describe.each(repoBackends())('walship agent ($name repository)', (backend: Repo
     }
     expect(answeredInLog() - before).toBeGreaterThanOrEqual(3);
     expect(await a.primary.value('SELECT failed_count FROM pg_stat_archiver')).toBe('0');
+  });
+
+  it('indexes into the catalog at its path, also once that file was removed and made anew', async () => {
+    await a.primary.waitArchived(await a.primary.switchWal());
+    await waitAgent();
+    // A push it answers, so that it has the catalog open.
+    let before = answeredInLog();
+    await a.primary.sql('INSERT INTO t VALUES (8)');
+    await a.primary.waitArchived(await a.primary.switchWal());
+    expect(answeredInLog()).toBeGreaterThan(before);
+    const pid = agentPid();
+    before = answeredInLog();
+    for (const f of [a.catalog, `${a.catalog}-wal`, `${a.catalog}-shm`]) rmSync(f, { force: true });
+    await a.primary.sql('INSERT INTO t VALUES (8)');
+    const seg = await a.primary.switchWal();
+    await a.primary.waitArchived(seg);
+    expect(agentPid()).toBe(pid);
+    expect(answeredInLog()).toBeGreaterThan(before);
+    const db = new Database(a.catalog, { readonly: true });
+    try {
+      expect(db.prepare('SELECT name FROM wal_files WHERE name = ?').get(seg)).toEqual({ name: seg });
+    } finally {
+      db.close();
+    }
   });
 
   it('answers a call by hand with its own settings, and never one with another repository or config file', async () => {

@@ -21,7 +21,8 @@
 import { chmodSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Server, Socket } from 'node:net';
-import { openArchiveContext } from '../archive/context.js';
+import { openAgentContext } from '../archive/context.js';
+import { startEncodeThread } from '../archive/body-encoder.js';
 import type { ArchiveContext } from '../archive/push.js';
 import { HEARTBEAT_MS, heartbeat, releaseLock } from '../archive/background.js';
 import { writeFileAtomic } from '../local/atomic-write.js';
@@ -72,9 +73,11 @@ export async function runAgent(opts: AgentOptions, startCfg: Config): Promise<vo
   process.chdir(pgdata);
   const identity = { flagArgs: opts.flagArgs, env: forwardedEnv(process.env), configStamp: JSON.stringify(startCfg.configStamp) };
 
+  // Its compression thread, started now: the first push it answers does not wait for it.
+  const encoder = startEncodeThread();
   let ctx: Promise<ArchiveContext> | null = null;
   const open = (cfg: Config) => () => {
-    ctx ??= openArchiveContext(cfg).catch((err: unknown) => {
+    ctx ??= encoder.then((e) => openAgentContext(cfg, e)).catch((err: unknown) => {
       ctx = null;
       throw err;
     });

@@ -6,6 +6,7 @@
 import { requireRepo, type Config } from '../config.js';
 import { parseRepoUrl, openStorage } from '../storage/open.js';
 import type { ArchiveContext } from './push.js';
+import type { BodyEncoder } from './body-encoder.js';
 
 /** The configured repository's canonical URL (what the catalog and read-ahead records name). */
 export function repoCanonical(cfg: Config): string {
@@ -16,9 +17,14 @@ export async function openArchiveContext(cfg: Config): Promise<ArchiveContext> {
   return { storage: await openStorage(requireRepo(cfg), cfg), repoUrl: repoCanonical(cfg), catalogPath: cfg.catalog, compressLevel: cfg.compress_level };
 }
 
-/** The context with a catalog connection kept open for a long-lived pusher lane's life. */
+/** The context with a catalog connection kept open for a long-lived process (a pusher lane, the agent). */
 export async function withCatalog(ctx: Promise<ArchiveContext>): Promise<ArchiveContext> {
   const c = await ctx;
-  const { Catalog } = await import('../catalog/catalog.js');
-  return { ...c, catalog: Catalog.open(c.catalogPath)! };
+  const { KeptCatalog } = await import('../catalog/kept.js');
+  return { ...c, catalog: new KeptCatalog(c.catalogPath) };
+}
+
+/** The agent's context: a catalog connection kept open, and its compression thread (body-encoder.ts). */
+export async function openAgentContext(cfg: Config, encoder: BodyEncoder): Promise<ArchiveContext> {
+  return { ...(await withCatalog(openArchiveContext(cfg))), encoder };
 }

@@ -57,20 +57,36 @@ async function loadZstd(): Promise<typeof import('zstd-napi')> {
   return zstd;
 }
 
+/** A file's compressed data and the SHA-256 of it: an object's body. */
+export interface EncodedBody {
+  body: Buffer;
+  bodySha256: string;
+}
+
+/** Compresses `raw` (zstd, with zstd's checksum of the content) into an object's body. */
+export async function compressBody(raw: Buffer, level: number): Promise<EncodedBody> {
+  const z = await loadZstd();
+  const body = z.compress(raw, { compressionLevel: level, checksumFlag: true });
+  return { body, bodySha256: sha256(body) };
+}
+
+/** Frames a compressed body with its metadata; returns the object and the final metadata. */
+export function frameObject(partial: Omit<ObjectMeta, 'bodySize' | 'bodySha256'>, { body, bodySha256 }: EncodedBody): { object: Buffer; meta: ObjectMeta } {
+  const meta: ObjectMeta = { ...partial, bodySha256, bodySize: body.length };
+  const json = Buffer.from(JSON.stringify(meta), 'utf8');
+  const head = Buffer.alloc(8);
+  head.writeUInt32LE(SKIPPABLE_MAGIC, 0);
+  head.writeUInt32LE(json.length, 4);
+  return { object: Buffer.concat([head, json, body]), meta };
+}
+
 /** Compresses `raw` and frames it with its metadata; returns the object and the final metadata. */
 export async function encodeObject(
   raw: Buffer,
   partial: Omit<ObjectMeta, 'bodySize' | 'bodySha256'>,
   level: number,
 ): Promise<{ object: Buffer; meta: ObjectMeta }> {
-  const z = await loadZstd();
-  const body = z.compress(raw, { compressionLevel: level, checksumFlag: true });
-  const meta: ObjectMeta = { ...partial, bodySha256: sha256(body), bodySize: body.length };
-  const json = Buffer.from(JSON.stringify(meta), 'utf8');
-  const head = Buffer.alloc(8);
-  head.writeUInt32LE(SKIPPABLE_MAGIC, 0);
-  head.writeUInt32LE(json.length, 4);
-  return { object: Buffer.concat([head, json, body]), meta };
+  return frameObject(partial, await compressBody(raw, level));
 }
 
 export class EnvelopeError extends Error {}

@@ -6,7 +6,7 @@
  * repaired by PostgreSQL's retry: the object is found identical and indexed then. A refused
  * file is recorded in the catalog (what `walship info` shows as refusals) until it is archived.
  */
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { FILE_REFUSALS, WalshipError, asWalshipError, describeSystemError } from '../errors.js';
@@ -14,10 +14,12 @@ import { segmentName, type WalFileName } from '../wal/names.js';
 import type { StorageDriver } from '../storage/driver.js';
 import { sendPendingGaps } from './gaps.js';
 import { Catalog } from '../catalog/catalog.js';
+import type { KeptCatalog } from '../catalog/kept.js';
 import { logger } from '../log.js';
 import { VERSION } from '../version.js';
 import { checkIdentity, ensureIdentity, readIdentity } from './identity.js';
-import { decodeMeta, decodeObject, encodeObject, metaToHeaders, packScan, sha256, EnvelopeError, type ObjectMeta } from './envelope.js';
+import { decodeMeta, decodeObject, frameObject, metaToHeaders, packScan, sha256, EnvelopeError, type EncodedBody, type ObjectMeta } from './envelope.js';
+import { inlineEncoder, type BodyEncoder } from './body-encoder.js';
 import { objectKeyFor } from './keys.js';
 import { scanArchivedFile } from '../wal/scan-file.js';
 import { indexArchivedFile } from '../catalog/index-file.js';
@@ -33,11 +35,10 @@ export interface ArchiveContext {
   repoUrl: string;
   catalogPath: string;
   compressLevel: number;
-  /**
-   * A catalog connection kept open by a long-lived pusher (opening and closing one per file
-   * costs a checkpoint of SQLite's WAL each time); per-file calls open their own.
-   */
-  catalog?: Catalog;
+  /** A catalog connection kept open by a long-lived process (the pusher, the agent); per-file calls open their own. */
+  catalog?: KeptCatalog;
+  /** Who compresses (default: this thread; the agent's has a thread of its own). */
+  encoder?: BodyEncoder;
 }
 
 export interface PushOptions {
@@ -121,11 +122,11 @@ function noteRefusal(ctx: ArchiveContext, path: string, we: WalshipError): void 
   const walDir = resolve(dirname(path));
   if (!existsSync(join(walDir, 'archive_status', `${name}.ready`))) return;
   try {
-    const cat = ctx.catalog ?? Catalog.open(ctx.catalogPath)!;
+    const cat = ctx.catalog?.get() ?? Catalog.open(ctx.catalogPath)!;
     try {
       cat.write(`record the refusal of ${name}`, () => cat.noteRefusal(name, walDir, we.code, we.message));
     } finally {
-      if (cat !== ctx.catalog) cat.close();
+      if (!ctx.catalog) cat.close();
     }
   } catch {
     /* a catalog that cannot be written: the server log has the error */
@@ -134,16 +135,54 @@ function noteRefusal(ctx: ArchiveContext, path: string, we: WalshipError): void 
 
 async function push(ctx: ArchiveContext, path: string, opts: PushOptions): Promise<PushResult> {
   const file = classifyOrRefuse(path);
+  const encoder = ctx.encoder ?? inlineEncoder;
   let raw: Buffer;
   try {
-    raw = await readFile(path);
+    raw = await readWhole(path, encoder.alloc);
   } catch (err) {
     throw new WalshipError('FILE_UNREADABLE', `cannot read ${path}: ${describeSystemError(err)}`);
   }
   const v = validateFile(file, raw);
-  // Reading every record checks each one's CRC: a damaged record refuses the file before anything is stored.
-  if (v.segment) v.scan = { result: scanArchivedFile(raw, file, v.segment), raw };
+  const key = objectKeyFor(file);
+  const cat = ctx.catalog?.get() ?? Catalog.open(ctx.catalogPath)!;
+  let encoding: Promise<EncodedBody> | undefined;
+  try {
+    // Begun at once, awaited once the file is known sound: the compression (on the agent's
+    // compression thread, while this one scans and checksums), what is archived under this name
+    // and, for a segment, its archived neighbours. Nothing is written before every check passed.
+    const seg = v.segment;
+    encoding = encoder.encode(raw, ctx.compressLevel);
+    const existingP = inspectExisting(ctx.storage, key);
+    const loading = seg ? loadNeighbours(ctx.storage, cat, file, seg.segNo, seg.segSize) : Promise.resolve(null);
+    for (const p of [encoding, existingP, loading]) p.catch(() => undefined);
+    // Reading every record checks each one's CRC: a damaged record refuses the file before anything is stored.
+    if (seg) v.scan = { result: scanArchivedFile(raw, file, seg), raw };
+    const sum = sha256(raw);
+    return await store(ctx, cat, { path, file, raw, v, sum, key, encoding, existingP, loading }, opts);
+  } finally {
+    if (!ctx.catalog) cat.close();
+    // The buffer goes back once its compression no longer reads it.
+    void encoding?.then(
+      () => encoder.release(raw),
+      () => encoder.release(raw),
+    );
+  }
+}
 
+interface Pending {
+  path: string;
+  file: WalFileName;
+  raw: Buffer;
+  v: Validated;
+  sum: string;
+  key: string;
+  encoding: Promise<EncodedBody>;
+  existingP: ReturnType<typeof inspectExisting>;
+  loading: Promise<Neighbours | null>;
+}
+
+/** The checks against the repository, then the durable write and the index. */
+async function store(ctx: ArchiveContext, cat: Catalog, { path, file, raw, v, sum, key, encoding, existingP, loading }: Pending, opts: PushOptions): Promise<PushResult> {
   await ctx.storage.check();
   const identity = v.segment
     ? await ensureIdentity(ctx.storage, { systemIdentifier: v.segment.systemIdentifier, pgMajor: v.segment.pgMajor, segSize: v.segment.segSize }, VERSION)
@@ -152,95 +191,102 @@ async function push(ctx: ArchiveContext, path: string, opts: PushOptions): Promi
     checkIdentity(identity, { ...v.segment }, file.name, ctx.storage.location);
   }
 
-  const sum = sha256(raw);
-  const key = objectKeyFor(file);
   let outcome: PushResult['outcome'] = 'archived';
-  const cat = ctx.catalog ?? Catalog.open(ctx.catalogPath)!;
-  try {
-    // The archived object of this name and, for a segment, its archived neighbours, read at once;
-    // the neighbours matter only to a new file (an identical one was checked when it was stored).
-    const seg = v.segment;
-    const loading = seg ? loadNeighbours(ctx.storage, cat, file, seg.segNo, seg.segSize) : Promise.resolve(null);
-    loading.catch(() => undefined);
-    let existing = await inspectExisting(ctx.storage, key);
-    const neighbours = existing === null ? await loading : null;
-    // A new file must continue the history archived around it.
-    if (neighbours && v.scan) checkContinuity(file, v.scan.result, neighbours);
-    let storedSize = 0;
-    let bodySha256: string | undefined;
-    let pushedAt = new Date().toISOString();
-    // What the records say travels with the object: any host can index it without rescanning.
-    let scanRecord = v.scan ? await packScan(v.scan.result) : undefined;
-    const build = async () =>
-      encodeObject(
-        raw,
-        {
-          format: 1,
-          name: file.name,
-          sha256: sum,
-          rawSize: raw.length,
-          compression: 'zstd',
-          pushedAt,
-          timeline: file.timeline,
-          ...(v.segment && {
-            systemIdentifier: v.segment.systemIdentifier,
-            pgMajor: v.segment.pgMajor,
-            segSize: v.segment.segSize,
-            startLsn: v.segment.startLsn,
-          }),
-          ...(scanRecord !== undefined && { scan: scanRecord }),
-        },
-        ctx.compressLevel,
-      );
-    if (existing === null) {
+  const seg = v.segment;
+  // The neighbours matter only to a new file (an identical one was checked when it was stored).
+  let existing = await existingP;
+  const neighbours = existing === null ? await loading : null;
+  // A new file must continue the history archived around it.
+  if (neighbours && v.scan) checkContinuity(file, v.scan.result, neighbours);
+  let storedSize = 0;
+  let bodySha256: string | undefined;
+  let pushedAt = new Date().toISOString();
+  // What the records say travels with the object: any host can index it without rescanning.
+  let scanRecord = v.scan ? await packScan(v.scan.result) : undefined;
+  const build = async () =>
+    frameObject(
+      {
+        format: 1,
+        name: file.name,
+        sha256: sum,
+        rawSize: raw.length,
+        compression: 'zstd',
+        pushedAt,
+        timeline: file.timeline,
+        ...(v.segment && {
+          systemIdentifier: v.segment.systemIdentifier,
+          pgMajor: v.segment.pgMajor,
+          segSize: v.segment.segSize,
+          startLsn: v.segment.startLsn,
+        }),
+        ...(scanRecord !== undefined && { scan: scanRecord }),
+      },
+      await encoding,
+    );
+  if (existing === null) {
+    const { object, meta } = await build();
+    // The pusher: compressed already, stored only after the predecessor it is pushing (push-order.ts).
+    if (opts.inOrder && seg && v.scan && neighbours?.prev === null && !(await afterPredecessor(ctx, cat, path, file, seg, v.scan.result, neighbours, opts.inOrder))) {
+      return { name: file.name, outcome: 'deferred', rawSize: raw.length, storedSize: 0, sha256: sum };
+    }
+    const res = await ctx.storage.putIfAbsent(key, object, { meta: metaToHeaders(meta), contentType: 'application/zstd' });
+    storedSize = object.length;
+    bodySha256 = meta.bodySha256;
+    if (res === 'exists') {
+      // A concurrent push stored it first: the same content is fine, other content a conflict.
+      existing = await inspectExisting(ctx.storage, key);
+      if (!existing) throw new WalshipError('REPOSITORY_UNAVAILABLE', `${key} was reported to exist but cannot be read back`);
+    }
+  }
+  if (existing !== null) {
+    if (existing.meta.sha256 !== sum) throw conflict(file.name, existing.meta.sha256, sum);
+    pushedAt = existing.meta.pushedAt;
+    storedSize = existing.size;
+    bodySha256 = existing.meta.bodySha256;
+    // The catalog keeps what the repository holds: an object of older walship carries no scan.
+    scanRecord = existing.meta.scan;
+    outcome = 'already-archived';
+    if (existing.damage !== null) {
+      // The archived copy is of this very file (same recorded checksum) but damaged, e.g. a
+      // store that exposed an interrupted upload: replace it with a verified one.
+      logger.warn('archived copy is damaged; replacing it with this identical file', { file: file.name, damage: existing.damage });
+      scanRecord = v.scan ? await packScan(v.scan.result) : undefined;
       const { object, meta } = await build();
-      // The pusher: compressed already, stored only after the predecessor it is pushing (push-order.ts).
-      if (opts.inOrder && seg && v.scan && neighbours?.prev === null && !(await afterPredecessor(ctx, cat, path, file, seg, v.scan.result, neighbours, opts.inOrder))) {
-        return { name: file.name, outcome: 'deferred', rawSize: raw.length, storedSize: 0, sha256: sum };
-      }
-      const res = await ctx.storage.putIfAbsent(key, object, { meta: metaToHeaders(meta), contentType: 'application/zstd' });
+      await ctx.storage.replace(key, object, { meta: metaToHeaders(meta), contentType: 'application/zstd' });
       storedSize = object.length;
       bodySha256 = meta.bodySha256;
-      if (res === 'exists') {
-        // A concurrent push stored it first: the same content is fine, other content a conflict.
-        existing = await inspectExisting(ctx.storage, key);
-        if (!existing) throw new WalshipError('REPOSITORY_UNAVAILABLE', `${key} was reported to exist but cannot be read back`);
-      }
+      outcome = 'repaired';
     }
-    if (existing !== null) {
-      if (existing.meta.sha256 !== sum) throw conflict(file.name, existing.meta.sha256, sum);
-      pushedAt = existing.meta.pushedAt;
-      storedSize = existing.size;
-      bodySha256 = existing.meta.bodySha256;
-      // The catalog keeps what the repository holds: an object of older walship carries no scan.
-      scanRecord = existing.meta.scan;
-      outcome = 'already-archived';
-      if (existing.damage !== null) {
-        // The archived copy is of this very file (same recorded checksum) but damaged, e.g. a
-        // store that exposed an interrupted upload: replace it with a verified one.
-        logger.warn('archived copy is damaged; replacing it with this identical file', { file: file.name, damage: existing.damage });
-        scanRecord = v.scan ? await packScan(v.scan.result) : undefined;
-        const { object, meta } = await build();
-        await ctx.storage.replace(key, object, { meta: metaToHeaders(meta), contentType: 'application/zstd' });
-        storedSize = object.length;
-        bodySha256 = meta.bodySha256;
-        outcome = 'repaired';
-      }
-    }
+  }
 
-    // The pusher's push of the next segment may go on (push-order.ts).
-    if (opts.inOrder) await markStored(opts.inOrder, file.name);
-    await indexFile(ctx, cat, file, v, { sha256: sum, bodySha256, scanRecord, rawSize: raw.length, storedSize, key, identity, pushedAt });
-    if (outcome === 'already-archived') {
-      logger.info('already archived with identical content', { file: file.name, sha256: sum.slice(0, 16) });
-    } else if (outcome === 'repaired') {
-      logger.info('archived (damaged copy replaced)', { file: file.name, raw: raw.length, stored: storedSize });
-    } else {
-      logger.info('archived', { file: file.name, raw: raw.length, stored: storedSize });
+  // The pusher's push of the next segment may go on (push-order.ts).
+  if (opts.inOrder) await markStored(opts.inOrder, file.name);
+  await indexFile(ctx, cat, file, v, { sha256: sum, bodySha256, scanRecord, rawSize: raw.length, storedSize, key, identity, pushedAt });
+  if (outcome === 'already-archived') {
+    logger.info('already archived with identical content', { file: file.name, sha256: sum.slice(0, 16) });
+  } else if (outcome === 'repaired') {
+    logger.info('archived (damaged copy replaced)', { file: file.name, raw: raw.length, stored: storedSize });
+  } else {
+    logger.info('archived', { file: file.name, raw: raw.length, stored: storedSize });
+  }
+  return { name: file.name, outcome, rawSize: raw.length, storedSize, sha256: sum };
+}
+
+/** The whole file, read into a buffer of `alloc`'s (in as few reads as the kernel allows). */
+async function readWhole(path: string, alloc: (size: number) => Buffer): Promise<Buffer> {
+  const fh = await open(path, 'r');
+  try {
+    const { size } = await fh.stat();
+    const buf = alloc(size);
+    let off = 0;
+    while (off < size) {
+      const { bytesRead } = await fh.read(buf, off, size - off, off);
+      if (bytesRead === 0) break;
+      off += bytesRead;
     }
-    return { name: file.name, outcome, rawSize: raw.length, storedSize, sha256: sum };
+    return off === size ? buf : buf.subarray(0, off);
   } finally {
-    if (cat !== ctx.catalog) cat.close();
+    await fh.close();
   }
 }
 
