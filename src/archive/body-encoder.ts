@@ -19,19 +19,33 @@ export interface BodyEncoder {
   close(): Promise<void>;
 }
 
+/** Buffers larger than a segment's usual sizes are not kept. */
+const KEEP_MAX = 64 * 1024 * 1024;
+
+/**
+ * Buffers for files of one size, given back when a push is done with them: fresh memory is
+ * zeroed or faulted in page by page, and garbage of 16 MiB a file keeps the collector busy, which
+ * costs a long-lived pusher a few milliseconds a file. Keeps at most `keep` of at most KEEP_MAX.
+ */
+function bufferPool(keep: number, fresh: (size: number) => Buffer): Pick<BodyEncoder, 'alloc' | 'release'> {
+  const free: Buffer[] = [];
+  return {
+    alloc(size) {
+      const i = free.findIndex((b) => b.length === size);
+      return i < 0 ? fresh(size) : free.splice(i, 1)[0]!;
+    },
+    release(buf) {
+      if (buf.byteOffset === 0 && buf.byteLength === buf.buffer.byteLength && buf.length <= KEEP_MAX && free.length < keep && !free.includes(buf)) free.push(buf);
+    },
+  };
+}
+
+/** On this thread; as many buffers kept as a pusher lane has files in flight. */
 export const inlineEncoder: BodyEncoder = {
-  alloc: (size) => Buffer.allocUnsafe(size),
-  release: () => undefined,
+  ...bufferPool(4, (size) => Buffer.allocUnsafeSlow(size)),
   encode: compressBody,
   close: async () => undefined,
 };
-
-/**
- * The thread's buffer for the next file: fresh shared memory is zeroed and faulted in page by
- * page, which costs a 16 MiB read a few milliseconds more than the read itself. One buffer is
- * kept (the agent pushes one file at a time), and only of a segment's usual sizes.
- */
-const KEEP_MAX = 64 * 1024 * 1024;
 
 export interface EncodeRequest {
   raw: Uint8Array;
@@ -42,7 +56,7 @@ export interface EncodeAnswer {
   bodySha256: string;
 }
 
-/** A compression thread, or the inline encoder on a machine with one core. */
+/** A compression thread (one buffer kept: the agent pushes one file at a time), or the inline encoder on a machine with one core. */
 export async function startEncodeThread(): Promise<BodyEncoder> {
   if (availableParallelism() < 2) return inlineEncoder;
   const { Worker } = await import('node:worker_threads');
@@ -57,17 +71,8 @@ export async function startEncodeThread(): Promise<BodyEncoder> {
   worker.once('error', died);
   worker.once('exit', died);
   const client = workerClient<EncodeRequest, EncodeAnswer>(worker, 'the compression thread');
-  let kept: Buffer | null = null;
   return {
-    alloc(size) {
-      if (kept?.length !== size) return Buffer.from(new SharedArrayBuffer(size));
-      const b = kept;
-      kept = null;
-      return b;
-    },
-    release(buf) {
-      if (buf.byteOffset === 0 && buf.byteLength === buf.buffer.byteLength && buf.length <= KEEP_MAX) kept = buf;
-    },
+    ...bufferPool(1, (size) => Buffer.from(new SharedArrayBuffer(size))),
     async encode(raw, level) {
       if (!alive) return compressBody(raw, level);
       try {

@@ -24,7 +24,7 @@ import { PUSHING } from './readahead.js';
 
 /** Suffix of the marker of a segment whose object is stored (its push may still be indexing it). */
 export const STORED = '.stored';
-const POLL_MS = 10;
+const POLL_MS = 2;
 /** A predecessor in flight longer than this (a stalled upload) defers the segment. */
 const MAX_WAIT_MS = 600_000;
 
