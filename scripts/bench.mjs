@@ -389,10 +389,18 @@ function contenders() {
 }
 
 // ------------------------------------------------------------------------------------------------
+/**
+ * Waits until the kernel has written out what earlier runs left dirty: a contender that follows
+ * one that wrote gigabytes (cp, barman-cloud) would otherwise pay for that writeback in its own
+ * fsyncs (walship's catch-up took 21 s after cp where it took 11 s first).
+ */
+const settle = () => spawnSync('sync');
+
 // Scenario 1: archive catch-up through PostgreSQL's archiver.
 async function catchUp(src, c) {
   const { pg, names, segs, bytes } = src;
   resetBacklog(pg, names);
+  settle();
   const logFrom = existsSync(pg.logFile) ? readFileSync(pg.logFile, 'utf8').length : 0;
   pg.start();
   try {
@@ -437,6 +445,7 @@ async function replay(src, c) {
   writeFileSync(join(data, 'recovery.signal'), '');
   chownSync(join(data, 'recovery.signal'), U.uid, U.gid);
   const limit = c.id === 'barman-cloud' ? 40 * 60_000 : 15 * 60_000;
+  settle();
   const t0 = process.hrtime.bigint();
   pg.start(false);
   let ok = false;
@@ -505,6 +514,7 @@ async function sustained(c) {
     // What the data load left is archived before the clock starts.
     for (const deadline = Date.now() + 10 * 60_000; ready() > 0 && Date.now() < deadline; ) await sleep(100);
     pg.psql("SELECT pg_stat_reset_shared('archiver');");
+    settle();
     const samples = [];
     const t0 = Date.now();
     const load = new Promise((resolve) => {
@@ -753,7 +763,7 @@ function report(r) {
   L.push('');
   L.push(
     `The WAL: pgbench on PostgreSQL 15 with 16 MiB segments (\`-i -s ${QUICK ? 5 : 20}\` before the base backup; then TPC-B with 2 clients for ${QUICK ? 10 : 30} s, checkpoint_timeout 30 s; then \`pgbench -i -s ${QUICK ? 10 : 40}\` data loads until the backlog is reached; then 5 s of TPC-B): ` +
-      `${r.wal.segs} segments (${fmt(r.wal.mib, 0)} MiB) plus ${r.wal.others} other files (.backup). Every contender gets exactly this backlog. ` +
+      `${r.wal.segs} segments (${fmt(r.wal.mib, 0)} MiB) plus ${r.wal.others} other files (.backup). Every contender gets exactly this backlog, and every timed run starts after a \`sync\` (what the run before it wrote is on disk, not in its way). ` +
       'PostgreSQL, and so every archive_command and restore_command, runs with a minimal environment (PATH, HOME, LANG, TZ, S3 credentials), as under a service manager.',
   );
   L.push('');

@@ -14,10 +14,30 @@ let threshold: LogLevel = 'info';
 let format: LogFormat = 'text';
 let command = '';
 
+/**
+ * Where the lines of one piece of work go and how they read: in the agent, each call's go back
+ * to its client and its pusher's to the pusher's log, whatever runs beside them. `contextOf`
+ * (set by the agent, from an AsyncLocalStorage) names the piece of work that is logging; without
+ * one, lines go to stderr as configured.
+ */
+export interface LogContext {
+  sink?: (line: Buffer) => void;
+  level?: LogLevel;
+  format?: LogFormat;
+  command?: string;
+}
+let contextOf: () => LogContext | undefined = () => undefined;
+
+export function useLogContexts(get: () => LogContext | undefined): void {
+  contextOf = get;
+}
+
+/** Sets the level, format or command name: of the current log context, if there is one. */
 export function configureLog(opts: { level?: LogLevel; format?: LogFormat; command?: string }): void {
-  if (opts.level) threshold = opts.level;
-  if (opts.format) format = opts.format;
-  if (opts.command !== undefined) command = opts.command;
+  const c = contextOf();
+  if (opts.level) c ? (c.level = opts.level) : (threshold = opts.level);
+  if (opts.format) c ? (c.format = opts.format) : (format = opts.format);
+  if (opts.command !== undefined) c ? (c.command = opts.command) : (command = opts.command);
 }
 
 function quote(v: string): string {
@@ -25,10 +45,12 @@ function quote(v: string): string {
 }
 
 export function formatLine(level: LogLevel, msg: string, fields: Fields = {}): string {
-  if (format === 'json') {
-    return JSON.stringify({ ts: new Date().toISOString(), level, cmd: command || undefined, msg, ...fields });
+  const c = contextOf();
+  const cmd = c?.command ?? command;
+  if ((c?.format ?? format) === 'json') {
+    return JSON.stringify({ ts: new Date().toISOString(), level, cmd: cmd || undefined, msg, ...fields });
   }
-  let line = `walship ${level.toUpperCase()}${command ? ` [${command}]` : ''} ${msg}`;
+  let line = `walship ${level.toUpperCase()}${cmd ? ` [${cmd}]` : ''} ${msg}`;
   for (const [k, v] of Object.entries(fields)) {
     if (v === undefined) continue;
     line += ` ${k}=${quote(String(v))}`;
@@ -36,18 +58,12 @@ export function formatLine(level: LogLevel, msg: string, fields: Fields = {}): s
   return line;
 }
 
-let sink: ((line: Buffer) => void) | null = null;
-
-/** Sends every line to `to` instead of stderr, until called with null (the agent: a call's lines go back to its client). */
-export function redirectLog(to: ((line: Buffer) => void) | null): void {
-  sink = to;
-}
-
 export function log(level: LogLevel, msg: string, fields?: Fields): void {
-  if (RANK[level] > RANK[threshold]) return;
+  const c = contextOf();
+  if (RANK[level] > RANK[c?.level ?? threshold]) return;
   const line = Buffer.from(formatLine(level, msg, fields) + '\n');
-  if (sink) {
-    sink(line);
+  if (c?.sink) {
+    c.sink(line);
     return;
   }
   // Straight to fd 2: creating process.stderr costs ~2 ms of every per-file call. The stream

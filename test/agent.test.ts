@@ -4,7 +4,8 @@
  * settings is answered by it too, one with another repository or config file never is (node
  * answers it, with its own settings); an agent killed at random points during a backlog loses
  * nothing (calls fall back to node, a new agent starts); another OS user cannot reach it; an
- * agent of another build is not trusted; with WALSHIP_AGENT=off no agent starts.
+ * agent of another build is not trusted; with WALSHIP_AGENT=off no agent starts. The background
+ * pusher of a backlog runs in the agent; the catalog it indexes into is the file at its path.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
@@ -190,6 +191,39 @@ describe.each(repoBackends())('walship agent ($name repository)', (backend: Repo
     await p.sql('INSERT INTO t VALUES (7)');
     await p.waitArchived(await p.switchWal());
     await waitAgent();
+  });
+
+  it('runs the background pusher of a backlog itself: its pid holds the pusher, whose lines are in pusher.log', async () => {
+    const p = a.primary;
+    await p.waitArchived(await p.switchWal());
+    await waitAgent();
+    const pid = agentPid()!;
+    // No pusher left from the tests before (a detached one started while the agent was down).
+    const pusherAlive = () => {
+      try {
+        return processAlive((JSON.parse(readFileSync(join(`${a.catalog}.readahead`, 'pusher.lock'), 'utf8')) as { pid: number }).pid);
+      } catch {
+        return false;
+      }
+    };
+    for (const deadline = Date.now() + 30_000; pusherAlive(); await sleep(100)) if (Date.now() > deadline) throw new Error('a pusher is still running');
+    // A backlog: archiving fails while segments are made, then walship is back.
+    await p.sql("ALTER SYSTEM SET archive_command = 'false'");
+    await p.sql('SELECT pg_reload_conf()');
+    const names: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      await p.sql(`INSERT INTO t SELECT generate_series(1, 1000)`);
+      names.push(await p.switchWal());
+    }
+    await p.sql(`ALTER SYSTEM SET archive_command = ${confString(walshipCommand(`archive-push %p ${a.settings} --log-level debug`))}`);
+    await p.sql('SELECT pg_reload_conf()');
+    await p.waitArchived(names[names.length - 1]!, 120_000);
+    const log = readFileSync(join(`${a.catalog}.readahead`, 'pusher.log'), 'utf8');
+    expect(log).toMatch(new RegExp(`background pusher started .*pid=${pid}(\\s|$)`, 'm'));
+    for (const n of names) expect(log).toMatch(new RegExp(`archived file=${n} `));
+    expect(agentPid()).toBe(pid);
+    const archived = await backend.listWalNames();
+    for (const n of names) expect(archived, n).toContain(n);
   });
 
   it('cannot be reached by another OS user, and an agent of another build is not trusted', async () => {

@@ -3,7 +3,10 @@
  * archive-fetch calls for the tiny client (src/client/), so that a call costs a connection, not
  * a node start. It runs each call with exactly the code a call in node runs
  * (commands/file-call.ts), one at a time, keeping the repository context (the storage driver,
- * its connections, the loaded modules) open between calls.
+ * its connections, the loaded modules) open between calls. The background pusher a call starts
+ * runs in the agent (archive/pusher.ts, on worker threads, its lines in its own log); the
+ * prefetcher stays a process of its own, whose every thread runs at nice 10 so that recovery's
+ * replay wins the CPU.
  *
  * It answers only a call whose settings are its own: the same data directory, setting flags,
  * forwarded environment (place.ts) and config file state as the call that started it; any other
@@ -18,16 +21,16 @@
  * once, the later one stays. `agent.lock` ({pid}, its mtime a heartbeat) tells the calls in node
  * that an agent is alive, so that they do not start another.
  */
-import { chmodSync, realpathSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, closeSync, constants as fsc, openSync, realpathSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Server, Socket } from 'node:net';
-import { openAgentContext } from '../archive/context.js';
+import { openAgentContext, openArchiveContext, repoCanonical } from '../archive/context.js';
 import { startEncodeThread } from '../archive/body-encoder.js';
 import type { ArchiveContext } from '../archive/push.js';
 import { HEARTBEAT_MS, heartbeat, releaseLock } from '../archive/background.js';
 import { writeFileAtomic } from '../local/atomic-write.js';
 import { privateDir } from '../local/private.js';
-import { configureLog, logger, redirectLog } from '../log.js';
+import { logger, useLogContexts, type LogContext } from '../log.js';
 import type { Config } from '../config.js';
 import { failureCode, parseFileCall, settingsFor } from '../commands/file-call.js';
 import { AGENT_LOCK, AGENT_SOCKET, SOCKET_PATH_MAX, agentDir, forwardedEnv } from './place.js';
@@ -72,6 +75,43 @@ export async function runAgent(opts: AgentOptions, startCfg: Config): Promise<vo
   if (await answers(socketPath)) return logger.debug('another agent answers on the socket', { dir });
   process.chdir(pgdata);
   const identity = { flagArgs: opts.flagArgs, env: forwardedEnv(process.env), configStamp: JSON.stringify(startCfg.configStamp) };
+
+  const { AsyncLocalStorage } = await import('node:async_hooks');
+  const contexts = new AsyncLocalStorage<LogContext>();
+  useLogContexts(() => contexts.getStore());
+  /**
+   * The background pusher a call would start, run here instead (in worker threads, so that this
+   * thread stays free for the calls), with its lines in the pusher's log as a detached one's are.
+   */
+  const pushers = new Set<string>();
+  const pusherStarter = (cfg: Config) => async (walDir: string, logPath: string) => {
+    if (pushers.has(walDir)) return;
+    let log: number;
+    try {
+      // As for a detached pusher: in its private state directory, never through a link; its
+      // threads append to it too.
+      log = openSync(logPath, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC | fsc.O_APPEND | fsc.O_NOFOLLOW, 0o600);
+    } catch (err) {
+      return logger.debug('cannot open the pusher log; no pusher', { error: (err as Error).message });
+    }
+    pushers.add(walDir);
+    const sink = (line: Buffer) => {
+      try {
+        writeSync(log, line);
+      } catch {
+        /* closed: a line from work that outlived the pusher */
+      }
+    };
+    const { runPusher } = await import('../archive/pusher.js');
+    void contexts.run({ sink, command: 'archive-push-ahead', level: cfg.log_level, format: cfg.log_format }, () =>
+      runPusher(cfg, walDir, repoCanonical(cfg), () => openArchiveContext(cfg), { logPath })
+        .catch((err: unknown) => logger.warn('the background pusher failed', { error: (err as Error).message }))
+        .finally(() => {
+          pushers.delete(walDir);
+          closeSync(log);
+        }),
+    );
+  };
 
   // Its compression thread, started now: the first push it answers does not wait for it.
   const encoder = startEncodeThread();
@@ -131,27 +171,25 @@ export async function runAgent(opts: AgentOptions, startCfg: Config): Promise<vo
       const names = [...new Set([...Object.keys(env), ...Object.keys(identity.env)])].filter((k) => env[k] !== identity.env[k]);
       return decline(`another environment (${names.sort().join(', ')})`);
     }
+    // The call's lines go back to its client (and only its: the pusher's go to its own log).
     const lines: Buffer[] = [];
-    redirectLog((l) => lines.push(l));
-    let code = 0;
-    let policy: Config['fetch_on_error'] = 'auto';
-    try {
-      configureLog({ command: name });
-      const cfg = settingsFor(name, call.flags, env);
-      if (JSON.stringify(cfg.configStamp) !== identity.configStamp) {
-        setImmediate(() => void queue.then(() => stop('the config file changed')));
-        return decline('the config file changed');
+    return contexts.run({ sink: (l) => lines.push(l), command: name }, async () => {
+      let code = 0;
+      let policy: Config['fetch_on_error'] = 'auto';
+      try {
+        const cfg = settingsFor(name, call.flags, env);
+        if (JSON.stringify(cfg.configStamp) !== identity.configStamp) {
+          contexts.exit(() => setImmediate(() => void queue.then(() => stop('the config file changed'))));
+          return decline('the config file changed');
+        }
+        policy = cfg.fetch_on_error;
+        await call.spec.run(cfg, call.positionals, call.flagArgs, { open: open(cfg), startPusher: pusherStarter(cfg) });
+      } catch (err) {
+        code = failureCode(err, name, policy, pgdata);
       }
-      policy = cfg.fetch_on_error;
-      await call.spec.run(cfg, call.positionals, call.flagArgs, open(cfg));
-    } catch (err) {
-      code = failureCode(err, name, policy, pgdata);
-    } finally {
       logger.debug('answered by the agent', { pid: process.pid, code });
-      redirectLog(null);
-      configureLog({ command: 'agent', level: startCfg.log_level, format: startCfg.log_format });
-    }
-    return encodeAnswer(code, Buffer.concat(lines));
+      return encodeAnswer(code, Buffer.concat(lines));
+    });
   };
 
   const onConnection = (conn: Socket) => {

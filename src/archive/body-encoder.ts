@@ -11,6 +11,8 @@ import { workerClient } from '../worker-rpc.js';
 import { logger } from '../log.js';
 
 export interface BodyEncoder {
+  /** Whether it compresses beside the calling thread (then a push starts it early; else only once it knows the file is new). */
+  readonly parallel: boolean;
   /** A buffer for a file of `size` bytes that `encode` can hand to its thread as it is. */
   alloc(size: number): Buffer;
   /** Gives back a buffer of `alloc`'s that nothing uses any more (its encoding settled). */
@@ -42,6 +44,7 @@ function bufferPool(keep: number, fresh: (size: number) => Buffer): Pick<BodyEnc
 
 /** On this thread; as many buffers kept as a pusher lane has files in flight. */
 export const inlineEncoder: BodyEncoder = {
+  parallel: false,
   ...bufferPool(4, (size) => Buffer.allocUnsafeSlow(size)),
   encode: compressBody,
   close: async () => undefined,
@@ -72,6 +75,7 @@ export async function startEncodeThread(): Promise<BodyEncoder> {
   worker.once('exit', died);
   const client = workerClient<EncodeRequest, EncodeAnswer>(worker, 'the compression thread');
   return {
+    parallel: true,
     ...bufferPool(1, (size) => Buffer.from(new SharedArrayBuffer(size))),
     async encode(raw, level) {
       if (!alive) return compressBody(raw, level);

@@ -41,10 +41,10 @@ function mainLane(pushCtx: () => Promise<ArchiveContext>, fetchCtx: () => Promis
   };
 }
 
-async function workerLane(cfg: Config, command: string): Promise<Lane> {
+async function workerLane(cfg: Config, command: string, logPath?: string): Promise<Lane> {
   const { Worker } = await import('node:worker_threads');
   const worker: Worker = new Worker(new URL('./lane-worker.js', import.meta.url), {
-    workerData: { cfg, command },
+    workerData: { cfg, command, logPath },
     stdout: false,
     stderr: false,
   });
@@ -63,7 +63,9 @@ async function workerLane(cfg: Config, command: string): Promise<Lane> {
 
 /**
  * Lanes for up to `inFlight` jobs at once: one per core (at most one per job), and how many jobs
- * each takes at once. A worker that cannot start leaves its jobs to the other lanes.
+ * each takes at once; the first on this thread unless `onThisThread` is false (then all on worker
+ * threads, this thread as the last resort). A worker that cannot start leaves its jobs to the
+ * other lanes. `logPath`: the workers append their lines there rather than to stderr.
  */
 export async function openLanes(
   cfg: Config,
@@ -71,15 +73,18 @@ export async function openLanes(
   inFlight: number,
   pushCtx: () => Promise<ArchiveContext>,
   fetchCtx: () => Promise<FetchContext>,
+  onThisThread = true,
+  logPath?: string,
 ): Promise<{ lanes: Lane[]; perLane: number }> {
   const threads = Math.max(1, Math.min(inFlight, availableParallelism()));
-  const lanes: Lane[] = [mainLane(pushCtx, fetchCtx)];
-  for (let i = 1; i < threads; i++) {
+  const lanes: Lane[] = onThisThread ? [mainLane(pushCtx, fetchCtx)] : [];
+  for (let i = lanes.length; i < threads; i++) {
     try {
-      lanes.push(await workerLane(cfg, command));
+      lanes.push(await workerLane(cfg, command, logPath));
     } catch (err) {
       logger.debug('worker thread unavailable', { error: (err as Error).message });
     }
   }
+  if (lanes.length === 0) lanes.push(mainLane(pushCtx, fetchCtx));
   return { lanes, perLane: Math.max(1, Math.ceil(inFlight / lanes.length)) };
 }

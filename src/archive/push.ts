@@ -146,26 +146,31 @@ async function push(ctx: ArchiveContext, path: string, opts: PushOptions): Promi
   const key = objectKeyFor(file);
   const cat = ctx.catalog?.get() ?? Catalog.open(ctx.catalogPath)!;
   let encoding: Promise<EncodedBody> | undefined;
+  const body = () => {
+    encoding ??= encoder.encode(raw, ctx.compressLevel);
+    encoding.catch(() => undefined);
+    return encoding;
+  };
   try {
-    // Begun at once, awaited once the file is known sound: the compression (on the agent's
-    // compression thread, while this one scans and checksums), what is archived under this name
-    // and, for a segment, its archived neighbours. Nothing is written before every check passed.
+    // Begun at once, awaited once the file is known sound: what is archived under this name and,
+    // for a segment, its archived neighbours; and the compression when it runs beside this
+    // thread (the agent's compression thread, while this one scans and checksums; on this
+    // thread it waits until the file is known to be new). Nothing is written before every check passed.
     const seg = v.segment;
-    encoding = encoder.encode(raw, ctx.compressLevel);
+    if (encoder.parallel) body();
     const existingP = inspectExisting(ctx.storage, key);
     const loading = seg ? loadNeighbours(ctx.storage, cat, file, seg.segNo, seg.segSize) : Promise.resolve(null);
-    for (const p of [encoding, existingP, loading]) p.catch(() => undefined);
+    for (const p of [existingP, loading]) p.catch(() => undefined);
     // Reading every record checks each one's CRC: a damaged record refuses the file before anything is stored.
     if (seg) v.scan = { result: scanArchivedFile(raw, file, seg), raw };
     const sum = sha256(raw);
-    return await store(ctx, cat, { path, file, raw, v, sum, key, encoding, existingP, loading }, opts);
+    return await store(ctx, cat, { path, file, raw, v, sum, key, body, existingP, loading }, opts);
   } finally {
     if (!ctx.catalog) cat.close();
-    // The buffer goes back once its compression no longer reads it.
-    void encoding?.then(
-      () => encoder.release(raw),
-      () => encoder.release(raw),
-    );
+    // The buffer goes back once its compression (if any) no longer reads it.
+    const release = () => encoder.release(raw);
+    if (encoding) void encoding.then(release, release);
+    else release();
   }
 }
 
@@ -176,13 +181,14 @@ interface Pending {
   v: Validated;
   sum: string;
   key: string;
-  encoding: Promise<EncodedBody>;
+  /** The compressed body: begun on the first call. */
+  body: () => Promise<EncodedBody>;
   existingP: ReturnType<typeof inspectExisting>;
   loading: Promise<Neighbours | null>;
 }
 
 /** The checks against the repository, then the durable write and the index. */
-async function store(ctx: ArchiveContext, cat: Catalog, { path, file, raw, v, sum, key, encoding, existingP, loading }: Pending, opts: PushOptions): Promise<PushResult> {
+async function store(ctx: ArchiveContext, cat: Catalog, { path, file, raw, v, sum, key, body, existingP, loading }: Pending, opts: PushOptions): Promise<PushResult> {
   await ctx.storage.check();
   const identity = v.segment
     ? await ensureIdentity(ctx.storage, { systemIdentifier: v.segment.systemIdentifier, pgMajor: v.segment.pgMajor, segSize: v.segment.segSize }, VERSION)
@@ -221,7 +227,7 @@ async function store(ctx: ArchiveContext, cat: Catalog, { path, file, raw, v, su
         }),
         ...(scanRecord !== undefined && { scan: scanRecord }),
       },
-      await encoding,
+      await body(),
     );
   if (existing === null) {
     const { object, meta } = await build();

@@ -47,7 +47,18 @@ const FAILED_RETRY_MS = 30_000;
 const DEFERRED_RETRY_MS = 1_000;
 
 /** Runs the pusher for `walDir` (a real path) until it has had nothing to do for a while. */
-export async function runPusher(cfg: Config, walDir: string, repo: string, makeCtx: () => Promise<ArchiveContext>): Promise<void> {
+/**
+ * The pusher's loop until it has had nothing to do for a while. In the agent (`inAgent`): its
+ * pushes run on worker threads only (the agent's thread answers calls meanwhile), which append
+ * their lines to the pusher's log.
+ */
+export async function runPusher(
+  cfg: Config,
+  walDir: string,
+  repo: string,
+  makeCtx: () => Promise<ArchiveContext>,
+  inAgent?: { logPath: string },
+): Promise<void> {
   const stateDir = readaheadStateDir(cfg.catalog);
   if (!stateUsable(stateDir, true)) return;
   if (!(await acquireLock(stateDir, PUSHER_LOCK, { walDir }))) {
@@ -180,7 +191,7 @@ export async function runPusher(cfg: Config, walDir: string, repo: string, makeC
       for (const n of todo) {
         // Older than everything recorded: PostgreSQL asks for it next (or now), whatever the cap.
         if (ahead >= cfg.push_readahead && !(n === todo[0] && [...recorded].every((r) => n < r))) break;
-        lanes ??= await openLanes(cfg, 'archive-push-ahead', Math.max(1, Math.min(cfg.push_readahead, MAX_IN_FLIGHT)), getCtx, makeCtx);
+        lanes ??= await openLanes(cfg, 'archive-push-ahead', Math.max(1, Math.min(cfg.push_readahead, MAX_IN_FLIGHT)), getCtx, makeCtx, !inAgent, inAgent?.logPath);
         const lane = lanes.lanes.find((l) => (load.get(l) ?? 0) < lanes!.perLane);
         if (!lane) break;
         if (failed.has(n)) await rm(join(stateDir, n + FAILED), { force: true }).catch(() => undefined);

@@ -185,16 +185,21 @@ export function stateUsable(stateDir: string, create: boolean): boolean {
   return state === 'ok' || (state === 'absent' && !create);
 }
 
+/** Starts the background pusher for `walDir` (its log at `logPath`); never fails. */
+export type StartPusher = (walDir: string, logPath: string) => Promise<void>;
+
 /**
  * archive-push with read-ahead. `makeCtx` opens the repository lazily: a call answered from a
  * done-record never loads a storage driver (nor the S3 SDK). `flagArgs` (the setting flags as
- * given) are passed on to the pusher it starts.
+ * given) are passed on to the pusher it starts: detached, or by `startPusher` (the agent runs it
+ * in its own process).
  */
 export async function archivePushWithReadahead(
   cfg: Config,
   path: string,
   makeCtx: () => Promise<ArchiveContext>,
   flagArgs: string[],
+  startPusher?: StartPusher,
 ): Promise<PushResult | null> {
   const name = basename(path);
   const file = parseWalFileName(name);
@@ -226,7 +231,8 @@ export async function archivePushWithReadahead(
     if (!holder) {
       // A lone file is pushed here; a backlog is worth the pusher.
       if (!(await othersReady(walDir, name)) || !stateUsable(stateDir, true)) return pushHere();
-      await startDetached(['archive-push-ahead', realDir, ...flagArgs], join(stateDir, PUSHER_LOG), 'background pusher');
+      const log = join(stateDir, PUSHER_LOG);
+      await (startPusher ?? ((dir) => startDetached(['archive-push-ahead', dir, ...flagArgs], log, 'background pusher')))(realDir, log);
     }
     if ((await waitForPusher(stateDir, path, repo, realDir, name)) === 'archived') return null;
     return pushHere();

@@ -10,21 +10,28 @@
 import type { Config } from '../config.js';
 import { openArchiveContext } from '../archive/context.js';
 import type { ArchiveContext } from '../archive/push.js';
+import type { StartPusher } from '../archive/readahead.js';
 import { EXIT_CODES_HELP, FETCH_EXIT_HELP } from './help.js';
 import { addSettingOptions, type CommandDef } from './options.js';
 
+/** What the agent lends a call: its repository context, and its own way to run the background pusher. */
+export interface AgentServices {
+  open: () => Promise<ArchiveContext>;
+  startPusher: StartPusher;
+}
+
 export interface FileCommand {
   positionals: number;
-  /** `open` gives the repository context (default: opened for this call; the agent keeps one open). */
-  run(cfg: Config, args: string[], flagArgs: string[], open?: () => Promise<ArchiveContext>): Promise<unknown>;
+  /** Without `agent`, the repository context is opened for this call and a pusher runs detached. */
+  run(cfg: Config, args: string[], flagArgs: string[], agent?: AgentServices): Promise<unknown>;
 }
 
 export const FILE_COMMANDS: Record<string, FileCommand> = {
   'archive-push': {
     positionals: 1,
-    run: async (cfg, [path], flagArgs, open = () => openArchiveContext(cfg)) =>
+    run: async (cfg, [path], flagArgs, agent) =>
       (await import('../archive/readahead.js'))
-        .archivePushWithReadahead(cfg, path!, open, flagArgs)
+        .archivePushWithReadahead(cfg, path!, agent?.open ?? (() => openArchiveContext(cfg)), flagArgs, agent?.startPusher)
         // push_queue_max: a push the repository cannot take, while pg_wal fills (off by default).
         .catch(async (err: unknown) => (await import('../archive/queue-guard.js')).dropIfQueueFull(cfg, path!, err)),
   },
@@ -34,7 +41,7 @@ export const FILE_COMMANDS: Record<string, FileCommand> = {
   },
   'archive-fetch': {
     positionals: 2,
-    run: async (cfg, [name, dest], flagArgs, open = () => openArchiveContext(cfg)) => (await import('../archive/prefetch.js')).archiveFetchWithPrefetch(cfg, name!, dest!, open, flagArgs),
+    run: async (cfg, [name, dest], flagArgs, agent) => (await import('../archive/prefetch.js')).archiveFetchWithPrefetch(cfg, name!, dest!, agent?.open ?? (() => openArchiveContext(cfg)), flagArgs),
   },
   'archive-prefetch': {
     positionals: 1,
