@@ -190,8 +190,11 @@ function versions() {
 // enough. archive_command stays empty (archiving configured but not running), so every segment
 // waits as .ready; wal_keep_size keeps them after each contender has archived them, so the next
 // contender gets the same backlog back (its .done files renamed to .ready while the server is down).
-async function makeWal() {
-  const base = ownDir(join(WORK, 'source'));
+/**
+ * A new cluster in `base`, started: archiving on with no archive_command yet (segments wait as
+ * .ready), fsync and synchronous_commit off (pgbench writes WAL as fast as the machine lets it).
+ */
+function newCluster(base, settings) {
   const pg = new Pg(base);
   run(join(PGBIN, 'initdb'), ['-D', pg.data, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8', '--locale=C']);
   pg.conf({
@@ -200,17 +203,21 @@ async function makeWal() {
     unix_socket_directories: `'${base}'`,
     archive_mode: 'on',
     archive_command: "''",
-    wal_keep_size: "'64GB'",
-    max_wal_size: "'2GB'",
     checkpoint_timeout: "'30s'",
     fsync: 'off',
     synchronous_commit: 'off',
     shared_buffers: "'256MB'",
-    max_wal_senders: 4,
     timezone: "'UTC'",
     logging_collector: 'off',
+    ...settings,
   });
   pg.start();
+  return pg;
+}
+
+async function makeWal() {
+  const base = ownDir(join(WORK, 'source'));
+  const pg = newCluster(base, { wal_keep_size: "'64GB'", max_wal_size: "'2GB'", max_wal_senders: 4 });
   const scale = QUICK ? 5 : 20;
   log(`pgbench -i -s ${scale}`);
   pg.pgbench(['-i', '-s', String(scale), '-q']);
@@ -323,6 +330,7 @@ function contenders() {
         return walshipCmd(`archive-push %p --repo ${repo} --catalog ${cat}`);
       },
       restore: () => walshipCmd(`archive-fetch %f %p --repo ${join(WORK, 'walship-fs-repo')} --catalog ${join(WORK, 'walship-fs.db')} --log-level debug`),
+      stored: () => [join(WORK, 'walship-fs-repo')],
     },
     {
       id: 'walship-fs-noahead',
@@ -335,6 +343,7 @@ function contenders() {
         return walshipCmd(`archive-push %p --repo ${repo} --catalog ${cat} --push-readahead 0`);
       },
       restore: () => walshipCmd(`archive-fetch %f %p --repo ${join(WORK, 'walship-fs0-repo')} --catalog ${join(WORK, 'walship-fs0.db')} --fetch-prefetch 0`),
+      stored: () => [join(WORK, 'walship-fs0-repo')],
     },
     {
       id: 'walship-s3',
@@ -345,6 +354,7 @@ function contenders() {
         return walshipCmd(`archive-push %p --repo s3://${BUCKET}/walship-${s3Run} --catalog ${join(WORK, 'walship-s3.db')} ${walshipS3Flags()}`);
       },
       restore: () => walshipCmd(`archive-fetch %f %p --repo s3://${BUCKET}/walship-${s3Run} --catalog ${join(WORK, 'walship-s3.db')} ${walshipS3Flags()} --log-level debug`),
+      stored: () => [join(WORK, 's3rver', BUCKET, `walship-${s3Run}`)],
     },
     {
       id: 'pgbackrest-sync',
@@ -356,6 +366,7 @@ function contenders() {
         return `pgbackrest --config=${conf} --stanza=bench archive-push %p`;
       },
       restore: (dataDir) => `pgbackrest --config=${pgbConf('sync-get', dataDir, false)} --stanza=bench archive-get %f "%p"`,
+      stored: () => [join(WORK, 'pgbackrest-repo-sync')],
     },
     {
       id: 'pgbackrest-async',
@@ -367,12 +378,14 @@ function contenders() {
         return `pgbackrest --config=${conf} --stanza=bench archive-push %p`;
       },
       restore: (dataDir) => `pgbackrest --config=${pgbConf('async-get', dataDir, true)} --stanza=bench archive-get %f "%p"`,
+      stored: () => [join(WORK, 'pgbackrest-repo-async')],
     },
     {
       id: 'barman-cloud',
       label: 'barman-cloud-wal-archive/restore (s3rver)',
       push: () => `barman-cloud-wal-archive --endpoint-url ${S3.endpoint} s3://${BUCKET}/barman pg %p`,
       restore: () => `barman-cloud-wal-restore --endpoint-url ${S3.endpoint} s3://${BUCKET}/barman pg %f %p`,
+      stored: () => [join(WORK, 's3rver', BUCKET, 'barman')],
     },
     {
       id: 'cp',
@@ -383,6 +396,7 @@ function contenders() {
         return `test ! -f ${d}/%f && cp %p ${d}/%f.tmp && sync ${d}/%f.tmp && mv ${d}/%f.tmp ${d}/%f`;
       },
       restore: () => `cp ${join(WORK, 'cp-archive')}/%f %p`,
+      stored: () => [join(WORK, 'cp-archive')],
     },
   ];
   return CONTENDERS.length === 0 ? all : all.filter((c) => CONTENDERS.includes(c.id));
@@ -390,17 +404,32 @@ function contenders() {
 
 // ------------------------------------------------------------------------------------------------
 /**
- * Waits until the kernel has written out what earlier runs left dirty: a contender that follows
- * one that wrote gigabytes (cp, barman-cloud) would otherwise pay for that writeback in its own
- * fsyncs (walship's catch-up took 21 s after cp where it took 11 s first).
+ * Before a timed run: waits until the kernel has written out what earlier runs left dirty, then
+ * reads every file under `paths` (the files the run reads), so that the run finds them in the
+ * page cache. Contenders write gigabytes each (cp and barman-cloud the whole backlog, uncompressed):
+ * without this, whoever followed them read the backlog from disk and paid for their writeback
+ * (walship's catch-up took 20 s after cp where it took 10 s first).
  */
-const settle = () => spawnSync('sync');
+function settle(paths) {
+  spawnSync('sync');
+  const read = (p) => {
+    let st;
+    try {
+      st = statSync(p);
+    } catch {
+      return;
+    }
+    if (st.isDirectory()) for (const n of readdirSync(p)) read(join(p, n));
+    else if (st.isFile()) readFileSync(p);
+  };
+  for (const p of paths) read(p);
+}
 
 // Scenario 1: archive catch-up through PostgreSQL's archiver.
 async function catchUp(src, c) {
   const { pg, names, segs, bytes } = src;
   resetBacklog(pg, names);
-  settle();
+  settle(names.map((n) => join(pg.data, 'pg_wal', n)));
   const logFrom = existsSync(pg.logFile) ? readFileSync(pg.logFile, 'utf8').length : 0;
   pg.start();
   try {
@@ -445,7 +474,7 @@ async function replay(src, c) {
   writeFileSync(join(data, 'recovery.signal'), '');
   chownSync(join(data, 'recovery.signal'), U.uid, U.gid);
   const limit = c.id === 'barman-cloud' ? 40 * 60_000 : 15 * 60_000;
-  settle();
+  settle([data, ...c.stored()]);
   const t0 = process.hrtime.bigint();
   pg.start(false);
   let ok = false;
@@ -489,23 +518,7 @@ async function replay(src, c) {
 // end of the load), the time it takes to drain it after the load, and the load's tps.
 async function sustained(c) {
   const base = ownDir(join(WORK, `load-${c.id}`));
-  const pg = new Pg(base);
-  run(join(PGBIN, 'initdb'), ['-D', pg.data, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8', '--locale=C']);
-  pg.conf({
-    listen_addresses: "''",
-    port: pg.port,
-    unix_socket_directories: `'${base}'`,
-    archive_mode: 'on',
-    archive_command: "''",
-    max_wal_size: "'1GB'",
-    checkpoint_timeout: "'30s'",
-    fsync: 'off',
-    synchronous_commit: 'off',
-    shared_buffers: "'256MB'",
-    timezone: "'UTC'",
-    logging_collector: 'off',
-  });
-  pg.start();
+  const pg = newCluster(base, { max_wal_size: "'1GB'" });
   const status = join(pg.data, 'pg_wal', 'archive_status');
   const ready = () => readdirSync(status).filter((f) => f.endsWith('.ready')).length;
   try {
@@ -514,7 +527,7 @@ async function sustained(c) {
     // What the data load left is archived before the clock starts.
     for (const deadline = Date.now() + 10 * 60_000; ready() > 0 && Date.now() < deadline; ) await sleep(100);
     pg.psql("SELECT pg_stat_reset_shared('archiver');");
-    settle();
+    settle([]);
     const samples = [];
     const t0 = Date.now();
     const load = new Promise((resolve) => {
