@@ -129,6 +129,24 @@ describe.each(repoBackends())('push read-ahead through the CLI ($name repository
     expect(again.stderr).toMatch(/archived earlier by read-ahead/);
   });
 
+  it('pushes ahead only while walship is called: files another archive_command archives are left alone', async () => {
+    if (backend.name !== 'filesystem') return; // the pusher's loop is the same for every backend
+    const segs = fx.segments.slice(0, 7);
+    const s = staged('other', segs.map((n) => [n, fx.read(n)]));
+    const first = await s.run(['archive-push', `pg_wal/${segs[0]}`], ['--push-readahead', '2']);
+    expect(first.code, first.stderr).toBe(0);
+    await waitFor(() => s.records().length === 2);
+    // archive_command is another tool's from now on: it archives a file every 4 s, and walship is
+    // not called again. Each file done lets the pusher push one more, for 10 s after the last call.
+    for (const n of segs.slice(0, 5)) {
+      await new Promise((r) => setTimeout(r, n === segs[0] ? 1000 : 4000));
+      markDone(s.data, n);
+    }
+    await waitFor(() => /nothing to push for a while; pusher exits/.test(s.pusherLog()), 40_000);
+    for (const n of segs.slice(0, 3)) expect(await archived(n), n).not.toBeNull();
+    for (const n of segs.slice(5)) expect(await archived(n), n).toBeNull();
+  });
+
   it('pushes a file changed since read-ahead as without it: identical bytes pass, different bytes are refused', async () => {
     const segs = fx.segments.slice(3, 6);
     const s = staged('b', segs.map((n) => [n, fx.read(n)]));

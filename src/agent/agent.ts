@@ -89,25 +89,29 @@ export async function runAgent(opts: AgentOptions, startCfg: Config): Promise<vo
     let log: number;
     try {
       // As for a detached pusher: in its private state directory, never through a link; its
-      // threads append to it too.
+      // threads write to it too, and it is closed only once they are gone (runPusher's end).
       log = openSync(logPath, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC | fsc.O_APPEND | fsc.O_NOFOLLOW, 0o600);
     } catch (err) {
       return logger.debug('cannot open the pusher log; no pusher', { error: (err as Error).message });
     }
     pushers.add(walDir);
+    let closed = false;
     const sink = (line: Buffer) => {
+      // A line from work that outlived the pusher is dropped: the descriptor's number may be another file's by then.
+      if (closed) return;
       try {
         writeSync(log, line);
       } catch {
-        /* closed: a line from work that outlived the pusher */
+        /* the line is lost, not the push */
       }
     };
     const { runPusher } = await import('../archive/pusher.js');
     void contexts.run({ sink, command: 'archive-push-ahead', level: cfg.log_level, format: cfg.log_format }, () =>
-      runPusher(cfg, walDir, repoCanonical(cfg), () => openArchiveContext(cfg), { logPath })
+      runPusher(cfg, walDir, repoCanonical(cfg), () => openArchiveContext(cfg), { logFd: log })
         .catch((err: unknown) => logger.warn('the background pusher failed', { error: (err as Error).message }))
         .finally(() => {
           pushers.delete(walDir);
+          closed = true;
           closeSync(log);
         }),
     );

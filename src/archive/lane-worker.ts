@@ -5,19 +5,26 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Config } from '../config.js';
-import { constants as fsc, openSync, writeSync } from 'node:fs';
+import { writeSync } from 'node:fs';
 import { configureLog, useLogContexts } from '../log.js';
 import type { ArchiveContext } from './push.js';
 import { openArchiveContext, withCatalog } from './context.js';
 import { runJob, type Job } from './lanes.js';
 import { serveRequests } from '../worker-rpc.js';
 
-const { cfg, command, logPath } = workerData as { cfg: Config; command: string; logPath?: string };
+const { cfg, command, logFd } = workerData as { cfg: Config; command: string; logFd?: number };
 configureLog({ level: cfg.log_level, format: cfg.log_format, command });
-if (logPath !== undefined) {
-  // The helper's log, made (private) by whoever runs the helper; lines appended.
-  const fd = openSync(logPath, fsc.O_WRONLY | fsc.O_APPEND | fsc.O_NOFOLLOW);
-  const here = { sink: (line: Buffer) => void writeSync(fd, line) };
+if (logFd !== undefined) {
+  // The helper's log, a descriptor its owner keeps open for as long as this thread runs.
+  const here = {
+    sink: (line: Buffer) => {
+      try {
+        writeSync(logFd, line);
+      } catch {
+        /* the line is lost, not the push */
+      }
+    },
+  };
   useLogContexts(() => here);
 }
 

@@ -41,10 +41,10 @@ function mainLane(pushCtx: () => Promise<ArchiveContext>, fetchCtx: () => Promis
   };
 }
 
-async function workerLane(cfg: Config, command: string, logPath?: string): Promise<Lane> {
+async function workerLane(cfg: Config, command: string, logFd?: number): Promise<Lane> {
   const { Worker } = await import('node:worker_threads');
   const worker: Worker = new Worker(new URL('./lane-worker.js', import.meta.url), {
-    workerData: { cfg, command, logPath },
+    workerData: { cfg, command, logFd },
     stdout: false,
     stderr: false,
   });
@@ -65,7 +65,8 @@ async function workerLane(cfg: Config, command: string, logPath?: string): Promi
  * Lanes for up to `inFlight` jobs at once: one per core (at most one per job), and how many jobs
  * each takes at once; the first on this thread unless `onThisThread` is false (then all on worker
  * threads, this thread as the last resort). A worker that cannot start leaves its jobs to the
- * other lanes. `logPath`: the workers append their lines there rather than to stderr.
+ * other lanes. `logFd`: the workers write their lines there rather than to stderr (kept open by
+ * the caller until the lanes are closed).
  */
 export async function openLanes(
   cfg: Config,
@@ -74,13 +75,13 @@ export async function openLanes(
   pushCtx: () => Promise<ArchiveContext>,
   fetchCtx: () => Promise<FetchContext>,
   onThisThread = true,
-  logPath?: string,
+  logFd?: number,
 ): Promise<{ lanes: Lane[]; perLane: number }> {
   const threads = Math.max(1, Math.min(inFlight, availableParallelism()));
   const lanes: Lane[] = onThisThread ? [mainLane(pushCtx, fetchCtx)] : [];
   for (let i = lanes.length; i < threads; i++) {
     try {
-      lanes.push(await workerLane(cfg, command, logPath));
+      lanes.push(await workerLane(cfg, command, logFd));
     } catch (err) {
       logger.debug('worker thread unavailable', { error: (err as Error).message });
     }

@@ -22,6 +22,7 @@ import { FILE_REFUSALS, WalshipError, asWalshipError } from '../errors.js';
 import { logger } from '../log.js';
 import { HEARTBEAT_MS, acquireLock, heartbeat, releaseLock } from './background.js';
 import {
+  CALLED,
   FAILED,
   PUSHER_LOCK,
   PUSHER_LOG,
@@ -48,16 +49,16 @@ const DEFERRED_RETRY_MS = 1_000;
 
 /** Runs the pusher for `walDir` (a real path) until it has had nothing to do for a while. */
 /**
- * The pusher's loop until it has had nothing to do for a while. In the agent (`inAgent`): its
- * pushes run on worker threads only (the agent's thread answers calls meanwhile), which append
- * their lines to the pusher's log.
+ * The pusher's loop until it has had nothing to do for a while; its lanes are closed when it
+ * returns. In the agent (`inAgent`): its pushes run on worker threads only (the agent's thread
+ * answers calls meanwhile), which write their lines to the pusher's log (`logFd`).
  */
 export async function runPusher(
   cfg: Config,
   walDir: string,
   repo: string,
   makeCtx: () => Promise<ArchiveContext>,
-  inAgent?: { logPath: string },
+  inAgent?: { logFd: number },
 ): Promise<void> {
   const stateDir = readaheadStateDir(cfg.catalog);
   if (!stateUsable(stateDir, true)) return;
@@ -164,7 +165,7 @@ export async function runPusher(
         break;
       }
       for (const e of state) {
-        if (e.startsWith('.') || e === PUSHER_LOCK || e === PUSHER_LOG || e.endsWith(PUSHING)) continue;
+        if (e.startsWith('.') || e === PUSHER_LOCK || e === PUSHER_LOG || e === CALLED || e.endsWith(PUSHING)) continue;
         const isFailed = e.endsWith(FAILED);
         const isStored = e.endsWith(STORED);
         const n = isFailed ? e.slice(0, -FAILED.length) : isStored ? e.slice(0, -STORED.length) : e;
@@ -179,19 +180,22 @@ export async function runPusher(
       for (const n of [...refused]) if (!ready.has(n)) refused.delete(n);
       const stop = [...refused, ...[...retryAt].filter(([, at]) => at > now).map(([n]) => n)].sort()[0];
       const todo = [...ready].filter((n) => !recorded.has(n) && !inflight.has(n) && (stop === undefined || n < stop)).sort();
-      // Work is a push in flight, or PostgreSQL moving on (a file marked done, a new one ready).
-      // Files that stay .ready while nothing can be pushed (all within push_readahead are stored,
-      // pushes fail) are no work: the pusher exits, and a later call starts it again.
+      // Work is a push in flight, or PostgreSQL moving on (a file marked done, a new one ready)
+      // while it calls walship. Files that stay .ready while nothing can be pushed (all within
+      // push_readahead are stored, pushes fail) are no work, nor files another archive_command
+      // archives: the pusher exits, and a later call starts it again. It pushes ahead only while
+      // calls come (each touches CALLED).
+      const asked = now - Number((await statOrNull(join(stateDir, CALLED)))?.mtimeMs ?? 0n) < PUSHER_IDLE_MS;
       const moved = ready.size !== lastReady.size || [...ready].some((n) => !lastReady.has(n));
       lastReady = ready;
-      if (inflight.size > 0 || moved) lastWork = now;
+      if (inflight.size > 0 || (moved && asked)) lastWork = now;
       else if (now - lastWork > PUSHER_IDLE_MS) break;
 
       let ahead = recorded.size + inflight.size;
-      for (const n of todo) {
+      for (const n of asked ? todo : []) {
         // Older than everything recorded: PostgreSQL asks for it next (or now), whatever the cap.
         if (ahead >= cfg.push_readahead && !(n === todo[0] && [...recorded].every((r) => n < r))) break;
-        lanes ??= await openLanes(cfg, 'archive-push-ahead', Math.max(1, Math.min(cfg.push_readahead, MAX_IN_FLIGHT)), getCtx, makeCtx, !inAgent, inAgent?.logPath);
+        lanes ??= await openLanes(cfg, 'archive-push-ahead', Math.max(1, Math.min(cfg.push_readahead, MAX_IN_FLIGHT)), getCtx, makeCtx, !inAgent, inAgent?.logFd);
         const lane = lanes.lanes.find((l) => (load.get(l) ?? 0) < lanes!.perLane);
         if (!lane) break;
         if (failed.has(n)) await rm(join(stateDir, n + FAILED), { force: true }).catch(() => undefined);

@@ -20,8 +20,8 @@
  * PostgreSQL asks, as before.
  */
 import { basename, dirname, join } from 'node:path';
-import { readdirSync, realpathSync, rmSync, type BigIntStats } from 'node:fs';
-import { writeFileAtomic } from '../local/atomic-write.js';
+import { readdirSync, realpathSync, rmSync, utimesSync, type BigIntStats } from 'node:fs';
+import { writeFileAtomic, writeFileAtomicSync } from '../local/atomic-write.js';
 import { privateDirOrSay, readPrivateFile } from '../local/private.js';
 import type { Config } from '../config.js';
 import { repoCanonical } from './context.js';
@@ -34,6 +34,11 @@ import type { ArchiveContext, PushResult } from './push.js';
 
 export const PUSHER_LOCK = 'pusher.lock';
 export const PUSHER_LOG = 'pusher.log';
+/**
+ * Touched by every call (its mtime): the pusher pushes ahead only while PostgreSQL's calls to
+ * walship come, and not for another archive_command's benefit.
+ */
+export const CALLED = 'called';
 /** Suffixes of the pusher's markers beside a record: in progress, and failed (with the error). */
 export const PUSHING = '.pushing';
 export const FAILED = '.failed';
@@ -165,6 +170,7 @@ async function waitForPusher(stateDir: string, path: string, repo: string, realD
       return 'none';
     }
     if (now > nextLiveCheck) {
+      noteCall(stateDir); // still asking
       if (!(await lockHolderAlive(stateDir, PUSHER_LOCK))) {
         // One last look: it may have finished just before it exited.
         return answerFromRecord(recPath, path, repo, realDir, name, BY_PUSHER);
@@ -172,6 +178,21 @@ async function waitForPusher(stateDir: string, path: string, repo: string, realD
       nextLiveCheck = now + 500;
     }
     await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+}
+
+/** Says that a call came (CALLED), in the state directory the caller checked; never fails. */
+function noteCall(stateDir: string): void {
+  const path = join(stateDir, CALLED);
+  const now = new Date();
+  try {
+    utimesSync(path, now, now);
+  } catch {
+    try {
+      writeFileAtomicSync(path, '');
+    } catch {
+      /* absent directory: no pusher to tell */
+    }
   }
 }
 
@@ -221,6 +242,7 @@ export async function archivePushWithReadahead(
   return answerOrPush();
 
   async function answerOrPush(): Promise<PushResult | null> {
+    noteCall(stateDir);
     const answer = await answerFromRecord(join(stateDir, name), path, repo, realDir, name, 'archived earlier by read-ahead');
     if (answer === 'archived') return null;
     if (answer === 'changed') return pushHere();
@@ -231,6 +253,7 @@ export async function archivePushWithReadahead(
     if (!holder) {
       // A lone file is pushed here; a backlog is worth the pusher.
       if (!(await othersReady(walDir, name)) || !stateUsable(stateDir, true)) return pushHere();
+      noteCall(stateDir);
       const log = join(stateDir, PUSHER_LOG);
       await (startPusher ?? ((dir) => startDetached(['archive-push-ahead', dir, ...flagArgs], log, 'background pusher')))(realDir, log);
     }
