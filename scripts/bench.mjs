@@ -776,7 +776,7 @@ function report(r) {
   L.push('');
   L.push(
     `The WAL: pgbench on PostgreSQL 15 with 16 MiB segments (\`-i -s ${QUICK ? 5 : 20}\` before the base backup; then TPC-B with 2 clients for ${QUICK ? 10 : 30} s, checkpoint_timeout 30 s; then \`pgbench -i -s ${QUICK ? 10 : 40}\` data loads until the backlog is reached; then 5 s of TPC-B): ` +
-      `${r.wal.segs} segments (${fmt(r.wal.mib, 0)} MiB) plus ${r.wal.others} other files (.backup). Every contender gets exactly this backlog, and every timed run starts after a \`sync\` (what the run before it wrote is on disk, not in its way). ` +
+      `${r.wal.segs} segments (${fmt(r.wal.mib, 0)} MiB) plus ${r.wal.others} other files (.backup). Every contender gets exactly this backlog, and every timed run starts after a \`sync\` and a read of the files it reads (the backlog; for a replay, the contender's repository and the backup copy): what the run before wrote is on disk and out of its way, and what it reads is in the page cache. ` +
       'PostgreSQL, and so every archive_command and restore_command, runs with a minimal environment (PATH, HOME, LANG, TZ, S3 credentials), as under a service manager.',
   );
   L.push('');
@@ -788,7 +788,9 @@ function report(r) {
     L.push('## Archive catch-up');
     L.push('');
     L.push('The backlog is waiting as `.ready`; the clock starts at the `pg_reload_conf()` that sets archive_command and stops when no file of the backlog is `.ready` any more (then pg_stat_archiver is read). ' +
-      `${CATCHUP_RUNS} rounds, each running every contender once in turn into a fresh repository, and the median per contender (barman-cloud: 1 run); pg_stat_archiver's counts are the last run's.`);
+      `${CATCHUP_RUNS} rounds, each running every contender once in turn into a fresh repository, and the median per contender (barman-cloud: 1 run); pg_stat_archiver's counts are the last run's. ` +
+      's3rver, a node process that keeps each object as files, gets slower as it fills during the run (compare the S3 rounds, and the S3 push of the latency section, which comes last). ' +
+      'walship\'s background pusher pushes ahead only while PostgreSQL calls walship (since 2026-12-01). Before, the pusher of walship\'s run went on pushing the backlog again while the next contenders ran, and the pgBackRest times of earlier versions of this page were slowed by it (pgBackRest async: 13 to 22 s for this backlog then).');
     L.push('');
     const ws = r.catchup.find((x) => x.id === 'walship-fs');
     L.push('| contender | time (s), median | runs (s) | MB/s | segments/s | archived / failed (pg_stat_archiver) | time ÷ walship fs time |');
@@ -839,7 +841,7 @@ function report(r) {
     L.push('');
     L.push('## Sustained load');
     L.push('');
-    L.push(`A fresh cluster (pgbench \`-i -s 10\`, fsync and synchronous_commit off, so that pgbench writes WAL as fast as this machine lets it), archiving on; once what the data load left is archived, TPC-B with 2 clients for ${LOAD_SECS} s. The \`.ready\` backlog is sampled every 500 ms; after the load, the clock runs until none is left. One run per contender, one after the other: the archiver and pgbench share the two cores, so a contender that costs more CPU per segment costs the load tps.`);
+    L.push(`A fresh cluster (pgbench \`-i -s 10\`, fsync and synchronous_commit off, so that pgbench writes WAL as fast as this machine lets it), archiving on; once what the data load left is archived, TPC-B with 2 clients for ${LOAD_SECS} s. The \`.ready\` backlog is sampled every 500 ms; after the load, the clock runs until none is left. The archiver and pgbench share the two cores, so a contender that costs more CPU per segment costs the load tps.`);
     L.push('');
     L.push(`${LOAD_RUNS} rounds, each running every contender once in turn; tps is the median run's, the backlog and the drain time the worst run's, archived / failed the median run's.`);
     L.push('');
