@@ -47,9 +47,8 @@ const FAILED_RETRY_MS = 30_000;
 /** A segment deferred because its predecessor is not archived is tried again after this long. */
 const DEFERRED_RETRY_MS = 1_000;
 
-/** Runs the pusher for `walDir` (a real path) until it has had nothing to do for a while. */
 /**
- * The pusher's loop until it has had nothing to do for a while; its lanes are closed when it
+ * The pusher for `walDir` (a real path), until it has had nothing to do for a while; its lanes are closed when it
  * returns. In the agent (`inAgent`): its pushes run on worker threads only (the agent's thread
  * answers calls meanwhile), which write their lines to the pusher's log (`logFd`).
  */
