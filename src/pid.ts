@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /**
  * Whether a process with this pid exists (EPERM: it does, owned by another user). A zombie (it
@@ -16,4 +17,26 @@ export function processAlive(pid: number): boolean {
   } catch {
     return true; // no /proc: as kill says
   }
+}
+
+/**
+ * Sends `first` to each process, waits up to 10 s for all to be gone, then SIGKILLs what is left
+ * and waits up to 5 s more. Processes already gone are skipped.
+ */
+export async function stopProcesses(pids: readonly number[], first: NodeJS.Signals): Promise<void> {
+  const signal = (sig: NodeJS.Signals) => {
+    for (const pid of pids) {
+      try {
+        process.kill(pid, sig);
+      } catch {
+        /* gone */
+      }
+    }
+  };
+  const running = () => pids.some((pid) => processAlive(pid));
+  signal(first);
+  for (let i = 0; i < 100 && running(); i++) await sleep(100);
+  if (!running()) return;
+  signal('SIGKILL');
+  for (let i = 0; i < 50 && running(); i++) await sleep(100);
 }

@@ -21,13 +21,13 @@
  * once, the later one stays. `agent.lock` ({pid}, its mtime a heartbeat) tells the calls in node
  * that an agent is alive, so that they do not start another.
  */
-import { chmodSync, closeSync, constants as fsc, openSync, realpathSync, rmSync, statSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, realpathSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Server, Socket } from 'node:net';
 import { openAgentContext, openArchiveContext, repoCanonical } from '../archive/context.js';
 import { startEncodeThread } from '../archive/body-encoder.js';
 import type { ArchiveContext } from '../archive/push.js';
-import { HEARTBEAT_MS, heartbeat, releaseLock } from '../archive/background.js';
+import { HEARTBEAT_MS, heartbeat, openHelperLog, releaseLock } from '../archive/background.js';
 import { writeFileAtomic } from '../local/atomic-write.js';
 import { privateDir } from '../local/private.js';
 import { logger, useLogContexts, type LogContext } from '../log.js';
@@ -88,9 +88,9 @@ export async function runAgent(opts: AgentOptions, startCfg: Config): Promise<vo
     if (pushers.has(walDir)) return;
     let log: number;
     try {
-      // As for a detached pusher: in its private state directory, never through a link; its
-      // threads write to it too, and it is closed only once they are gone (runPusher's end).
-      log = openSync(logPath, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC | fsc.O_APPEND | fsc.O_NOFOLLOW, 0o600);
+      // As a detached pusher's; its threads write to it too, and it is closed only once they are
+      // gone (runPusher's end).
+      log = openHelperLog(logPath);
     } catch (err) {
       return logger.debug('cannot open the pusher log; no pusher', { error: (err as Error).message });
     }

@@ -82,6 +82,15 @@ const HELPER_MALLOC = {
 };
 
 /**
+ * Opens a helper's log for writing, emptied: in the private directory the caller checked, never
+ * through a link planted at its name; appended to, so that several writers (a helper's threads)
+ * never overwrite one another.
+ */
+export function openHelperLog(path: string): number {
+  return openSync(path, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC | fsc.O_APPEND | fsc.O_NOFOLLOW, 0o600);
+}
+
+/**
  * Starts `walship <args>` detached (same node, same script, same environment), stdin and stdout
  * closed, stderr to `logPath`. Never fails: the caller works without it.
  */
@@ -90,8 +99,7 @@ export async function startDetached(args: string[], logPath: string, what: strin
   try {
     // child_process (with net and stream) is loaded only by the call that starts a process.
     const { spawn } = await import('node:child_process');
-    // In a private directory; never through a link planted at its name.
-    logFd = openSync(logPath, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_TRUNC | fsc.O_NOFOLLOW, 0o600);
+    logFd = openHelperLog(logPath);
     const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...args], {
       detached: true,
       stdio: ['ignore', 'ignore', logFd],

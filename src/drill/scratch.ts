@@ -8,11 +8,10 @@
 import { promises as fsp, lstatSync, mkdtempSync, readdirSync, statfsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { WalshipError, describeSystemError } from '../errors.js';
 import { writeFileAtomic } from '../local/atomic-write.js';
 import { privateDir, readPrivateFile, trustProblem } from '../local/private.js';
-import { processAlive } from '../pid.js';
+import { processAlive, stopProcesses } from '../pid.js';
 import { stopServerIn } from './server.js';
 import { lockHolder } from '../archive/background.js';
 
@@ -69,27 +68,8 @@ export async function removeScratch(dir: string): Promise<void> {
   }
   // A helper finishes the call in hand before it exits, and that call may write into the data
   // directory (a fetch delivering into pg_wal): wait for each to be gone before removing.
-  await stopProcesses(pids);
+  await stopProcesses(pids, 'SIGTERM');
   await fsp.rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
-}
-
-/** SIGTERM, up to 10 s for them to exit, then SIGKILL. */
-async function stopProcesses(pids: number[]): Promise<void> {
-  const signal = (sig: NodeJS.Signals) => {
-    for (const pid of pids) {
-      try {
-        process.kill(pid, sig);
-      } catch {
-        /* gone */
-      }
-    }
-  };
-  const running = () => pids.some((pid) => processAlive(pid));
-  signal('SIGTERM');
-  for (let i = 0; i < 100 && running(); i++) await sleep(100);
-  if (!running()) return;
-  signal('SIGKILL');
-  for (let i = 0; i < 50 && running(); i++) await sleep(100);
 }
 
 function readdirSafe(dir: string): string[] {

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { Client } from 'pg';
 import { WalshipError, describeSystemError } from '../errors.js';
 import { writeFileAtomic } from '../local/atomic-write.js';
-import { processAlive } from '../pid.js';
+import { processAlive, stopProcesses } from '../pid.js';
 
 const PORT = 5432;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -194,18 +194,5 @@ export async function stopServerIn(pgdata: string): Promise<void> {
   } catch {
     return;
   }
-  try {
-    process.kill(pid, 'SIGQUIT');
-  } catch {
-    return;
-  }
-  for (let i = 0; i < 100 && processAlive(pid); i++) await sleep(100);
-  if (processAlive(pid)) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      /* gone */
-    }
-    for (let i = 0; i < 50 && processAlive(pid); i++) await sleep(100);
-  }
+  await stopProcesses([pid], 'SIGQUIT');
 }
