@@ -75,6 +75,23 @@ export interface RepositoryRow {
 }
 
 const BUSY_TIMEOUT_MS = 30_000;
+
+/**
+ * Runs `fn` again while it fails with SQLITE_BUSY, for up to BUSY_TIMEOUT_MS. For what SQLite
+ * does not hand to its busy handler: switching a new file to WAL mode while another process does
+ * the same (two pushes creating one catalog) fails at once with "database is locked".
+ */
+function untilNotBusy<T>(fn: () => T): T {
+  const deadline = Date.now() + BUSY_TIMEOUT_MS;
+  for (;;) {
+    try {
+      return fn();
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() > deadline) throw err;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+    }
+  }
+}
 /** SQLite's companions of the catalog file: they take its mode when SQLite creates them. */
 const COMPANIONS = ['-wal', '-shm', '-journal'];
 
@@ -157,7 +174,7 @@ export class Catalog {
       checkCatalogFile(path, !opts.readonly);
       db = new Database(path, { readonly: !!opts.readonly, timeout: BUSY_TIMEOUT_MS });
       if (!opts.readonly) {
-        db.pragma('journal_mode = WAL');
+        untilNotBusy(() => db.pragma('journal_mode = WAL'));
         db.pragma('synchronous = NORMAL');
       }
       db.pragma('foreign_keys = ON');
