@@ -2,13 +2,14 @@
 // Benchmarks of retention and verification (not tests). Writes its section of docs/benchmarks.md
 // (between the bench-retention markers; scripts/bench.mjs keeps it as it is).
 //
-//   node scripts/bench-retention.mjs [--segments N] [--out FILE] [--keep]
+//   node scripts/bench-retention.mjs [--segments N] [--verify-scale S] [--verify-secs T] [--only verify] [--out FILE] [--keep]
 //
 // 1. `expire --dry-run` on a synthetic catalog of one million segments and 100 backups.
 // 2. What expire removes per second from a synthetic repository of N segments (filesystem and
 //    s3rver), against removing the same number of objects directly (unlink / DeleteObjects).
-// 3. `verify --full` on a real PostgreSQL's repository (pgbench WAL and a base backup), against
-//    `cat` of the same files; `verify` with nothing new.
+// 3. `verify --full` and `verify --deep` on a real PostgreSQL's repository (pgbench WAL and a base
+//    backup, checked in depth once by a first `verify`), against `cat` and `zstd -dc` of the same
+//    files, warm and cold; `verify` with nothing new.
 // Needs a built walship (`npm run build`) and PostgreSQL server binaries for 3.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync, promises as fsp } from 'node:fs';
@@ -20,6 +21,9 @@ import { repositoryObjects, syntheticCatalog, writeRepository } from './lib-synt
 import { Cluster, confString, osUser, userDir } from './lib-pg.mjs';
 
 const N = Number(opt('--segments', 10_000));
+const VERIFY_SCALE = Number(opt('--verify-scale', 50));
+const VERIFY_SECS = Number(opt('--verify-secs', 30));
+const ONLY = opt('--only', null);
 const OUT = opt('--out', join(ROOT, 'docs', 'benchmarks.md'));
 const BUCKET = 'bench';
 const startedAt = Date.now();
@@ -86,7 +90,7 @@ async function removal(label, repoUrl, env, store, baseline) {
   return out;
 }
 
-// 3. verify --full on a real repository, against cat of its files.
+// 3. verify --full and --deep on a real repository, against cat and zstd -dc of its files.
 function verifyReal() {
   const base = userDir('bench-verify');
   const repo = join(base, 'repo');
@@ -96,10 +100,10 @@ function verifyReal() {
   const c = Cluster.init(base, { conf: { archive_mode: 'on', archive_command: confString(`${join(ROOT, 'bin', 'walship')} archive-push %p ${settings}`), max_wal_size: "'1GB'" } });
   c.start();
   try {
-    c.pgbench(['-i', '-s', '20', '-q']);
+    c.pgbench(['-i', '-s', String(VERIFY_SCALE), '-q']);
     const pg = { WALSHIP_PG_HOST: base, WALSHIP_PG_PORT: String(c.port), WALSHIP_PG_USER: 'postgres' };
     walship(['backup', '--repo', repo, '--catalog', catalog], pg, { asUser: true });
-    c.pgbench(['-c', '2', '-T', '20', '-n']);
+    c.pgbench(['-c', '2', '-T', String(VERIFY_SECS), '-n']);
     const last = c.psql('SELECT pg_walfile_name(pg_current_wal_lsn()); SELECT pg_switch_wal();').split('\n')[0];
     for (let i = 0; i < 600 && c.psql('SELECT last_archived_wal FROM pg_stat_archiver') < last; i++) spawnSync('sleep', ['0.2']);
   } finally {
@@ -111,55 +115,58 @@ function verifyReal() {
   };
   walk(repo);
   const bytes = files.reduce((n, f) => n + statSync(f).size, 0);
-  const full = [];
-  let doc;
-  for (let i = 0; i < 3; i++) {
-    const r = walship(['verify', '--full', '--json', '--repo', repo, '--catalog', catalog], {}, { asUser: true });
-    full.push(r.ms);
-    doc = JSON.parse(r.stdout);
-  }
-  const cat = [];
-  for (let i = 0; i < 3; i++) {
+  const verify = (flags) => {
+    const r = walship(['verify', ...flags, '--json', '--repo', repo, '--catalog', catalog], {}, { asUser: true });
+    return { ms: r.ms, doc: JSON.parse(r.stdout) };
+  };
+  const timedSh = (cmd) => {
     const t = process.hrtime.bigint();
-    spawnSync('sh', ['-c', `find '${repo}' -type f -exec cat {} + > /dev/null`]);
-    cat.push(Number(process.hrtime.bigint() - t) / 1e6);
-  }
+    spawnSync('sh', ['-c', cmd]);
+    return Number(process.hrtime.bigint() - t) / 1e6;
+  };
+  const catCmd = `find '${repo}' -type f -exec cat {} + > /dev/null`;
   // What reading the archive back to its content costs at least: zstd -d of every object, one core.
-  const unzstd = [];
-  for (let i = 0; i < 3; i++) {
-    const t = process.hrtime.bigint();
-    spawnSync('sh', ['-c', `find '${repo}' -name '*.zst' -exec zstd -dcq {} + > /dev/null`]);
-    unzstd.push(Number(process.hrtime.bigint() - t) / 1e6);
-  }
+  const unzstdCmd = `find '${repo}' -name '*.zst' -exec zstd -dcq {} + > /dev/null`;
+  // The first verify checks everything in depth (and records it): what --full then builds on.
+  const first = verify([]);
+  const runs = (flags, n) => Array.from({ length: n }, () => verify(flags));
+  const full = runs(['--full'], 3);
+  const deep = runs(['--deep'], 3);
+  const cat = Array.from({ length: 3 }, () => timedSh(catCmd));
+  const unzstd = Array.from({ length: 3 }, () => timedSh(unzstdCmd));
   // Cold: the page cache dropped before each (needs root; skipped where the kernel refuses).
-  let coldFull = null;
-  let coldCat = null;
+  let cold = null;
   if (dropCaches()) {
-    const t = process.hrtime.bigint();
-    spawnSync('sh', ['-c', `find '${repo}' -type f -exec cat {} + > /dev/null`]);
-    coldCat = Number(process.hrtime.bigint() - t) / 1e6;
+    const coldCat = timedSh(catCmd);
     dropCaches();
-    coldFull = walship(['verify', '--full', '--json', '--repo', repo, '--catalog', catalog], {}, { asUser: true }).ms;
+    const coldFull = verify(['--full']).ms;
+    dropCaches();
+    const coldDeep = verify(['--deep']).ms;
+    cold = { catMs: coldCat, fullMs: coldFull, deepMs: coldDeep };
   }
-  const incr = [];
-  for (let i = 0; i < 5; i++) incr.push(walship(['verify', '--json', '--repo', repo, '--catalog', catalog], {}, { asUser: true }).ms);
+  const incr = runs([], 5).map((r) => r.ms);
   if (!args.includes('--keep')) rmSync(base, { recursive: true, force: true });
   else log(`kept ${base}`);
+  const doc = full[0].doc;
   const out = {
     files: files.length,
     mb: bytes / 1e6,
-    rawMb: doc.checked.rawBytes / 1e6,
+    rawMb: deep[0].doc.checked.rawBytes / 1e6,
+    firstRawMb: first.doc.checked.rawBytes / 1e6,
     walFiles: doc.checked.walFiles,
+    unchanged: doc.checked.unchanged,
+    fullRawMb: doc.checked.rawBytes / 1e6,
     backups: doc.checked.backups,
-    failures: doc.failures,
-    fullMs: median(full),
+    failures: Math.max(...[...full, ...deep].map((r) => r.doc.failures)),
+    fullMs: median(full.map((r) => r.ms)),
+    fullRuns: full.map((r) => r.ms),
+    deepMs: median(deep.map((r) => r.ms)),
     catMs: median(cat),
     unzstdMs: median(unzstd),
     incrementalMs: median(incr),
-    coldFullMs: coldFull,
-    coldCatMs: coldCat,
+    cold,
   };
-  log(`  verify --full: ${fmt(out.mb, 0)} MB in ${fmt(out.fullMs / 1000, 2)} s (${fmt(out.mb / (out.fullMs / 1000), 0)} MB/s); cat: ${fmt(out.catMs / 1000, 2)} s (${fmt(out.mb / (out.catMs / 1000), 0)} MB/s); nothing new: ${fmt(out.incrementalMs, 0)} ms`);
+  log(`  verify --full: ${fmt(out.mb, 0)} MB in ${fmt(out.fullMs / 1000, 2)} s (${fmt(out.mb / (out.fullMs / 1000), 0)} MB/s); --deep ${fmt(out.deepMs / 1000, 2)} s; cat: ${fmt(out.catMs / 1000, 2)} s (${fmt(out.mb / (out.catMs / 1000), 0)} MB/s); nothing new: ${fmt(out.incrementalMs, 0)} ms` + (cold ? `; cold: cat ${fmt(cold.catMs / 1000, 2)} s, --full ${fmt(cold.fullMs / 1000, 2)} s` : ''));
   return out;
 }
 
@@ -176,6 +183,7 @@ function dropCaches() {
 const results = {};
 const S3 = await startS3rver(ROOT, join(WORK, 's3rver'), BUCKET);
 try {
+  if (ONLY !== 'verify') {
   log('expire --dry-run on one million segments and 100 backups');
   results.dryRun = dryRun();
 
@@ -219,7 +227,8 @@ try {
     });
   });
 
-  log('verify on a real repository (pgbench, scale 20, and a backup): filesystem');
+  }
+  log(`verify on a real repository (pgbench, scale ${VERIFY_SCALE}, and a backup): filesystem`);
   results.verify = verifyReal();
 } finally {
   S3.stop();
@@ -228,6 +237,28 @@ try {
 }
 
 const v = results.verify;
+const verifyLines = () => {
+  const rate = (ms) => fmt(v.mb / (ms / 1000), 0);
+  const lines = [
+    `\`verify --full\` of a real repository (pgbench scale ${VERIFY_SCALE}, one base backup, then ${VERIFY_SECS} s of pgbench: ${v.walFiles} WAL files, ${v.backups} backup, ${v.files} objects, ${fmt(v.mb, 0)} MB stored; ${v.failures} problems found), after a first \`verify\` checked everything in depth (${fmt(v.firstRawMb, 0)} MB decompressed): median of 3 **${fmt(v.fullMs / 1000, 2)} s, ${rate(v.fullMs)} MB/s** (${v.fullRuns.map((x) => fmt(x / 1000, 2)).join(', ')}). It reads every stored byte and proves each object unchanged by its recorded checksums (${v.unchanged} of ${v.walFiles} WAL files, every chunk; ${fmt(v.fullRawMb, 1)} MB decompressed). Of that, ${fmt(v.incrementalMs / 1000, 2)} s is what every verify costs (node's start, the sync, the planner's view; \`verify\` with nothing new, median of 5): the reading itself goes at ${fmt(v.mb / ((v.fullMs - v.incrementalMs) / 1000), 0)} MB/s.`,
+    '',
+    `\`verify --deep\` (everything decompressed and checked in depth again: ${fmt(v.rawMb, 0)} MB of WAL and backup content, every record's CRC, every piece's SHA-256, on both cores): ${fmt(v.deepMs / 1000, 2)} s, ${rate(v.deepMs)} MB/s stored, ${fmt(v.rawMb / (v.deepMs / 1000), 0)} MB/s of content. \`cat\` of the same files (page cache warm): ${fmt(v.catMs / 1000, 2)} s, ${rate(v.catMs)} MB/s; \`zstd -dc\` of them (back to their content and no more, one core): ${fmt(v.unzstdMs / 1000, 2)} s, ${rate(v.unzstdMs)} MB/s.`,
+  ];
+  if (v.cold) {
+    lines.push('', `With the page cache dropped before each (the repository read from the disk): \`cat\` ${fmt(v.cold.catMs / 1000, 2)} s (${rate(v.cold.catMs)} MB/s), \`verify --full\` ${fmt(v.cold.fullMs / 1000, 2)} s (${rate(v.cold.fullMs)} MB/s, node's start and the catalog included), \`verify --deep\` ${fmt(v.cold.deepMs / 1000, 2)} s (${rate(v.cold.deepMs)} MB/s).`);
+  }
+  return lines;
+};
+const verifyGoals = () => [
+  `incremental verify with nothing new: ${fmt(v.incrementalMs, 0)} ms — goal ≤ 1 s: **${v.incrementalMs <= 1000 ? 'met' : 'not met'}**`,
+  `verify --full: ${fmt(v.mb / (v.fullMs / 1000), 0)} MB/s against cat's ${fmt(v.mb / (v.catMs / 1000), 0)} MB/s with a warm cache (${fmt((v.catMs / v.fullMs) * 100, 0)}%)` +
+    (v.cold ? `; cold: ${fmt(v.mb / (v.cold.fullMs / 1000), 0)} MB/s against ${fmt(v.mb / (v.cold.catMs / 1000), 0)} MB/s (${fmt((v.cold.catMs / v.cold.fullMs) * 100, 0)}%)` : '') +
+    `; --deep ${fmt(v.mb / (v.deepMs / 1000), 0)} MB/s against zstd -dc's ${fmt(v.mb / (v.unzstdMs / 1000), 0)} MB/s`,
+];
+if (ONLY === 'verify') {
+  for (const l of [...verifyLines(), ...verifyGoals()]) if (l) log(l);
+  process.exit(0);
+}
 const L = ['<!-- bench-retention -->', '## Retention and verification', ''];
 L.push(`Generated by \`node scripts/bench-retention.mjs\` on ${new Date(startedAt).toISOString().slice(0, 16)}Z, in ${fmt((Date.now() - startedAt) / 60000, 0)} minutes. Each figure is a whole command (node's start included) unless it says otherwise.`);
 L.push('');
@@ -249,21 +280,11 @@ both('expire: objects/s', (r) => `**${fmt(r.perSecond, 0)}**`);
 both('directly (readdir, unlink, directory fsync / listing, DeleteObjects of 1000): objects/s', (r) => fmt(r.rawPerSecond, 0));
 both('expire / directly', (r) => `${fmt(r.perSecond / r.rawPerSecond, 2)}×`);
 L.push('');
-L.push(
-  `\`verify --full\` of a real repository (pgbench scale 20 and 20 s of pgbench, one base backup: ${v.walFiles} WAL files, ${v.backups} backup, ${v.files} objects, ${fmt(v.mb, 0)} MB stored; ${v.failures} problems found), median of 3: **${fmt(v.fullMs / 1000, 2)} s, ${fmt(v.mb / (v.fullMs / 1000), 0)} MB/s**; \`cat\` of the same files (page cache warm for both): ${fmt(v.catMs / 1000, 2)} s, ${fmt(v.mb / (v.catMs / 1000), 0)} MB/s; \`zstd -dc\` of them (reading them back to their content and no more, one core): ${fmt(v.unzstdMs / 1000, 2)} s, ${fmt(v.mb / (v.unzstdMs / 1000), 0)} MB/s. verify decompresses what it reads (${fmt(v.rawMb, 0)} MB: ${fmt(v.rawMb / (v.fullMs / 1000), 0)} MB/s of WAL and backup content checked, every record's CRC, every piece's SHA-256), on both cores: it runs on CPU, not on the disk. \`verify\` with nothing new (median of 5): **${fmt(v.incrementalMs, 0)} ms**.`,
-);
-if (v.coldFullMs !== null) {
-  L.push('');
-  L.push(
-    `With the page cache dropped before each (the repository read from the disk): \`cat\` ${fmt(v.coldCatMs / 1000, 2)} s (${fmt(v.mb / (v.coldCatMs / 1000), 0)} MB/s), \`verify --full\` ${fmt(v.coldFullMs / 1000, 2)} s (${fmt(v.mb / (v.coldFullMs / 1000), 0)} MB/s, node's start and the catalog included).`,
-  );
-}
+for (const l of verifyLines()) L.push(l);
 L.push('');
 const goals = [
   `expire --dry-run on 1M segments and 100 backups: ${fmt(results.dryRun.ms / 1000, 2)} s — goal ≤ 2 s: **${results.dryRun.ms <= 2000 ? 'met' : 'not met'}**`,
-  `incremental verify with nothing new: ${fmt(v.incrementalMs, 0)} ms — goal ≤ 1 s: **${v.incrementalMs <= 1000 ? 'met' : 'not met'}**`,
-  `verify --full: ${fmt(v.mb / (v.fullMs / 1000), 0)} MB/s against zstd -dc's ${fmt(v.mb / (v.unzstdMs / 1000), 0)} MB/s (${fmt((v.unzstdMs / v.fullMs) * 100, 0)}%) and cat's ${fmt(v.mb / (v.catMs / 1000), 0)} MB/s with a warm cache (${fmt((v.catMs / v.fullMs) * 100, 0)}%)` +
-    (v.coldFullMs !== null ? `; cold: ${fmt(v.mb / (v.coldFullMs / 1000), 0)} MB/s against ${fmt(v.mb / (v.coldCatMs / 1000), 0)} MB/s (${fmt((v.coldCatMs / v.coldFullMs) * 100, 0)}%)` : ''),
+  ...verifyGoals(),
   `deletion: ${fmt(results.fs.perSecond / results.fs.rawPerSecond, 2)}× the direct rate on the filesystem, ${fmt(results.s3.perSecond / results.s3.rawPerSecond, 2)}× on s3rver`,
 ];
 for (const g of goals) L.push(`- ${g}`);

@@ -26,7 +26,7 @@ import { join } from 'node:path';
 import type { Server, Socket } from 'node:net';
 import { openAgentContext, openArchiveContext, repoCanonical } from '../archive/context.js';
 import { startEncodeThread } from '../archive/body-encoder.js';
-import type { ArchiveContext } from '../archive/push.js';
+import type { ArchiveContext } from '../archive/context.js';
 import { HEARTBEAT_MS, heartbeat, openHelperLog, releaseLock } from '../archive/background.js';
 import { writeFileAtomic } from '../local/atomic-write.js';
 import { privateDir } from '../local/private.js';

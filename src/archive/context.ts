@@ -1,12 +1,25 @@
 /**
- * The repository context every archive operation works in (ArchiveContext, push.ts): the
+ * The repository context every archive operation works in (ArchiveContext): the
  * configured repository's canonical URL, its storage driver (opened, and its module loaded, only
  * by openArchiveContext), the catalog path and compression level.
  */
 import { requireRepo, type Config } from '../config.js';
 import { parseRepoUrl, openStorage } from '../storage/open.js';
-import type { ArchiveContext } from './push.js';
+import type { StorageDriver } from '../storage/driver.js';
+import type { KeptCatalog } from '../catalog/kept.js';
 import type { BodyEncoder } from './body-encoder.js';
+
+export interface ArchiveContext {
+  storage: StorageDriver;
+  /** Canonical repository URL (what the catalog is bound to). */
+  repoUrl: string;
+  catalogPath: string;
+  compressLevel: number;
+  /** A catalog connection kept open by a long-lived process (the pusher, the agent); per-file calls open their own. */
+  catalog?: KeptCatalog;
+  /** Who compresses (default: this thread; the agent's has a thread of its own). */
+  encoder?: BodyEncoder;
+}
 
 /** The configured repository's canonical URL (what the catalog and read-ahead records name). */
 export function repoCanonical(cfg: Config): string {

@@ -15,7 +15,7 @@ import { logger } from '../log.js';
 import { describeIdentity, readIdentity } from './identity.js';
 import { decodeObject, EnvelopeError, type Recorded } from './envelope.js';
 import { objectKeyFor } from './keys.js';
-import type { ArchiveContext } from './push.js';
+import type { ArchiveContext } from './context.js';
 
 export interface FetchResult {
   name: string;

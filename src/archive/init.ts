@@ -10,7 +10,7 @@ import { inspectFirstPage } from '../wal/page.js';
 import { Catalog } from '../catalog/catalog.js';
 import { VERSION } from '../version.js';
 import { checkIdentity, describeIdentity, ensureIdentity, readIdentity } from './identity.js';
-import type { ArchiveContext } from './push.js';
+import type { ArchiveContext } from './context.js';
 
 async function clusterFactsFromPgdata(pgdata: string) {
   const walDir = join(pgdata, 'pg_wal');

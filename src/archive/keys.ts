@@ -12,6 +12,12 @@ import type { WalFileName } from '../wal/names.js';
 
 export const WAL_PREFIX = 'wal/';
 
+/**
+ * `verify/recheck/<file name>`: left by a push that replaced a damaged object, so that the next
+ * `walship verify` reads the new object in depth (verify/state.ts).
+ */
+export const RECHECK_PREFIX = 'verify/recheck/';
+
 export function objectKeyFor(file: WalFileName): string {
   if (file.kind === 'history') return `${WAL_PREFIX}${file.name}.zst`;
   return `${WAL_PREFIX}${file.name.slice(0, 16)}/${file.name}.zst`;

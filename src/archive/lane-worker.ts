@@ -7,7 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { Config } from '../config.js';
 import { writeSync } from 'node:fs';
 import { configureLog, useLogContexts } from '../log.js';
-import type { ArchiveContext } from './push.js';
+import type { ArchiveContext } from './context.js';
 import { openArchiveContext, withCatalog } from './context.js';
 import { runJob, type Job } from './lanes.js';
 import { serveRequests } from '../worker-rpc.js';

@@ -9,7 +9,8 @@ import type { Worker } from 'node:worker_threads';
 import type { Config } from '../config.js';
 import { workerClient } from '../worker-rpc.js';
 import { logger } from '../log.js';
-import type { ArchiveContext, PushResult } from './push.js';
+import type { ArchiveContext } from './context.js';
+import type { PushResult } from './push.js';
 import type { FetchResult } from './fetch.js';
 
 type FetchContext = Omit<ArchiveContext, 'compressLevel'>;

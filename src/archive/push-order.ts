@@ -20,8 +20,9 @@
 import { join } from 'node:path';
 import { existsSync } from 'node:fs';
 import { writeFileAtomic } from '../local/atomic-write.js';
-import { PUSHING } from './readahead.js';
 
+/** Suffix of the marker beside a record while the pusher's push of its segment is in flight. */
+export const PUSHING = '.pushing';
 /** Suffix of the marker of a segment whose object is stored (its push may still be indexing it). */
 export const STORED = '.stored';
 const POLL_MS = 2;

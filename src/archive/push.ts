@@ -14,13 +14,13 @@ import { segmentName, type WalFileName } from '../wal/names.js';
 import type { StorageDriver } from '../storage/driver.js';
 import { sendPendingGaps } from './gaps.js';
 import { Catalog } from '../catalog/catalog.js';
-import type { KeptCatalog } from '../catalog/kept.js';
 import { logger } from '../log.js';
 import { VERSION } from '../version.js';
 import { checkIdentity, ensureIdentity, readIdentity } from './identity.js';
 import { decodeMeta, decodeObject, frameObject, metaToHeaders, packScan, sha256, EnvelopeError, type EncodedBody, type ObjectMeta } from './envelope.js';
-import { inlineEncoder, type BodyEncoder } from './body-encoder.js';
-import { objectKeyFor } from './keys.js';
+import { inlineEncoder } from './body-encoder.js';
+import type { ArchiveContext } from './context.js';
+import { RECHECK_PREFIX, objectKeyFor } from './keys.js';
 import { scanArchivedFile } from '../wal/scan-file.js';
 import { indexArchivedFile } from '../catalog/index-file.js';
 import { writeCompletedBlocks } from './index-blocks.js';
@@ -28,18 +28,6 @@ import { classifyOrRefuse, validateFile, type Validated } from './validate.js';
 import { checkContinuity, loadNeighbour, loadNeighbours, type Neighbours } from './continuity.js';
 import type { ScanFacts } from '../wal/scan-record.js';
 import { awaitPredecessor, markStored } from './push-order.js';
-
-export interface ArchiveContext {
-  storage: StorageDriver;
-  /** Canonical repository URL (what the catalog is bound to). */
-  repoUrl: string;
-  catalogPath: string;
-  compressLevel: number;
-  /** A catalog connection kept open by a long-lived process (the pusher, the agent); per-file calls open their own. */
-  catalog?: KeptCatalog;
-  /** Who compresses (default: this thread; the agent's has a thread of its own). */
-  encoder?: BodyEncoder;
-}
 
 export interface PushOptions {
   /**
@@ -259,6 +247,10 @@ async function store(ctx: ArchiveContext, cat: Catalog, { path, file, raw, v, su
       scanRecord = v.scan ? await packScan(v.scan.result) : undefined;
       const { object, meta } = await build();
       await ctx.storage.replace(key, object, { meta: metaToHeaders(meta), contentType: 'application/zstd' });
+      // The next verify reads the new object in depth (an earlier one may have listed the old).
+      await ctx.storage
+        .replace(`${RECHECK_PREFIX}${file.name}`, Buffer.from(`${new Date().toISOString()}\n`), { contentType: 'text/plain' })
+        .catch((err) => logger.warn('could not ask the next verify to read the replaced object again; run walship verify --deep', { file: file.name, error: (err as Error).message }));
       storedSize = object.length;
       bodySha256 = meta.bodySha256;
       outcome = 'repaired';

@@ -26,16 +26,15 @@ import {
   FAILED,
   PUSHER_LOCK,
   PUSHER_LOG,
-  PUSHING,
   SEGMENT_READY_RE,
   readaheadStateDir,
   stateUsable,
   writeRecord,
 } from './readahead.js';
 import { fileState, sameFileState, statOrNull } from './file-state.js';
-import type { ArchiveContext } from './push.js';
+import type { ArchiveContext } from './context.js';
 import { openLanes, type Lane } from './lanes.js';
-import { STORED } from './push-order.js';
+import { PUSHING, STORED } from './push-order.js';
 
 /** The pusher exits when it has had nothing to do this long. */
 export const PUSHER_IDLE_MS = 10_000;

@@ -24,13 +24,14 @@ import { readdirSync, realpathSync, rmSync, utimesSync, type BigIntStats } from 
 import { writeFileAtomic, writeFileAtomicSync } from '../local/atomic-write.js';
 import { privateDirOrSay, readPrivateFile } from '../local/private.js';
 import type { Config } from '../config.js';
-import { repoCanonical } from './context.js';
+import { repoCanonical, type ArchiveContext } from './context.js';
 import { logger } from '../log.js';
 import { parseWalFileName } from '../wal/names.js';
 import { lockHolder, lockHolderAlive, startDetached } from './background.js';
 import { fileStateFromPairs, fileStatePairs, sameFileState, statOrNull, type FileState } from './file-state.js';
 import { formatKeyValues, parseKeyValues } from './key-values.js';
-import type { ArchiveContext, PushResult } from './push.js';
+import type { PushResult } from './push.js';
+import { PUSHING } from './push-order.js';
 
 export const PUSHER_LOCK = 'pusher.lock';
 export const PUSHER_LOG = 'pusher.log';
@@ -39,8 +40,7 @@ export const PUSHER_LOG = 'pusher.log';
  * walship come, and not for another archive_command's benefit.
  */
 export const CALLED = 'called';
-/** Suffixes of the pusher's markers beside a record: in progress, and failed (with the error). */
-export const PUSHING = '.pushing';
+/** Suffix of the pusher's marker beside a record of a segment it failed to push (with the error); in flight: PUSHING (push-order.ts). */
 export const FAILED = '.failed';
 export const SEGMENT_READY_RE = /^([0-9A-F]{24})\.ready$/;
 

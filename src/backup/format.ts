@@ -68,6 +68,8 @@ export interface BackupSummary {
   storedBytes: number;
   durationMs: number;
   chunks: string[];
+  /** SHA-256 of each chunk's stored (compressed) bytes; absent in backups of older walship. */
+  chunkSha256?: Record<string, string>;
   backupLabel: string;
   tablespaceMap: string | null;
 }

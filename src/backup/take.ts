@@ -162,7 +162,7 @@ async function readRange(abs: string, offset: number, length: number): Promise<{
   }
 }
 
-/** Builds one chunk (tar, then zstd) and stores it; returns the manifest pieces it holds. */
+/** Builds one chunk (tar, then zstd) and stores it, filling in `files` the manifest pieces it holds; returns its sizes and the SHA-256 of its stored bytes. */
 async function storeChunk(
   ctx: BackupContext,
   id: string,
@@ -170,7 +170,7 @@ async function storeChunk(
   byPath: Map<string, string>,
   files: Map<string, ManifestFile>,
   extra: { name: string; data: Buffer }[] = [],
-): Promise<{ raw: number; stored: number }> {
+): Promise<{ raw: number; stored: number; sha256: string }> {
   const tar = await import('tar-stream');
   const { compress } = await import('zstd-napi');
   const pack = tar.pack();
@@ -204,7 +204,7 @@ async function storeChunk(
   const body = compress(Buffer.concat(parts), { compressionLevel: ctx.compressLevel });
   const res = await ctx.storage.putIfAbsent(backupKey(id, chunk.name), body, { contentType: 'application/zstd' });
   if (res === 'exists') throw new WalshipError('REPOSITORY_INVALID', `backup object ${backupKey(id, chunk.name)} exists already: backup ids must be unique`);
-  return { raw, stored: body.length };
+  return { raw, stored: body.length, sha256: createHash('sha256').update(body).digest('hex') };
 }
 
 /**
@@ -283,8 +283,10 @@ export async function takeBackup(ctx: BackupContext, cfg: Config, opts: BackupOp
     const progress = new Progress(listed.files.reduce((a, f) => a + f.size, 0), opts.progress);
     let rawBytes = 0;
     let storedBytes = 0;
+    const chunkSha256: Record<string, string> = {};
     await runPool(chunks, opts.parallel, async (c) => {
       const r = await storeChunk(ctx, id, c, byPath, files);
+      chunkSha256[c.name] = r.sha256;
       rawBytes += r.raw;
       storedBytes += r.stored;
       progress.add(r.raw);
@@ -293,6 +295,7 @@ export async function takeBackup(ctx: BackupContext, cfg: Config, opts: BackupOp
       const c = { ...planChunks(control, opts.chunkBytes)[0]!, name: chunkName(chunks.length + 1) };
       chunks.push(c);
       const r = await storeChunk(ctx, id, c, byPath, files);
+      chunkSha256[c.name] = r.sha256;
       rawBytes += r.raw;
       storedBytes += r.stored;
       progress.add(r.raw);
@@ -315,6 +318,7 @@ export async function takeBackup(ctx: BackupContext, cfg: Config, opts: BackupOp
     if (tablespaceMap) extra.push({ name: 'tablespace_map', data: Buffer.from(tablespaceMap) });
     const lastStored = await storeChunk(ctx, id, last, byPath, files, extra);
     storedBytes += lastStored.stored;
+    chunkSha256[last.name] = lastStored.sha256;
 
     const manifest: Manifest = {
       format: 1,
@@ -355,6 +359,7 @@ export async function takeBackup(ctx: BackupContext, cfg: Config, opts: BackupOp
       storedBytes,
       durationMs: Date.now() - started,
       chunks: [...chunks.map((c) => c.name), last.name],
+      chunkSha256,
       backupLabel,
       tablespaceMap,
     };

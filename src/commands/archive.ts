@@ -9,7 +9,7 @@
  */
 import type { Config } from '../config.js';
 import { openArchiveContext } from '../archive/context.js';
-import type { ArchiveContext } from '../archive/push.js';
+import type { ArchiveContext } from '../archive/context.js';
 import type { StartPusher } from '../archive/readahead.js';
 import { EXIT_CODES_HELP, FETCH_EXIT_HELP } from './help.js';
 import { addSettingOptions, type CommandDef } from './options.js';
@@ -45,7 +45,7 @@ export const FILE_COMMANDS: Record<string, FileCommand> = {
   },
   'archive-prefetch': {
     positionals: 1,
-    run: async (cfg, [name]) => (await import('../archive/prefetch.js')).runPrefetcher(cfg, name!, () => openArchiveContext(cfg)),
+    run: async (cfg, [name]) => (await import('../archive/prefetcher.js')).runPrefetcher(cfg, name!, () => openArchiveContext(cfg)),
   },
 };
 

@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import { SETTINGS, envName, flagName, type Config } from '../config.js';
 import { WalshipError } from '../errors.js';
-import type { ArchiveContext } from '../archive/push.js';
+import type { ArchiveContext } from '../archive/context.js';
 import type { Staleness } from '../sync/sync.js';
 
 export type Flags = Record<string, string | boolean | undefined>;

@@ -6,12 +6,12 @@ import { asWalshipError } from '../errors.js';
 import type { StorageDriver } from '../storage/driver.js';
 import type { WalFileRow } from '../catalog/catalog.js';
 import { scanArchivedFile } from '../wal/scan-file.js';
-import { EnvelopeError, decodeObject, unpackScan } from '../archive/envelope.js';
+import { EnvelopeError, decodeMeta, decodeObject, sha256, unpackScan } from '../archive/envelope.js';
 import { validateFile } from '../archive/validate.js';
 import type { RepoIdentity } from '../archive/identity.js';
 import { endsOf } from '../archive/continuity.js';
 import { backupKey } from '../backup/format.js';
-import { checkPiece, pieceKey, piecesByChunk, piecesOf, readBackup, readChunk, type PieceRef } from '../backup/read.js';
+import { checkPiece, fetchChunk, pieceKey, piecesByChunk, piecesOf, readBackup, readChunk, type PieceRef } from '../backup/read.js';
 import { runPool } from '../pool.js';
 import { parseWalFileName } from '../wal/names.js';
 import { unfinishedSegment } from '../wal/complete.js';
@@ -34,11 +34,18 @@ export const isFailure = (p: Problem): boolean => p.kind !== 'leftover' && p.kin
 export type VerifyRow = Pick<WalFileRow, 'name' | 'kind' | 'timeline' | 'seg_no' | 'raw_size' | 'stored_size' | 'sha256' | 'body_sha256' | 'object_key'>;
 export const VERIFY_COLUMNS = 'name, kind, timeline, seg_no, raw_size, stored_size, sha256, body_sha256, object_key';
 
-/** What a checking thread is asked (check-worker.ts), or verify's own thread. */
-export type CheckJob = { kind: 'wal'; row: VerifyRow } | { kind: 'chunk'; backup: string; chunk: string; pieces: [string, PieceRef][] };
+/**
+ * What a checking thread is asked (check-worker.ts), or verify's own thread. `stored`: an object
+ * an earlier verify checked in depth, whose stored bytes need only be proven unchanged (a WAL
+ * object: with the scan its catalog row carries; a chunk: its stored SHA-256).
+ */
+export type CheckJob =
+  | { kind: 'wal'; row: VerifyRow; stored?: { scanRecord: string | null } }
+  | { kind: 'chunk'; backup: string; chunk: string; pieces: [string, PieceRef][]; storedSha256?: string };
 
 export function runCheckJob(storage: StorageDriver, identity: RepoIdentity, j: CheckJob): Promise<WalCheck | ChunkCheck> {
-  return j.kind === 'wal' ? checkWalObject(storage, j.row, identity) : checkChunk(storage, j.backup, j.chunk, new Map(j.pieces));
+  if (j.kind === 'wal') return j.stored ? checkStoredWal(storage, j.row, j.stored.scanRecord) : checkWalObject(storage, j.row, identity);
+  return checkChunk(storage, j.backup, j.chunk, new Map(j.pieces), j.storedSha256);
 }
 
 export interface WalCheck {
@@ -99,6 +106,34 @@ export async function checkWalObject(storage: StorageDriver, row: VerifyRow, ide
   }
 }
 
+/**
+ * One archived WAL file an earlier verify checked in depth: its stored bytes are still those it
+ * checked. Its metadata names the file with the catalog's checksums, sizes and scan, and its
+ * compressed data has the SHA-256 recorded when it was stored. Nothing is decompressed: the
+ * data is the very data checked before, and decompresses to what it did.
+ */
+export async function checkStoredWal(storage: StorageDriver, row: VerifyRow, scanRecord: string | null): Promise<WalCheck> {
+  const key = row.object_key;
+  const obj = await storage.get(key);
+  if (obj === null) return { problem: { kind: 'missing', what: key, detail: `the catalog lists ${row.name}, but the repository has no object for it` }, bytes: 0, rawBytes: 0 };
+  const bad = (detail: string): WalCheck => ({ problem: { kind: 'damaged', what: key, detail }, bytes: obj.length, rawBytes: 0 });
+  try {
+    const { meta, bodyOffset } = decodeMeta(obj);
+    if (meta.name !== row.name) return bad(`it holds ${meta.name}`);
+    if (meta.sha256 !== row.sha256 || meta.bodySha256 !== row.body_sha256) return bad(`its checksums (${meta.sha256}, ${meta.bodySha256 ?? 'none'}) are not the catalog's (${row.sha256}, ${row.body_sha256})`);
+    if (obj.length !== row.stored_size || meta.rawSize !== row.raw_size || obj.length - bodyOffset !== meta.bodySize) {
+      return bad(`its size (${obj.length} stored, ${meta.rawSize} raw) is not the catalog's (${row.stored_size}, ${row.raw_size})`);
+    }
+    if ((meta.scan ?? null) !== scanRecord) return bad('the scan its metadata carries is not the one the catalog read from it');
+    const sum = sha256(obj.subarray(bodyOffset));
+    if (sum !== row.body_sha256) return bad(`checksum mismatch: compressed data sha256 ${sum}, recorded ${row.body_sha256}`);
+    return { problem: null, bytes: obj.length, rawBytes: 0 };
+  } catch (err) {
+    if (err instanceof EnvelopeError) return bad(err.message);
+    throw err;
+  }
+}
+
 /** The documents a walship backup's directory holds besides its chunks. */
 const BACKUP_DOCS = new Set(['started.json', 'backup.json', 'manifest.json', 'failed.json']);
 
@@ -117,10 +152,20 @@ export interface ChunkCheck {
   raw: number;
 }
 
-/** One chunk of backup `id`: there, sound, and each of its tar entries the piece `pieces` says. */
-export async function checkChunk(storage: StorageDriver, id: string, chunk: string, pieces: ReadonlyMap<string, PieceRef>): Promise<ChunkCheck> {
+/**
+ * One chunk of backup `id`: there, sound, and each of its tar entries the piece `pieces` says.
+ * With `storedSha256` (a chunk an earlier verify checked in depth): its stored bytes have that
+ * SHA-256, so its pieces are the ones found then.
+ */
+export async function checkChunk(storage: StorageDriver, id: string, chunk: string, pieces: ReadonlyMap<string, PieceRef>, storedSha256?: string): Promise<ChunkCheck> {
   const seen: string[] = [];
   try {
+    if (storedSha256 !== undefined) {
+      const body = await fetchChunk(storage, id, chunk);
+      const sum = sha256(body);
+      if (sum !== storedSha256) return { problem: { kind: 'damaged', what: backupKey(id, chunk), detail: `backup ${id}: ${chunk} has SHA-256 ${sum}, not the ${storedSha256} recorded when it was stored` }, seen, stored: body.length, raw: 0 };
+      return { problem: null, seen: [...pieces.keys()], stored: body.length, raw: 0 };
+    }
     const size = await readChunk(storage, id, chunk, async (entry, data) => {
       const hit = pieces.get(pieceKey(chunk, entry));
       if (!hit) return;
@@ -136,14 +181,17 @@ export async function checkChunk(storage: StorageDriver, id: string, chunk: stri
 /**
  * One complete walship backup: its documents, every chunk there and sound (each checked by
  * `chunkCheck`, which may run it on another thread), every piece the manifest names found in its
- * chunk with its checksum; objects in its directory it does not name.
+ * chunk with its checksum; objects in its directory it does not name. `checkedBefore`: an
+ * earlier verify checked it in depth, so a chunk whose stored SHA-256 the backup records
+ * (`chunkSha256`) needs only that checked.
  */
 export async function checkBackup(
   storage: StorageDriver,
   id: string,
   names: readonly string[],
-  chunkCheck: (chunk: string, pieces: Map<string, PieceRef>) => Promise<ChunkCheck>,
+  chunkCheck: (chunk: string, pieces: Map<string, PieceRef>, storedSha256?: string) => Promise<ChunkCheck>,
   parallel: number,
+  checkedBefore = false,
 ): Promise<{ problems: Problem[]; stored: number; raw: number }> {
   const problems: Problem[] = [];
   let doc;
@@ -159,7 +207,7 @@ export async function checkBackup(
   let stored = 0;
   let raw = 0;
   await runPool(summary.chunks, parallel, async (chunk) => {
-    const c = await chunkCheck(chunk, byChunk.get(chunk)!);
+    const c = await chunkCheck(chunk, byChunk.get(chunk)!, checkedBefore ? summary.chunkSha256?.[chunk] : undefined);
     if (c.problem) problems.push(c.problem);
     for (const k of c.seen) seen.add(k);
     stored += c.stored;

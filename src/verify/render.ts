@@ -6,7 +6,9 @@ export function renderVerify(r: VerifyReport): string {
   const out: string[] = [];
   const mb = (r.checked.bytes / 1e6).toFixed(1);
   out.push(
-    `verify${r.full ? ' --full' : ''}: read ${r.checked.walFiles} WAL file(s) and ${r.checked.backups} backup(s), ${mb} MB (${(r.checked.rawBytes / 1e6).toFixed(1)} MB decompressed and checked) in ${r.seconds.toFixed(1)} s (${r.mbPerSecond.toFixed(1)} MB/s)` +
+    `verify${r.deep ? ' --deep' : r.full ? ' --full' : ''}: read ${r.checked.walFiles} WAL file(s) and ${r.checked.backups} backup(s), ${mb} MB (${(r.checked.rawBytes / 1e6).toFixed(1)} MB decompressed and checked` +
+      (r.checked.unchanged > 0 ? `; ${r.checked.unchanged} WAL file(s) checked in depth before, found unchanged by their checksums` : '') +
+      `) in ${r.seconds.toFixed(1)} s (${r.mbPerSecond.toFixed(1)} MB/s)` +
       (r.full ? '' : `; ${r.skipped.walFiles} WAL file(s) and ${r.skipped.backups} backup(s) verified before${r.previousVerify ? ` (last verify ${r.previousVerify})` : ''}, not read again (--full reads them)`),
   );
   const failures = r.problems.filter(isFailure);

@@ -1,12 +1,24 @@
 /**
  * What verify has read and found sound, kept in the repository (`verify/state.json`) so that any
  * host's next verify reads only what is new. Archived objects never change (they are created
- * once), so an object verified once stays verified; `verify --full` reads everything again, as
- * it must to find damage that came later (a disk, a bucket).
+ * once), so an object verified once stays verified; `verify --full` reads every stored byte
+ * again, as it must to find damage that came later (a disk, a bucket). What an earlier verify
+ * checked in depth (decompressed, every record read) under the same `checks` needs only its
+ * stored bytes proven unchanged; `--deep` checks everything in depth again.
+ *
+ * A push that replaces a damaged object (archive/push.ts) leaves a marker under
+ * RECHECK_PREFIX: the next verify reads that object again in depth, whatever the state says.
  */
 import type { StorageDriver } from '../storage/driver.js';
 
 export const STATE_KEY = 'verify/state.json';
+export { RECHECK_PREFIX } from '../archive/keys.js';
+
+/**
+ * The version of the in-depth checks (checks.ts). Raise it when they learn to find something
+ * new: objects checked by an older version are then checked in depth by the next `--full`.
+ */
+export const CHECKS_VERSION = 1;
 
 export interface VerifyState {
   format: 1;
@@ -17,6 +29,8 @@ export interface VerifyState {
   problems: number;
   /** Verified segments, per timeline, as [first, last] ranges of segment numbers. */
   segments: Record<string, [number, number][]>;
+  /** The CHECKS_VERSION everything listed was checked in depth with (absent: before versions). */
+  checks?: number;
   /** Other verified WAL files (history, .partial, .backup), by name. */
   files: string[];
   /** Verified walship backups, by id. */

@@ -9,8 +9,10 @@
  * - leftovers (temporary files, incomplete uploads) and objects nothing names.
  *
  * Incremental by default: what a verify found sound is recorded in the repository (state.ts) and
- * not read again; `--full` reads everything. Objects are read `parallel` at a time, each whole, so
- * memory is bounded by that many objects, on this thread and a worker thread per further core.
+ * not read again; `--full` reads every stored byte again, checking in depth only what no earlier
+ * verify did (else that the bytes are unchanged: checks.ts checkStoredWal), `--deep` everything in
+ * depth. Objects are read `parallel` at a time, each whole, so memory is bounded by that many
+ * objects, on this thread and a worker thread per further core.
  */
 import { Catalog } from '../catalog/catalog.js';
 import { loadPlannerInput } from '../recovery/catalog-input.js';
@@ -33,7 +35,7 @@ import { workerClient } from '../worker-rpc.js';
 import { logger } from '../log.js';
 import { VERIFY_COLUMNS, checkBackup, isFailure, runCheckJob, type ChunkCheck, type CheckJob, type Problem, type VerifyRow, type WalCheck } from './checks.js';
 import type { PieceRef } from '../backup/read.js';
-import { emptyState, readState, segmentVerified, writeState, type VerifyState } from './state.js';
+import { CHECKS_VERSION, RECHECK_PREFIX, emptyState, readState, segmentVerified, writeState, type VerifyState } from './state.js';
 import { mergeIntervals } from '../intervals.js';
 
 /** Catalog rows read at once. */
@@ -41,6 +43,8 @@ const PAGE_ROWS = 5000;
 
 export interface VerifyOptions {
   full: boolean;
+  /** Check everything in depth (implies full). */
+  deep?: boolean;
   parallel: number;
   progress: boolean;
   /** The call's settings, for the checking threads (without them, everything runs on this thread). */
@@ -48,15 +52,15 @@ export interface VerifyOptions {
 }
 
 interface Checkers {
-  wal(row: VerifyRow): Promise<WalCheck>;
-  chunk(backup: string, chunk: string, pieces: Map<string, PieceRef>): Promise<ChunkCheck>;
+  wal(row: VerifyRow, stored?: { scanRecord: string | null }): Promise<WalCheck>;
+  chunk(backup: string, chunk: string, pieces: Map<string, PieceRef>, storedSha256?: string): Promise<ChunkCheck>;
   close(): Promise<void>;
 }
 
 /**
- * Checks on this thread and on a worker thread per further core (check-worker.ts), in turns: the
- * returned function runs a check on the next one. A thread that cannot start leaves its share to
- * the others.
+ * Checks on this thread and on a worker thread per further core (check-worker.ts): each check
+ * runs on the one with the fewest in flight. A thread that cannot start leaves its share to the
+ * others.
  */
 async function openCheckers(ctx: RepoContext, identity: RepoIdentity, cfg: Config | undefined, parallel: number): Promise<Checkers> {
   type Run = (job: CheckJob) => Promise<WalCheck | ChunkCheck>;
@@ -75,21 +79,33 @@ async function openCheckers(ctx: RepoContext, identity: RepoIdentity, cfg: Confi
       logger.debug('verify thread unavailable', { error: (err as Error).message });
     }
   }
-  let turn = 0;
-  const next = (job: CheckJob) => lanes[turn++ % lanes.length]!(job);
+  // The lane with the fewest checks in flight (a thread still starting takes none meanwhile).
+  const busy = lanes.map(() => 0);
+  const next = async (job: CheckJob) => {
+    const i = busy.indexOf(Math.min(...busy));
+    busy[i]!++;
+    try {
+      return await lanes[i]!(job);
+    } finally {
+      busy[i]!--;
+    }
+  };
+  let closed: Promise<void> | undefined;
   return {
-    wal: (row) => next({ kind: 'wal', row }) as Promise<WalCheck>,
-    chunk: (backup, chunk, pieces) => next({ kind: 'chunk', backup, chunk, pieces: [...pieces] }) as Promise<ChunkCheck>,
-    close: async () => {
-      await Promise.all(workers.map((w) => w.terminate().catch(() => undefined)));
-    },
+    wal: (row, stored) => next({ kind: 'wal', row, stored }) as Promise<WalCheck>,
+    chunk: (backup, chunk, pieces, storedSha256) => next({ kind: 'chunk', backup, chunk, pieces: [...pieces], storedSha256 }) as Promise<ChunkCheck>,
+    close: () => (closed ??= Promise.all(workers.map((w) => w.terminate().catch(() => undefined))).then(() => undefined)),
   };
 }
 
 export interface VerifyReport {
   full: boolean;
-  /** What this run read: objects, their bytes, and the bytes they decompressed to (what was checked). */
-  checked: { walFiles: number; backups: number; bytes: number; rawBytes: number };
+  deep: boolean;
+  /**
+   * What this run read: objects, their bytes, and the bytes they decompressed to (what was
+   * checked in depth); `unchanged`: objects checked in depth before, found byte for byte as then.
+   */
+  checked: { walFiles: number; backups: number; bytes: number; rawBytes: number; unchanged: number };
   /** Sound at an earlier verify, not read again. */
   skipped: { walFiles: number; backups: number };
   seconds: number;
@@ -102,15 +118,30 @@ export interface VerifyReport {
 
 export async function runVerify(ctx: RepoContext, opts: VerifyOptions): Promise<VerifyReport> {
   const t0 = Date.now();
+  const identity = await readIdentity(ctx.storage);
+  // The checking threads start (load their code) while the catalog is brought up to date.
+  const starting = identity === null ? null : openCheckers(ctx, identity, opts.cfg, opts.parallel);
+  try {
+    return await verifyWith(ctx, opts, identity, starting, t0);
+  } finally {
+    if (starting) await (await starting).close();
+  }
+}
+
+async function verifyWith(ctx: RepoContext, opts: VerifyOptions, identity: RepoIdentity | null, starting: Promise<Checkers> | null, t0: number): Promise<VerifyReport> {
   const synced = await syncCatalog(ctx);
   const problems: Problem[] = synced.damagedObjects.map((k) => ({ kind: 'damaged', what: k, detail: 'it cannot be read (sync left it out of the catalog)' }));
-  const identity = await readIdentity(ctx.storage);
   const previous = await readState(ctx.storage);
-  const state = opts.full ? emptyState() : previous;
+  const full = opts.full || opts.deep === true;
+  const deep = opts.deep === true;
+  // What is not read at all (incremental), and what needs only its bytes proven unchanged (--full).
+  const state = full ? emptyState() : previous;
+  const checkedBefore = !deep && previous.checks === CHECKS_VERSION ? previous : emptyState();
   const report = (checked: VerifyReport['checked'], skipped: VerifyReport['skipped']): VerifyReport => {
     const seconds = (Date.now() - t0) / 1000;
     return {
-      full: opts.full,
+      full,
+      deep,
       checked,
       skipped,
       seconds,
@@ -120,7 +151,10 @@ export async function runVerify(ctx: RepoContext, opts: VerifyOptions): Promise<
       previousVerify: previous.at || null,
     };
   };
-  if (identity === null) return report({ walFiles: 0, backups: 0, bytes: 0, rawBytes: 0 }, { walFiles: 0, backups: 0 });
+  if (identity === null || starting === null) return report({ walFiles: 0, backups: 0, bytes: 0, rawBytes: 0, unchanged: 0 }, { walFiles: 0, backups: 0 });
+  // Objects a push replaced since they were verified: read again in depth.
+  const recheck = new Map<string, string>();
+  for await (const o of ctx.storage.list(RECHECK_PREFIX)) recheck.set(o.key.slice(RECHECK_PREFIX.length), o.key);
 
   const cat = Catalog.open(ctx.catalogPath)!;
   try {
@@ -128,7 +162,12 @@ export async function runVerify(ctx: RepoContext, opts: VerifyOptions): Promise<
     // The catalog's files a page at a time (a catalog may list millions), those not known sound.
     const page = cat.db.prepare(`SELECT ${VERIFY_COLUMNS} FROM wal_files WHERE name > ? ORDER BY name LIMIT ${PAGE_ROWS}`);
     const doneFiles = new Set(state.files);
-    const isDone = (r: VerifyRow) => (r.kind === 'segment' && r.seg_no !== null ? segmentVerified(state, r.timeline, r.seg_no) : doneFiles.has(r.name));
+    const listed = (s: VerifyState, files: ReadonlySet<string>, r: VerifyRow) =>
+      !recheck.has(r.name) && (r.kind === 'segment' && r.seg_no !== null ? segmentVerified(s, r.timeline, r.seg_no) : files.has(r.name));
+    const isDone = (r: VerifyRow) => listed(state, doneFiles, r);
+    const filesBefore = new Set(checkedBefore.files);
+    const wasChecked = (r: VerifyRow) => r.body_sha256 !== null && listed(checkedBefore, filesBefore, r);
+    const scanOf = cat.db.prepare('SELECT scan_record FROM wal_files WHERE name = ?').pluck();
     const pages = function* (): Iterable<VerifyRow[]> {
       for (let after = ''; ; ) {
         const rows = page.all(after) as VerifyRow[];
@@ -150,6 +189,7 @@ export async function runVerify(ctx: RepoContext, opts: VerifyOptions): Promise<
     const progress = new Progress(total, opts.progress);
     let bytes = 0;
     let rawBytes = 0;
+    let unchanged = 0;
 
     // WAL objects, then each sound segment against its neighbours as the catalog records them
     // (what the planner believes; a neighbour's record is checked against its object in turn).
@@ -158,10 +198,10 @@ export async function runVerify(ctx: RepoContext, opts: VerifyOptions): Promise<
       const br = discontinuity(a.ends, b.ends);
       if (br) problems.push({ kind: 'diverged', what: `${WAL_PREFIX}${b.name.slice(0, 16)}/${b.name}.zst`, detail: `timeline ${tl} at ${formatLsn(br.lsn)}: ${a.name} and ${b.name} are not one history (${br.reason})` });
     };
-    const checkers = await openCheckers(ctx, identity, opts.cfg, opts.parallel);
-    const check = async (row: VerifyRow) => {
+    const checkers = await starting;const check = async (row: VerifyRow) => {
       dirs.add(row.object_key.slice(0, row.object_key.lastIndexOf('/') + 1));
-      const c = await checkers.wal(row);
+      const before = wasChecked(row);
+      const c = await checkers.wal(row, before ? { scanRecord: (scanOf.get(row.name) as string | null) ?? null } : undefined);
       bytes += c.bytes;
       rawBytes += c.rawBytes;
       progress.add(c.bytes);
@@ -169,25 +209,28 @@ export async function runVerify(ctx: RepoContext, opts: VerifyOptions): Promise<
         problems.push(c.problem);
         return;
       }
+      if (before) unchanged++;
       if (row.kind !== 'segment' || row.seg_no === null) {
         doneFiles.add(row.name);
         return;
       }
       (sound.get(row.timeline) ?? sound.set(row.timeline, []).get(row.timeline)!).push(row.seg_no);
+      // Unchanged since it was checked against its neighbours (a new neighbour checks itself).
+      if (before) return;
       const me = { name: row.name, ends: c.ends! };
       const prev = await loadNeighbour(ctx.storage, cat, row.timeline, row.seg_no - 1, identity.walSegmentSize);
       if (prev) diverged(row.timeline, prev, me);
       const next = await loadNeighbour(ctx.storage, cat, row.timeline, row.seg_no + 1, identity.walSegmentSize);
-      // A next segment this run reads checks itself against this one.
-      if (next && segmentVerified(state, row.timeline, row.seg_no + 1)) diverged(row.timeline, me, next);
+      // A next segment this run reads in depth checks itself against this one.
+      if (next && (segmentVerified(state, row.timeline, row.seg_no + 1) || segmentVerified(checkedBefore, row.timeline, row.seg_no + 1))) diverged(row.timeline, me, next);
     };
     const soundBackups: string[] = [];
     try {
       for (const rows of pages()) await runPool(rows, opts.parallel, check);
-      progress.done();
-      for (const b of backupTodo) {
+      progress.done();for (const b of backupTodo) {
         const names = await ctx.storage.children(`${BACKUP_PREFIX}${b.name}/`);
-        const found = await checkBackup(ctx.storage, b.name, names, (chunk, pieces) => checkers.chunk(b.name, chunk, pieces), opts.parallel);
+        const before = checkedBefore.backups.includes(b.name);
+        const found = await checkBackup(ctx.storage, b.name, names, (chunk, pieces, sum) => checkers.chunk(b.name, chunk, pieces, sum), opts.parallel, before);
         bytes += found.stored;
         rawBytes += found.raw;
         problems.push(...found.problems);
@@ -217,13 +260,16 @@ export async function runVerify(ctx: RepoContext, opts: VerifyOptions): Promise<
       }
     }
 
-    await findLeftovers(ctx, opts.full ? null : [...dirs], backupTodo.map((b) => b.name), identity.walSegmentSize, problems);
+    await findLeftovers(ctx, full ? null : [...dirs], backupTodo.map((b) => b.name), identity.walSegmentSize, problems);
 
     // Record what is now known sound (what failed is read again next time).
+    // Everything listed was checked in depth by this version, unless an older one's is skipped.
+    const checks = full || previous.checks === CHECKS_VERSION || previous.at === '' ? CHECKS_VERSION : previous.checks;
     const next: VerifyState = {
       format: 1,
       at: new Date().toISOString(),
-      full: opts.full,
+      full,
+      ...(checks !== undefined ? { checks } : {}),
       checked: todoFiles + backupTodo.length,
       problems: problems.filter(isFailure).length,
       segments: { ...state.segments },
@@ -231,8 +277,9 @@ export async function runVerify(ctx: RepoContext, opts: VerifyOptions): Promise<
       backups: [...new Set([...state.backups.filter((b) => own.has(b)), ...soundBackups])].sort(),
     };
     for (const [tl, segs] of sound) next.segments[tl] = mergeIntervals([...(next.segments[tl] ?? []), ...segs.map((s) => [s, s] as const)]);
-    await writeState(ctx.storage, next);
-    return report({ walFiles: todoFiles, backups: backupTodo.length, bytes, rawBytes }, { walFiles: files - todoFiles, backups: ownBackups.length - backupTodo.length });
+    await writeState(ctx.storage, next);// The markers read: their objects were read again (what failed stays out of the state).
+    if (recheck.size > 0) await ctx.storage.remove([...recheck.values()]);
+    return report({ walFiles: todoFiles, backups: backupTodo.length, bytes, rawBytes, unchanged }, { walFiles: files - todoFiles, backups: ownBackups.length - backupTodo.length });
   } finally {
     cat.close();
   }

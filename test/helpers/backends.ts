@@ -3,7 +3,7 @@
  * environment a walship process (run by the tests or by PostgreSQL) needs to reach it.
  */
 import { mkdirSync, chownSync, writeFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { FsDriver } from '../../src/storage/fs.js';
 import type { StorageDriver } from '../../src/storage/driver.js';
 import { fileNameFromKey } from '../../src/archive/keys.js';
@@ -18,7 +18,7 @@ export interface RepoBackend {
   driver(): StorageDriver;
   /** The WAL file names stored in the repository. */
   listWalNames(): Promise<string[]>;
-  /** Replaces an object's bytes behind walship's back (to simulate damage). */
+  /** Writes an object's bytes behind walship's back (to simulate damage, or plant one), as the cluster's user. */
   overwrite(key: string, body: Buffer): Promise<void>;
   /** Deletes an object behind walship's back. */
   remove(key: string): Promise<void>;
@@ -47,7 +47,13 @@ export function fsBackend(): RepoBackend {
     },
     driver: () => drv,
     listWalNames: () => walNames(drv),
-    overwrite: async (key, body) => writeFileSync(join(drv.root, key), body),
+    overwrite: async (key, body) => {
+      // A new file (and its directory) as the cluster's user would have written it.
+      const path = join(drv.root, key);
+      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+      writeFileSync(path, body);
+      for (const p of [dirname(path), path]) chownSync(p, pgUser().uid, pgUser().gid);
+    },
     remove: async (key) => rmSync(join(drv.root, key)),
   };
 }
