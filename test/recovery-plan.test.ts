@@ -3,7 +3,8 @@
  * whose times do not increase in WAL order.
  */
 import { describe, expect, it } from 'vitest';
-import { planRecovery, refusalLine, type Plan, type PlanResult, type Refusal, type Target } from '../src/recovery/plan.js';
+import { planRecovery, type Plan, type PlanResult, type Refusal, type Target } from '../src/recovery/plan.js';
+import { refusalLine } from '../src/recovery/plan-render.js';
 import { computeRanges, renderRanges } from '../src/recovery/ranges.js';
 import { formatIso } from '../src/time.js';
 import { formatLsn } from '../src/wal/names.js';

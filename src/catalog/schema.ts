@@ -202,7 +202,7 @@ export const MIGRATIONS: readonly string[] = [
   `,
   // 4: the archived segments as stretches of consecutive segments per timeline, with what their
   // scans say, so that the planner reads a row per stretch instead of one per segment
-  // (src/recovery/model.ts SegmentSource). A stretch never crosses a multiple of STRETCH_BLOCK,
+  // (src/recovery/input.ts SegmentSource). A stretch never crosses a multiple of STRETCH_BLOCK,
   // so every figure in a row covers at most that many segments: a range question reads at most
   // that many rows beyond the stretches, and a delete recomputes at most one block. Triggers keep
   // it exact for every writer: adding a segment or its scan updates one or two rows; deleting or

@@ -15,7 +15,8 @@ export async function runPlan(ctx: { catalogPath: string; repoUrl: string }, fla
   const timeline = timelineFromFlags(flags);
   const { Catalog } = await import('../catalog/catalog.js');
   const { loadPlannerInput } = await import('../recovery/catalog-input.js');
-  const { planRecovery, refusalLine, renderPlan } = await import('../recovery/plan.js');
+  const { planRecovery } = await import('../recovery/plan.js');
+  const { refusalLine, renderPlan } = await import('../recovery/plan-render.js');
   const { defaultRestoreCommand } = await import('../recovery/restore-plan.js');
   const restoreCommand =
     typeof flags.restoreCommand === 'string' ? flags.restoreCommand : defaultRestoreCommand(ctx.repoUrl, typeof flags.config === 'string' ? resolve(flags.config) : undefined);

@@ -50,7 +50,8 @@ export async function runRestore(
   const remap = tablespaceRemap(flags.tablespace);
 
   const { Catalog } = await import('../catalog/catalog.js');
-  const { planRecovery, refusalLine } = await import('../recovery/plan.js');
+  const { planRecovery } = await import('../recovery/plan.js');
+  const { refusalLine } = await import('../recovery/plan-render.js');
   const { restorableInput, restoreCommandFor } = await import('../recovery/restore-plan.js');
   const { restoreBackup } = await import('../recovery/restore.js');
   const { checkRestoreCommand } = await import('../recovery/restore-check.js');

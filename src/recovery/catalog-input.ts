@@ -1,5 +1,5 @@
 /**
- * The planner's input (model.ts) read from the catalog: backups, timelines, restore points and
+ * The planner's input (input.ts) read from the catalog: backups, timelines, restore points and
  * dropped segments at once; segments as stretches and transaction rows on demand.
  */
 import type { Catalog } from '../catalog/catalog.js';

@@ -16,7 +16,8 @@
  * - immediate: stops at the backup's consistency point; latest: replays all archived WAL.
  * The backup chosen is the newest whose consistency point is before the target.
  */
-import { ArchiveView } from './model.js';
+import { ArchiveView } from './archive-view.js';
+import { lineageOf } from './lineage.js';
 import { type PlannerInput } from './input.js';
 import { backupOut, type BackupOut, type SegmentRangeOut } from './ranges.js';
 import { formatIso, formatPgTimestamp } from '../time.js';
@@ -176,7 +177,7 @@ export function planRecovery(input: PlannerInput, target: Target, opts: PlanOpti
   const view = new ArchiveView(input);
   const inclusive = opts.inclusive ?? true;
   const ids = view.timelineIds();
-  const evalOn = (tl: number) => new Evaluator(view, view.lineage(tl), target, inclusive).run();
+  const evalOn = (tl: number) => new Evaluator(view, lineageOf(view, tl), target, inclusive).run();
 
   if (ids.length === 0) {
     return refuse(target, inclusive, opts.timeline ?? null, { code: 'no-backup', reason: 'nothing is archived yet', alternatives: [] });
@@ -240,49 +241,7 @@ export function planRecovery(input: PlannerInput, target: Target, opts: PlanOpti
       alternatives: [],
     });
   }
-  const withBackup = results.find(([id]) => view.lineage(id).usable.length > 0);
+  const withBackup = results.find(([id]) => lineageOf(view, id).usable.length > 0);
   const [tl, miss] = withBackup ?? results[0]!;
   return refuse(target, inclusive, tl, miss as Miss);
-}
-
-/** The one-line message for a refusal (what `walship plan` prints on stderr). */
-export function refusalLine(r: Refusal): string {
-  const alts = r.alternatives.slice(0, 4).map((a) => `${a.description}: ${a.args}`);
-  const what = describeTargetOut(r.target);
-  // Most reasons start with the target already.
-  const reason = r.reason.startsWith(what) || r.reason.startsWith(`LSN ${r.target.value}`) ? r.reason : `cannot reach ${what}: ${r.reason}`;
-  return `${reason}${alts.length ? `; nearest reachable: ${alts.join('; ')}` : ''}`;
-}
-
-function describeTargetOut(t: TargetOut): string {
-  switch (t.type) {
-    case 'time':
-      return String(t.value);
-    case 'name':
-      return `restore point ${JSON.stringify(t.value)}`;
-    case 'lsn':
-      return `LSN ${t.value}`;
-    case 'xid':
-      return `transaction ${t.value}`;
-    case 'immediate':
-      return 'the consistency point of the newest backup';
-    case 'latest':
-      return 'the end of the archive';
-  }
-}
-
-export function renderPlan(p: Plan): string {
-  const out: string[] = [];
-  const tv = p.target.value === null ? p.target.type : `${p.target.type} ${p.target.value}`;
-  out.push(`target     ${tv}${p.target.type === 'time' || p.target.type === 'lsn' || p.target.type === 'xid' ? (p.target.inclusive ? ' (inclusive)' : ' (exclusive)') : ''} on timeline ${p.timeline}`);
-  out.push(`backup     ${p.backup.label ? `${p.backup.label}  ` : ''}${p.backup.name}`);
-  out.push(`           start ${p.backup.startLsn}, consistent at ${p.backup.stopLsn}${p.backup.consistentTime ? ` (${p.backup.consistentTime})` : ''}`);
-  p.wal.segments.forEach((s, i) => out.push(`${i === 0 ? 'WAL        ' : '           '}${s.first} .. ${s.last}  (${s.count} segment${s.count > 1 ? 's' : ''}, timeline ${s.timeline})`));
-  if (p.wal.historyFiles.length) out.push(`history    ${p.wal.historyFiles.join(' ')}`);
-  out.push(`stop       ${p.stop.description}`);
-  for (const n of p.notes) out.push(`note       ${n}`);
-  out.push('');
-  out.push('# postgresql.conf of the restored data directory (and an empty recovery.signal file):');
-  out.push(...p.conf);
-  return out.join('\n') + '\n';
 }

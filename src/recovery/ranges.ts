@@ -9,7 +9,8 @@
  * one. Backups whose consistency points fall inside a window are listed with it: `plan` starts
  * from the newest one before the target.
  */
-import { ArchiveView, type Lineage, type UsableBackup } from './model.js';
+import { ArchiveView } from './archive-view.js';
+import { lineageOf, type Lineage, type UsableBackup } from './lineage.js';
 import { type BackupFacts, type PlannerInput } from './input.js';
 import { formatDuration, formatIso } from '../time.js';
 import { formatLsn } from '../wal/names.js';
@@ -161,7 +162,7 @@ export function computeRanges(input: PlannerInput, nowMicros: number): RangesRep
   const newest = view.newestXact();
   const unscanned = view.unscannedCount();
   const timelines: TimelineRangesOut[] = view.timelineIds().map((tl) => {
-    const lin = view.lineage(tl);
+    const lin = lineageOf(view, tl);
     const facts = view.timelineFacts(tl);
     const notes: string[] = [];
     if (lin.incomplete) notes.push(`the history file of timeline ${lin.entries[0]!.timeline} is not archived: its ancestors are unknown`);

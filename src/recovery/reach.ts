@@ -3,7 +3,8 @@
  * comment): the backup, where replay stops and why, or why the archive cannot get there, with
  * the nearest targets it can reach. Pure.
  */
-import { allUnscanned, type ArchiveView, type Lineage, type UsableBackup } from './model.js';
+import type { ArchiveView } from './archive-view.js';
+import { allUnscanned, type Lineage, type UsableBackup } from './lineage.js';
 import { type RestorePointRecord, type XactRecord } from './input.js';
 import { windowsOf } from './ranges.js';
 import { formatIso } from '../time.js';

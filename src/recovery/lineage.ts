@@ -1,7 +1,8 @@
 /**
- * The timeline arithmetic shared by `ranges` and `plan`, over the planner's input (input.ts):
- * the archive as a whole (ArchiveView) and what recovery along one timeline reads (Lineage).
- * Pure: no I/O.
+ * What recovery along one timeline reads (Lineage): its ancestry, the archived segments it reads
+ * from each ancestor, the runs of them without a gap, and which backups can start it. The
+ * timeline arithmetic shared by `ranges` and `plan`, over the archive as a whole (ArchiveView,
+ * archive-view.ts). Pure: no I/O.
  *
  * Units: LSNs are byte positions (numbers), times are microseconds since the Unix epoch.
  *
@@ -12,7 +13,8 @@
  * segment holding a switchpoint is read from the child's copy.
  */
 import { formatLsn as hexLsn, historyName, segmentName as segName } from '../wal/names.js';
-import { type BackupFacts, type PlannerInput, type RestorePointRecord, type SegmentFacts, type SegmentSource, type SegmentStretch, type TimelineFacts, type XactRecord } from './input.js';
+import type { BackupFacts, RestorePointRecord, SegmentFacts, XactRecord } from './input.js';
+import { firstEndingAtOrAfter, pagedSegments, type ArchiveView } from './archive-view.js';
 
 export interface LineageEntry {
   timeline: number;
@@ -68,105 +70,15 @@ export interface UnusableBackup {
   reason: string;
 }
 
-/** Index of the first of `list` (ascending, disjoint) that ends at or after `segNo`. */
-function firstEndingAtOrAfter(list: readonly { lastSeg: number }[], segNo: number): number {
-  let lo = 0;
-  let hi = list.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (list[mid]!.lastSeg < segNo) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
+const lineages = new WeakMap<ArchiveView, Map<number, Lineage>>();
 
-const PAGE = 64;
-
-/** Segments `from` to `to` of a timeline, fetched a page at a time, ascending or descending. */
-function* pagedSegments(src: SegmentSource, timeline: number, from: number, to: number, desc = false): Generator<SegmentFacts> {
-  if (desc) {
-    for (let hi = to; hi >= from; hi -= PAGE) {
-      const page = src.segments(timeline, Math.max(from, hi - PAGE + 1), hi);
-      for (let i = page.length - 1; i >= 0; i--) yield page[i]!;
-    }
-  } else {
-    for (let lo = from; lo <= to; lo += PAGE) yield* src.segments(timeline, lo, Math.min(to, lo + PAGE - 1));
-  }
-}
-
-export class ArchiveView {
-  readonly segSize: number;
-  /** By timeline, then first segment. */
-  private readonly stretches: SegmentStretch[];
-  private readonly stretchesByTl = new Map<number, SegmentStretch[]>();
-  private readonly tls = new Map<number, TimelineFacts>();
-  private readonly lineages = new Map<number, Lineage>();
-
-  constructor(readonly input: PlannerInput) {
-    this.segSize = input.segSize;
-    this.stretches = [...input.segments.stretches()].sort((a, b) => a.timeline - b.timeline || a.firstSeg - b.firstSeg);
-    for (const s of this.stretches) (this.stretchesByTl.get(s.timeline) ?? this.stretchesByTl.set(s.timeline, []).get(s.timeline)!).push(s);
-    for (const t of input.timelines) this.tls.set(t.timeline, t);
-  }
-
-  /** Whether segment `segNo` of `timeline` is archived. */
-  has(timeline: number, segNo: number): boolean {
-    const list = this.stretchesOf(timeline);
-    const s = list[firstEndingAtOrAfter(list, segNo)];
-    return s !== undefined && s.firstSeg <= segNo;
-  }
-
-  stretchesOf(timeline: number): readonly SegmentStretch[] {
-    return this.stretchesByTl.get(timeline) ?? [];
-  }
-
-  /** How many segments were archived without their records being read. */
-  unscannedCount(): number {
-    return this.stretches.reduce((n, s) => n + s.unscanned, 0);
-  }
-
-  /** The newest transaction time, and the first segment (by timeline, then number) holding it. */
-  newestXact(): { time: number; segment: SegmentFacts } | null {
-    let best: SegmentStretch | undefined;
-    let time = -Infinity;
-    for (const s of this.stretches) {
-      if (s.maxXactTime !== null && s.maxXactTime > time) [best, time] = [s, s.maxXactTime];
-    }
-    if (!best) return null;
-    for (const segment of pagedSegments(this.input.segments, best.timeline, best.firstSeg, best.lastSeg)) {
-      if (segment.xacts?.maxTime === time) return { time, segment };
-    }
-    return null;
-  }
-
-  timelineFacts(timeline: number): TimelineFacts | undefined {
-    return this.tls.get(timeline);
-  }
-
-  /** Every timeline the archive mentions, ascending. */
-  timelineIds(): number[] {
-    const ids = new Set<number>([...this.stretchesByTl.keys(), ...this.tls.keys()]);
-    for (const b of this.input.backups) {
-      ids.add(b.startTimeline);
-      ids.add(b.stopTimeline);
-    }
-    return [...ids].sort((a, b) => a - b);
-  }
-
-  /** Timelines whose history names `timeline` as their parent. */
-  children(timeline: number): TimelineFacts[] {
-    return this.input.timelines.filter((t) => t.parent === timeline).sort((a, b) => a.switchpoint - b.switchpoint);
-  }
-
-  segOf(lsn: number): number {
-    return Math.floor(lsn / this.segSize);
-  }
-
-  lineage(timeline: number): Lineage {
-    let l = this.lineages.get(timeline);
-    if (!l) this.lineages.set(timeline, (l = new Lineage(this, timeline)));
-    return l;
-  }
+/** The lineage of `timeline` in `view` (made once per view and timeline). */
+export function lineageOf(view: ArchiveView, timeline: number): Lineage {
+  let byTl = lineages.get(view);
+  if (!byTl) lineages.set(view, (byTl = new Map()));
+  let l = byTl.get(timeline);
+  if (!l) byTl.set(timeline, (l = new Lineage(view, timeline)));
+  return l;
 }
 
 export class Lineage {
