@@ -323,4 +323,50 @@ describe.each(repoBackends())('fetch prefetch ($name repository)', (backend: Rep
     expect(bad.code).toBe(255);
     expect(bad.stderr).toMatch(/option '--repo' needs a value/);
   });
+
+  it('runs the prefetcher in the agent when the agent answers the call: its fetching threads at nice 10, the agent\'s own at 0', async () => {
+    const dir = join(work, 'agent-prefetch');
+    const data = join(dir, 'data');
+    mkdirSync(join(data, 'pg_wal'), { recursive: true });
+    writeFileSync(join(data, 'PG_VERSION'), '15\n');
+    for (const d of [dir, data, join(data, 'pg_wal'), join(data, 'PG_VERSION')]) chownSync(d, pgUser().uid, pgUser().gid);
+    const fetch = (name: string, dest = 'pg_wal/RECOVERYXLOG') =>
+      walship(['archive-fetch', name, dest, '--repo', repo, '--catalog', catalog, '--log-level', 'debug', '--fetch-prefetch', '3'], { env: { ...env, WALSHIP_CONFIG: '/dev/null' }, cwd: data, asUser: true });
+    const s = segments.slice(1);
+    // A fetch elsewhere than RECOVERYXLOG starts no prefetcher; run in node, it starts the agent.
+    const first = await fetch(s[0]!, 'pg_wal/other');
+    expect(first.code, first.stderr).toBe(0);
+    const agentDir = join(dir, 'walship-agent.data');
+    await until('the agent to listen', () => existsSync(join(agentDir, 'agent.sock')));
+    const agentPid = (JSON.parse(readFileSync(join(agentDir, 'agent.lock'), 'utf8')) as { pid: number }).pid;
+    const byAgent = await fetch(s[1]!);
+    expect(byAgent.code, byAgent.stderr).toBe(0);
+    expect(byAgent.stderr).toMatch(/answered by the agent/);
+    const [spool] = spoolsIn(dir);
+    expect(spool).toBeDefined();
+    // The prefetcher is the agent: its lock names the agent's pid, and it spools the next segments.
+    await until(`${s[2]} to be spooled`, () => existsSync(join(spool!, `${s[2]}.meta`)));
+    expect((JSON.parse(readFileSync(join(spool!, 'prefetch.lock'), 'utf8')) as { pid: number }).pid).toBe(agentPid);
+    expect(readFileSync(join(spool!, 'prefetch.log'), 'utf8')).toMatch(/prefetcher started/);
+    const niceOf = (tid: string) => {
+      const stat = readFileSync(`/proc/${agentPid}/task/${tid}/stat`, 'utf8');
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+    };
+    expect(niceOf(String(agentPid))).toBe(0);
+    expect(readdirSync(`/proc/${agentPid}/task`).filter((t) => niceOf(t) === 10).length).toBeGreaterThan(0);
+    const next = await fetch(s[2]!);
+    expect(next.code, next.stderr).toBe(0);
+    expect(next.stderr).toMatch(/answered by the agent/);
+    expect(next.stderr).toMatch(/delivered from the prefetch spool/);
+    expect(readFileSync(join(data, 'pg_wal', 'RECOVERYXLOG')).equals(await original(s[2]!))).toBe(true);
+    process.kill(agentPid, 'SIGTERM');
+    await until('the agent to exit', () => {
+      try {
+        process.kill(agentPid, 0);
+        return false;
+      } catch {
+        return true;
+      }
+    });
+  });
 });

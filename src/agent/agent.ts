@@ -3,10 +3,10 @@
  * archive-fetch calls for the tiny client (src/client/), so that a call costs a connection, not
  * a node start. It runs each call with exactly the code a call in node runs
  * (commands/file-call.ts), one at a time, keeping the repository context (the storage driver,
- * its connections, the loaded modules) open between calls. The background pusher a call starts
- * runs in the agent (archive/pusher.ts, on worker threads, its lines in its own log); the
- * prefetcher stays a process of its own, whose every thread runs at nice 10 so that recovery's
- * replay wins the CPU.
+ * its connections, the loaded modules) open between calls. The background helpers a call it
+ * answers starts run in the agent, on worker threads, each with its lines in its own log: the
+ * pusher (archive/pusher.ts) and the prefetcher (archive/prefetcher.ts, whose threads run at nice
+ * 10 so that recovery's replay wins the CPU; the agent's own thread keeps its priority).
  *
  * It answers only a call whose settings are its own: the same data directory, setting flags,
  * forwarded environment (place.ts) and config file state as the call that started it; any other
@@ -80,41 +80,50 @@ export async function runAgent(opts: AgentOptions, startCfg: Config): Promise<vo
   const contexts = new AsyncLocalStorage<LogContext>();
   useLogContexts(() => contexts.getStore());
   /**
-   * The background pusher a call would start, run here instead (in worker threads, so that this
-   * thread stays free for the calls), with its lines in the pusher's log as a detached one's are.
+   * A background helper a call would start detached (the pusher, the prefetcher), run here
+   * instead: its work on worker threads, so that this thread stays free for the calls, and its
+   * lines in its log as a detached one's are. One at a time per `key` (its pg_wal, its spool).
    */
-  const pushers = new Set<string>();
-  const pusherStarter = (cfg: Config) => async (walDir: string, logPath: string) => {
-    if (pushers.has(walDir)) return;
+  const helpers = new Set<string>();
+  const runHelper = (key: string, command: string, cfg: Config, logPath: string, run: (logFd: number) => Promise<unknown>) => {
+    if (helpers.has(key)) return;
     let log: number;
     try {
-      // As a detached pusher's; its threads write to it too, and it is closed only once they are
-      // gone (runPusher's end).
+      // As a detached helper's; its threads write to it too, and it is closed only once they are
+      // gone (the end of `run`).
       log = openHelperLog(logPath);
     } catch (err) {
-      return logger.debug('cannot open the pusher log; no pusher', { error: (err as Error).message });
+      return logger.debug(`cannot open the log of ${command}; not started`, { error: (err as Error).message });
     }
-    pushers.add(walDir);
+    helpers.add(key);
     let closed = false;
     const sink = (line: Buffer) => {
-      // A line from work that outlived the pusher is dropped: the descriptor's number may be another file's by then.
+      // A line from work that outlived the helper is dropped: the descriptor's number may be another file's by then.
       if (closed) return;
       try {
         writeSync(log, line);
       } catch {
-        /* the line is lost, not the push */
+        /* the line is lost, not the work */
       }
     };
-    const { runPusher } = await import('../archive/pusher.js');
-    void contexts.run({ sink, command: 'archive-push-ahead', level: cfg.log_level, format: cfg.log_format }, () =>
-      runPusher(cfg, walDir, repoCanonical(cfg), () => openArchiveContext(cfg), { logFd: log })
-        .catch((err: unknown) => logger.warn('the background pusher failed', { error: (err as Error).message }))
+    void contexts.run({ sink, command, level: cfg.log_level, format: cfg.log_format }, () =>
+      run(log)
+        .catch((err: unknown) => logger.warn(`${command} failed`, { error: (err as Error).message }))
         .finally(() => {
-          pushers.delete(walDir);
+          helpers.delete(key);
           closed = true;
           closeSync(log);
         }),
     );
+  };
+  const pusherStarter = (cfg: Config) => async (walDir: string, logPath: string) => {
+    const { runPusher } = await import('../archive/pusher.js');
+    runHelper(`pusher ${walDir}`, 'archive-push-ahead', cfg, logPath, (logFd) => runPusher(cfg, walDir, repoCanonical(cfg), () => openArchiveContext(cfg), { logFd }));
+  };
+  const prefetcherStarter = (cfg: Config) => async (spool: string, name: string, logPath: string) => {
+    const { runPrefetcher } = await import('../archive/prefetcher.js');
+    const own = { ...cfg, spool_dir: spool };
+    runHelper(`prefetcher ${spool}`, 'archive-prefetch', cfg, logPath, (logFd) => runPrefetcher(own, name, () => openArchiveContext(own), { logFd }));
   };
 
   // Its compression thread, started now: the first push it answers does not wait for it.
@@ -187,7 +196,7 @@ export async function runAgent(opts: AgentOptions, startCfg: Config): Promise<vo
           return decline('the config file changed');
         }
         policy = cfg.fetch_on_error;
-        await call.spec.run(cfg, call.positionals, call.flagArgs, { open: open(cfg), startPusher: pusherStarter(cfg) });
+        await call.spec.run(cfg, call.positionals, call.flagArgs, { open: open(cfg), startPusher: pusherStarter(cfg), startPrefetcher: prefetcherStarter(cfg) });
       } catch (err) {
         code = failureCode(err, name, policy, pgdata);
       }

@@ -1,19 +1,28 @@
 /**
- * A lane of a detached helper on its own thread (see lanes.ts): runs the jobs it is sent (push
+ * A lane of a background helper on its own thread (see lanes.ts): runs the jobs it is sent (push
  * through the ordinary pushFile, fetch through the ordinary fetchFile) with its own repository
  * context, and answers each with the result or the error's code and message.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Config } from '../config.js';
 import { writeSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { configureLog, useLogContexts } from '../log.js';
 import type { ArchiveContext } from './context.js';
 import { openArchiveContext, withCatalog } from './context.js';
 import { runJob, type Job } from './lanes.js';
 import { serveRequests } from '../worker-rpc.js';
 
-const { cfg, command, logFd } = workerData as { cfg: Config; command: string; logFd?: number };
+const { cfg, command, logFd, nice } = workerData as { cfg: Config; command: string; logFd?: number; nice?: number };
 configureLog({ level: cfg.log_level, format: cfg.log_format, command });
+if (nice !== undefined && process.platform === 'linux') {
+  // On Linux this thread's priority alone (elsewhere it would be the whole process's).
+  try {
+    setPriority(0, nice);
+  } catch {
+    /* it runs at its owner's priority */
+  }
+}
 if (logFd !== undefined) {
   // The helper's log, a descriptor its owner keeps open for as long as this thread runs.
   const here = {

@@ -42,10 +42,10 @@ function mainLane(pushCtx: () => Promise<ArchiveContext>, fetchCtx: () => Promis
   };
 }
 
-async function workerLane(cfg: Config, command: string, logFd?: number): Promise<Lane> {
+async function workerLane(cfg: Config, command: string, logFd?: number, nice?: number): Promise<Lane> {
   const { Worker } = await import('node:worker_threads');
   const worker: Worker = new Worker(new URL('./lane-worker.js', import.meta.url), {
-    workerData: { cfg, command, logFd },
+    workerData: { cfg, command, logFd, nice },
     stdout: false,
     stderr: false,
   });
@@ -67,7 +67,8 @@ async function workerLane(cfg: Config, command: string, logFd?: number): Promise
  * each takes at once; the first on this thread unless `onThisThread` is false (then all on worker
  * threads, this thread as the last resort). A worker that cannot start leaves its jobs to the
  * other lanes. `logFd`: the workers write their lines there rather than to stderr (kept open by
- * the caller until the lanes are closed).
+ * the caller until the lanes are closed). `nice`: each worker thread lowers its own priority to
+ * it (Linux: a thread's own; the other threads keep theirs).
  */
 export async function openLanes(
   cfg: Config,
@@ -77,12 +78,13 @@ export async function openLanes(
   fetchCtx: () => Promise<FetchContext>,
   onThisThread = true,
   logFd?: number,
+  nice?: number,
 ): Promise<{ lanes: Lane[]; perLane: number }> {
   const threads = Math.max(1, Math.min(inFlight, availableParallelism()));
   const lanes: Lane[] = onThisThread ? [mainLane(pushCtx, fetchCtx)] : [];
   for (let i = lanes.length; i < threads; i++) {
     try {
-      lanes.push(await workerLane(cfg, command, logFd));
+      lanes.push(await workerLane(cfg, command, logFd, nice));
     } catch (err) {
       logger.debug('worker thread unavailable', { error: (err as Error).message });
     }

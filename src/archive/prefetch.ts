@@ -13,8 +13,9 @@
  * in the archive is never spooled (exit 1 still comes from the repository), and every failure is
  * still reported by the repository fetch.
  *
- * After a successful fetch, if no prefetcher is alive, archive-fetch starts one (a detached
- * `walship archive-prefetch N`, stdio not PostgreSQL's).
+ * After a successful fetch, if no prefetcher is alive, archive-fetch starts one: in the agent when
+ * the agent answers the call, else a detached `walship archive-prefetch N` (stdio not
+ * PostgreSQL's).
  */
 import { existsSync, lstatSync, renameSync, rmSync, statSync, type BigIntStats, promises as fsp } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
@@ -152,15 +153,20 @@ function notePosition(spool: string, name: string): boolean {
   }
 }
 
-/** Starts a detached prefetcher unless one is alive. */
-async function ensurePrefetcher(spool: string, name: string, flagArgs: string[]): Promise<void> {
+/** Who runs a prefetcher for `spool` from `name` on, logging to `logPath` (the agent runs it itself). */
+export type StartPrefetcher = (spool: string, name: string, logPath: string) => Promise<void>;
+
+/** Starts a prefetcher unless one is alive: by `start`, else a detached one. */
+async function ensurePrefetcher(spool: string, name: string, flagArgs: string[], start?: StartPrefetcher): Promise<void> {
   if (await prefetcherAlive(spool)) return;
-  await startDetached(['archive-prefetch', name, ...flagArgs, '--spool-dir', spool], join(spool, SPOOL_LOG), 'prefetcher');
+  const detached: StartPrefetcher = (sp, n, log) => startDetached(['archive-prefetch', n, ...flagArgs, '--spool-dir', sp], log, 'prefetcher');
+  await (start ?? detached)(spool, name, join(spool, SPOOL_LOG));
 }
 
 /**
  * archive-fetch with prefetch. `makeCtx` opens the repository lazily: a delivery from the spool
- * never loads a storage driver, the catalog or zstd.
+ * never loads a storage driver, the catalog or zstd. `flagArgs` (the setting flags as given) are
+ * passed on to the prefetcher it starts: detached, or by `startPrefetcher` (the agent runs it).
  */
 export async function archiveFetchWithPrefetch(
   cfg: Config,
@@ -168,6 +174,7 @@ export async function archiveFetchWithPrefetch(
   dest: string,
   makeCtx: () => Promise<FetchCtx>,
   flagArgs: string[],
+  startPrefetcher?: StartPrefetcher,
 ): Promise<void> {
   // fetch.js (catalog, zstd, storage) is loaded only by calls that go to the repository.
   const fetchFile = async (ctx: FetchCtx) => (await import('./fetch.js')).fetchFile(ctx, name, dest);
@@ -190,5 +197,5 @@ export async function archiveFetchWithPrefetch(
   const delivered = spool !== undefined && (await takeSpooled(spool, name, dest, repo));
   if (!delivered) await fetchFile(await makeCtx());
   if (spool === undefined || !notePosition(spool, name)) return;
-  await ensurePrefetcher(spool, name, flagArgs);
+  await ensurePrefetcher(spool, name, flagArgs, startPrefetcher);
 }

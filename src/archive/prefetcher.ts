@@ -1,6 +1,6 @@
 /**
- * The prefetcher process (`walship archive-prefetch NAME --spool-dir DIR ...`, started by
- * archive-fetch: prefetch.ts). It follows the spool's `position` and keeps segments
+ * The prefetcher (`walship archive-prefetch NAME --spool-dir DIR ...` started by archive-fetch,
+ * prefetch.ts; or run in the agent). It follows the spool's `position` and keeps segments
  * position+1 .. position+K of the same timeline spooled (K = fetch_prefetch, bounded by
  * spool_max_bytes), through the ordinary fetchFile (catalog checksum, object checksum, cluster
  * identity) on a lane per core. It deletes spooled files behind the position, beyond the window
@@ -52,12 +52,15 @@ function positionOf(name: string, segSize: number): Position | null {
 
 /**
  * Runs the prefetcher until recovery stops asking. Never throws for a segment it cannot get:
- * archive-fetch then fetches that segment itself and reports what is wrong.
+ * archive-fetch then fetches that segment itself and reports what is wrong. In the agent
+ * (`inAgent`): its fetches run on worker threads only, each at PREFETCH_NICE (the agent's thread
+ * answers calls meanwhile, at its own priority), which write their lines to its log (`logFd`).
  */
-export async function runPrefetcher(cfg: Config, startName: string, makeCtx: () => Promise<FetchCtx>): Promise<void> {
+export async function runPrefetcher(cfg: Config, startName: string, makeCtx: () => Promise<FetchCtx>, inAgent?: { logFd: number }): Promise<void> {
   if (!cfg.spool_dir) throw new WalshipError('USAGE', 'archive-prefetch needs --spool-dir');
   const spool = resolve(cfg.spool_dir);
-  await lowerPriority(PREFETCH_NICE);
+  // A process of its own runs at PREFETCH_NICE; in the agent, only its fetching threads do.
+  if (!inAgent) await lowerPriority(PREFETCH_NICE);
   if (!spoolUsable(spool)) return;
   if (!(await acquireLock(spool, SPOOL_LOCK))) {
     logger.debug('another prefetcher holds the spool', { spool });
@@ -82,7 +85,7 @@ export async function runPrefetcher(cfg: Config, startName: string, makeCtx: () 
     if (!pos) return;
     // Decompressing and checksumming are CPU work: the files in flight are spread over a lane per core.
     const noPush = () => Promise.reject(new Error('the prefetcher does not push'));
-    lanes = await openLanes(cfg, 'archive-prefetch', concurrency, noPush, async () => ctx);
+    lanes = await openLanes(cfg, 'archive-prefetch', concurrency, noPush, async () => ctx, !inAgent, inAgent?.logFd, inAgent ? PREFETCH_NICE : undefined);
     const load = new Map<Lane, number>();
     logger.info('prefetcher started', { spool, from: pos.name, window, pid: process.pid });
 

@@ -11,18 +11,20 @@ import type { Config } from '../config.js';
 import { openArchiveContext } from '../archive/context.js';
 import type { ArchiveContext } from '../archive/context.js';
 import type { StartPusher } from '../archive/readahead.js';
+import type { StartPrefetcher } from '../archive/prefetch.js';
 import { EXIT_CODES_HELP, FETCH_EXIT_HELP } from './help.js';
 import { addSettingOptions, type CommandDef } from './options.js';
 
-/** What the agent lends a call: its repository context, and its own way to run the background pusher. */
+/** What the agent lends a call: its repository context, and its own way to run the background helpers. */
 export interface AgentServices {
   open: () => Promise<ArchiveContext>;
   startPusher: StartPusher;
+  startPrefetcher: StartPrefetcher;
 }
 
 export interface FileCommand {
   positionals: number;
-  /** Without `agent`, the repository context is opened for this call and a pusher runs detached. */
+  /** Without `agent`, the repository context is opened for this call and the helpers run detached. */
   run(cfg: Config, args: string[], flagArgs: string[], agent?: AgentServices): Promise<unknown>;
 }
 
@@ -41,7 +43,7 @@ export const FILE_COMMANDS: Record<string, FileCommand> = {
   },
   'archive-fetch': {
     positionals: 2,
-    run: async (cfg, [name, dest], flagArgs, agent) => (await import('../archive/prefetch.js')).archiveFetchWithPrefetch(cfg, name!, dest!, agent?.open ?? (() => openArchiveContext(cfg)), flagArgs),
+    run: async (cfg, [name, dest], flagArgs, agent) => (await import('../archive/prefetch.js')).archiveFetchWithPrefetch(cfg, name!, dest!, agent?.open ?? (() => openArchiveContext(cfg)), flagArgs, agent?.startPrefetcher),
   },
   'archive-prefetch': {
     positionals: 1,
