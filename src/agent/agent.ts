@@ -187,6 +187,7 @@ export async function runAgent(opts: AgentOptions, startCfg: Config): Promise<vo
     // The call's lines go back to its client (and only its: the pusher's go to its own log).
     const lines: Buffer[] = [];
     return contexts.run({ sink: (l) => lines.push(l), command: name }, async () => {
+      const t0 = process.hrtime.bigint();
       let code = 0;
       let policy: Config['fetch_on_error'] = 'auto';
       try {
@@ -200,7 +201,7 @@ export async function runAgent(opts: AgentOptions, startCfg: Config): Promise<vo
       } catch (err) {
         code = failureCode(err, name, policy, pgdata);
       }
-      logger.debug('answered by the agent', { pid: process.pid, code });
+      logger.debug('answered by the agent', { pid: process.pid, code, ms: (Number(process.hrtime.bigint() - t0) / 1e6).toFixed(2) });
       return encodeAnswer(code, Buffer.concat(lines));
     });
   };
