@@ -27,6 +27,21 @@ async function until<T>(what: string, fn: () => T | Promise<T>, timeoutMs = 30_0
   }
 }
 
+/** A thread's nice value (from its stat line). */
+function niceOf(pid: number, tid: string | number): number {
+  const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+}
+/** Whether process `pid` is gone. */
+function exited(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
 /** The spool directories beside `base` (the default place, next to the data directory). */
 const spoolsIn = (base: string) => readdirSync(base).filter((f) => f.startsWith('walship-spool-')).map((f) => join(base, f));
 const spooledSegments = (spool: string) => (existsSync(spool) ? readdirSync(spool).filter((f) => SEG.test(f)) : []);
@@ -274,19 +289,9 @@ describe.each(repoBackends())('fetch prefetch ($name repository)', (backend: Rep
     await spooled(s[7]!);
     const pid = (JSON.parse(readFileSync(join(spool!, 'prefetch.lock'), 'utf8')) as { pid: number }).pid;
     // It works at nice 10, every thread of it, so that recovery's replay wins a contended core.
-    for (const tid of readdirSync(`/proc/${pid}/task`)) {
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      expect(Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]), `thread ${tid}`).toBe(10);
-    }
+    for (const tid of readdirSync(`/proc/${pid}/task`)) expect(niceOf(pid, tid), `thread ${tid}`).toBe(10);
     process.kill(pid, 'SIGKILL');
-    await until('the prefetcher to die', () => {
-      try {
-        process.kill(pid, 0);
-        return false;
-      } catch {
-        return true;
-      }
-    });
+    await until('the prefetcher to die', () => exited(pid));
     // Settings no agent runs with: node answers whether or not the call for s[6] has started an
     // agent with its own by now (such an agent would rightly answer a call with those).
     await expectDelivered(await fetch(s[7]!, { WALSHIP_S3_MAX_RETRIES: '6' }), s[7]!, 'node');
@@ -348,25 +353,14 @@ describe.each(repoBackends())('fetch prefetch ($name repository)', (backend: Rep
     await until(`${s[2]} to be spooled`, () => existsSync(join(spool!, `${s[2]}.meta`)));
     expect((JSON.parse(readFileSync(join(spool!, 'prefetch.lock'), 'utf8')) as { pid: number }).pid).toBe(agentPid);
     expect(readFileSync(join(spool!, 'prefetch.log'), 'utf8')).toMatch(/prefetcher started/);
-    const niceOf = (tid: string) => {
-      const stat = readFileSync(`/proc/${agentPid}/task/${tid}/stat`, 'utf8');
-      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
-    };
-    expect(niceOf(String(agentPid))).toBe(0);
-    expect(readdirSync(`/proc/${agentPid}/task`).filter((t) => niceOf(t) === 10).length).toBeGreaterThan(0);
+    expect(niceOf(agentPid, agentPid)).toBe(0);
+    expect(readdirSync(`/proc/${agentPid}/task`).filter((t) => niceOf(agentPid, t) === 10).length).toBeGreaterThan(0);
     const next = await fetch(s[2]!);
     expect(next.code, next.stderr).toBe(0);
     expect(next.stderr).toMatch(/answered by the agent/);
     expect(next.stderr).toMatch(/delivered from the prefetch spool/);
     expect(readFileSync(join(data, 'pg_wal', 'RECOVERYXLOG')).equals(await original(s[2]!))).toBe(true);
     process.kill(agentPid, 'SIGTERM');
-    await until('the agent to exit', () => {
-      try {
-        process.kill(agentPid, 0);
-        return false;
-      } catch {
-        return true;
-      }
-    });
+    await until('the agent to exit', () => exited(agentPid));
   });
 });

@@ -198,7 +198,8 @@ async function verifyWith(ctx: RepoContext, opts: VerifyOptions, identity: RepoI
       const br = discontinuity(a.ends, b.ends);
       if (br) problems.push({ kind: 'diverged', what: `${WAL_PREFIX}${b.name.slice(0, 16)}/${b.name}.zst`, detail: `timeline ${tl} at ${formatLsn(br.lsn)}: ${a.name} and ${b.name} are not one history (${br.reason})` });
     };
-    const checkers = await starting;const check = async (row: VerifyRow) => {
+    const checkers = await starting;
+    const check = async (row: VerifyRow) => {
       dirs.add(row.object_key.slice(0, row.object_key.lastIndexOf('/') + 1));
       const before = wasChecked(row);
       const c = await checkers.wal(row, before ? { scanRecord: (scanOf.get(row.name) as string | null) ?? null } : undefined);
@@ -221,13 +222,14 @@ async function verifyWith(ctx: RepoContext, opts: VerifyOptions, identity: RepoI
       const prev = await loadNeighbour(ctx.storage, cat, row.timeline, row.seg_no - 1, identity.walSegmentSize);
       if (prev) diverged(row.timeline, prev, me);
       const next = await loadNeighbour(ctx.storage, cat, row.timeline, row.seg_no + 1, identity.walSegmentSize);
-      // A next segment this run reads in depth checks itself against this one.
+      // A next segment this run reads in depth checks itself against this one; any other is checked here.
       if (next && (segmentVerified(state, row.timeline, row.seg_no + 1) || segmentVerified(checkedBefore, row.timeline, row.seg_no + 1))) diverged(row.timeline, me, next);
     };
     const soundBackups: string[] = [];
     try {
       for (const rows of pages()) await runPool(rows, opts.parallel, check);
-      progress.done();for (const b of backupTodo) {
+      progress.done();
+      for (const b of backupTodo) {
         const names = await ctx.storage.children(`${BACKUP_PREFIX}${b.name}/`);
         const before = checkedBefore.backups.includes(b.name);
         const found = await checkBackup(ctx.storage, b.name, names, (chunk, pieces, sum) => checkers.chunk(b.name, chunk, pieces, sum), opts.parallel, before);
@@ -277,7 +279,8 @@ async function verifyWith(ctx: RepoContext, opts: VerifyOptions, identity: RepoI
       backups: [...new Set([...state.backups.filter((b) => own.has(b)), ...soundBackups])].sort(),
     };
     for (const [tl, segs] of sound) next.segments[tl] = mergeIntervals([...(next.segments[tl] ?? []), ...segs.map((s) => [s, s] as const)]);
-    await writeState(ctx.storage, next);// The markers read: their objects were read again (what failed stays out of the state).
+    await writeState(ctx.storage, next);
+    // The markers read: their objects were read again (what failed stays out of the state).
     if (recheck.size > 0) await ctx.storage.remove([...recheck.values()]);
     return report({ walFiles: todoFiles, backups: backupTodo.length, bytes, rawBytes, unchanged }, { walFiles: files - todoFiles, backups: ownBackups.length - backupTodo.length });
   } finally {
