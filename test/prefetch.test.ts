@@ -342,7 +342,8 @@ describe.each(repoBackends())('fetch prefetch ($name repository)', (backend: Rep
     const first = await fetch(s[0]!, 'pg_wal/other');
     expect(first.code, first.stderr).toBe(0);
     const agentDir = join(dir, 'walship-agent.data');
-    await until('the agent to listen', () => existsSync(join(agentDir, 'agent.sock')));
+    // It listens, then writes its lock.
+    await until('the agent to listen', () => existsSync(join(agentDir, 'agent.sock')) && existsSync(join(agentDir, 'agent.lock')));
     const agentPid = (JSON.parse(readFileSync(join(agentDir, 'agent.lock'), 'utf8')) as { pid: number }).pid;
     const byAgent = await fetch(s[1]!);
     expect(byAgent.code, byAgent.stderr).toBe(0);

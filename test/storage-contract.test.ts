@@ -91,6 +91,46 @@ describe.each(['fs', 's3'] as const)('StorageDriver contract: %s', (backend) => 
     expect((await d.getRange('obj', 500, 5))?.length).toBe(0);
   });
 
+  it('getStream reads the object in order, null when absent; stopping early frees it', async () => {
+    const d = await repo();
+    expect(await d.getStream('nothing-here')).toBeNull();
+    const body = randomBytes(3 * 1024 * 1024 + 123);
+    await d.putIfAbsent('big', body);
+    const parts: Buffer[] = [];
+    for await (const c of (await d.getStream('big'))!) parts.push(c);
+    expect(Buffer.concat(parts).equals(body)).toBe(true);
+    const empty = await d.getStream('big');
+    await empty!.return();
+    const one = (await d.getStream('big'))!;
+    expect((await one.next()).done).toBe(false);
+    await one.return();
+    expect((await d.get('big'))!.equals(body)).toBe(true);
+  });
+
+  it.runIf(backend === 's3')('getStream resumes a body that breaks off where it stopped, and fails hard when it cannot', async () => {
+    const d0 = await repo();
+    const body = randomBytes(2 * 1024 * 1024);
+    await d0.putIfAbsent('cut', body);
+    // The first connection's answer breaks off after 300 KB; the ranged GET after it goes through.
+    const proxy = await startTcpProxy({ target: s3!.port, mode: (n) => (n === 0 ? 'cut' : 'forward'), cutAfterBytes: 300_000 });
+    onTestFinished(() => proxy.close());
+    const viaProxy = new S3Driver(s3!.bucket, (d0 as S3Driver).prefix, s3!.config({ s3_endpoint: proxy.endpoint, s3_max_retries: '2' }));
+    const parts: Buffer[] = [];
+    for await (const c of (await viaProxy.getStream('cut'))!) parts.push(c);
+    expect(Buffer.concat(parts).equals(body)).toBe(true);
+    expect(proxy.connections).toBeGreaterThan(1);
+    // Every answer breaks off: an error, never a short object.
+    const always = await startTcpProxy({ target: s3!.port, mode: () => 'cut', cutAfterBytes: 300_000 });
+    onTestFinished(() => always.close());
+    const broken = new S3Driver(s3!.bucket, (d0 as S3Driver).prefix, s3!.config({ s3_endpoint: always.endpoint, s3_max_retries: '1' }));
+    const read = async () => {
+      let n = 0;
+      for await (const c of (await broken.getStream('cut'))!) n += c.length;
+      return n;
+    };
+    expect(await codeOf(read())).toBe('REPOSITORY_UNAVAILABLE');
+  });
+
   it('concurrent putIfAbsent of one key: exactly one is created and its content stays', async () => {
     const d = await repo();
     const bodies = Array.from({ length: 8 }, () => randomBytes(4096));

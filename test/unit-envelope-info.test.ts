@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { decodeObject, decodeMeta, encodeObject, sha256, type ObjectMeta } from '../src/archive/envelope.js';
+import { decodeObject, decodeObjectStream, decodeMeta, encodeObject, sha256, type ObjectMeta, type Recorded } from '../src/archive/envelope.js';
 import { objectKeyFor, fileNameFromKey } from '../src/archive/keys.js';
 import { parseWalFileName } from '../src/wal/names.js';
 import { segmentRuns } from '../src/commands/info.js';
@@ -18,7 +18,34 @@ function framed(meta: object, body: Buffer): Buffer {
 const raw = Buffer.concat([Buffer.from('walship'.repeat(1000)), Buffer.alloc(100000)]);
 const meta: Omit<ObjectMeta, 'bodySize' | 'bodySha256'> = { format: 1, name: '000000010000000000000001', sha256: sha256(raw), rawSize: raw.length, compression: 'zstd', pushedAt: '2026-11-24T00:00:00.000Z', timeline: 1 };
 
-describe('archived object format', () => {
+/** decodeObjectStream over `buf` read `size` bytes at a time, collected: what decodeObject returns. */
+const streamedBy = (size: number) => async (buf: Buffer, recorded?: Recorded): Promise<{ meta: ObjectMeta; raw: Buffer }> => {
+  const chunks = (async function* () {
+    for (let i = 0; i < buf.length; i += size) yield buf.subarray(i, i + size);
+  })();
+  const { meta, raw } = await decodeObjectStream(chunks, recorded);
+  const parts: Buffer[] = [];
+  for await (const c of raw) parts.push(c);
+  return { meta, raw: Buffer.concat(parts) };
+};
+
+// Every case below holds for the whole object and for the object read as a stream, in chunks of
+// any size (a chunk boundary inside the metadata frame, inside zstd's frame header, ...).
+describe.each([
+  ['whole', decodeObject],
+  ['streamed in 1 MiB chunks', streamedBy(1 << 20)],
+  ['streamed in 4 KiB chunks', streamedBy(4096)],
+  ['streamed in 3-byte chunks', streamedBy(3)],
+] as const)('archived object format (%s)', (_how, decode) => {
+  it('decodes content larger than one streamed chunk', async () => {
+    const big = Buffer.concat(Array.from({ length: 48 }, (_, i) => Buffer.concat([Buffer.from(`block ${i} `.repeat(2000)), Buffer.alloc(50_000, i)])));
+    expect(big.length).toBeGreaterThan(3 << 20);
+    const { object, meta: full } = await encodeObject(big, { ...meta, sha256: sha256(big), rawSize: big.length }, 1);
+    const back = await decode(object, { sha256: full.sha256, bodySha256: full.bodySha256! });
+    expect(back.raw.equals(big)).toBe(true);
+    expect(back.meta).toEqual(full);
+  });
+
   it('round-trips and verifies', async () => {
     const { object: obj, meta: full } = await encodeObject(raw, meta, 1);
     expect(obj.length).toBeLessThan(raw.length / 10);
@@ -26,7 +53,7 @@ describe('archived object format', () => {
     const body = obj.subarray(decodeMeta(obj).bodyOffset);
     expect(full).toEqual({ ...meta, bodySha256: sha256(body), bodySize: body.length });
     expect(body[4]! & 0x04).toBe(0x04); // zstd's own content checksum is on
-    const back = await decodeObject(obj);
+    const back = await decode(obj);
     expect(back.raw.equals(raw)).toBe(true);
   });
 
@@ -42,12 +69,12 @@ describe('archived object format', () => {
     const { object: obj } = await encodeObject(raw, meta, 1);
     const flipped = Buffer.from(obj);
     flipped[flipped.length - 10] ^= 0xff;
-    await expect(decodeObject(flipped)).rejects.toThrow(/checksum mismatch: compressed data sha256 [0-9a-f]{64}, recorded/);
-    await expect(decodeObject(obj.subarray(0, obj.length - 20))).rejects.toThrow(/object is incomplete: \d+ bytes of compressed data, expected/);
+    await expect(decode(flipped)).rejects.toThrow(/checksum mismatch: compressed data sha256 [0-9a-f]{64}, recorded/);
+    await expect(decode(obj.subarray(0, obj.length - 20))).rejects.toThrow(/object is incomplete: \d+ bytes of compressed data, expected/);
     const { object: lying } = await encodeObject(raw, meta, 1);
     const { meta: m, bodyOffset } = decodeMeta(lying);
-    await expect(decodeObject(framed({ ...m, bodySha256: '0'.repeat(64) }, lying.subarray(bodyOffset)))).rejects.toThrow(/checksum mismatch: compressed data/);
-    await expect(decodeObject(Buffer.from('not an object'))).rejects.toThrow(/does not start with walship metadata/);
+    await expect(decode(framed({ ...m, bodySha256: '0'.repeat(64) }, lying.subarray(bodyOffset)))).rejects.toThrow(/checksum mismatch: compressed data/);
+    await expect(decode(Buffer.from('not an object'))).rejects.toThrow(/does not start with walship metadata/);
   });
 
   it("verifies the compressed data's checksum, and zstd checks what it decompresses to", async () => {
@@ -56,7 +83,7 @@ describe('archived object format', () => {
     // Damage zstd's own checksum at the end of the frame, and make the metadata agree with the
     // damaged data: only zstd's check is left to notice.
     body[body.length - 1] ^= 0xff;
-    await expect(decodeObject(framed({ ...full, bodySha256: sha256(body) }, body))).rejects.toThrow(/compressed data is corrupt/);
+    await expect(decode(framed({ ...full, bodySha256: sha256(body) }, body))).rejects.toThrow(/compressed data is corrupt/);
   });
 
   it('verifies by the decompressed content where the compressed data cannot stand for it', async () => {
@@ -68,23 +95,23 @@ describe('archived object format', () => {
     const forged = framed({ ...om, sha256: sha256(raw) }, otherBody);
     // an object of older walship (no bodySha256) is checked by the decompressed content;
     const { bodySha256: _b, ...old } = om;
-    await expect(decodeObject(framed({ ...old, sha256: sha256(raw) }, otherBody))).rejects.toThrow(/checksum mismatch: content sha256/);
+    await expect(decode(framed({ ...old, sha256: sha256(raw) }, otherBody))).rejects.toThrow(/checksum mismatch: content sha256/);
     // so is a frame without zstd's checksum;
     const bare = zstdCompress(other);
-    await expect(decodeObject(framed({ ...om, sha256: sha256(raw), bodySha256: sha256(bare), bodySize: bare.length }, bare))).rejects.toThrow(
+    await expect(decode(framed({ ...om, sha256: sha256(raw), bodySha256: sha256(bare), bodySize: bare.length }, bare))).rejects.toThrow(
       /checksum mismatch: content sha256/,
     );
     // and so is a file whose catalog row predates body_sha256.
-    await expect(decodeObject(forged, { sha256: sha256(raw), bodySha256: null })).rejects.toThrow(/checksum mismatch: content sha256/);
+    await expect(decode(forged, { sha256: sha256(raw), bodySha256: null })).rejects.toThrow(/checksum mismatch: content sha256/);
     // A catalog row that has it must agree with the object.
-    await expect(decodeObject(forged, { sha256: sha256(raw), bodySha256: sha256(Buffer.from('x')) })).rejects.toThrow(
+    await expect(decode(forged, { sha256: sha256(raw), bodySha256: sha256(Buffer.from('x')) })).rejects.toThrow(
       /compressed data's checksum [0-9a-f]{64} differs from the catalog's/,
     );
-    await expect(decodeObject(otherObj, { sha256: sha256(raw), bodySha256: null })).rejects.toThrow(/its checksum [0-9a-f]{64} differs from the catalog's/);
+    await expect(decode(otherObj, { sha256: sha256(raw), bodySha256: null })).rejects.toThrow(/its checksum [0-9a-f]{64} differs from the catalog's/);
     // Agreeing objects decode, by either path.
     const { object: good, meta: gm } = await encodeObject(raw, meta, 1);
-    expect((await decodeObject(good, { sha256: gm.sha256, bodySha256: gm.bodySha256! })).raw.equals(raw)).toBe(true);
-    expect((await decodeObject(good, { sha256: gm.sha256, bodySha256: null })).raw.equals(raw)).toBe(true);
+    expect((await decode(good, { sha256: gm.sha256, bodySha256: gm.bodySha256! })).raw.equals(raw)).toBe(true);
+    expect((await decode(good, { sha256: gm.sha256, bodySha256: null })).raw.equals(raw)).toBe(true);
   });
 });
 

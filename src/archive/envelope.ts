@@ -127,13 +127,8 @@ function frameChecksContent(body: Buffer): boolean {
   return body.length > 4 && (body[4]! & 0x04) !== 0;
 }
 
-/**
- * Decodes a whole object and verifies it: against `recorded` when a catalog has the file, else
- * against its own metadata (see the top of this file). Throws EnvelopeError describing what is
- * wrong (a disagreement with the catalog, undecodable data, size or checksum mismatch).
- */
-export async function decodeObject(buf: Buffer, recorded?: Recorded): Promise<{ meta: ObjectMeta; raw: Buffer }> {
-  const { meta, bodyOffset } = decodeMeta(buf);
+/** The metadata against what the catalog recorded: throws EnvelopeError on a disagreement. */
+function checkAgainstRecorded(meta: ObjectMeta, recorded: Recorded | undefined): void {
   if (meta.compression !== 'zstd') throw new EnvelopeError(`unknown compression "${meta.compression}"`);
   if (recorded && meta.sha256 !== recorded.sha256) {
     throw new EnvelopeError(`its checksum ${meta.sha256} differs from the catalog's ${recorded.sha256}`);
@@ -141,12 +136,27 @@ export async function decodeObject(buf: Buffer, recorded?: Recorded): Promise<{ 
   if (recorded && recorded.bodySha256 !== null && meta.bodySha256 !== recorded.bodySha256) {
     throw new EnvelopeError(`its compressed data's checksum ${meta.bodySha256 ?? '(none)'} differs from the catalog's ${recorded.bodySha256}`);
   }
+}
+
+const sizeError = (bodyLength: number, meta: ObjectMeta) =>
+  new EnvelopeError(`object is ${bodyLength < meta.bodySize ? 'incomplete' : 'too long'}: ${bodyLength} bytes of compressed data, expected ${meta.bodySize}`);
+
+/** Whether the compressed data's SHA-256 proves it (else the content's SHA-256 must: the top of this file). */
+const checkedByBody = (meta: ObjectMeta, recorded: Recorded | undefined, bodyStart: Buffer) =>
+  typeof meta.bodySha256 === 'string' && recorded?.bodySha256 !== null && frameChecksContent(bodyStart);
+
+/**
+ * Decodes a whole object and verifies it: against `recorded` when a catalog has the file, else
+ * against its own metadata (see the top of this file). Throws EnvelopeError describing what is
+ * wrong (a disagreement with the catalog, undecodable data, size or checksum mismatch).
+ */
+export async function decodeObject(buf: Buffer, recorded?: Recorded): Promise<{ meta: ObjectMeta; raw: Buffer }> {
+  const { meta, bodyOffset } = decodeMeta(buf);
+  checkAgainstRecorded(meta, recorded);
   const body = buf.subarray(bodyOffset);
-  if (body.length !== meta.bodySize) {
-    throw new EnvelopeError(`object is ${body.length < meta.bodySize ? 'incomplete' : 'too long'}: ${body.length} bytes of compressed data, expected ${meta.bodySize}`);
-  }
+  if (body.length !== meta.bodySize) throw sizeError(body.length, meta);
   if (body.length < 4 || body.readUInt32LE(0) !== ZSTD_MAGIC) throw new EnvelopeError('compressed data is missing or not zstd');
-  const byBody = typeof meta.bodySha256 === 'string' && recorded?.bodySha256 !== null && frameChecksContent(body);
+  const byBody = checkedByBody(meta, recorded, body);
   if (byBody) {
     const sum = sha256(body);
     if (sum !== meta.bodySha256) throw new EnvelopeError(`checksum mismatch: compressed data sha256 ${sum}, recorded ${meta.bodySha256}`);
@@ -164,6 +174,123 @@ export async function decodeObject(buf: Buffer, recorded?: Recorded): Promise<{ 
     if (sum !== meta.sha256) throw new EnvelopeError(`checksum mismatch: content sha256 ${sum}, recorded ${meta.sha256}`);
   }
   return { meta, raw };
+}
+
+/** Metadata frames larger than this are taken for damage (real ones are a few KiB). */
+const MAX_META_BYTES = 16 * 1024 * 1024;
+/** Bytes of content handed on at a time by decodeObjectStream. */
+const RAW_CHUNK = 1024 * 1024;
+
+/**
+ * decodeObject for an object read as a stream (StorageDriver.getStream), in bounded memory: its
+ * metadata is read and checked against `recorded` first (before anything is returned), then
+ * `raw` yields the content as it is decompressed. Every check decodeObject makes is made, the
+ * last ones (sizes, checksums, zstd's own) when the object ends: `raw` throws EnvelopeError then,
+ * before it is done, so that a consumer that writes the content somewhere makes it visible only
+ * after `raw` finished. A damaged object is read to its end, so that the error names what is
+ * wrong as decodeObject would (a size or a checksum before a zstd error).
+ */
+export async function decodeObjectStream(chunks: AsyncIterator<Buffer>, recorded?: Recorded): Promise<{ meta: ObjectMeta; raw: AsyncGenerator<Buffer, void> }> {
+  const parts: Buffer[] = [];
+  let have = 0;
+  let ended = false;
+  const more = async () => {
+    const n = await chunks.next();
+    if (n.done) ended = true;
+    else {
+      parts.push(n.value);
+      have += n.value.length;
+    }
+  };
+  // The metadata frame and the first bytes of the body (zstd's frame header says whether zstd checks its content).
+  let need = 8;
+  while (!ended && have < need) {
+    await more();
+    if (have >= 8 && need === 8) {
+      const head = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+      if (head.readUInt32LE(0) !== SKIPPABLE_MAGIC) break;
+      const len = head.readUInt32LE(4);
+      if (len > MAX_META_BYTES) throw new EnvelopeError('object metadata is too large');
+      need = 8 + len + 5;
+    }
+  }
+  const head = Buffer.concat(parts);
+  const { meta, bodyOffset } = decodeMeta(head);
+  checkAgainstRecorded(meta, recorded);
+  return { meta, raw: streamBody(meta, recorded, head.subarray(bodyOffset), ended ? null : chunks) };
+}
+
+async function* streamBody(meta: ObjectMeta, recorded: Recorded | undefined, first: Buffer, rest: AsyncIterator<Buffer> | null): AsyncGenerator<Buffer, void> {
+  // As decodeObject judges: its size, then zstd's magic, then its checksum, then zstd's verdict.
+  const notZstd = first.length < 4 || first.readUInt32LE(0) !== ZSTD_MAGIC;
+  const byBody = !notZstd && checkedByBody(meta, recorded, first);
+  const bodyHash = byBody ? createHash('sha256') : null;
+  const rawHash = byBody ? null : createHash('sha256');
+  // A CommonJS native module: imported from an ES module, its exports are its default.
+  const binding = await import('zstd-napi/binding.js');
+  const { DCtx } = 'DCtx' in binding ? binding : (binding as unknown as { default: typeof binding }).default;
+  const dctx = new DCtx();
+  let bodyLength = 0;
+  let rawLength = 0;
+  let zstdError: string | null = notZstd ? 'not zstd' : null;
+  /** zstd's hint after the last call: 0 once its frame ended (and its checksum was checked). */
+  let frameLeft = 1;
+  let out = Buffer.allocUnsafe(RAW_CHUNK);
+  let outLen = 0;
+  const take = () => {
+    const full = out.subarray(0, outLen);
+    out = Buffer.allocUnsafe(RAW_CHUNK);
+    outLen = 0;
+    rawLength += full.length;
+    rawHash?.update(full);
+    return full;
+  };
+  for (let chunk: Buffer | null = first; chunk !== null; ) {
+    bodyHash?.update(chunk);
+    bodyLength += chunk.length;
+    let src = chunk;
+    while (zstdError === null && src.length > 0) {
+      try {
+        const [hint, produced, consumed] = dctx.decompressStream(out.subarray(outLen), src);
+        outLen += produced;
+        src = src.subarray(consumed);
+        frameLeft = hint;
+        if (produced === 0 && consumed === 0) break;
+      } catch (err) {
+        zstdError = (err as Error).message;
+      }
+      if (outLen === out.length) yield take();
+    }
+    if (rest === null) break;
+    const n = await rest.next();
+    chunk = n.done ? null : n.value;
+  }
+  // Whatever zstd still holds of the content (its output buffer filled before its input ran out).
+  while (zstdError === null && frameLeft !== 0) {
+    try {
+      const [hint, produced] = dctx.decompressStream(out.subarray(outLen), Buffer.alloc(0));
+      outLen += produced;
+      frameLeft = hint;
+      if (produced === 0) break;
+    } catch (err) {
+      zstdError = (err as Error).message;
+    }
+    if (outLen === out.length) yield take();
+  }
+  if (bodyLength !== meta.bodySize) throw sizeError(bodyLength, meta);
+  if (notZstd) throw new EnvelopeError('compressed data is missing or not zstd');
+  if (bodyHash) {
+    const sum = bodyHash.digest('hex');
+    if (sum !== meta.bodySha256) throw new EnvelopeError(`checksum mismatch: compressed data sha256 ${sum}, recorded ${meta.bodySha256}`);
+  }
+  if (zstdError === null && frameLeft !== 0) zstdError = 'the frame ends early';
+  if (zstdError !== null) throw new EnvelopeError(`compressed data is corrupt (${zstdError})`);
+  if (outLen > 0) yield take();
+  if (rawLength !== meta.rawSize) throw new EnvelopeError(`decompressed to ${rawLength} bytes, expected ${meta.rawSize}`);
+  if (rawHash) {
+    const sum = rawHash.digest('hex');
+    if (sum !== meta.sha256) throw new EnvelopeError(`checksum mismatch: content sha256 ${sum}, recorded ${meta.sha256}`);
+  }
 }
 
 /**

@@ -13,7 +13,7 @@ import { readLongPageHeader } from '../wal/page.js';
 import { Catalog } from '../catalog/catalog.js';
 import { logger } from '../log.js';
 import { describeIdentity, readIdentity } from './identity.js';
-import { decodeObject, EnvelopeError, type Recorded } from './envelope.js';
+import { decodeObjectStream, EnvelopeError, type Recorded } from './envelope.js';
 import { objectKeyFor } from './keys.js';
 import type { ArchiveContext } from './context.js';
 
@@ -34,50 +34,62 @@ export async function fetchFile(ctx: Omit<ArchiveContext, 'compressLevel'>, name
 
   const recorded = catalogRecord(ctx, name);
 
-  const [obj, identity] = await Promise.all([ctx.storage.get(key), readIdentity(ctx.storage)]);
-  if (identity === null) {
-    throw new WalshipError(
-      'REPOSITORY_INVALID',
-      `repository ${ctx.storage.location} has no walship identity: wrong --repo, or nothing was ever archived there`,
-    );
-  }
-  if (obj === null) {
-    if (recorded !== undefined) {
-      throw new WalshipError(
-        'OBJECT_LOST',
-        `${name} is recorded in catalog ${ctx.catalogPath} as archived, but ${key} is missing from repository ${ctx.storage.location}`,
-      );
-    }
-    throw new WalshipError('NOT_IN_ARCHIVE', `${name} is not in the archive`);
-  }
-
-  let raw: Buffer;
-  let sum: string;
+  const [obj, identity] = await Promise.all([ctx.storage.getStream(key), readIdentity(ctx.storage)]);
   try {
-    const decoded = await decodeObject(obj, recorded);
-    if (decoded.meta.name !== name) throw new EnvelopeError(`it holds ${decoded.meta.name}`);
-    raw = decoded.raw;
-    sum = decoded.meta.sha256;
-  } catch (err) {
-    if (err instanceof EnvelopeError) {
-      throw new WalshipError('OBJECT_CORRUPT', `archived ${name} (${ctx.storage.location}/${key}) is damaged: ${err.message}`);
-    }
-    throw err;
-  }
-  if ((file.kind === 'segment' || file.kind === 'partial') && raw.length >= 40) {
-    const h = readLongPageHeader(raw);
-    if (h.systemIdentifier !== identity.systemIdentifier) {
+    if (identity === null) {
       throw new WalshipError(
-        'WRONG_CLUSTER',
-        `archived ${name} is from the cluster with system identifier ${h.systemIdentifier}, but repository ${ctx.storage.location} belongs to ${describeIdentity(identity)}`,
+        'REPOSITORY_INVALID',
+        `repository ${ctx.storage.location} has no walship identity: wrong --repo, or nothing was ever archived there`,
       );
     }
+    if (obj === null) {
+      if (recorded !== undefined) {
+        throw new WalshipError(
+          'OBJECT_LOST',
+          `${name} is recorded in catalog ${ctx.catalogPath} as archived, but ${key} is missing from repository ${ctx.storage.location}`,
+        );
+      }
+      throw new WalshipError('NOT_IN_ARCHIVE', `${name} is not in the archive`);
+    }
+    const damaged = (err: unknown) =>
+      err instanceof EnvelopeError ? new WalshipError('OBJECT_CORRUPT', `archived ${name} (${ctx.storage.location}/${key}) is damaged: ${err.message}`) : err;
+    let decoded;
+    try {
+      decoded = await decodeObjectStream(obj, recorded);
+      if (decoded.meta.name !== name) throw new EnvelopeError(`it holds ${decoded.meta.name}`);
+    } catch (err) {
+      throw damaged(err);
+    }
+    const { meta, raw } = decoded;
+    // The content as it is decompressed: a segment's first page names its cluster, checked before
+    // anything else is written; the object's last checks end the stream, before DEST takes the file.
+    const checked = async function* (): AsyncGenerator<Buffer, void> {
+      let first = true;
+      try {
+        for await (const chunk of raw) {
+          if (first && (file.kind === 'segment' || file.kind === 'partial') && chunk.length >= 40) {
+            const h = readLongPageHeader(chunk);
+            if (h.systemIdentifier !== identity.systemIdentifier) {
+              throw new WalshipError(
+                'WRONG_CLUSTER',
+                `archived ${name} is from the cluster with system identifier ${h.systemIdentifier}, but repository ${ctx.storage.location} belongs to ${describeIdentity(identity)}`,
+              );
+            }
+          }
+          first = false;
+          yield chunk;
+        }
+      } catch (err) {
+        throw damaged(err);
+      }
+    };
+    const target = resolve(dest);
+    await deliver(target, checked());
+    logger.debug('delivered', { file: name, dest, bytes: meta.rawSize });
+    return { name, dest: target, rawSize: meta.rawSize, sha256: meta.sha256 };
+  } finally {
+    await obj?.return();
   }
-
-  const target = resolve(dest);
-  await deliver(target, raw);
-  logger.debug('delivered', { file: name, dest, bytes: raw.length });
-  return { name, dest: target, rawSize: raw.length, sha256: sum };
 }
 
 /**
@@ -104,11 +116,28 @@ function catalogRecord(ctx: { catalogPath: string; repoUrl: string }, name: stri
   }
 }
 
-/** Writes a delivered file whole (local/atomic-write.ts); DEST_UNWRITABLE when it cannot. */
-export async function deliver(target: string, data: Buffer): Promise<void> {
+/**
+ * Writes a delivered file (local/atomic-write.ts), whole or as its chunks arrive; DEST_UNWRITABLE
+ * when it cannot. An error of the chunks' source (a damaged object, the repository) is passed on
+ * as it is, and nothing takes the name.
+ */
+export async function deliver(target: string, data: Buffer | AsyncIterable<Buffer>): Promise<void> {
+  let sourceError: { err: unknown } | null = null;
+  const source =
+    data instanceof Uint8Array
+      ? data
+      : (async function* () {
+          try {
+            yield* data;
+          } catch (err) {
+            sourceError = { err };
+            throw err;
+          }
+        })();
   try {
-    await writeFileAtomic(target, data);
+    await writeFileAtomic(target, source);
   } catch (err) {
+    if (sourceError !== null) throw (sourceError as { err: unknown }).err;
     throw new WalshipError('DEST_UNWRITABLE', `cannot write ${target}: ${describeSystemError(err)}`);
   }
 }

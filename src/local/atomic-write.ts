@@ -5,7 +5,7 @@
  *   1. a temporary file `.<name>.<pid>.<random>.tmp` in the target's directory, created with
  *      O_CREAT|O_EXCL|O_NOFOLLOW: nothing planted at that name (a file, a symbolic link) is ever
  *      opened, followed or overwritten, and the random part makes the name unguessable;
- *   2. the data written, and with `durable` fsynced;
+ *   2. the data written (whole, or chunk by chunk as it arrives), and with `durable` fsynced;
  *   3. renamed over the target, or with `createOnly` hard-linked to it (which fails when the
  *      target exists, so two writers can never both win and nothing is replaced);
  *   4. with `durable`, the directory fsynced;
@@ -169,13 +169,22 @@ export function writeFileAtomicSync(path: string, data: string | Uint8Array, opt
   return result;
 }
 
-/** Writes `data` to `path` as the module comment says. */
-export async function writeFileAtomic(path: string, data: string | Uint8Array, opts: AtomicWriteOptions = {}): Promise<AtomicWriteResult> {
+/**
+ * Writes `data` to `path` as the module comment says. `data` may arrive in chunks (an async
+ * iterable, written as they come): when it throws, nothing takes the name and the error is
+ * passed on.
+ */
+export async function writeFileAtomic(path: string, data: string | Uint8Array | AsyncIterable<Uint8Array>, opts: AtomicWriteOptions = {}): Promise<AtomicWriteResult> {
   const { tmp, fh } = await openTemp(path, opts.mode ?? 0o600);
   let result: AtomicWriteResult;
   try {
     try {
-      await fh.writeFile(data);
+      if (typeof data === 'string' || data instanceof Uint8Array) await fh.writeFile(data);
+      else {
+        for await (const chunk of data) {
+          for (let off = 0; off < chunk.length; ) off += (await fh.write(chunk, off, chunk.length - off)).bytesWritten;
+        }
+      }
       if (opts.durable) await fh.sync();
     } finally {
       await fh.close();

@@ -36,11 +36,32 @@ export interface PutOptions {
   contentType?: string;
 }
 
+/** Bytes a driver's stream reads at a time (filesystem reads; S3 hands on what the socket gives). */
+export const STREAM_CHUNK = 1024 * 1024;
+
+/**
+ * A driver's getStream from its reader: an async generator that returns at once when the object
+ * is absent, and yields an empty chunk first once it is open. Started here, so that the absence
+ * is known and `return()` runs the reader's cleanup.
+ */
+export async function startedStream(reader: AsyncGenerator<Buffer, void>): Promise<AsyncGenerator<Buffer, void> | null> {
+  const first = await reader.next();
+  return first.done ? null : reader;
+}
+
 export interface StorageDriver {
   /** A printable description of where this driver stores (never includes credentials). */
   readonly location: string;
   /** The whole object, or null when no object has that key. */
   get(key: string): Promise<Buffer | null>;
+  /**
+   * The object as a stream of chunks in order, or null when no object has that key (known before
+   * any chunk is read). The generator is started: `return()` frees its file or connection
+   * whether or not a chunk was taken. A read that breaks off midway is resumed where it stopped
+   * (S3: a ranged GET of the same object) or the iteration throws REPOSITORY_UNAVAILABLE: it
+   * never ends early without an error.
+   */
+  getStream(key: string): Promise<AsyncGenerator<Buffer, void> | null>;
   /** Bytes [start, start+length) of the object (fewer at its end), or null when absent. */
   getRange(key: string, start: number, length: number): Promise<Buffer | null>;
   /** Size (and separately stored metadata) of the object, or null when absent. */

@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { isAbandonedTemp, isTempName, syncDir, writeFileAtomic } from '../local/atomic-write.js';
 import { WalshipError, describeSystemError } from '../errors.js';
 import { runPool } from '../pool.js';
-import type { Leftover, ListOptions, ObjectInfo, PutOptions, StorageDriver } from './driver.js';
+import { STREAM_CHUNK, startedStream, type Leftover, type ListOptions, type ObjectInfo, type PutOptions, type StorageDriver } from './driver.js';
 
 export class FsDriver implements StorageDriver {
   readonly location: string;
@@ -61,6 +61,37 @@ export class FsDriver implements StorageDriver {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return this.absentOrRootGone();
       throw this.unavailable(`read ${key}`, err);
+    }
+  }
+
+  getStream(key: string): Promise<AsyncGenerator<Buffer, void> | null> {
+    return startedStream(this.readChunks(key));
+  }
+
+  private async *readChunks(key: string): AsyncGenerator<Buffer, void> {
+    this.ops++;
+    let fh;
+    try {
+      fh = await fsp.open(this.path(key), 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return void (await this.absentOrRootGone());
+      throw this.unavailable(`open ${key}`, err);
+    }
+    try {
+      yield Buffer.alloc(0);
+      for (;;) {
+        const buf = Buffer.allocUnsafe(STREAM_CHUNK);
+        let bytesRead: number;
+        try {
+          ({ bytesRead } = await fh.read(buf, 0, STREAM_CHUNK, null));
+        } catch (err) {
+          throw this.unavailable(`read ${key}`, err);
+        }
+        if (bytesRead === 0) return;
+        yield bytesRead === STREAM_CHUNK ? buf : buf.subarray(0, bytesRead);
+      }
+    } finally {
+      await fh.close();
     }
   }
 

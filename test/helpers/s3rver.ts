@@ -179,7 +179,7 @@ async function stopChild(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
-export type ProxyMode = 'forward' | 'blackhole' | 'http503' | 'reset' | 'slow';
+export type ProxyMode = 'forward' | 'blackhole' | 'http503' | 'reset' | 'slow' | 'cut';
 
 export interface TcpProxy {
   port: number;
@@ -199,10 +199,11 @@ const SLOW_DOWN_BODY =
  * forward = piped to 127.0.0.1:`target` (request lines recorded), blackhole = accepted and never
  * answered, http503 = one "503 SlowDown" response, then the connection is closed, reset = the
  * request is read and the connection reset (TCP RST) `resetAfterMs` later, slow = forwarded with
- * every chunk from the client held back `delayMs`. `port` fixes
+ * every chunk from the client held back `delayMs`, cut = forwarded until `cutAfterBytes` of the
+ * answer have passed, then the connection reset (a body that breaks off). `port` fixes
  * the listening port (e.g. to bring an endpoint "back" where nothing listened).
  */
-export async function startTcpProxy(opts: { target?: number; mode: (n: number) => ProxyMode; port?: number; resetAfterMs?: number; delayMs?: number }): Promise<TcpProxy> {
+export async function startTcpProxy(opts: { target?: number; mode: (n: number) => ProxyMode; port?: number; resetAfterMs?: number; delayMs?: number; cutAfterBytes?: number }): Promise<TcpProxy> {
   const sockets = new Set<Socket>();
   const proxy: TcpProxy = {
     port: 0,
@@ -250,6 +251,16 @@ export async function startTcpProxy(opts: { target?: number; mode: (n: number) =
         });
         client.on('end', () => setTimeout(() => upstream.end(), opts.delayMs ?? 50));
         upstream.pipe(client);
+      } else if (mode === 'cut') {
+        client.pipe(upstream);
+        let passed = 0;
+        upstream.on('data', (d: Buffer) => {
+          const room = (opts.cutAfterBytes ?? 0) - passed;
+          passed += d.length;
+          if (room > d.length) return void client.write(d);
+          client.write(d.subarray(0, Math.max(0, room)), () => client.resetAndDestroy());
+          upstream.destroy();
+        });
       } else {
         client.pipe(upstream).pipe(client);
       }
