@@ -789,7 +789,7 @@ function report(r) {
     L.push('');
     L.push('The backlog is waiting as `.ready`; the clock starts at the `pg_reload_conf()` that sets archive_command and stops when no file of the backlog is `.ready` any more (then pg_stat_archiver is read). ' +
       `${CATCHUP_RUNS} rounds, each running every contender once in turn into a fresh repository, and the median per contender (barman-cloud: 1 run); pg_stat_archiver's counts are the last run's. ` +
-      's3rver, a node process that keeps each object as files, gets slower as it fills during the run (compare the S3 rounds, and the S3 push of the latency section, which comes last). ' +
+      's3rver, a node process that keeps each object as files, gets slower as it fills during the run (compare the S3 rounds); the latency section runs against a fresh s3rver. ' +
       'walship\'s background pusher pushes ahead only while PostgreSQL calls walship (since 2026-12-01). Before, the pusher of walship\'s run went on pushing the backlog again while the next contenders ran, and the pgBackRest times of earlier versions of this page were slowed by it (pgBackRest async: 13 to 22 s for this backlog then).');
     L.push('');
     const ws = r.catchup.find((x) => x.id === 'walship-fs');
@@ -855,7 +855,7 @@ function report(r) {
     L.push('');
     L.push('## Latency of one call');
     L.push('');
-    L.push(`Each call a new process, as PostgreSQL runs them; distinct 16 MiB segments; median and 90th percentile of ${LAT_N} calls (n below). Push: to a fresh repository; fetch: to a plain file (no prefetch) unless noted.`);
+    L.push(`Each call a new process, as PostgreSQL runs them; distinct 16 MiB segments; median and 90th percentile of ${LAT_N} calls (n below). Push: to a fresh repository; fetch: to a plain file (no prefetch) unless noted. S3 calls go to an s3rver started for this section (the one of the scenarios above is full by then).`);
     L.push('');
     const ref = (op) => r.latency.find((x) => x.op === op && x.tool === `walship fs`);
     L.push('| call | tool | median (ms) | p90 (ms) | n | median ÷ walship fs median |');
@@ -1019,7 +1019,11 @@ try {
     writeReport({ ...results, goals: goals(results) });
   }
   if (ONLY.includes('latency')) {
-    log('latency of single calls');
+    // A fresh s3rver: the one the scenarios above filled (gigabytes, as files in one directory)
+    // answers every request slower by then, and a single call's latency should be the tools'.
+    S3.stop();
+    S3 = await startS3rverIn(ROOT, join(WORK, 's3rver-latency'), BUCKET);
+    log('latency of single calls (a fresh s3rver)');
     results.latency = latency(src);
   }
   if (ONLY.includes('scanner')) {
