@@ -18,14 +18,17 @@ function framed(meta: object, body: Buffer): Buffer {
 const raw = Buffer.concat([Buffer.from('walship'.repeat(1000)), Buffer.alloc(100000)]);
 const meta: Omit<ObjectMeta, 'bodySize' | 'bodySha256'> = { format: 1, name: '000000010000000000000001', sha256: sha256(raw), rawSize: raw.length, compression: 'zstd', pushedAt: '2026-11-24T00:00:00.000Z', timeline: 1 };
 
-/** decodeObjectStream over `buf` read `size` bytes at a time, collected: what decodeObject returns. */
-const streamedBy = (size: number) => async (buf: Buffer, recorded?: Recorded): Promise<{ meta: ObjectMeta; raw: Buffer }> => {
+/**
+ * decodeObjectStream over `buf` read `size` bytes at a time, collected: what decodeObject returns.
+ * With `reuse`, each piece is copied before the next is asked for (it is overwritten then).
+ */
+const streamedBy = (size: number, reuse = false) => async (buf: Buffer, recorded?: Recorded): Promise<{ meta: ObjectMeta; raw: Buffer }> => {
   const chunks = (async function* () {
     for (let i = 0; i < buf.length; i += size) yield buf.subarray(i, i + size);
   })();
-  const { meta, raw } = await decodeObjectStream(chunks, recorded);
+  const { meta, raw } = await decodeObjectStream(chunks, recorded, { reuse });
   const parts: Buffer[] = [];
-  for await (const c of raw) parts.push(c);
+  for await (const c of raw) parts.push(reuse ? Buffer.from(c) : c);
   return { meta, raw: Buffer.concat(parts) };
 };
 
@@ -36,10 +39,12 @@ describe.each([
   ['streamed in 1 MiB chunks', streamedBy(1 << 20)],
   ['streamed in 4 KiB chunks', streamedBy(4096)],
   ['streamed in 3-byte chunks', streamedBy(3)],
+  ['streamed in 64 KiB chunks, one output buffer reused', streamedBy(65536, true)],
 ] as const)('archived object format (%s)', (_how, decode) => {
   it('decodes content larger than one streamed chunk', async () => {
-    const big = Buffer.concat(Array.from({ length: 48 }, (_, i) => Buffer.concat([Buffer.from(`block ${i} `.repeat(2000)), Buffer.alloc(50_000, i)])));
-    expect(big.length).toBeGreaterThan(3 << 20);
+    // More than the 16 MiB decodeObjectStream hands on at a time.
+    const big = Buffer.concat(Array.from({ length: 260 }, (_, i) => Buffer.concat([Buffer.from(`block ${i} `.repeat(2000)), Buffer.alloc(50_000, i)])));
+    expect(big.length).toBeGreaterThan(17 << 20);
     const { object, meta: full } = await encodeObject(big, { ...meta, sha256: sha256(big), rawSize: big.length }, 1);
     const back = await decode(object, { sha256: full.sha256, bodySha256: full.bodySha256! });
     expect(back.raw.equals(big)).toBe(true);

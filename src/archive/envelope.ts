@@ -178,8 +178,11 @@ export async function decodeObject(buf: Buffer, recorded?: Recorded): Promise<{ 
 
 /** Metadata frames larger than this are taken for damage (real ones are a few KiB). */
 const MAX_META_BYTES = 16 * 1024 * 1024;
-/** Bytes of content handed on at a time by decodeObjectStream. */
-const RAW_CHUNK = 1024 * 1024;
+/**
+ * The most bytes of content decodeObjectStream hands on at a time: a 16 MiB segment in one piece
+ * (one write, as fast as decoding it whole), a larger file in pieces of this size.
+ */
+const RAW_CHUNK = 16 * 1024 * 1024;
 
 /**
  * decodeObject for an object read as a stream (StorageDriver.getStream), in bounded memory: its
@@ -188,9 +191,15 @@ const RAW_CHUNK = 1024 * 1024;
  * last ones (sizes, checksums, zstd's own) when the object ends: `raw` throws EnvelopeError then,
  * before it is done, so that a consumer that writes the content somewhere makes it visible only
  * after `raw` finished. A damaged object is read to its end, so that the error names what is
- * wrong as decodeObject would (a size or a checksum before a zstd error).
+ * wrong as decodeObject would (a size or a checksum before a zstd error). With `reuse`, every
+ * piece of content is in one buffer, overwritten by the next: for a consumer done with each
+ * piece before it asks for the next (one that writes it out), so that memory stays one piece.
  */
-export async function decodeObjectStream(chunks: AsyncIterator<Buffer>, recorded?: Recorded): Promise<{ meta: ObjectMeta; raw: AsyncGenerator<Buffer, void> }> {
+export async function decodeObjectStream(
+  chunks: AsyncIterator<Buffer>,
+  recorded?: Recorded,
+  opts: { reuse?: boolean } = {},
+): Promise<{ meta: ObjectMeta; raw: AsyncGenerator<Buffer, void> }> {
   const parts: Buffer[] = [];
   let have = 0;
   let ended = false;
@@ -217,10 +226,10 @@ export async function decodeObjectStream(chunks: AsyncIterator<Buffer>, recorded
   const head = Buffer.concat(parts);
   const { meta, bodyOffset } = decodeMeta(head);
   checkAgainstRecorded(meta, recorded);
-  return { meta, raw: streamBody(meta, recorded, head.subarray(bodyOffset), ended ? null : chunks) };
+  return { meta, raw: streamBody(meta, recorded, head.subarray(bodyOffset), ended ? null : chunks, opts.reuse === true) };
 }
 
-async function* streamBody(meta: ObjectMeta, recorded: Recorded | undefined, first: Buffer, rest: AsyncIterator<Buffer> | null): AsyncGenerator<Buffer, void> {
+async function* streamBody(meta: ObjectMeta, recorded: Recorded | undefined, first: Buffer, rest: AsyncIterator<Buffer> | null, reuse: boolean): AsyncGenerator<Buffer, void> {
   // As decodeObject judges: its size, then zstd's magic, then its checksum, then zstd's verdict.
   const notZstd = first.length < 4 || first.readUInt32LE(0) !== ZSTD_MAGIC;
   const byBody = !notZstd && checkedByBody(meta, recorded, first);
@@ -235,14 +244,16 @@ async function* streamBody(meta: ObjectMeta, recorded: Recorded | undefined, fir
   let zstdError: string | null = notZstd ? 'not zstd' : null;
   /** zstd's hint after the last call: 0 once its frame ended (and its checksum was checked). */
   let frameLeft = 1;
-  let out = Buffer.allocUnsafe(RAW_CHUNK);
+  // Sized by what the metadata says is left (at least 64 KiB, in case it lies), at most RAW_CHUNK.
+  const outSize = () => Math.min(RAW_CHUNK, Math.max(64 * 1024, meta.rawSize - rawLength));
+  let out = Buffer.allocUnsafe(outSize());
   let outLen = 0;
   const take = () => {
     const full = out.subarray(0, outLen);
-    out = Buffer.allocUnsafe(RAW_CHUNK);
-    outLen = 0;
     rawLength += full.length;
     rawHash?.update(full);
+    if (!reuse) out = Buffer.allocUnsafe(outSize());
+    outLen = 0;
     return full;
   };
   for (let chunk: Buffer | null = first; chunk !== null; ) {

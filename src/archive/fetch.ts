@@ -55,7 +55,8 @@ export async function fetchFile(ctx: Omit<ArchiveContext, 'compressLevel'>, name
       err instanceof EnvelopeError ? new WalshipError('OBJECT_CORRUPT', `archived ${name} (${ctx.storage.location}/${key}) is damaged: ${err.message}`) : err;
     let decoded;
     try {
-      decoded = await decodeObjectStream(obj, recorded);
+      // Each piece is written before the next is asked for (deliver): one buffer serves them all.
+      decoded = await decodeObjectStream(obj, recorded, { reuse: true });
       if (decoded.meta.name !== name) throw new EnvelopeError(`it holds ${decoded.meta.name}`);
     } catch (err) {
       throw damaged(err);
