@@ -5,7 +5,7 @@
  * maybe its server, and the next drill on this host with the same parent stops that server and
  * removes the directory, once its owner is gone. A directory kept with --keep is left alone.
  */
-import { promises as fsp, lstatSync, mkdtempSync, readdirSync, statfsSync } from 'node:fs';
+import { existsSync, promises as fsp, lstatSync, mkdtempSync, readdirSync, statfsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { WalshipError, describeSystemError } from '../errors.js';
@@ -59,17 +59,23 @@ export async function markKept(dir: string): Promise<void> {
  * removes it.
  */
 export async function removeScratch(dir: string): Promise<void> {
-  await stopServerIn(join(dir, 'data'));
-  const helpers = readdirSafe(dir).flatMap((n) => (n.startsWith('walship-spool-') ? [[n, 'prefetch.lock']] : n === 'walship-agent.data' ? [[n, 'agent.lock']] : []));
-  const pids: number[] = [];
-  for (const [n, lock] of helpers) {
-    const pid = Number((await lockHolder(join(dir, n!), lock!))?.pid);
-    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) pids.push(pid);
+  // A call that was under way when the server stopped (a restore_command in node, an agent still
+  // starting) can make its directories again after they are removed: remove until they stay gone.
+  for (let round = 0; round < 5; round++) {
+    await stopServerIn(join(dir, 'data'));
+    const helpers = readdirSafe(dir).flatMap((n) => (n.startsWith('walship-spool-') ? [[n, 'prefetch.lock']] : n === 'walship-agent.data' ? [[n, 'agent.lock']] : []));
+    const pids: number[] = [];
+    for (const [n, lock] of helpers) {
+      const pid = Number((await lockHolder(join(dir, n!), lock!))?.pid);
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) pids.push(pid);
+    }
+    // A helper finishes the call in hand before it exits, and that call may write into the data
+    // directory (a fetch delivering into pg_wal): wait for each to be gone before removing.
+    await stopProcesses(pids, 'SIGTERM');
+    await fsp.rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
+    await new Promise((r) => setTimeout(r, 500));
+    if (!existsSync(dir)) return;
   }
-  // A helper finishes the call in hand before it exits, and that call may write into the data
-  // directory (a fetch delivering into pg_wal): wait for each to be gone before removing.
-  await stopProcesses(pids, 'SIGTERM');
-  await fsp.rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
 }
 
 function readdirSafe(dir: string): string[] {
