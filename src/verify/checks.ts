@@ -57,6 +57,11 @@ export interface WalCheck {
   ends?: SegmentEnds;
 }
 
+/** What a check reports for a file the catalog lists whose object is not in the repository. */
+function missingObject(row: VerifyRow): WalCheck {
+  return { problem: { kind: 'missing', what: row.object_key, detail: `the catalog lists ${row.name}, but the repository has no object for it` }, bytes: 0, rawBytes: 0 };
+}
+
 /**
  * One archived WAL file, as fetch and push judge it: the object is there; its compressed data
  * and zstd's checksum of what it decompresses to; its metadata against the catalog's row and the
@@ -68,7 +73,7 @@ export async function checkWalObject(storage: StorageDriver, row: VerifyRow, ide
   const key = row.object_key;
   const bad = (detail: string, bytes = 0): WalCheck => ({ problem: { kind: 'damaged', what: key, detail }, bytes, rawBytes: 0 });
   const obj = await storage.get(key);
-  if (obj === null) return { problem: { kind: 'missing', what: key, detail: `the catalog lists ${row.name}, but the repository has no object for it` }, bytes: 0, rawBytes: 0 };
+  if (obj === null) return missingObject(row);
   let meta;
   let raw: Buffer;
   try {
@@ -115,7 +120,7 @@ export async function checkWalObject(storage: StorageDriver, row: VerifyRow, ide
 export async function checkStoredWal(storage: StorageDriver, row: VerifyRow, scanRecord: string | null): Promise<WalCheck> {
   const key = row.object_key;
   const obj = await storage.get(key);
-  if (obj === null) return { problem: { kind: 'missing', what: key, detail: `the catalog lists ${row.name}, but the repository has no object for it` }, bytes: 0, rawBytes: 0 };
+  if (obj === null) return missingObject(row);
   const bad = (detail: string): WalCheck => ({ problem: { kind: 'damaged', what: key, detail }, bytes: obj.length, rawBytes: 0 });
   try {
     const { meta, bodyOffset } = decodeMeta(obj);
