@@ -5,7 +5,6 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  scanSegment,
   completeSpanningRecord,
   applySpan,
   ScanResult,
@@ -14,6 +13,7 @@ import {
   HeadCont,
   TailCont,
 } from '../src/wal/scanner.js';
+import { scanSegment } from './helpers/scan-both.js';
 import { pgTimeToIso, unixMsToPgTime } from '../src/wal/records.js';
 import { WalWriter, i64b, u32b } from './wal-synth.js';
 

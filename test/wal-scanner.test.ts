@@ -10,7 +10,8 @@ import { readdirSync, readFileSync, writeFileSync, mkdtempSync, rmSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PgCluster, pgBinDir, userTempDir, writeUserFile, confString } from './helpers/pg.js';
-import { scanSegment, completeSpanningRecord, applySpan, ScanResult, HeadCont, pgTimeToIso } from '../src/wal/scanner.js';
+import { completeSpanningRecord, applySpan, ScanResult, HeadCont, pgTimeToIso } from '../src/wal/scanner.js';
+import { scanSegment } from './helpers/scan-both.js';
 import { parseWalFileName, segNoFromLogSeg, parseLsn, formatLsn } from '../src/wal/names.js';
 
 const MB = 1024 * 1024;

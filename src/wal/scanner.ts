@@ -74,12 +74,58 @@ const PAGE_BAD = 3;
 
 const hdrSize = (info: number): number => ((info & XLP_LONG_HEADER) !== 0 ? LONG_PAGE_HEADER_SIZE : SHORT_PAGE_HEADER_SIZE);
 
-/** One segment's scan in progress, shared by its phases: the buffer, how far valid WAL reaches, and how the scan ended. */
+/** Returned by a phase that reached the end of the pieces given so far, more to come: it resumes with the next piece. */
+const SUSPEND = -1;
+
+/** The continuation of a record from the previous segment, while it is being read (headContinuation). */
+interface HeadState {
+  remLen: number;
+  rem: number;
+  raw: Uint8Array;
+  rawLen: number;
+  fragLen: number;
+  fragCrc: number;
+  /** The page being read, and whether its header is still to be checked. */
+  p: number;
+  atPage: boolean;
+  hs: number;
+  ends: boolean;
+  overwritten: boolean;
+  broken: string | null;
+  pos: number;
+}
+
+/** A record crossing pages, while it is being assembled (acrossPages): where it starts, and the next page. */
+interface AcrossState {
+  pos: number;
+  lsn: number;
+  totLen: number;
+  p: number;
+  headerChecked: boolean;
+}
+
+/**
+ * One segment's scan in progress, shared by its phases: the piece of the file held, how far
+ * valid WAL reaches, and how the scan ended. Offsets are from the segment's start; the piece
+ * held starts at `base` (a page boundary), so a byte at offset `o` is `u8[o - base]`.
+ */
 class SegmentScan {
   readonly events = emptyEvents();
-  /** The whole pages the buffer holds (at most the segment). */
-  readonly limit: number;
+  u8: Uint8Array = new Uint8Array(0);
+  words: Int32Array = new Int32Array(0);
+  /** Offset of the piece held, and of the end of the bytes given so far. */
+  base = 0;
+  next = 0;
+  /** The end of the whole pages given so far (at most the segment). */
+  limit = 0;
+  /** Whether the piece held is the file's last. */
+  last = false;
   readonly segEnd: number;
+  phase: 'first' | 'head' | 'own' = 'first';
+  head: HeadState | null = null;
+  across: AcrossState | null = null;
+  carryAsm: Assembler | null = null;
+  readonly asm: Assembler;
   /** Offset of endLsn. */
   endPos = 0;
   endReason: EndReason = 'segment-end';
@@ -104,8 +150,6 @@ class SegmentScan {
   prevLsn = -1;
 
   constructor(
-    readonly u8: Uint8Array,
-    readonly words: Int32Array,
     readonly segSize: number,
     readonly startLsn: number,
     readonly pgMajor: number,
@@ -113,8 +157,23 @@ class SegmentScan {
     readonly verify: boolean,
     readonly onRecord: ScanOptions['onRecord'],
   ) {
-    this.limit = Math.min(u8.length, segSize) & ~PAGE_MASK;
     this.segEnd = startLsn + segSize;
+    this.asm = new Assembler(pgMajor, verify);
+  }
+
+  /** Holds the next piece of the file (whole pages unless it is the last). */
+  hold(u8: Uint8Array, words: Int32Array, last: boolean): void {
+    this.u8 = u8;
+    this.words = words;
+    this.last = last;
+    this.base = this.next;
+    this.next += u8.length;
+    this.limit = Math.min(this.next, this.segSize) & ~PAGE_MASK;
+  }
+
+  /** Whether bytes beyond `limit` may still come: a phase that reaches it waits for them. */
+  more(): boolean {
+    return !this.last && this.limit < this.segSize;
   }
 
   stop(reason: EndReason, detail: string): void {
@@ -132,22 +191,23 @@ class SegmentScan {
     }
   }
 
-  /** The page header at offset `p`: PAGE_OK, or what is wrong with it (in pageDetail). */
+  /** The page header at offset `p` (in the piece held): PAGE_OK, or what is wrong with it (in pageDetail). */
   checkPage(p: number): number {
     const u8 = this.u8;
+    const q = p - this.base;
     const at = this.startLsn + p;
-    const addr = u64(u8, p + 8);
+    const addr = u64(u8, q + 8);
     if (addr !== at) {
-      if (addr === 0 && u32(u8, p) === 0 && u32(u8, p + 4) === 0) {
+      if (addr === 0 && u32(u8, q) === 0 && u32(u8, q + 4) === 0) {
         this.pageDetail = `all-zero page at ${formatLsn(at)}`;
         return PAGE_ZERO;
       }
       this.pageDetail = `the page at ${formatLsn(at)} claims address ${formatLsn(addr)} (stale data)`;
       return PAGE_MISMATCH;
     }
-    const magic = u16(u8, p);
-    const info = u16(u8, p + 2);
-    const tli = u32(u8, p + 4);
+    const magic = u16(u8, q);
+    const info = u16(u8, q + 2);
+    const tli = u32(u8, q + 4);
     if (magic !== this.magic0) this.pageDetail = `page at ${formatLsn(at)} has magic 0x${magic.toString(16)}, the segment 0x${this.magic0.toString(16)}`;
     else if ((info & ~XLP_ALL_FLAGS) !== 0) this.pageDetail = `page at ${formatLsn(at)} has unknown flag bits 0x${info.toString(16)}`;
     else if (tli < this.lastTli) this.pageDetail = `page at ${formatLsn(at)} has timeline ${tli} after ${this.lastTli}`;
@@ -203,30 +263,84 @@ class SegmentScan {
   }
 }
 
+/**
+ * The scan of a segment given in pieces, in order: whole pages each, except the last (which may
+ * be empty). A piece is read while `push` runs and not kept, so the caller may reuse its buffer;
+ * what a record that crosses pieces needs is kept as a record crossing pages keeps it (its
+ * leading bytes and a running CRC). The result is the one scanSegment gives for the whole file.
+ */
+export class SegmentScanner {
+  private readonly s: SegmentScan;
+  private ended = false;
+
+  constructor(private readonly opts: ScanOptions) {
+    const { segSize, startLsn } = opts;
+    if (!isPowerOfTwo(segSize) || segSize < MIN_SEG_SIZE || segSize > MAX_SEG_SIZE) throw new RangeError(`scanSegment: bad segment size ${segSize}`);
+    if (!Number.isSafeInteger(startLsn) || startLsn % segSize !== 0) throw new RangeError(`scanSegment: ${startLsn} is not a segment start`);
+    this.s = new SegmentScan(segSize, startLsn, opts.pgMajor, opts.partial ?? false, opts.verifyBlocks ?? false, opts.onRecord);
+  }
+
+  /** Scans the next piece; `last` when no bytes follow it. */
+  push(piece: Uint8Array, last = false): void {
+    if (this.ended) throw new Error('SegmentScanner: the last piece was given already');
+    this.ended = last;
+    const s = this.s;
+    if (!last && (piece.length & PAGE_MASK) !== 0) throw new RangeError(`SegmentScanner: a piece of ${piece.length} bytes is not whole pages`);
+    if (s.done) {
+      s.next += piece.length;
+      return;
+    }
+    let u8 = piece;
+    let w = wordView(u8);
+    if (w === null) {
+      u8 = new Uint8Array(piece); // an aligned copy
+      w = wordView(u8);
+      if (w === null) throw new Error('scanSegment: big-endian hosts are not supported');
+    }
+    s.hold(u8, w, last);
+    try {
+      scanHeld(s, this.opts.carry ?? null);
+    } finally {
+      // Nothing of the piece is read after this.
+      s.u8 = new Uint8Array(0);
+      s.words = new Int32Array(0);
+    }
+  }
+
+  /** The scan's result, once the last piece was given. */
+  result(): ScanResult {
+    if (!this.ended) throw new Error('SegmentScanner: the last piece was not given');
+    return this.s.result();
+  }
+}
+
 export function scanSegment(buf: Uint8Array, opts: ScanOptions): ScanResult {
-  const { segSize, startLsn, pgMajor } = opts;
-  if (!isPowerOfTwo(segSize) || segSize < MIN_SEG_SIZE || segSize > MAX_SEG_SIZE) throw new RangeError(`scanSegment: bad segment size ${segSize}`);
-  if (!Number.isSafeInteger(startLsn) || startLsn % segSize !== 0) throw new RangeError(`scanSegment: ${startLsn} is not a segment start`);
-  let u8 = buf;
-  let w = wordView(u8);
-  if (w === null) {
-    u8 = new Uint8Array(buf); // an aligned copy
-    w = wordView(u8);
-    if (w === null) throw new Error('scanSegment: big-endian hosts are not supported');
+  const scanner = new SegmentScanner(opts);
+  scanner.push(buf, true);
+  return scanner.result();
+}
+
+/** Goes on with the phase the scan is in, over the piece held, until it ends or needs the next piece. */
+function scanHeld(s: SegmentScan, carry: ScanOptions['carry'] | null): void {
+  if (s.phase === 'first') {
+    if (s.limit < PAGE) {
+      if (s.more()) return;
+      s.stop('truncated', `the file is ${s.next} bytes, less than one WAL page`);
+      return;
+    }
+    firstPage(s);
+    if (s.done) return;
+    s.carryAsm = carry ? Assembler.fromTail(carry, s.verify) : null;
+    if (s.carryAsm !== null && s.carryAsm.pgMajor !== s.pgMajor) throw new RangeError('scanSegment: carry is from another major version');
+    s.phase = headContinuation(s) ? 'head' : 'own';
+    if (s.done) return;
   }
-  const s = new SegmentScan(u8, w, segSize, startLsn, pgMajor, opts.partial ?? false, opts.verifyBlocks ?? false, opts.onRecord);
-  if (s.limit < PAGE) {
-    s.stop('truncated', `the file is ${u8.length} bytes, less than one WAL page`);
-    return s.result();
+  if (s.phase === 'head') {
+    if (headLoop(s) === SUSPEND) return;
+    s.phase = 'own';
+    if (s.done) return;
   }
-  firstPage(s);
-  if (s.done) return s.result();
-  const carryAsm = opts.carry ? Assembler.fromTail(opts.carry, s.verify) : null;
-  if (carryAsm !== null && carryAsm.pgMajor !== pgMajor) throw new RangeError('scanSegment: carry is from another major version');
-  headContinuation(s, carryAsm);
-  if (s.done) return s.result();
   ownRecords(s);
-  return s.result();
 }
 
 /** Page 0: its header, and the long header's promises (the major's magic, the segment and block sizes). */
@@ -248,17 +362,17 @@ function firstPage(s: SegmentScan): void {
 
 /**
  * The continuation of a record from the previous segment at the segment's start (headCont), and
- * with `carryAsm` (the previous segment's tailCont) that record completed (spanning). Leaves
- * `s.pos` where this segment's own records start.
+ * with `s.carryAsm` (the previous segment's tailCont) that record completed (spanning). True when
+ * the first page continues a record: headLoop reads it. Else leaves `s.pos` where this
+ * segment's own records start.
  */
-function headContinuation(s: SegmentScan, carryAsm: Assembler | null): void {
-  const { u8, words, limit, segSize, startLsn } = s;
+function headContinuation(s: SegmentScan): boolean {
+  const { u8, startLsn, carryAsm } = s;
   const info0 = u16(u8, 2);
-  let pos = LONG_PAGE_HEADER_SIZE;
   if ((info0 & XLP_FIRST_IS_CONTRECORD) === 0) {
     if ((info0 & XLP_FIRST_IS_OVERWRITE_CONTRECORD) !== 0) {
       // The record that continued into this segment was aborted; the OVERWRITE_CONTRECORD record follows.
-      s.headCont = { v: 1, startLsn, segSize, remLen: 0, len: 0, ends: false, endLsn: null, crc: 0, raw: '', overwritten: true };
+      s.headCont = { v: 1, startLsn, segSize: s.segSize, remLen: 0, len: 0, ends: false, endLsn: null, crc: 0, raw: '', overwritten: true };
       if (carryAsm !== null) {
         s.spanning = { status: 'aborted', lsn: carryAsm.lsn };
         s.prevLsn = carryAsm.prevLsn ?? -1;
@@ -266,86 +380,113 @@ function headContinuation(s: SegmentScan, carryAsm: Assembler | null): void {
     } else if (carryAsm !== null) {
       s.spanning = { status: 'invalid', lsn: carryAsm.lsn, reason: 'this segment does not continue the record' };
     }
-    s.endPos = pos;
-    s.pos = pos;
-    return;
+    s.endPos = LONG_PAGE_HEADER_SIZE;
+    s.pos = LONG_PAGE_HEADER_SIZE;
+    return false;
   }
   const remLen = u32(u8, 16);
-  let rem = remLen;
   const want = carryAsm !== null && carryAsm.wantsMore() ? Math.max(HEAD_KEEP, Math.min(carryAsm.totLen - carryAsm.have, CARRY_KEEP_CAP)) : HEAD_KEEP;
-  const raw = new Uint8Array(Math.min(rem, want));
-  let rawLen = 0;
-  let fragLen = 0;
-  let fragCrc = -1;
-  let p = 0;
-  let hs = LONG_PAGE_HEADER_SIZE;
-  let ends = false;
-  let overwritten = false;
-  let broken: string | null = null;
-  if (remLen === 0) broken = 'the first page says a record continues but with 0 bytes left';
-  else {
+  s.head = {
+    remLen,
+    rem: remLen,
+    raw: new Uint8Array(Math.min(remLen, want)),
+    rawLen: 0,
+    fragLen: 0,
+    fragCrc: -1,
+    p: 0,
+    atPage: false,
+    hs: LONG_PAGE_HEADER_SIZE,
+    ends: false,
+    overwritten: false,
+    broken: remLen === 0 ? 'the first page says a record continues but with 0 bytes left' : null,
+    pos: LONG_PAGE_HEADER_SIZE,
+  };
+  return true;
+}
+
+/** Reads the continuation at the segment's start page by page (SUSPEND: it goes on in the next piece), then headFinish. */
+function headLoop(s: SegmentScan): number {
+  const h = s.head!;
+  const { u8, words, base, limit, segSize, startLsn } = s;
+  if (h.remLen !== 0) {
     for (;;) {
-      const ds = p + hs;
-      const chunk = Math.min(rem, PAGE - hs);
-      if (rawLen < raw.length) {
-        const n = Math.min(chunk, raw.length - rawLen);
-        raw.set(u8.subarray(ds, ds + n), rawLen);
-        rawLen += n;
+      if (!h.atPage) {
+        const ds = h.p + h.hs;
+        const chunk = Math.min(h.rem, PAGE - h.hs);
+        if (h.rawLen < h.raw.length) {
+          const n = Math.min(chunk, h.raw.length - h.rawLen);
+          h.raw.set(u8.subarray(ds - base, ds - base + n), h.rawLen);
+          h.rawLen += n;
+        }
+        const skip = h.fragLen < HEAD_RAW_MIN ? Math.min(chunk, HEAD_RAW_MIN - h.fragLen) : 0;
+        if (skip < chunk) h.fragCrc = crc32cRaw(u8, words, ds + skip - base, ds + chunk - base, h.fragCrc);
+        h.fragLen += chunk;
+        h.rem -= chunk;
+        if (h.rem === 0) {
+          h.ends = true;
+          h.pos = ds + maxAlign(chunk);
+          break;
+        }
+        h.p += PAGE;
+        h.atPage = true;
       }
-      const skip = fragLen < HEAD_RAW_MIN ? Math.min(chunk, HEAD_RAW_MIN - fragLen) : 0;
-      if (skip < chunk) fragCrc = crc32cRaw(u8, words, ds + skip, ds + chunk, fragCrc);
-      fragLen += chunk;
-      rem -= chunk;
-      if (rem === 0) {
-        ends = true;
-        pos = ds + maxAlign(chunk);
-        break;
-      }
-      p += PAGE;
+      const p = h.p;
       if (p >= limit) {
-        pos = p;
+        if (s.more()) return SUSPEND;
+        h.pos = p;
         if (limit < segSize) {
-          broken = 'the file ends inside the record';
-          s.stop('truncated', broken);
+          h.broken = 'the file ends inside the record';
+          s.stop('truncated', h.broken);
         }
         break;
       }
       const st = s.checkPage(p);
       if (st !== PAGE_OK) {
-        broken = s.pageDetail;
+        h.broken = s.pageDetail;
         s.pageStop(st, p);
         break;
       }
-      const inf = u16(u8, p + 2);
+      const inf = u16(u8, p - base + 2);
       if ((inf & XLP_FIRST_IS_OVERWRITE_CONTRECORD) !== 0 && (inf & XLP_FIRST_IS_CONTRECORD) === 0) {
-        overwritten = true;
-        pos = p + hdrSize(inf);
+        h.overwritten = true;
+        h.pos = p + hdrSize(inf);
         break;
       }
-      if ((inf & XLP_FIRST_IS_CONTRECORD) === 0 || u32(u8, p + 16) !== rem) {
-        broken = `the page at ${formatLsn(startLsn + p)} does not continue the record (flags 0x${inf.toString(16)}, ${u32(u8, p + 16)} bytes left, expected ${rem})`;
-        s.bad(p, broken);
+      const left = u32(u8, p - base + 16);
+      if ((inf & XLP_FIRST_IS_CONTRECORD) === 0 || left !== h.rem) {
+        h.broken = `the page at ${formatLsn(startLsn + p)} does not continue the record (flags 0x${inf.toString(16)}, ${left} bytes left, expected ${h.rem})`;
+        s.bad(p, h.broken);
         break;
       }
-      hs = hdrSize(inf);
+      h.hs = hdrSize(inf);
+      h.atPage = false;
     }
   }
+  headFinish(s, h);
+  s.head = null;
+  return 0;
+}
+
+/** The continuation read: headCont, and with a carry the spanning record's outcome. */
+function headFinish(s: SegmentScan, h: HeadState): void {
+  const { startLsn, carryAsm, limit, segSize } = s;
+  const { ends, pos, raw, rawLen } = h;
   const headCont: HeadCont = {
     v: 1,
     startLsn,
     segSize,
-    remLen,
-    len: fragLen,
+    remLen: h.remLen,
+    len: h.fragLen,
     ends,
     endLsn: ends ? startLsn + pos : null,
-    crc: ~fragCrc >>> 0,
+    crc: ~h.fragCrc >>> 0,
     raw: Buffer.from(raw.buffer, raw.byteOffset, Math.min(rawLen, HEAD_KEEP)).toString('base64'),
   };
   s.headCont = headCont;
-  if (overwritten) headCont.overwritten = true;
-  if (broken !== null) {
-    headCont.broken = broken;
-    if (!s.done) s.bad(0, broken);
+  if (h.overwritten) headCont.overwritten = true;
+  if (h.broken !== null) {
+    headCont.broken = h.broken;
+    if (!s.done) s.bad(0, h.broken);
   }
   if (ends) s.endPos = pos;
   s.pos = pos;
@@ -378,14 +519,21 @@ function headContinuation(s: SegmentScan, carryAsm: Assembler | null): void {
   }
 }
 
-/** The records that start in this segment, from `s.pos`: each checked, the interesting ones decoded, until the scan ends. */
+/** The records that start in this segment, from `s.pos`: each checked, the interesting ones decoded, until the scan ends or needs the next piece. */
 function ownRecords(s: SegmentScan): void {
-  const { u8, words, limit, segSize, startLsn, pgMajor, verify, events } = s;
-  const asm = new Assembler(pgMajor, verify);
+  const { u8, words, base, limit, segSize, startLsn, pgMajor, verify, events } = s;
   let pos = s.pos;
+  if (s.across !== null) {
+    pos = acrossLoop(s);
+    if (pos === SUSPEND) return;
+  }
   while (!s.done) {
     if ((pos & PAGE_MASK) === 0) {
       if (pos >= limit) {
+        if (s.more()) {
+          s.pos = pos;
+          return;
+        }
         if (limit < segSize) s.stop('truncated', `the file ends at ${formatLsn(startLsn + pos)}`);
         else s.stop('segment-end', '');
         break;
@@ -395,7 +543,7 @@ function ownRecords(s: SegmentScan): void {
         s.pageStop(st, pos);
         break;
       }
-      const inf = u16(u8, pos + 2);
+      const inf = u16(u8, pos - base + 2);
       if ((inf & XLP_FIRST_IS_CONTRECORD) !== 0) {
         s.bad(pos, `the page at ${formatLsn(startLsn + pos)} continues a record, but none is in progress`);
         break;
@@ -403,7 +551,8 @@ function ownRecords(s: SegmentScan): void {
       pos += hdrSize(inf);
     }
     const pageEnd = (pos & ~PAGE_MASK) + PAGE;
-    const wi = pos >> 2; // records start MAXALIGNed: word reads are aligned
+    const o = pos - base; // the record's offset in the piece held
+    const wi = o >> 2; // records start MAXALIGNed: word reads are aligned
     const totLen = words[wi]! >>> 0;
     const lsn = startLsn + pos;
     if (totLen === 0) {
@@ -416,7 +565,7 @@ function ownRecords(s: SegmentScan): void {
         s.stop('prev-mismatch', `the record at ${formatLsn(lsn)} has xl_prev ${formatLsn(xlPrev)}, the previous record is at ${formatLsn(s.prevLsn)} (stale data)`);
         break;
       }
-      const rmid = u8[pos + 17]!;
+      const rmid = u8[o + 17]!;
       if (totLen < RECORD_HEADER || totLen > MAX_RECORD) {
         s.bad(pos, `invalid record length ${totLen} at ${formatLsn(lsn)}`);
         break;
@@ -427,23 +576,23 @@ function ownRecords(s: SegmentScan): void {
       }
       if (pos + totLen <= pageEnd) {
         // Fast path: the whole record is on this page.
-        let c = crc32cAligned(u8, words, pos + RECORD_HEADER, pos + totLen, -1);
-        c = crc32cAligned(u8, words, pos, pos + 20, c);
+        let c = crc32cAligned(u8, words, o + RECORD_HEADER, o + totLen, -1);
+        c = crc32cAligned(u8, words, o, o + 20, c);
         if (~c !== words[wi + 5]!) {
           s.bad(pos, `incorrect CRC in record at ${formatLsn(lsn)}`);
           break;
         }
-        const info = u8[pos + 16]!;
+        const info = u8[o + 16]!;
         const xid = words[wi + 1]! >>> 0;
         const sw = rmid === 0 && isSwitch(rmid, info);
         const recEnd = sw ? segSize : pos + maxAlign(totLen);
         if (rmid <= 1 && isInteresting(rmid, info)) {
-          const r = decodeRecord(u8, pos, totLen, totLen, rmid, info, xid, lsn, startLsn + recEnd, pgMajor, events);
+          const r = decodeRecord(u8, o, totLen, totLen, rmid, info, xid, lsn, startLsn + recEnd, pgMajor, events);
           if (r !== DECODE_OK) {
             s.bad(pos, `record at ${formatLsn(lsn)}: ${decodeError()}`);
             break;
           }
-        } else if (verify && locateMainData(u8, pos, totLen, totLen, pgMajor) !== DECODE_OK) {
+        } else if (verify && locateMainData(u8, o, totLen, totLen, pgMajor) !== DECODE_OK) {
           s.bad(pos, `record at ${formatLsn(lsn)}: ${decodeError()}`);
           break;
         }
@@ -459,24 +608,37 @@ function ownRecords(s: SegmentScan): void {
       s.bad(pos, `invalid record length ${totLen} at ${formatLsn(lsn)}`);
       break;
     }
-    pos = acrossPages(s, asm, pos, pageEnd, lsn, totLen);
+    pos = acrossPages(s, pos, pageEnd, lsn, totLen);
+    if (pos === SUSPEND) return;
   }
 }
 
 /**
  * Slow path: the record at offset `pos` (or its header) crosses a page boundary. Assembles it
- * across the pages it covers, checks and counts it. Returns the offset after it (after an
- * aborted one: where the WAL written over its continuation starts); the scan may have ended.
+ * across the pages it covers (acrossLoop), checks and counts it.
  */
-function acrossPages(s: SegmentScan, asm: Assembler, pos: number, pageEnd: number, lsn: number, totLen: number): number {
-  const { u8, words, limit, segSize, startLsn, pgMajor } = s;
-  asm.start(lsn, totLen, s.prevLsn === -1 ? null : s.prevLsn);
-  asm.feed(u8, words, pos, pageEnd);
-  let p = pageEnd;
-  let headerChecked = asm.typed;
+function acrossPages(s: SegmentScan, pos: number, pageEnd: number, lsn: number, totLen: number): number {
+  s.asm.start(lsn, totLen, s.prevLsn === -1 ? null : s.prevLsn);
+  s.asm.feed(s.u8, s.words, pos - s.base, pageEnd - s.base);
+  s.across = { pos, lsn, totLen, p: pageEnd, headerChecked: s.asm.typed };
+  return acrossLoop(s);
+}
+
+/**
+ * The pages of the record being assembled, from `s.across.p`. Returns the offset after the
+ * record (after an aborted one: where the WAL written over its continuation starts), SUSPEND when
+ * it goes on in the next piece; the scan may have ended.
+ */
+function acrossLoop(s: SegmentScan): number {
+  const { u8, words, base, limit, segSize, startLsn, pgMajor, asm } = s;
+  const a = s.across!;
+  const { pos, lsn, totLen } = a;
   let recEnd = 0;
   for (;;) {
+    const p = a.p;
     if (p >= limit) {
+      if (s.more()) return SUSPEND;
+      s.across = null;
       if (limit < segSize) s.stop('truncated', `the file ends inside the record at ${formatLsn(lsn)}`);
       else {
         s.tailCont = asm.toTail(s.segEnd);
@@ -484,27 +646,29 @@ function acrossPages(s: SegmentScan, asm: Assembler, pos: number, pageEnd: numbe
       }
       return pos;
     }
+    s.across = null; // until it is known to go on
     const st = s.checkPage(p);
     if (st !== PAGE_OK) {
       s.pageStop(st, p);
       return pos;
     }
-    const inf = u16(u8, p + 2);
+    const inf = u16(u8, p - base + 2);
     const hs = hdrSize(inf);
     if ((inf & XLP_FIRST_IS_OVERWRITE_CONTRECORD) !== 0 && (inf & XLP_FIRST_IS_CONTRECORD) === 0) {
       // PostgreSQL abandoned this record (crash) and wrote new WAL where its continuation was.
       return p + hs;
     }
     const rem = totLen - asm.have;
-    if ((inf & XLP_FIRST_IS_CONTRECORD) === 0 || u32(u8, p + 16) !== rem) {
-      s.bad(p, `the page at ${formatLsn(startLsn + p)} does not continue the record at ${formatLsn(lsn)} (flags 0x${inf.toString(16)}, ${u32(u8, p + 16)} bytes left, expected ${rem})`);
+    const left = u32(u8, p - base + 16);
+    if ((inf & XLP_FIRST_IS_CONTRECORD) === 0 || left !== rem) {
+      s.bad(p, `the page at ${formatLsn(startLsn + p)} does not continue the record at ${formatLsn(lsn)} (flags 0x${inf.toString(16)}, ${left} bytes left, expected ${rem})`);
       return pos;
     }
     const ds = p + hs;
     const chunk = Math.min(rem, PAGE - hs);
-    asm.feed(u8, words, ds, ds + chunk);
-    if (!headerChecked && asm.typed) {
-      headerChecked = true;
+    asm.feed(u8, words, ds - base, ds - base + chunk);
+    if (!a.headerChecked && asm.typed) {
+      a.headerChecked = true;
       if (asm.prevLsn !== null && asm.xlPrev !== asm.prevLsn) {
         s.stop('prev-mismatch', `the record at ${formatLsn(lsn)} has xl_prev ${formatLsn(asm.xlPrev)}, the previous record is at ${formatLsn(asm.prevLsn)} (stale data)`);
         return pos;
@@ -518,7 +682,8 @@ function acrossPages(s: SegmentScan, asm: Assembler, pos: number, pageEnd: numbe
       recEnd = ds + maxAlign(chunk);
       break;
     }
-    p += PAGE;
+    a.p = p + PAGE;
+    s.across = a;
   }
   const r = finish(asm, startLsn + recEnd, s.segEnd, s.events);
   if (r.status !== 'complete') {
