@@ -15,6 +15,7 @@
  * predate the column are verified the old way, by the SHA-256 of the decompressed file.
  */
 import { createHash } from 'node:crypto';
+import { bodySize, type Body, type BodySource } from '../storage/driver.js';
 import { decodeScanRecord, encodeScanRecord, type ScanFacts, type ScanRecord } from '../wal/scan-record.js';
 
 /** One of zstd's skippable-frame magics (0x184D2A50-0x184D2A5F). */
@@ -57,27 +58,99 @@ async function loadZstd(): Promise<typeof import('zstd-napi')> {
   return zstd;
 }
 
-/** A file's compressed data and the SHA-256 of it: an object's body. */
+/** A file's compressed data and the SHA-256 of it: an object's body (in memory, or a large file's in a local file). */
 export interface EncodedBody {
-  body: Buffer;
+  body: Body;
   bodySha256: string;
 }
 
+/** zstd's native binding (its streaming contexts). A CommonJS native module: imported from an ES module, its exports are its default. */
+async function loadBinding(): Promise<typeof import('zstd-napi/binding.js')> {
+  const binding = await import('zstd-napi/binding.js');
+  return 'DCtx' in binding ? binding : (binding as unknown as { default: typeof binding }).default;
+}
+
+/**
+ * Compresses a file handed over in pieces into an object's body as compressBody would (one zstd
+ * frame with zstd's checksum and the content's size), for a file too large to hold whole: each
+ * piece's output is passed to `out` (which may keep it: it is a fresh buffer), and the SHA-256
+ * of the whole output is `bodySha256` once `end` returned.
+ */
+export class StreamCompressor {
+  private readonly hash = createHash('sha256');
+  private bodySize = 0;
+  private buf = Buffer.allocUnsafe(1024 * 1024);
+
+  private constructor(
+    private readonly cctx: InstanceType<Awaited<ReturnType<typeof loadBinding>>['CCtx']>,
+    private readonly endOp: { continue: number; end: number },
+    private readonly out: (chunk: Buffer) => void,
+  ) {}
+
+  static async start(level: number, size: number, out: (chunk: Buffer) => void): Promise<StreamCompressor> {
+    const b = await loadBinding();
+    const cctx = new b.CCtx();
+    cctx.setParameter(b.CParameter.compressionLevel, level);
+    cctx.setParameter(b.CParameter.checksumFlag, 1);
+    cctx.setPledgedSrcSize(size);
+    return new StreamCompressor(cctx, { continue: b.EndDirective.continue, end: b.EndDirective.end }, out);
+  }
+
+  private run(src: Buffer, op: number): void {
+    for (;;) {
+      const [left, produced, consumed] = this.cctx.compressStream2(this.buf, src, op as never);
+      src = src.subarray(consumed);
+      if (produced > 0) {
+        const chunk = this.buf.subarray(0, produced);
+        this.hash.update(chunk);
+        this.bodySize += produced;
+        this.out(Buffer.from(chunk));
+      }
+      if (src.length === 0 && (op === this.endOp.continue ? produced < this.buf.length : left === 0)) return;
+    }
+  }
+
+  /** Compresses the next piece (zstd keeps what it needs of it: the buffer may be reused after). */
+  write(piece: Buffer): void {
+    if (piece.length > 0) this.run(piece, this.endOp.continue);
+  }
+
+  /** Ends the frame; the body's size and SHA-256. */
+  end(): { size: number; bodySha256: string } {
+    this.run(Buffer.alloc(0), this.endOp.end);
+    return { size: this.bodySize, bodySha256: this.hash.digest('hex') };
+  }
+}
+
 /** Compresses `raw` (zstd, with zstd's checksum of the content) into an object's body. */
-export async function compressBody(raw: Buffer, level: number): Promise<EncodedBody> {
+export async function compressBody(raw: Buffer, level: number): Promise<EncodedBody & { body: Buffer }> {
   const z = await loadZstd();
   const body = z.compress(raw, { compressionLevel: level, checksumFlag: true });
   return { body, bodySha256: sha256(body) };
 }
 
 /** Frames a compressed body with its metadata; returns the object and the final metadata. */
-export function frameObject(partial: Omit<ObjectMeta, 'bodySize' | 'bodySha256'>, { body, bodySha256 }: EncodedBody): { object: Buffer; meta: ObjectMeta } {
-  const meta: ObjectMeta = { ...partial, bodySha256, bodySize: body.length };
+export function frameObject(partial: Omit<ObjectMeta, 'bodySize' | 'bodySha256'>, { body, bodySha256 }: EncodedBody): { object: Body; meta: ObjectMeta } {
+  const meta: ObjectMeta = { ...partial, bodySha256, bodySize: bodySize(body) };
   const json = Buffer.from(JSON.stringify(meta), 'utf8');
   const head = Buffer.alloc(8);
   head.writeUInt32LE(SKIPPABLE_MAGIC, 0);
   head.writeUInt32LE(json.length, 4);
-  return { object: Buffer.concat([head, json, body]), meta };
+  const front = Buffer.concat([head, json]);
+  return { object: Buffer.isBuffer(body) ? Buffer.concat([front, body]) : after(front, body), meta };
+}
+
+/** A source of `front`'s bytes, then `rest`'s. */
+function after(front: Buffer, rest: BodySource): BodySource {
+  return {
+    size: front.length + rest.size,
+    async read(offset, length) {
+      const end = Math.min(offset + length, front.length + rest.size);
+      if (end <= front.length) return front.subarray(offset, end);
+      const tail = await rest.read(Math.max(0, offset - front.length), end - Math.max(offset, front.length));
+      return offset >= front.length ? tail : Buffer.concat([front.subarray(offset), tail]);
+    },
+  };
 }
 
 /** Compresses `raw` and frames it with its metadata; returns the object and the final metadata. */
@@ -86,7 +159,7 @@ export async function encodeObject(
   partial: Omit<ObjectMeta, 'bodySize' | 'bodySha256'>,
   level: number,
 ): Promise<{ object: Buffer; meta: ObjectMeta }> {
-  return frameObject(partial, await compressBody(raw, level));
+  return frameObject(partial, await compressBody(raw, level)) as { object: Buffer; meta: ObjectMeta };
 }
 
 export class EnvelopeError extends Error {}
@@ -235,10 +308,7 @@ async function* streamBody(meta: ObjectMeta, recorded: Recorded | undefined, fir
   const byBody = !notZstd && checkedByBody(meta, recorded, first);
   const bodyHash = byBody ? createHash('sha256') : null;
   const rawHash = byBody ? null : createHash('sha256');
-  // A CommonJS native module: imported from an ES module, its exports are its default.
-  const binding = await import('zstd-napi/binding.js');
-  const { DCtx } = 'DCtx' in binding ? binding : (binding as unknown as { default: typeof binding }).default;
-  const dctx = new DCtx();
+  const dctx = new (await loadBinding()).DCtx();
   let bodyLength = 0;
   let rawLength = 0;
   let zstdError: string | null = notZstd ? 'not zstd' : null;

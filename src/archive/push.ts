@@ -6,18 +6,19 @@
  * repaired by PostgreSQL's retry: the object is found identical and indexed then. A refused
  * file is recorded in the catalog (what `walship info` shows as refusals) until it is archived.
  */
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { FILE_REFUSALS, WalshipError, asWalshipError, describeSystemError } from '../errors.js';
 import { segmentName, type WalFileName } from '../wal/names.js';
-import type { StorageDriver } from '../storage/driver.js';
+import { bodySize, type StorageDriver } from '../storage/driver.js';
+import { WHOLE_MAX, readInPieces, spillDirFor } from './read-pieces.js';
 import { sendPendingGaps } from './gaps.js';
 import { Catalog } from '../catalog/catalog.js';
 import { logger } from '../log.js';
 import { VERSION } from '../version.js';
 import { checkIdentity, ensureIdentity, readIdentity } from './identity.js';
-import { decodeMeta, decodeObject, frameObject, metaToHeaders, packScan, sha256, EnvelopeError, type EncodedBody, type ObjectMeta } from './envelope.js';
+import { decodeObjectStream, frameObject, metaToHeaders, packScan, sha256, EnvelopeError, type EncodedBody, type ObjectMeta } from './envelope.js';
 import { inlineEncoder } from './body-encoder.js';
 import type { ArchiveContext } from './context.js';
 import { RECHECK_PREFIX, objectKeyFor } from './keys.js';
@@ -48,15 +49,23 @@ export interface PushResult {
 
 /**
  * What is archived under `key` already: null when nothing; else its metadata and whether the
- * whole object verifies (decodes, right size, right checksum).
+ * whole object verifies (decodes, right size, right checksum). Read as a stream, in bounded memory.
  */
 async function inspectExisting(storage: StorageDriver, key: string, retried = false): Promise<{ meta: ObjectMeta; size: number; damage: string | null } | null> {
-  const obj = await storage.get(key);
-  if (obj === null) return null;
-  let meta: ObjectMeta;
+  const stream = await storage.getStream(key);
+  if (stream === null) return null;
+  let size = 0;
+  const counted = (async function* () {
+    for await (const chunk of stream) {
+      size += chunk.length;
+      yield chunk;
+    }
+  })();
+  let decoded: Awaited<ReturnType<typeof decodeObjectStream>>;
   try {
-    meta = decodeMeta(obj).meta;
+    decoded = await decodeObjectStream(counted, undefined, { reuse: true });
   } catch (err) {
+    await counted.return(undefined);
     if (!(err instanceof EnvelopeError)) throw err;
     // Some object stores expose an upload while it is in flight: look once more before judging.
     if (!retried) {
@@ -69,11 +78,13 @@ async function inspectExisting(storage: StorageDriver, key: string, retried = fa
     );
   }
   try {
-    await decodeObject(obj);
-    return { meta, size: obj.length, damage: null };
+    for await (const _ of decoded.raw) {
+      /* every check is made as it is read */
+    }
+    return { meta: decoded.meta, size, damage: null };
   } catch (err) {
     if (!(err instanceof EnvelopeError)) throw err;
-    return { meta, size: obj.length, damage: err.message };
+    return { meta: decoded.meta, size, damage: err.message };
   }
 }
 
@@ -125,10 +136,19 @@ async function push(ctx: ArchiveContext, path: string, opts: PushOptions): Promi
   const file = classifyOrRefuse(path);
   const encoder = ctx.encoder ?? inlineEncoder;
   let raw: Buffer;
+  let fh: FileHandle;
   try {
-    raw = await readWhole(path, encoder.alloc);
+    fh = await open(path, 'r');
   } catch (err) {
-    throw new WalshipError('FILE_UNREADABLE', `cannot read ${path}: ${describeSystemError(err)}`);
+    throw unreadable(path, err);
+  }
+  try {
+    const size = await fh.stat().then((st) => st.size, (err) => Promise.reject(unreadable(path, err)));
+    // A large segment (32 MiB and up) is read in pieces, in memory that does not grow with it.
+    if (size > WHOLE_MAX && (file.kind === 'segment' || file.kind === 'partial')) return await pushInPieces(ctx, path, file, fh, size, opts);
+    raw = await readWhole(fh, size, encoder.alloc).catch((err) => Promise.reject(unreadable(path, err)));
+  } finally {
+    await fh.close().catch(() => undefined);
   }
   const v = validateFile(file, raw);
   const key = objectKeyFor(file);
@@ -152,7 +172,7 @@ async function push(ctx: ArchiveContext, path: string, opts: PushOptions): Promi
     // Reading every record checks each one's CRC: a damaged record refuses the file before anything is stored.
     if (seg) v.scan = { result: scanArchivedFile(raw, file, seg), raw };
     const sum = sha256(raw);
-    return await store(ctx, cat, { path, file, raw, v, sum, key, body, existingP, loading }, opts);
+    return await store(ctx, cat, { path, file, rawSize: raw.length, v, sum, key, body, existingP, loading }, opts);
   } finally {
     if (!ctx.catalog) cat.close();
     // The buffer goes back once its compression (if any) no longer reads it.
@@ -162,10 +182,38 @@ async function push(ctx: ArchiveContext, path: string, opts: PushOptions): Promi
   }
 }
 
+const unreadable = (path: string, err: unknown) =>
+  err instanceof WalshipError ? err : new WalshipError('FILE_UNREADABLE', `cannot read ${path}: ${describeSystemError(err)}`);
+
+/**
+ * push for a large segment or .partial, read in pieces (read-pieces.ts): validated, scanned,
+ * hashed and compressed into a spill file piece by piece, then checked and stored as push stores
+ * any file; the object is uploaded from the spill file.
+ */
+async function pushInPieces(ctx: ArchiveContext, path: string, file: WalFileName, fh: FileHandle, size: number, opts: PushOptions): Promise<PushResult> {
+  const key = objectKeyFor(file);
+  const cat = ctx.catalog?.get() ?? Catalog.open(ctx.catalogPath)!;
+  try {
+    const existingP = inspectExisting(ctx.storage, key);
+    existingP.catch(() => undefined);
+    const read = await readInPieces(fh, size, file, path, spillDirFor(ctx.catalogPath), ctx.compressLevel);
+    try {
+      const seg = read.v.segment!;
+      const loading = loadNeighbours(ctx.storage, cat, file, seg.segNo, seg.segSize);
+      loading.catch(() => undefined);
+      return await store(ctx, cat, { path, file, rawSize: size, v: read.v, sum: read.sum, key, body: async () => read.body, existingP, loading }, opts);
+    } finally {
+      await read.close();
+    }
+  } finally {
+    if (!ctx.catalog) cat.close();
+  }
+}
+
 interface Pending {
   path: string;
   file: WalFileName;
-  raw: Buffer;
+  rawSize: number;
   v: Validated;
   sum: string;
   key: string;
@@ -176,7 +224,7 @@ interface Pending {
 }
 
 /** The checks against the repository, then the durable write and the index. */
-async function store(ctx: ArchiveContext, cat: Catalog, { path, file, raw, v, sum, key, body, existingP, loading }: Pending, opts: PushOptions): Promise<PushResult> {
+async function store(ctx: ArchiveContext, cat: Catalog, { path, file, rawSize, v, sum, key, body, existingP, loading }: Pending, opts: PushOptions): Promise<PushResult> {
   await ctx.storage.check();
   const identity = v.segment
     ? await ensureIdentity(ctx.storage, { systemIdentifier: v.segment.systemIdentifier, pgMajor: v.segment.pgMajor, segSize: v.segment.segSize }, VERSION)
@@ -203,7 +251,7 @@ async function store(ctx: ArchiveContext, cat: Catalog, { path, file, raw, v, su
         format: 1,
         name: file.name,
         sha256: sum,
-        rawSize: raw.length,
+        rawSize,
         compression: 'zstd',
         pushedAt,
         timeline: file.timeline,
@@ -221,10 +269,10 @@ async function store(ctx: ArchiveContext, cat: Catalog, { path, file, raw, v, su
     const { object, meta } = await build();
     // The pusher: compressed already, stored only after the predecessor it is pushing (push-order.ts).
     if (opts.inOrder && seg && v.scan && neighbours?.prev === null && !(await afterPredecessor(ctx, cat, path, file, seg, v.scan.result, neighbours, opts.inOrder))) {
-      return { name: file.name, outcome: 'deferred', rawSize: raw.length, storedSize: 0, sha256: sum };
+      return { name: file.name, outcome: 'deferred', rawSize, storedSize: 0, sha256: sum };
     }
     const res = await ctx.storage.putIfAbsent(key, object, { meta: metaToHeaders(meta), contentType: 'application/zstd' });
-    storedSize = object.length;
+    storedSize = bodySize(object);
     bodySha256 = meta.bodySha256;
     if (res === 'exists') {
       // A concurrent push stored it first: the same content is fine, other content a conflict.
@@ -251,7 +299,7 @@ async function store(ctx: ArchiveContext, cat: Catalog, { path, file, raw, v, su
       await ctx.storage
         .replace(`${RECHECK_PREFIX}${file.name}`, Buffer.from(`${new Date().toISOString()}\n`), { contentType: 'text/plain' })
         .catch((err) => logger.warn('could not ask the next verify to read the replaced object again; run walship verify --deep', { file: file.name, error: (err as Error).message }));
-      storedSize = object.length;
+      storedSize = bodySize(object);
       bodySha256 = meta.bodySha256;
       outcome = 'repaired';
     }
@@ -259,33 +307,27 @@ async function store(ctx: ArchiveContext, cat: Catalog, { path, file, raw, v, su
 
   // The pusher's push of the next segment may go on (push-order.ts).
   if (opts.inOrder) await markStored(opts.inOrder, file.name);
-  await indexFile(ctx, cat, file, v, { sha256: sum, bodySha256, scanRecord, rawSize: raw.length, storedSize, key, identity, pushedAt });
+  await indexFile(ctx, cat, file, v, { sha256: sum, bodySha256, scanRecord, rawSize, storedSize, key, identity, pushedAt });
   if (outcome === 'already-archived') {
     logger.info('already archived with identical content', { file: file.name, sha256: sum.slice(0, 16) });
   } else if (outcome === 'repaired') {
-    logger.info('archived (damaged copy replaced)', { file: file.name, raw: raw.length, stored: storedSize });
+    logger.info('archived (damaged copy replaced)', { file: file.name, raw: rawSize, stored: storedSize });
   } else {
-    logger.info('archived', { file: file.name, raw: raw.length, stored: storedSize });
+    logger.info('archived', { file: file.name, raw: rawSize, stored: storedSize });
   }
-  return { name: file.name, outcome, rawSize: raw.length, storedSize, sha256: sum };
+  return { name: file.name, outcome, rawSize, storedSize, sha256: sum };
 }
 
-/** The whole file, read into a buffer of `alloc`'s (in as few reads as the kernel allows). */
-async function readWhole(path: string, alloc: (size: number) => Buffer): Promise<Buffer> {
-  const fh = await open(path, 'r');
-  try {
-    const { size } = await fh.stat();
-    const buf = alloc(size);
-    let off = 0;
-    while (off < size) {
-      const { bytesRead } = await fh.read(buf, off, size - off, off);
-      if (bytesRead === 0) break;
-      off += bytesRead;
-    }
-    return off === size ? buf : buf.subarray(0, off);
-  } finally {
-    await fh.close();
+/** The whole file (`size` bytes), read into a buffer of `alloc`'s (in as few reads as the kernel allows). */
+async function readWhole(fh: FileHandle, size: number, alloc: (size: number) => Buffer): Promise<Buffer> {
+  const buf = alloc(size);
+  let off = 0;
+  while (off < size) {
+    const { bytesRead } = await fh.read(buf, off, size - off, off);
+    if (bytesRead === 0) break;
+    off += bytesRead;
   }
+  return off === size ? buf : buf.subarray(0, off);
 }
 
 /**

@@ -29,7 +29,8 @@ export interface Validated {
   history?: ReturnType<typeof parseHistoryFile>;
   backup?: ReturnType<typeof parseBackupHistoryFile>;
   /** The records of a segment or .partial (src/catalog/scan-store.ts). */
-  scan?: { result: ScanResult; raw: Buffer };
+  /** `raw`: the file, when it was read whole (a record spanning into it may need it read again). */
+  scan?: { result: ScanResult; raw?: Buffer };
 }
 
 export function validateFile(file: WalFileName, raw: Buffer): Validated {

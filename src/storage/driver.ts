@@ -36,6 +36,37 @@ export interface PutOptions {
   contentType?: string;
 }
 
+/**
+ * An object's bytes too many to hold in memory (a large WAL file's, compressed into a local
+ * file as it was read): its size, and any range of it read afresh (a retried upload reads again).
+ */
+export interface BodySource {
+  readonly size: number;
+  /** Bytes [offset, offset+length) of the body (fewer only past its end). */
+  read(offset: number, length: number): Promise<Buffer>;
+}
+
+/** What a driver stores: the bytes, or a source of them. */
+export type Body = Buffer | BodySource;
+
+export function bodySize(body: Body): number {
+  return Buffer.isBuffer(body) ? body.length : body.size;
+}
+
+/** Bytes [offset, offset+length) of a body. */
+export async function bodyRange(body: Body, offset: number, length: number): Promise<Buffer> {
+  return Buffer.isBuffer(body) ? body.subarray(offset, offset + length) : body.read(offset, length);
+}
+
+/** A body in pieces of at most `chunk` bytes, in order. */
+export async function* bodyChunks(body: Body, chunk = STREAM_CHUNK): AsyncGenerator<Buffer, void> {
+  if (Buffer.isBuffer(body)) {
+    yield body;
+    return;
+  }
+  for (let off = 0; off < body.size; off += chunk) yield await body.read(off, Math.min(chunk, body.size - off));
+}
+
 /** Bytes a driver's stream reads at a time (filesystem reads; S3 hands on what the socket gives). */
 export const STREAM_CHUNK = 1024 * 1024;
 
@@ -71,14 +102,14 @@ export interface StorageDriver {
    * once the data is durable (fsync + rename on a filesystem, a completed PUT on S3). Nothing
    * is ever visible under `key` half-written.
    */
-  putIfAbsent(key: string, body: Buffer, opts?: PutOptions): Promise<'created' | 'exists'>;
+  putIfAbsent(key: string, body: Body, opts?: PutOptions): Promise<'created' | 'exists'>;
   /**
    * Stores the object durably, replacing any object under `key` (atomically: readers see the old
    * or the new object, never a mix). Only for repairing an archived copy that is provably
    * damaged and whose recorded checksum equals the new content's, and for walship's own small
    * documents that are superseded whole (a lock's refresh, verify's state); never for WAL.
    */
-  replace(key: string, body: Buffer, opts?: PutOptions): Promise<void>;
+  replace(key: string, body: Body, opts?: PutOptions): Promise<void>;
   /**
    * Every object whose key starts with `prefix` (and sorts after `startAfter`), in ascending
    * order of the keys' bytes, as S3 lists them. A consumer that stops early stops the listing:

@@ -9,7 +9,10 @@ import { dirname, join } from 'node:path';
 import { isAbandonedTemp, isTempName, syncDir, writeFileAtomic } from '../local/atomic-write.js';
 import { WalshipError, describeSystemError } from '../errors.js';
 import { runPool } from '../pool.js';
-import { STREAM_CHUNK, startedStream, type Leftover, type ListOptions, type ObjectInfo, type PutOptions, type StorageDriver } from './driver.js';
+import { STREAM_CHUNK, bodyChunks, startedStream, type Body, type Leftover, type ListOptions, type ObjectInfo, type PutOptions, type StorageDriver } from './driver.js';
+
+/** What the atomic-write helper writes for a body: the buffer, or the source's bytes in pieces. */
+const dataOf = (body: Body): Buffer | AsyncIterable<Buffer> => (Buffer.isBuffer(body) ? body : bodyChunks(body));
 
 export class FsDriver implements StorageDriver {
   readonly location: string;
@@ -153,15 +156,15 @@ export class FsDriver implements StorageDriver {
     return final;
   }
 
-  async putIfAbsent(key: string, body: Buffer, _opts?: PutOptions): Promise<'created' | 'exists'> {
+  async putIfAbsent(key: string, body: Body, _opts?: PutOptions): Promise<'created' | 'exists'> {
     this.ops++;
-    const written = await this.write(key, `store ${key}`, (final) => writeFileAtomic(final, body, { mode: OBJECT_MODE, durable: true, createOnly: true }));
+    const written = await this.write(key, `store ${key}`, (final) => writeFileAtomic(final, dataOf(body), { mode: OBJECT_MODE, durable: true, createOnly: true }));
     return written === 'written' ? 'created' : 'exists';
   }
 
-  async replace(key: string, body: Buffer, _opts?: PutOptions): Promise<void> {
+  async replace(key: string, body: Body, _opts?: PutOptions): Promise<void> {
     this.ops++;
-    await this.write(key, `replace ${key}`, (final) => writeFileAtomic(final, body, { mode: OBJECT_MODE, durable: true }));
+    await this.write(key, `replace ${key}`, (final) => writeFileAtomic(final, dataOf(body), { mode: OBJECT_MODE, durable: true }));
   }
 
   /**

@@ -35,7 +35,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { WalshipError } from '../errors.js';
 import type { Config } from '../config.js';
-import { startedStream, type Leftover, type ListOptions, type ObjectInfo, type PutOptions, type StorageDriver } from './driver.js';
+import { bodyRange, bodySize, startedStream, type Body, type Leftover, type ListOptions, type ObjectInfo, type PutOptions, type StorageDriver } from './driver.js';
 
 /** Bodies larger than this are uploaded in parts (a single PUT is limited to 5 GiB). */
 export const MULTIPART_THRESHOLD = 64 * 1024 * 1024;
@@ -284,7 +284,7 @@ export class S3Driver implements StorageDriver {
     return null;
   }
 
-  async putIfAbsent(key: string, body: Buffer, opts: PutOptions = {}): Promise<'created' | 'exists'> {
+  async putIfAbsent(key: string, body: Body, opts: PutOptions = {}): Promise<'created' | 'exists'> {
     this.fullKey(key); // validates the key
     checkMeta(key, opts.meta);
     // Calls for one key in this process run one after the other, so the HEAD below sees the
@@ -299,15 +299,16 @@ export class S3Driver implements StorageDriver {
     }
   }
 
-  async replace(key: string, body: Buffer, opts: PutOptions = {}): Promise<void> {
+  async replace(key: string, body: Body, opts: PutOptions = {}): Promise<void> {
     checkMeta(key, opts.meta);
     const common = this.putParams(key, opts);
     try {
-      if (body.length > this.multipartThreshold) {
+      if (this.multipart(body)) {
         await this.putMultipart(common, body, false);
         return;
       }
-      await this.client.send(new PutObjectCommand({ ...common, Body: body, ContentMD5: md5(body) }));
+      const whole = await bodyRange(body, 0, bodySize(body));
+      await this.client.send(new PutObjectCommand({ ...common, Body: whole, ContentMD5: md5(whole) }));
     } catch (err) {
       throw this.fail('write', key, err);
     }
@@ -324,12 +325,21 @@ export class S3Driver implements StorageDriver {
     };
   }
 
-  private async putOnce(key: string, body: Buffer, opts: PutOptions): Promise<'created' | 'exists'> {
+  /**
+   * Whether a body goes up in parts: a buffer larger than the threshold; a source (a large
+   * file's) larger than one part, so that no more than a part of it is ever held at once.
+   */
+  private multipart(body: Body): boolean {
+    return Buffer.isBuffer(body) ? body.length > this.multipartThreshold : body.size > this.partSize;
+  }
+
+  private async putOnce(key: string, body: Body, opts: PutOptions): Promise<'created' | 'exists'> {
     if (await this.head(key)) return 'exists';
     const common = this.putParams(key, opts);
     try {
-      if (body.length > this.multipartThreshold) return await this.putMultipart(common, body);
-      await this.client.send(new PutObjectCommand({ ...common, Body: body, ContentMD5: md5(body), IfNoneMatch: '*' }));
+      if (this.multipart(body)) return await this.putMultipart(common, body);
+      const whole = await bodyRange(body, 0, bodySize(body));
+      await this.client.send(new PutObjectCommand({ ...common, Body: whole, ContentMD5: md5(whole), IfNoneMatch: '*' }));
       return 'created';
     } catch (err) {
       if (isPreconditionFailed(err)) return 'exists';
@@ -353,20 +363,20 @@ export class S3Driver implements StorageDriver {
    */
   private async putMultipart(
     common: { Bucket: string; Key: string; ContentType: string; Metadata?: Record<string, string>; StorageClass?: StorageClass },
-    body: Buffer,
+    body: Body,
     createOnly = true,
   ): Promise<'created'> {
     const { Bucket, Key } = common;
     const { UploadId } = await this.client.send(new CreateMultipartUploadCommand(common));
     if (!UploadId) throw new Error('CreateMultipartUpload returned no UploadId');
     try {
-      const count = Math.ceil(body.length / this.partSize);
+      const count = Math.ceil(bodySize(body) / this.partSize);
       const parts: CompletedPart[] = new Array(count);
       let next = 0;
       const worker = async (): Promise<void> => {
         while (next < count) {
           const i = next++;
-          const chunk = body.subarray(i * this.partSize, (i + 1) * this.partSize);
+          const chunk = await bodyRange(body, i * this.partSize, this.partSize);
           const res = await this.client.send(
             new UploadPartCommand({ Bucket, Key, UploadId, PartNumber: i + 1, Body: chunk, ContentMD5: md5(chunk) }),
           );

@@ -117,68 +117,107 @@ export function inspectFirstPage(buf: Buffer, file: WalFileName): LongPageHeader
  * Throws INVALID_WAL with the reason; returns what it learned.
  */
 export function validateSegment(buf: Buffer, file: WalFileName): SegmentInfo {
-  if (file.kind !== 'segment' && file.kind !== 'partial') throw new Error('validateSegment: not a segment');
-  const h = inspectFirstPage(buf, file);
-  const name = file.name;
-  if (buf.length !== h.segSize) {
-    throw invalid(name, `file is ${buf.length} bytes but its header says segments are ${h.segSize} bytes (truncated or padded?)`);
-  }
-  if (!logSegValidFor(file.logSeg!, h.segSize)) {
-    throw invalid(name, `the name is not a possible segment for ${h.segSize}-byte segments`);
-  }
-  const segNo = segNoFromLogSeg(file.logSeg!, h.segSize);
-  const startLsn = segNo * h.segSize;
-  if (h.pageAddr !== startLsn) {
-    throw invalid(name, `its first page is for ${formatLsn(h.pageAddr)}, but the name says ${formatLsn(startLsn)}`);
-  }
-  if (h.tli > file.timeline) {
-    throw invalid(name, `its first page is on timeline ${h.tli}, later than the name's timeline ${file.timeline}`);
-  }
-  const partial = file.kind === 'partial';
-  let lastTli = h.tli;
-  let validBytes = XLOG_BLCKSZ;
-  let zeroPages = 0;
-  let sawZero = false;
-  const pages = h.segSize / XLOG_BLCKSZ;
-  for (let i = 1; i < pages; i++) {
-    const off = i * XLOG_BLCKSZ;
-    const page = buf.subarray(off, off + XLOG_BLCKSZ);
-    if (page.readUInt32LE(0) === 0 && page.equals(ZERO_PAGE)) {
-      zeroPages++;
-      sawZero = true;
-      continue;
+  const v = new SegmentValidator(buf, file, buf.length);
+  v.pages(buf, 0);
+  return v.info();
+}
+
+/**
+ * validateSegment over a file given in pieces: the first page and the file's size first (the
+ * header, the size and the name are checked then), then the pieces in order (whole pages at
+ * `offset`, which may repeat the first page), then `info`. Throws what validateSegment throws,
+ * in the same order.
+ */
+export class SegmentValidator {
+  private readonly h: LongPageHeader & { pgMajor: number };
+  private readonly segNo: number;
+  private readonly startLsn: number;
+  private lastTli: number;
+  private validBytes = XLOG_BLCKSZ;
+  private zeroPages = 0;
+  private sawZero = false;
+  /** A .partial's valid data ended: the pages after it are not looked at. */
+  private ended = false;
+
+  constructor(
+    first: Buffer,
+    private readonly file: WalFileName,
+    size: number,
+  ) {
+    if (file.kind !== 'segment' && file.kind !== 'partial') throw new Error('validateSegment: not a segment');
+    const h = inspectFirstPage(first.length < size ? first : first.subarray(0, size), file);
+    this.h = h;
+    const name = file.name;
+    if (size !== h.segSize) {
+      throw invalid(name, `file is ${size} bytes but its header says segments are ${h.segSize} bytes (truncated or padded?)`);
     }
-    const ph = readPageHeader(buf, off);
-    const expected = startLsn + off;
-    const problem =
-      ph.magic !== h.magic
-        ? `page ${i} (${formatLsn(expected)}) has magic 0x${ph.magic.toString(16)}, the first page 0x${h.magic.toString(16)}`
-        : (ph.info & ~XLP_ALL_FLAGS) !== 0
-          ? `page ${i} (${formatLsn(expected)}) has unknown flag bits 0x${ph.info.toString(16)}`
-          : ph.pageAddr !== expected
-            ? `page ${i} claims address ${formatLsn(ph.pageAddr)}, expected ${formatLsn(expected)}`
-            : ph.tli < lastTli || ph.tli > file.timeline
-              ? `page ${i} (${formatLsn(expected)}) is on timeline ${ph.tli} after timeline ${lastTli}`
-              : sawZero
-                ? `page ${i} (${formatLsn(expected)}) follows an all-zero page`
-                : null;
-    if (problem !== null) {
-      // A .partial (or a segment still being written) may hold stale pages past the end of
-      // valid WAL: for those, the first bad page is the end of valid data, not corruption.
-      if (partial) break;
-      throw invalid(name, problem);
+    if (!logSegValidFor(file.logSeg!, h.segSize)) {
+      throw invalid(name, `the name is not a possible segment for ${h.segSize}-byte segments`);
     }
-    lastTli = ph.tli;
-    validBytes = off + XLOG_BLCKSZ;
+    this.segNo = segNoFromLogSeg(file.logSeg!, h.segSize);
+    this.startLsn = this.segNo * h.segSize;
+    if (h.pageAddr !== this.startLsn) {
+      throw invalid(name, `its first page is for ${formatLsn(h.pageAddr)}, but the name says ${formatLsn(this.startLsn)}`);
+    }
+    if (h.tli > file.timeline) {
+      throw invalid(name, `its first page is on timeline ${h.tli}, later than the name's timeline ${file.timeline}`);
+    }
+    this.lastTli = h.tli;
   }
-  return {
-    systemIdentifier: h.systemIdentifier,
-    pgMajor: h.pgMajor,
-    pageMagic: h.magic,
-    segSize: h.segSize,
-    segNo,
-    startLsn,
-    validBytes,
-    zeroPages,
-  };
+
+  /** Checks the pages of `piece`, which holds the file's bytes from `offset` (a page boundary). */
+  pages(piece: Buffer, offset: number): void {
+    const { h, file, startLsn } = this;
+    const end = Math.min(offset + piece.length, h.segSize);
+    for (let off = Math.max(offset, XLOG_BLCKSZ); off + XLOG_BLCKSZ <= end && !this.ended; off += XLOG_BLCKSZ) {
+      const at = off - offset;
+      const page = piece.subarray(at, at + XLOG_BLCKSZ);
+      const i = off / XLOG_BLCKSZ;
+      if (page.readUInt32LE(0) === 0 && page.equals(ZERO_PAGE)) {
+        this.zeroPages++;
+        this.sawZero = true;
+        continue;
+      }
+      const ph = readPageHeader(piece, at);
+      const expected = startLsn + off;
+      const problem =
+        ph.magic !== h.magic
+          ? `page ${i} (${formatLsn(expected)}) has magic 0x${ph.magic.toString(16)}, the first page 0x${h.magic.toString(16)}`
+          : (ph.info & ~XLP_ALL_FLAGS) !== 0
+            ? `page ${i} (${formatLsn(expected)}) has unknown flag bits 0x${ph.info.toString(16)}`
+            : ph.pageAddr !== expected
+              ? `page ${i} claims address ${formatLsn(ph.pageAddr)}, expected ${formatLsn(expected)}`
+              : ph.tli < this.lastTli || ph.tli > file.timeline
+                ? `page ${i} (${formatLsn(expected)}) is on timeline ${ph.tli} after timeline ${this.lastTli}`
+                : this.sawZero
+                  ? `page ${i} (${formatLsn(expected)}) follows an all-zero page`
+                  : null;
+      if (problem !== null) {
+        // A .partial (or a segment still being written) may hold stale pages past the end of
+        // valid WAL: for those, the first bad page is the end of valid data, not corruption.
+        if (file.kind === 'partial') {
+          this.ended = true;
+          break;
+        }
+        throw invalid(file.name, problem);
+      }
+      this.lastTli = ph.tli;
+      this.validBytes = off + XLOG_BLCKSZ;
+    }
+  }
+
+  /** What the pages said, once every piece was checked. */
+  info(): SegmentInfo {
+    const h = this.h;
+    return {
+      systemIdentifier: h.systemIdentifier,
+      pgMajor: h.pgMajor,
+      pageMagic: h.magic,
+      segSize: h.segSize,
+      segNo: this.segNo,
+      startLsn: this.startLsn,
+      validBytes: this.validBytes,
+      zeroPages: this.zeroPages,
+    };
+  }
 }

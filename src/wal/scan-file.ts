@@ -2,7 +2,7 @@
 import { WalshipError } from '../errors.js';
 import { formatLsn, type WalFileName } from './names.js';
 import type { SegmentInfo } from './page.js';
-import { scanSegment, type ScanResult } from './scanner.js';
+import { scanSegment, type ScanOptions, type ScanResult } from './scanner.js';
 import { unfinishedSegment } from './complete.js';
 
 /**
@@ -13,15 +13,26 @@ import { unfinishedSegment } from './complete.js';
  * unfinished), a damaged record is OBJECT_CORRUPT and an unfinished segment is read as it is.
  */
 export function scanArchivedFile(raw: Buffer, file: WalFileName, seg: SegmentInfo, opts: { archived?: boolean } = {}): ScanResult {
-  const bad = (what: string, advice: string) =>
-    opts.archived ? new WalshipError('OBJECT_CORRUPT', `the archived ${file.name} ${what}`) : new WalshipError('INVALID_WAL', `${file.name} ${what}; refusing to archive it${advice}`);
   let scan: ScanResult;
   try {
-    scan = scanSegment(raw, { segSize: seg.segSize, startLsn: seg.startLsn, pgMajor: seg.pgMajor, partial: file.kind === 'partial' });
+    scan = scanSegment(raw, scanOptionsFor(file, seg));
   } catch (err) {
-    throw bad(`cannot be read as WAL (${(err as Error).message})`, '');
+    throw refusal(file, opts)(`cannot be read as WAL (${(err as Error).message})`, '');
   }
-  if (scan.corruption) throw bad(`is damaged: ${scan.corruption.reason} at ${formatLsn(scan.corruption.lsn)}`, ' (check the disk and the server log)');
+  return judgeScan(scan, file, opts);
+}
+
+/** What scanning `file` takes (a .partial's invalid tail is its end, not damage). */
+export function scanOptionsFor(file: WalFileName, seg: Pick<SegmentInfo, 'segSize' | 'startLsn' | 'pgMajor'>): ScanOptions {
+  return { segSize: seg.segSize, startLsn: seg.startLsn, pgMajor: seg.pgMajor, partial: file.kind === 'partial' };
+}
+
+const refusal = (file: WalFileName, opts: { archived?: boolean }) => (what: string, advice: string) =>
+  opts.archived ? new WalshipError('OBJECT_CORRUPT', `the archived ${file.name} ${what}`) : new WalshipError('INVALID_WAL', `${file.name} ${what}; refusing to archive it${advice}`);
+
+/** The verdict of scanArchivedFile on a scan of the whole file (whole or in pieces): the scan, or what refuses the file. */
+export function judgeScan(scan: ScanResult, file: WalFileName, opts: { archived?: boolean } = {}): ScanResult {
+  if (scan.corruption) throw refusal(file, opts)(`is damaged: ${scan.corruption.reason} at ${formatLsn(scan.corruption.lsn)}`, ' (check the disk and the server log)');
   if (opts.archived) return scan;
   const unfinished = unfinishedSegment(file, scan);
   if (unfinished !== null) {
