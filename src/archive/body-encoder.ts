@@ -6,7 +6,7 @@
  * the work to the calling thread.
  */
 import { availableParallelism } from 'node:os';
-import { compressBody, type EncodedBody } from './envelope.js';
+import { compressBody, type CompressedBody } from './envelope.js';
 import { workerClient } from '../worker-rpc.js';
 import { logger } from '../log.js';
 
@@ -17,7 +17,7 @@ export interface BodyEncoder {
   alloc(size: number): Buffer;
   /** Gives back a buffer of `alloc`'s that nothing uses any more (its encoding settled). */
   release(buf: Buffer): void;
-  encode(raw: Buffer, level: number): Promise<EncodedBody>;
+  encode(raw: Buffer, level: number): Promise<CompressedBody>;
   close(): Promise<void>;
 }
 

@@ -64,6 +64,9 @@ export interface EncodedBody {
   bodySha256: string;
 }
 
+/** A body in memory (what compressBody makes of a file read whole). */
+export type CompressedBody = EncodedBody & { body: Buffer };
+
 /** zstd's native binding (its streaming contexts). A CommonJS native module: imported from an ES module, its exports are its default. */
 async function loadBinding(): Promise<typeof import('zstd-napi/binding.js')> {
   const binding = await import('zstd-napi/binding.js');
@@ -123,7 +126,7 @@ export class StreamCompressor {
 }
 
 /** Compresses `raw` (zstd, with zstd's checksum of the content) into an object's body. */
-export async function compressBody(raw: Buffer, level: number): Promise<EncodedBody & { body: Buffer }> {
+export async function compressBody(raw: Buffer, level: number): Promise<CompressedBody> {
   const z = await loadZstd();
   const body = z.compress(raw, { compressionLevel: level, checksumFlag: true });
   return { body, bodySha256: sha256(body) };
