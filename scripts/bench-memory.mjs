@@ -2,7 +2,8 @@
 // Memory of walship's processes with large WAL segments (a benchmark, not a test). Writes its
 // section of docs/benchmarks.md (between the bench-memory markers; scripts/bench.mjs keeps it).
 //
-//   node scripts/bench-memory.mjs [--sizes 16,64,1024] [--segments 8] [--out FILE] [--keep]
+//   node scripts/bench-memory.mjs [--sizes 16,64,1024,1024@192MB] [--segments 8] [--out FILE] [--keep]
+//   (SIZE@MEMORY: that segment size with memory_max = MEMORY; else its default)
 //
 // Per segment size (initdb --wal-segsize): a base backup (pg_basebackup -X stream), then a backlog
 // of N full segments while archive_command is empty (1 MiB messages of hex text: about half of
@@ -21,7 +22,7 @@ import { join } from 'node:path';
 import { ROOT, args, builtWalship, fmt, logger, opt, writeSection } from './lib-bench.mjs';
 import { Cluster, asUser, confString, osUser, userDir } from './lib-pg.mjs';
 
-const SIZES = opt('--sizes', '16,64,1024').split(',').map(Number);
+const SIZES = opt('--sizes', '16,64,1024,1024@192MB').split(',').map((s) => ({ mb: Number(s.split('@')[0]), memoryMax: s.split('@')[1] }));
 const SEGMENTS = Number(opt('--segments', 8));
 const OUT = opt('--out', join(ROOT, 'docs', 'benchmarks.md'));
 const KEEP = args.includes('--keep');
@@ -86,11 +87,11 @@ async function until(what, fn, timeoutMs = 1_800_000) {
   }
 }
 
-async function one(mb) {
+async function one({ mb, memoryMax }) {
   const base = userDir(`bench-memory-${mb}`);
   const repo = join(base, 'repo');
   const catalog = join(base, 'catalog', 'walship.db');
-  const settings = `--repo ${repo} --catalog ${catalog} --config /dev/null`;
+  const settings = `--repo ${repo} --catalog ${catalog} --config /dev/null${memoryMax ? ` --memory-max ${memoryMax}` : ''}`;
   const segSize = mb * MiB;
   asUser(process.execPath, [join(ROOT, 'bin', 'walship.js'), 'init', ...settings.split(' ')]);
   const pg = Cluster.init(join(base, 'pg'), {
@@ -162,7 +163,7 @@ async function one(mb) {
   const recMem = await stopRec();
   rec.stop();
   if (!KEEP) rmSync(base, { recursive: true, force: true });
-  const row = { mb, backlog, bytes, catchMs, catchMem, failed, recMs, recMem };
+  const row = { mb, memoryMax, backlog, bytes, catchMs, catchMem, failed, recMs, recMem };
   log(`${mb} MiB:`, JSON.stringify(row));
   return row;
 }
@@ -171,24 +172,24 @@ const rows = [];
 for (const mb of SIZES) rows.push(await one(mb));
 
 const rate = (bytes, ms) => fmt(bytes / MiB / (ms / 1000), 0);
-const ref = rows.find((r) => r.mb === 16) ?? rows[0];
+const ref = rows.find((r) => r.mb === 16 && !r.memoryMax) ?? rows[0];
 const section = `<!-- bench-memory -->
 ## Memory with large segments (\`npm run bench:memory\`)
 
-A backlog of ${SEGMENTS} full segments (1 MiB messages of hex text) archived through PostgreSQL's archiver, then a base backup recovered through restore_command to the end of the archive, per segment size (\`initdb --wal-segsize\`). Memory is the peak of the summed resident memory of every walship process at once (clients, calls in node, the agent and its helpers), read every 50 ms; the rate is segment bytes per second.
+A backlog of ${SEGMENTS} full segments (1 MiB messages of hex text, about half of it compressible; the backlog also holds the few segments that initdb and the base backup ended early with a switch) archived through PostgreSQL's archiver, then a base backup recovered through restore_command to the end of the archive, per segment size (\`initdb --wal-segsize\`). Memory is the peak of the summed resident memory of every walship process at once (clients, calls in node, the agent and its helpers), read every 50 ms; the rate is segment bytes per second. memory_max's default is 512 MiB.
 
-| segment size | backlog | catch-up | rate | peak memory | recovery | rate | peak memory |
+| segment size (memory_max) | backlog | catch-up | rate | peak memory | recovery | rate | peak memory |
 |---|---|---|---|---|---|---|---|
 ${rows
   .map(
     (r) =>
-      `| ${r.mb} MiB | ${r.backlog} segments | ${fmt(r.catchMs / 1000)} s${r.failed ? ` (${r.failed} failed calls)` : ''} | ${rate(r.bytes, r.catchMs)} MiB/s | ${fmt(r.catchMem.peakMiB, 0)} MiB (${r.catchMem.most} processes) | ${fmt(r.recMs / 1000)} s | ${rate(r.bytes, r.recMs)} MiB/s | ${fmt(r.recMem.peakMiB, 0)} MiB (${r.recMem.most} processes) |`,
+      `| ${r.mb} MiB (${r.memoryMax ?? 'default'}) | ${r.backlog} segments | ${fmt(r.catchMs / 1000)} s${r.failed ? ` (${r.failed} failed calls)` : ''} | ${rate(r.bytes, r.catchMs)} MiB/s | ${fmt(r.catchMem.peakMiB, 0)} MiB (${r.catchMem.most} processes) | ${fmt(r.recMs / 1000)} s | ${rate(r.bytes, r.recMs)} MiB/s | ${fmt(r.recMem.peakMiB, 0)} MiB (${r.recMem.most} processes) |`,
   )
   .join('\n')}
 
 Against ${ref.mb} MiB segments: ${rows
   .filter((r) => r !== ref)
-  .map((r) => `${r.mb} MiB peaks at ${fmt(r.catchMem.peakMiB / ref.catchMem.peakMiB, 2)}× in catch-up and ${fmt(r.recMem.peakMiB / ref.recMem.peakMiB, 2)}× in recovery`)
+    .map((r) => `${r.mb} MiB${r.memoryMax ? ` with memory_max ${r.memoryMax}` : ''} peaks at ${fmt(r.catchMem.peakMiB / ref.catchMem.peakMiB, 2)}× in catch-up and ${fmt(r.recMem.peakMiB / ref.recMem.peakMiB, 2)}× in recovery`)
   .join('; ')}.
 <!-- /bench-memory -->
 `;

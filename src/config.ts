@@ -204,6 +204,13 @@ export const SETTINGS = [
     default: () => '7d',
   },
   {
+    key: 'memory_max',
+    kind: 'size',
+    description:
+      'Most memory the background pusher or prefetcher (or the agent running it) holds: 160 MiB for the process itself, the rest for its files in flight (twice its size for a file read whole, about 14 MiB for one read in pieces, 46 MiB to S3; about 26 MiB for a fetch); fewer files go at once when they would not fit, never none. Off: only push_readahead and the fixed counts bound them.',
+    default: () => '512MB',
+  },
+  {
     key: 'push_queue_max',
     kind: 'size',
     description:
@@ -279,6 +286,8 @@ export interface Config {
   retain_wal_before_oldest: boolean;
   /** Seconds. */
   retain_incomplete: number;
+  /** Bytes; unset: off. */
+  memory_max?: number;
   /** Bytes; unset: off. */
   push_queue_max?: number;
   /** Seconds, all six. */

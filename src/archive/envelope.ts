@@ -258,7 +258,7 @@ const MAX_META_BYTES = 16 * 1024 * 1024;
  * The most bytes of content decodeObjectStream hands on at a time: a 16 MiB segment in one piece
  * (one write, as fast as decoding it whole), a larger file in pieces of this size.
  */
-const RAW_CHUNK = 16 * 1024 * 1024;
+export const RAW_CHUNK = 16 * 1024 * 1024;
 
 /**
  * decodeObject for an object read as a stream (StorageDriver.getStream), in bounded memory: its

@@ -18,6 +18,7 @@ import { parseWalFileName, segNoFromLogSeg, segmentName } from '../wal/names.js'
 import { HEARTBEAT_MS, acquireLock, heartbeat, lowerPriority, releaseLock } from './background.js';
 import { fileState } from './file-state.js';
 import { openLanes, type Lane } from './lanes.js';
+import { fetchCost, filesInFlight } from './memory.js';
 import { SPOOL_LOCK, SPOOL_LOG, SPOOL_POSITION, bootId, metaText, objectPathFor, objectStat, sameObject, spoolUsable, type SpoolMeta } from './spool.js';
 
 /** The prefetcher exits (emptying the spool) when recovery has asked for nothing this long. */
@@ -80,7 +81,8 @@ export async function runPrefetcher(cfg: Config, startName: string, makeCtx: () 
       logger.warn('spool_max_bytes is smaller than one segment: nothing to prefetch', { spool_max_bytes: cfg.spool_max_bytes });
       return;
     }
-    const concurrency = ctx.repoUrl.startsWith('s3://') ? 4 : 2;
+    // A few fetches at once (more against S3's latency), as many as memory_max holds (memory.ts).
+    const concurrency = filesInFlight(cfg.memory_max, fetchCost(segSize), ctx.repoUrl.startsWith('s3://') ? 4 : 2);
     let pos = positionOf(startName, segSize);
     if (!pos) return;
     // Decompressing and checksumming are CPU work: the files in flight are spread over a lane per core.

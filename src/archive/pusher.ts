@@ -35,10 +35,11 @@ import { fileState, sameFileState, statOrNull } from './file-state.js';
 import type { ArchiveContext } from './context.js';
 import { openLanes, type Lane } from './lanes.js';
 import { PUSHING, STORED } from './push-order.js';
+import { filesInFlight, pushCost } from './memory.js';
 
 /** The pusher exits when it has had nothing to do this long. */
 export const PUSHER_IDLE_MS = 10_000;
-/** Most files in flight at once (each holds ~2x its size in memory); one lane per core among them. */
+/** Most files in flight at once (fewer when memory_max holds fewer: memory.ts); one lane per core among them. */
 const MAX_IN_FLIGHT = 4;
 const POLL_MS = 20;
 /** After a failure, the pusher leaves the file to PostgreSQL's own call for this long. */
@@ -67,6 +68,7 @@ export async function runPusher(
   let ctxPromise: Promise<ArchiveContext> | undefined;
   const getCtx = () => (ctxPromise ??= withCatalog(makeCtx()));
   let lanes: { lanes: Lane[]; perLane: number } | undefined;
+  let maxInFlight: number | undefined;
   const load = new Map<Lane, number>();
   const inflight = new Set<string>();
   const retryAt = new Map<string, number>();
@@ -193,7 +195,10 @@ export async function runPusher(
       for (const n of asked ? todo : []) {
         // Older than everything recorded: PostgreSQL asks for it next (or now), whatever the cap.
         if (ahead >= cfg.push_readahead && !(n === todo[0] && [...recorded].every((r) => n < r))) break;
-        lanes ??= await openLanes(cfg, 'archive-push-ahead', Math.max(1, Math.min(cfg.push_readahead, MAX_IN_FLIGHT)), getCtx, makeCtx, !inAgent, inAgent?.logFd);
+        // As many files at once as memory_max holds (memory.ts), sized by the first one's size.
+        maxInFlight ??= filesInFlight(cfg.memory_max, pushCost(Number((await statOrNull(join(walDir, n)))?.size ?? 0n), repo.startsWith('s3://')), Math.max(1, Math.min(cfg.push_readahead, MAX_IN_FLIGHT)));
+        if (inflight.size >= maxInFlight) break;
+        lanes ??= await openLanes(cfg, 'archive-push-ahead', maxInFlight, getCtx, makeCtx, !inAgent, inAgent?.logFd);
         const lane = lanes.lanes.find((l) => (load.get(l) ?? 0) < lanes!.perLane);
         if (!lane) break;
         if (failed.has(n)) await rm(join(stateDir, n + FAILED), { force: true }).catch(() => undefined);

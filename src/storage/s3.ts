@@ -45,6 +45,8 @@ export const MULTIPART_PART_SIZE = 16 * 1024 * 1024;
 const DELETE_BATCH = 1000;
 /** Parts uploaded at the same time. */
 const PART_CONCURRENCY = 4;
+/** Parts of a body source (a large file's) uploaded at once: each is read into memory while it goes. */
+const SOURCE_PART_CONCURRENCY = 2;
 
 /** Test and tuning knobs; production code uses the defaults. */
 export interface S3DriverOptions {
@@ -383,7 +385,7 @@ export class S3Driver implements StorageDriver {
           parts[i] = { PartNumber: i + 1, ETag: res.ETag };
         }
       };
-      await Promise.all(Array.from({ length: Math.min(PART_CONCURRENCY, count) }, worker));
+      await Promise.all(Array.from({ length: Math.min(Buffer.isBuffer(body) ? PART_CONCURRENCY : SOURCE_PART_CONCURRENCY, count) }, worker));
       await this.client.send(
         new CompleteMultipartUploadCommand({ Bucket, Key, UploadId, MultipartUpload: { Parts: parts }, ...(createOnly && { IfNoneMatch: '*' }) }),
       );
