@@ -207,7 +207,7 @@ export const SETTINGS = [
     key: 'memory_max',
     kind: 'size',
     description:
-      'Most memory the background pusher or prefetcher (or the agent running it) holds: 160 MiB for the process itself, the rest for its files in flight (twice its size for a file read whole, about 14 MiB for one read in pieces, 46 MiB to S3; about 26 MiB for a fetch); fewer files go at once when they would not fit, never none. Off: only push_readahead and the fixed counts bound them.',
+      "Most memory walship's processes for one cluster hold while they push ahead or prefetch: 256 MiB for the processes themselves, the rest for the files in flight (twice its size for a file read whole, about 14 MiB for one read in pieces, 46 MiB to S3; about 26 MiB for a fetch); fewer files go at once when they would not fit, never none. Off: only push_readahead and the fixed counts bound them.",
     default: () => '512MB',
   },
   {

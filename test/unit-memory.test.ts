@@ -20,7 +20,7 @@ describe('memory_max', () => {
     expect(filesInFlight(parseSize('512MB')!, cost, 4)).toBe(4);
     expect(filesInFlight(RUNTIME + 2 * cost, cost, 4)).toBe(2);
     expect(filesInFlight(RUNTIME + cost - 1, cost, 4)).toBe(1);
-    expect(filesInFlight(parseSize('64MB')!, cost, 4)).toBe(1);
+    expect(filesInFlight(parseSize('192MB')!, cost, 4)).toBe(1);
     expect(filesInFlight(undefined, cost, 4)).toBe(4);
     expect(filesInFlight(undefined, cost, 0)).toBe(1);
   });

@@ -25,8 +25,12 @@ export function fetchCost(size: number): number {
   return Math.min(size, RAW_CHUNK) + 2 * MiB + ZSTD_CONTEXT;
 }
 
-/** What a pusher's or prefetcher's process holds whatever its files: node, its threads' heaps, the catalog. */
-export const RUNTIME = 160 * MiB;
+/**
+ * What walship's processes hold whatever their files: node, the agent's threads and their heaps,
+ * the catalog, the client and calls in node beside it (scripts/bench-memory.mjs measures about
+ * 250 MiB on Linux x64 for the agent, its pusher's threads and PostgreSQL's calls together).
+ */
+export const RUNTIME = 256 * MiB;
 
 /** How many files of `cost` bytes each go at once within `memoryMax` (undefined: no bound): at least 1, at most `wanted`. */
 export function filesInFlight(memoryMax: number | undefined, cost: number, wanted: number): number {
