@@ -114,6 +114,28 @@ describe.each(cases)('$mb MiB segments ($backend.name repository)', ({ mb, backe
     expect(await end.value('SELECT count(*) FROM filler')).toBe('60000');
     await end.destroy();
   }, 480_000);
+
+  it('verify reads every segment in depth, in pieces, and names one damaged in its middle', async () => {
+    const sound = await a.run(['verify', '--deep', '--json']);
+    expect(sound.code, sound.stderr).toBe(0);
+    const doc = JSON.parse(sound.stdout) as { failures: number; checked: { walFiles: number; rawBytes: number } };
+    expect(doc.failures).toBe(0);
+    expect(doc.checked.rawBytes).toBeGreaterThanOrEqual(2 * mb * 1024 * 1024);
+    // The largest object: a byte flipped halfway through its compressed data.
+    const db = new Database(a.catalog, { readonly: true });
+    const big = db.prepare("SELECT name, object_key FROM wal_files WHERE kind = 'segment' ORDER BY stored_size DESC LIMIT 1").get() as { name: string; object_key: string };
+    db.close();
+    const driver = backend.driver();
+    const obj = (await driver.get(big.object_key))!;
+    obj[Math.floor(obj.length / 2)] ^= 0xff;
+    await backend.overwrite(big.object_key, obj);
+    const r = await a.run(['verify', '--deep', '--json']);
+    expect(r.code).not.toBe(0);
+    const problems = (JSON.parse(r.stdout) as { problems: { kind: string; what: string; detail: string }[] }).problems;
+    expect(problems.filter((p) => p.kind === 'damaged').map((p) => p.what)).toEqual([big.object_key]);
+    const fetched = await a.run(['archive-fetch', big.name, join(userTempDir(`large-${mb}-damaged`), big.name)]);
+    expect(fetched.code).toBe(255);
+  }, 300_000);
 });
 
 /** The segments the catalog indexes, in order. */

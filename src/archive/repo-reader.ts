@@ -11,11 +11,13 @@
  */
 import type { StorageDriver } from '../storage/driver.js';
 import type { ArchivedFile } from '../catalog/index-file.js';
-import { WalshipError } from '../errors.js';
+import { WalshipError, asWalshipError } from '../errors.js';
 import { parseWalFileName, segNoFromLogSeg, type WalFileName } from '../wal/names.js';
-import { validateSegment, type SegmentInfo } from '../wal/page.js';
-import { scanArchivedFile } from '../wal/scan-file.js';
-import { decodeMeta, decodeObject, EnvelopeError, unpackScan, type ObjectMeta } from './envelope.js';
+import { SegmentValidator, validateSegment, type SegmentInfo } from '../wal/page.js';
+import { SegmentScanner, type ScanResult } from '../wal/scanner.js';
+import { judgeScan, scanArchivedFile, scanOptionsFor } from '../wal/scan-file.js';
+import { decodeMeta, decodeObject, decodeObjectStream, EnvelopeError, unpackScan, type ObjectMeta, type Recorded } from './envelope.js';
+import { WHOLE_MAX } from './read-pieces.js';
 import { objectKeyFor, fileNameFromKey } from './keys.js';
 import { BLOCK_SIZES, readBlock, type BlockRef, type IndexEntry, entryFromMeta } from './index-blocks.js';
 import { validateFile } from './validate.js';
@@ -105,7 +107,7 @@ export async function readArchivedFile(storage: StorageDriver, l: ListedFile, sh
       throw err;
     }
   } else if (opts.rescan) {
-    Object.assign(out, await rescan(storage, l));
+    Object.assign(out, await rescan(storage, l, shape));
   }
   return out;
 }
@@ -114,8 +116,22 @@ function common(e: IndexEntry, file: WalFileName, key: string): Omit<ArchivedFil
   return { file, rawSize: e.rawSize, storedSize: e.storedSize, sha256: e.sha256, bodySha256: e.bodySha256, objectKey: key, pushedAt: e.pushedAt };
 }
 
-/** Downloads a segment or .partial and reads its records, as push does: its scan, and the file for what spans into it. */
-export async function rescan(storage: StorageDriver, l: ListedFile): Promise<Pick<ArchivedFile, 'scan' | 'raw'>> {
+/**
+ * Downloads a segment or .partial and reads its records, as push does: its scan, and (a file of
+ * up to 16 MiB) the file for what spans into it; a larger one is read in pieces (readSegmentObject).
+ */
+export async function rescan(storage: StorageDriver, l: ListedFile, shape: SegmentShape): Promise<Pick<ArchivedFile, 'scan' | 'raw'>> {
+  if (shape.segSize > WHOLE_MAX) {
+    let read: SegmentObject | null;
+    try {
+      read = await readSegmentObject(storage, l.key, l.file);
+    } catch (err) {
+      if (err instanceof EnvelopeError || asWalshipError(err).code === 'INVALID_WAL') throw damaged(l.key, storage, (err as Error).message);
+      throw err;
+    }
+    if (read === null) throw new WalshipError('OBJECT_LOST', `${storage.location}/${l.key} disappeared while it was being read`);
+    return { scan: read.scan };
+  }
   const obj = await storage.get(l.key);
   if (obj === null) throw new WalshipError('OBJECT_LOST', `${storage.location}/${l.key} disappeared while it was being read`);
   let raw: Buffer;
@@ -132,6 +148,63 @@ export async function rescan(storage: StorageDriver, l: ListedFile): Promise<Pic
     throw damaged(l.key, storage, (err as Error).message);
   }
   return { scan: scanArchivedFile(raw, l.file, seg, { archived: true }), raw };
+}
+
+/** An archived segment or .partial read in pieces: its metadata, its stored and raw sizes, what its pages and records say. */
+export interface SegmentObject {
+  meta: ObjectMeta;
+  storedSize: number;
+  rawSize: number;
+  seg: SegmentInfo;
+  scan: ScanResult;
+}
+
+/**
+ * A segment's or .partial's object read as a stream and checked in memory that does not grow
+ * with its size: decoded and verified (against `recorded`, else its own metadata), its pages
+ * validated and its records scanned piece by piece as push reads a large file (read-pieces.ts).
+ * Null when the object is absent. Throws EnvelopeError when the object is damaged (before any
+ * complaint about its content, as decoding it whole would: the stream is read to its end
+ * first), INVALID_WAL or OBJECT_CORRUPT when its content is not sound WAL.
+ */
+export async function readSegmentObject(storage: StorageDriver, key: string, file: WalFileName, recorded?: Recorded): Promise<SegmentObject | null> {
+  const stream = await storage.getStream(key);
+  if (stream === null) return null;
+  let storedSize = 0;
+  const counted = (async function* () {
+    for await (const chunk of stream) {
+      storedSize += chunk.length;
+      yield chunk;
+    }
+  })();
+  let decoded: Awaited<ReturnType<typeof decodeObjectStream>>;
+  try {
+    decoded = await decodeObjectStream(counted, recorded, { reuse: true });
+  } catch (err) {
+    await counted.return(undefined);
+    throw err;
+  }
+  const { meta } = decoded;
+  let validator: SegmentValidator | undefined;
+  let scanner: SegmentScanner | undefined;
+  let off = 0;
+  let failure: unknown = null;
+  for await (const piece of decoded.raw) {
+    if (failure === null) {
+      try {
+        validator ??= new SegmentValidator(piece, file, meta.rawSize);
+        scanner ??= new SegmentScanner(scanOptionsFor(file, validator.info()));
+        validator.pages(piece, off);
+        scanner.push(piece, off + piece.length >= meta.rawSize);
+      } catch (err) {
+        failure = err; // reported once the object is known sound
+      }
+    }
+    off += piece.length;
+  }
+  if (failure !== null) throw failure;
+  if (!validator || !scanner) throw new EnvelopeError('it decompresses to nothing');
+  return { meta, storedSize, rawSize: off, seg: validator.info(), scan: judgeScan(scanner.result(), file, { archived: true }) };
 }
 
 /**

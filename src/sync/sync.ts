@@ -314,7 +314,7 @@ async function completeSpanning(storage: StorageDriver, cat: Catalog, shape: Seg
   for (const r of todo.values()) {
     const l = listedFile(r.object_key, r.stored_size);
     if (!l) continue;
-    const read = await unlessDamaged(l.key, out, () => rescan(storage, l));
+    const read = await unlessDamaged(l.key, out, () => rescan(storage, l, shape));
     if (!read) continue;
     const { scan, raw } = read;
     const segNo = segNoOf(l.file, shape.segSize);

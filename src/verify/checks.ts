@@ -6,14 +6,18 @@ import { asWalshipError } from '../errors.js';
 import type { StorageDriver } from '../storage/driver.js';
 import type { WalFileRow } from '../catalog/catalog.js';
 import { scanArchivedFile } from '../wal/scan-file.js';
-import { EnvelopeError, decodeMeta, decodeObject, sha256, unpackScan } from '../archive/envelope.js';
+import { EnvelopeError, decodeMeta, decodeObject, sha256, unpackScan, type ObjectMeta } from '../archive/envelope.js';
+import { WHOLE_MAX } from '../archive/read-pieces.js';
+import { readSegmentObject, type SegmentObject } from '../archive/repo-reader.js';
+import type { SegmentInfo } from '../wal/page.js';
+import type { ScanResult } from '../wal/scanner.js';
 import { validateFile } from '../archive/validate.js';
 import type { RepoIdentity } from '../archive/identity.js';
 import { endsOf } from '../archive/continuity.js';
 import { backupKey } from '../backup/format.js';
 import { checkPiece, fetchChunk, pieceKey, piecesByChunk, piecesOf, readBackup, readChunk, type PieceRef } from '../backup/read.js';
 import { runPool } from '../pool.js';
-import { parseWalFileName } from '../wal/names.js';
+import { parseWalFileName, type WalFileName } from '../wal/names.js';
 import { unfinishedSegment } from '../wal/complete.js';
 import { encodeScanRecord } from '../wal/scan-record.js';
 import type { SegmentEnds } from '../wal/continuity.js';
@@ -72,6 +76,9 @@ function missingObject(row: VerifyRow): WalCheck {
 export async function checkWalObject(storage: StorageDriver, row: VerifyRow, identity: RepoIdentity): Promise<WalCheck> {
   const key = row.object_key;
   const bad = (detail: string, bytes = 0): WalCheck => ({ problem: { kind: 'damaged', what: key, detail }, bytes, rawBytes: 0 });
+  const file = parseWalFileName(row.name)!;
+  // A large segment is read in pieces, in memory that does not grow with it.
+  if (row.raw_size > WHOLE_MAX && (file.kind === 'segment' || file.kind === 'partial')) return checkLargeSegment(storage, row, identity, file);
   const obj = await storage.get(key);
   if (obj === null) return missingObject(row);
   let meta;
@@ -86,29 +93,60 @@ export async function checkWalObject(storage: StorageDriver, row: VerifyRow, ide
   if (obj.length !== row.stored_size || raw.length !== row.raw_size) {
     return bad(`its size (${obj.length} stored, ${raw.length} raw) is not the catalog's (${row.stored_size}, ${row.raw_size})`, obj.length);
   }
-  const file = parseWalFileName(row.name)!;
   try {
     const v = validateFile(file, raw);
     if (!v.segment) return { problem: null, bytes: obj.length, rawBytes: raw.length };
     const seg = v.segment;
-    if (seg.systemIdentifier !== identity.systemIdentifier || seg.segSize !== identity.walSegmentSize) {
-      return bad(`it is WAL of system ${seg.systemIdentifier} (segment size ${seg.segSize}), not of this repository's ${identity.systemIdentifier}`, obj.length);
-    }
-    const scan = scanArchivedFile(raw, file, seg, { archived: true });
-    const unfinished = unfinishedSegment(file, scan);
-    if (unfinished !== null) return bad(`it is not a finished segment: ${unfinished}`, obj.length);
-    if (meta.scan !== undefined && meta.startLsn !== undefined) {
-      const carried = await unpackScan(meta.scan, meta.startLsn);
-      if (JSON.stringify(encodeScanRecord(carried)) !== JSON.stringify(encodeScanRecord(scan))) {
-        return bad('the scan its metadata carries (what ranges and plan rely on) is not what its records say', obj.length);
-      }
-    }
-    return { problem: null, bytes: obj.length, rawBytes: raw.length, ends: endsOf(scan) };
+    return await judgeSegment(key, meta, seg, () => scanArchivedFile(raw, file, seg, { archived: true }), identity, file, obj.length, raw.length);
   } catch (err) {
     const we = asWalshipError(err);
     if (err instanceof EnvelopeError || we.code === 'INVALID_WAL' || we.code === 'OBJECT_CORRUPT') return bad(we.message, obj.length);
     throw err;
   }
+}
+
+/** checkWalObject for a segment larger than 16 MiB: the same checks, its object read in pieces (readSegmentObject). */
+async function checkLargeSegment(storage: StorageDriver, row: VerifyRow, identity: RepoIdentity, file: WalFileName): Promise<WalCheck> {
+  const key = row.object_key;
+  const bad = (detail: string, bytes: number): WalCheck => ({ problem: { kind: 'damaged', what: key, detail }, bytes, rawBytes: 0 });
+  let read: SegmentObject | null;
+  try {
+    read = await readSegmentObject(storage, key, file, { sha256: row.sha256, bodySha256: row.body_sha256 });
+  } catch (err) {
+    const we = asWalshipError(err);
+    if (err instanceof EnvelopeError || we.code === 'INVALID_WAL' || we.code === 'OBJECT_CORRUPT') return bad(we.message, row.stored_size);
+    throw err;
+  }
+  if (read === null) return missingObject(row);
+  const { meta, storedSize, rawSize } = read;
+  if (meta.name !== row.name) return bad(`it holds ${meta.name}`, storedSize);
+  if (storedSize !== row.stored_size || rawSize !== row.raw_size) {
+    return bad(`its size (${storedSize} stored, ${rawSize} raw) is not the catalog's (${row.stored_size}, ${row.raw_size})`, storedSize);
+  }
+  try {
+    return await judgeSegment(key, meta, read.seg, () => read.scan, identity, file, storedSize, rawSize);
+  } catch (err) {
+    if (err instanceof EnvelopeError) return bad(err.message, storedSize);
+    throw err;
+  }
+}
+
+/** A segment's content against the repository's identity, then its scan (`scanOf`): its finish, and the scan its metadata carries. */
+async function judgeSegment(key: string, meta: ObjectMeta, seg: SegmentInfo, scanOf: () => ScanResult, identity: RepoIdentity, file: WalFileName, bytes: number, rawBytes: number): Promise<WalCheck> {
+  const bad = (detail: string): WalCheck => ({ problem: { kind: 'damaged', what: key, detail }, bytes, rawBytes: 0 });
+  if (seg.systemIdentifier !== identity.systemIdentifier || seg.segSize !== identity.walSegmentSize) {
+    return bad(`it is WAL of system ${seg.systemIdentifier} (segment size ${seg.segSize}), not of this repository's ${identity.systemIdentifier}`);
+  }
+  const scan = scanOf();
+  const unfinished = unfinishedSegment(file, scan);
+  if (unfinished !== null) return bad(`it is not a finished segment: ${unfinished}`);
+  if (meta.scan !== undefined && meta.startLsn !== undefined) {
+    const carried = await unpackScan(meta.scan, meta.startLsn);
+    if (JSON.stringify(encodeScanRecord(carried)) !== JSON.stringify(encodeScanRecord(scan))) {
+      return bad('the scan its metadata carries (what ranges and plan rely on) is not what its records say');
+    }
+  }
+  return { problem: null, bytes, rawBytes, ends: endsOf(scan) };
 }
 
 /**
