@@ -90,12 +90,13 @@ export class StreamCompressor {
     private readonly out: (chunk: Buffer) => void,
   ) {}
 
-  static async start(level: number, size: number, out: (chunk: Buffer) => void): Promise<StreamCompressor> {
+  /** `size`: the content's size when known (the frame then records it). */
+  static async start(level: number, size: number | undefined, out: (chunk: Buffer) => void): Promise<StreamCompressor> {
     const b = await loadBinding();
     const cctx = new b.CCtx();
     cctx.setParameter(b.CParameter.compressionLevel, level);
     cctx.setParameter(b.CParameter.checksumFlag, 1);
-    cctx.setPledgedSrcSize(size);
+    if (size !== undefined) cctx.setPledgedSrcSize(size);
     return new StreamCompressor(cctx, { continue: b.EndDirective.continue, end: b.EndDirective.end }, out);
   }
 

@@ -8,6 +8,9 @@
  * writes backup.json, which is what makes the backup exist.
  */
 import { promises as fsp } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import type { Pack } from 'tar-stream';
+import type { Writable } from 'node:stream';
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Client } from 'pg';
@@ -40,6 +43,7 @@ import { Progress } from './progress.js';
 import { connect } from './connect.js';
 import { recordBackupComplete, recordBackupFailure, recordBackupStart } from './record.js';
 import { runPool } from '../pool.js';
+import { StreamCompressor } from '../archive/envelope.js';
 
 export interface BackupOptions {
   label?: string;
@@ -139,30 +143,70 @@ async function listDataDirectory(pgdata: string): Promise<Listed> {
   return out;
 }
 
-async function readRange(abs: string, offset: number, length: number): Promise<{ data: Buffer; mode: number; mtime: Date } | null> {
-  let fh;
+/** Bytes of a file read (and packed, compressed) at a time. */
+const READ_PIECE = 4 * 1024 * 1024;
+
+/**
+ * A range of a file as the chunk packs it: its mode and time, its length (what the file holds of
+ * the range when it is opened), and its bytes in pieces; null when the file is gone. A file that
+ * shrinks while it is read is padded with zeros to that length, as pg_basebackup does: WAL
+ * replay from the backup's start puts it right.
+ */
+async function openRange(abs: string, offset: number, length: number): Promise<{ length: number; mode: number; mtime: Date; pieces: AsyncGenerator<Buffer, void> } | null> {
+  let fh: FileHandle;
   try {
     fh = await fsp.open(abs, 'r');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw new WalshipError('USAGE', `cannot read ${abs}: ${describeSystemError(err)}`);
   }
+  let st;
   try {
-    const st = await fh.stat();
-    const buf = Buffer.allocUnsafe(length);
-    let got = 0;
-    while (got < length) {
-      const { bytesRead } = await fh.read(buf, got, length - got, offset + got);
-      if (bytesRead === 0) break;
-      got += bytesRead;
-    }
-    return { data: buf.subarray(0, got), mode: st.mode & 0o7777, mtime: st.mtime };
-  } finally {
+    st = await fh.stat();
+  } catch (err) {
     await fh.close();
+    throw new WalshipError('USAGE', `cannot read ${abs}: ${describeSystemError(err)}`);
   }
+  const have = Math.max(0, Math.min(length, st.size - offset));
+  async function* pieces(): AsyncGenerator<Buffer, void> {
+    try {
+      for (let done = 0; done < have; ) {
+        const piece = Buffer.alloc(Math.min(READ_PIECE, have - done));
+        let got = 0;
+        while (got < piece.length) {
+          const { bytesRead } = await fh.read(piece, got, piece.length - got, offset + done + got);
+          if (bytesRead === 0) break; // shrunk: the rest of the piece stays zero
+          got += bytesRead;
+        }
+        done += piece.length;
+        yield piece;
+      }
+    } finally {
+      await fh.close();
+    }
+  }
+  return { length: have, mode: st.mode & 0o7777, mtime: st.mtime, pieces: pieces() };
 }
 
-/** Builds one chunk (tar, then zstd) and stores it, filling in `files` the manifest pieces it holds; returns its sizes and the SHA-256 of its stored bytes. */
+/** Adds an entry of `size` bytes to the tar stream from `pieces`, waiting while the stream is full. */
+async function packEntry(pack: Pack, header: { name: string; size: number; mode: number; mtime: Date }, pieces: AsyncIterable<Buffer>): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const entry = pack.entry(header, (err) => (err ? reject(err) : resolve())) as unknown as Writable;
+    (async () => {
+      for await (const p of pieces) if (!entry.write(p)) await new Promise<void>((r) => entry.once('drain', () => r()));
+      entry.end();
+    })().catch((err: unknown) => {
+      entry.destroy(err as Error);
+      reject(err);
+    });
+  });
+}
+
+/**
+ * Builds one chunk and stores it, filling in `files` the manifest pieces it holds; returns its
+ * sizes and the SHA-256 of its stored bytes. Its files are read in pieces into the tar stream,
+ * which is compressed as it is made: a chunk holds its compressed bytes and one piece in memory.
+ */
 async function storeChunk(
   ctx: BackupContext,
   id: string,
@@ -172,28 +216,41 @@ async function storeChunk(
   extra: { name: string; data: Buffer }[] = [],
 ): Promise<{ raw: number; stored: number; sha256: string }> {
   const tar = await import('tar-stream');
-  const { compress } = await import('zstd-napi');
   const pack = tar.pack();
   const parts: Buffer[] = [];
-  pack.on('data', (d: unknown) => parts.push(d as Buffer));
+  const z = await StreamCompressor.start(ctx.compressLevel, undefined, (c) => parts.push(c));
+  let failed: unknown = null;
+  pack.on('data', (d: unknown) => {
+    try {
+      z.write(d as Buffer);
+    } catch (err) {
+      failed ??= err;
+    }
+  });
   const done = new Promise<void>((resolve, reject) => {
     pack.on('end', resolve);
     pack.on('error', reject);
   });
   let raw = 0;
   for (const item of chunk.items) {
-    const got = await readRange(byPath.get(item.path)!, item.offset, item.length);
+    const got = await openRange(byPath.get(item.path)!, item.offset, item.length);
     if (!got) continue; // removed since it was listed: WAL replay recreates what matters
     const entry = item.part === null ? item.path : partEntryName(item.path, item.part);
-    pack.entry({ name: entry, size: got.data.length, mode: got.mode, mtime: got.mtime }, got.data);
-    raw += got.data.length;
+    const hash = createHash('sha256');
+    await packEntry(pack, { name: entry, size: got.length, mode: got.mode, mtime: got.mtime }, (async function* () {
+      for await (const p of got.pieces) {
+        hash.update(p);
+        yield p;
+      }
+    })());
+    raw += got.length;
     let f = files.get(item.path);
     if (!f) {
       f = { path: item.path, size: 0, mode: got.mode, mtime: got.mtime.toISOString(), pieces: [] };
       files.set(item.path, f);
     }
-    f.pieces.push({ chunk: chunk.name, entry, offset: item.offset, length: got.data.length, sha256: createHash('sha256').update(got.data).digest('hex') });
-    f.size = Math.max(f.size, item.offset + got.data.length);
+    f.pieces.push({ chunk: chunk.name, entry, offset: item.offset, length: got.length, sha256: hash.digest('hex') });
+    f.size = Math.max(f.size, item.offset + got.length);
   }
   for (const x of extra) {
     pack.entry({ name: x.name, size: x.data.length, mode: 0o600, mtime: new Date() }, x.data);
@@ -201,10 +258,13 @@ async function storeChunk(
   }
   pack.finalize();
   await done;
-  const body = compress(Buffer.concat(parts), { compressionLevel: ctx.compressLevel });
+  if (failed !== null) throw failed;
+  const { bodySha256 } = z.end();
+  const body = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  parts.length = 0;
   const res = await ctx.storage.putIfAbsent(backupKey(id, chunk.name), body, { contentType: 'application/zstd' });
   if (res === 'exists') throw new WalshipError('REPOSITORY_INVALID', `backup object ${backupKey(id, chunk.name)} exists already: backup ids must be unique`);
-  return { raw, stored: body.length, sha256: createHash('sha256').update(body).digest('hex') };
+  return { raw, stored: body.length, sha256: bodySha256 };
 }
 
 /**
