@@ -74,6 +74,33 @@ async function loadBinding(): Promise<typeof import('zstd-napi/binding.js')> {
 }
 
 /**
+ * The content of a zstd frame (or frames) in `body`, decompressed in pieces of at most `piece`
+ * bytes (each a fresh buffer). Throws EnvelopeError naming zstd's complaint when it is damaged
+ * or ends early.
+ */
+export async function* decompressPieces(body: Buffer, piece = 1024 * 1024): AsyncGenerator<Buffer, void> {
+  const dctx = new (await loadBinding()).DCtx();
+  let src = body;
+  let left = 1;
+  while (src.length > 0 || left !== 0) {
+    const out = Buffer.allocUnsafe(piece);
+    let produced: number;
+    let consumed: number;
+    try {
+      [left, produced, consumed] = dctx.decompressStream(out, src);
+    } catch (err) {
+      throw new EnvelopeError((err as Error).message);
+    }
+    src = src.subarray(consumed);
+    if (produced > 0) yield out.subarray(0, produced);
+    else if (consumed === 0) {
+      if (left !== 0) throw new EnvelopeError('the frame ends early');
+      break;
+    }
+  }
+}
+
+/**
  * Compresses a file handed over in pieces into an object's body as compressBody would (one zstd
  * frame with zstd's checksum and the content's size), for a file too large to hold whole: each
  * piece's output is passed to `out` (which may keep it: it is a fresh buffer), and the SHA-256

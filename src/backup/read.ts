@@ -3,7 +3,9 @@
  * tar entries, and the check of each entry against the manifest piece it is.
  */
 import { createHash } from 'node:crypto';
+import type { Writable } from 'node:stream';
 import { WalshipError } from '../errors.js';
+import { EnvelopeError, decompressPieces } from '../archive/envelope.js';
 import type { StorageDriver } from '../storage/driver.js';
 import { backupKey, type BackupSummary, type Manifest, type ManifestFile, type ManifestPiece } from './format.js';
 
@@ -70,17 +72,15 @@ export async function fetchChunk(storage: StorageDriver, id: string, chunk: stri
   return body;
 }
 
-/** Decompresses a stored chunk and hands each tar entry to `onEntry`, in order, each in a buffer that owns its memory; returns the decompressed size. CPU work only. */
+/**
+ * Decompresses a stored chunk and hands each tar entry to `onEntry`, in order, each in a buffer
+ * that owns its memory; returns the decompressed size. CPU work only. The tar is decompressed
+ * in pieces as it is read: a chunk holds its stored bytes and the entry being read.
+ */
 export async function entriesOf(id: string, chunk: string, body: Buffer, onEntry: (entry: string, data: Buffer) => Promise<void>): Promise<number> {
-  const { decompress } = await import('zstd-napi');
-  let tarBytes: Buffer;
-  try {
-    tarBytes = decompress(body);
-  } catch (err) {
-    throw new WalshipError('OBJECT_CORRUPT', `backup ${id}: ${chunk} is damaged (${(err as Error).message})`);
-  }
   const tar = await import('tar-stream');
   const extract = tar.extract();
+  const corrupt = (why: string) => new WalshipError('OBJECT_CORRUPT', `backup ${id}: ${chunk} is damaged (${why})`);
   const done = new Promise<void>((resolveP, reject) => {
     extract.on('entry', (header, stream, next) => {
       // Each entry in memory of its own (never Buffer's shared pool), so that it can be handed to another thread.
@@ -97,7 +97,19 @@ export async function entriesOf(id: string, chunk: string, body: Buffer, onEntry
     extract.on('finish', resolveP);
     extract.on('error', (e: Error) => reject(new WalshipError('OBJECT_CORRUPT', `backup ${id}: ${chunk} is not a valid tar (${e.message})`)));
   });
-  extract.end(tarBytes);
+  done.catch(() => undefined);
+  let tarBytes = 0;
+  try {
+    for await (const piece of decompressPieces(body)) {
+      tarBytes += piece.length;
+      if (!extract.write(piece)) await Promise.race([new Promise<void>((r) => extract.once('drain', () => r())), done]);
+    }
+  } catch (err) {
+    extract.destroy();
+    if (err instanceof EnvelopeError) throw corrupt(err.message);
+    throw err;
+  }
+  (extract as unknown as Writable).end();
   await done;
-  return tarBytes.length;
+  return tarBytes;
 }
