@@ -2,7 +2,7 @@
 // Memory of walship's processes with large WAL segments (a benchmark, not a test). Writes its
 // section of docs/benchmarks.md (between the bench-memory markers; scripts/bench.mjs keeps it).
 //
-//   node scripts/bench-memory.mjs [--sizes 16,64,1024,1024@192MB] [--segments 8] [--out FILE] [--keep]
+//   node scripts/bench-memory.mjs [--sizes 16,64,1024,1024@192MB] [--segments 8] [--backup-scale 30] [--out FILE] [--keep]
 //   (SIZE@MEMORY: that segment size with memory_max = MEMORY; else its default)
 //
 // Per segment size (initdb --wal-segsize): a base backup (pg_basebackup -X stream), then a backlog
@@ -14,7 +14,9 @@
 //      archive-fetch, timed from the server's start until it is promoted.
 // While each runs, the resident memory (VmRSS) of every walship process (clients, calls in node,
 // the agent and its helpers) is read every 50 ms and summed; the peak of that sum is reported,
-// with the time and the rate in segment bytes per second. Needs root, PostgreSQL server binaries
+// with the time and the rate in segment bytes per second. Then `walship backup` and `walship
+// restore` of a pgbench database (scale --backup-scale, 16 MiB segments), measured the same way.
+// Needs root, PostgreSQL server binaries
 // and a built walship (`npm run build`).
 import { spawnSync } from 'node:child_process';
 import { cpSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -22,8 +24,9 @@ import { join } from 'node:path';
 import { ROOT, args, builtWalship, fmt, logger, opt, writeSection } from './lib-bench.mjs';
 import { Cluster, asUser, confString, osUser, userDir } from './lib-pg.mjs';
 
-const SIZES = opt('--sizes', '16,64,1024,1024@192MB').split(',').map((s) => ({ mb: Number(s.split('@')[0]), memoryMax: s.split('@')[1] }));
+const SIZES = opt('--sizes', '16,64,1024,1024@192MB').split(',').map((s) => ({ mb: Number(s.split('@')[0]), memoryMax: s.split('@')[1] })).filter((s) => s.mb > 0);
 const SEGMENTS = Number(opt('--segments', 8));
+const BACKUP_SCALE = Number(opt('--backup-scale', 30));
 const OUT = opt('--out', join(ROOT, 'docs', 'benchmarks.md'));
 const KEEP = args.includes('--keep');
 const startedAt = Date.now();
@@ -34,15 +37,21 @@ const MiB = 1024 * 1024;
 const CMD = join(ROOT, 'bin', 'walship');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** The pids of walship's processes: anything run from this checkout's bin/ or dist/. */
-function walshipPids() {
+/** The pids of walship's processes: anything run from this checkout's bin/ or dist/ (with `cmds`, pid → its first arguments). */
+function walshipPids(cmds) {
   const marks = [join(ROOT, 'bin') + '/', join(ROOT, 'dist') + '/'];
   const out = [];
   for (const e of readdirSync('/proc')) {
     if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
     try {
       const cmd = readFileSync(`/proc/${e}/cmdline`, 'utf8');
-      if (marks.some((m) => cmd.includes(m))) out.push(Number(e));
+      if (marks.some((m) => cmd.includes(m))) {
+        out.push(Number(e));
+        // What it runs: the walship command (a client's argv starts with the client itself).
+        const argv = cmd.split('\0');
+        const at = argv.findIndex((a) => marks.some((m) => a.startsWith(m)));
+        cmds?.set(Number(e), `${argv[at]?.split('/').pop()} ${argv[at + 1] ?? ''}`.trim());
+      }
     } catch {
       /* gone */
     }
@@ -63,10 +72,14 @@ function sampler() {
   let peak = 0;
   let most = 0;
   let running = true;
+  let atPeak = '';
   const loop = (async () => {
     while (running) {
-      const pids = walshipPids();
-      const sum = pids.reduce((s, p) => s + rssKb(p), 0);
+      const cmds = new Map();
+      const pids = walshipPids(cmds);
+      const each = pids.map((p) => [p, rssKb(p)]);
+      const sum = each.reduce((s, [, kb]) => s + kb, 0);
+      if (sum > peak) atPeak = each.map(([p, kb]) => `${cmds.get(p)} ${Math.round(kb / 1024)}`).join(', ');
       peak = Math.max(peak, sum);
       most = Math.max(most, pids.length);
       await sleep(50);
@@ -75,7 +88,7 @@ function sampler() {
   return async () => {
     running = false;
     await loop;
-    return { peakMiB: peak / 1024, most };
+    return { peakMiB: peak / 1024, most, atPeak };
   };
 }
 
@@ -168,8 +181,45 @@ async function one({ mb, memoryMax }) {
   return row;
 }
 
+/** walship backup, then walship restore of it, of a pgbench database at BACKUP_SCALE. */
+async function backupRestore() {
+  const base = userDir('bench-memory-backup');
+  const repo = join(base, 'repo');
+  const catalog = join(base, 'catalog', 'walship.db');
+  const settings = ['--repo', repo, '--catalog', catalog, '--config', '/dev/null'];
+  asUser(process.execPath, [join(ROOT, 'bin', 'walship.js'), 'init', ...settings]);
+  const pg = Cluster.init(join(base, 'pg'), { conf: { archive_mode: 'on', archive_command: confString(`${CMD} archive-push %p ${settings.join(' ')}`), max_wal_size: "'1GB'", logging_collector: 'off' } });
+  pg.start();
+  pg.pgbench(['-i', '-s', String(BACKUP_SCALE), '-q']);
+  const dbBytes = Number(pg.psql('SELECT sum(pg_database_size(oid)) FROM pg_database'));
+  const env = { WALSHIP_PG_HOST: pg.base, WALSHIP_PG_PORT: String(pg.port), WALSHIP_PG_USER: 'postgres' };
+  const run = async (argv) => {
+    const stop = sampler();
+    const t = Date.now();
+    const { spawn } = await import('node:child_process');
+    const u = osUser();
+    const code = await new Promise((resolve) => {
+      const p = spawn(process.execPath, [join(ROOT, 'bin', 'walship.js'), ...argv, ...settings], { uid: u.uid, gid: u.gid, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });
+      p.on('exit', resolve);
+    });
+    const ms = Date.now() - t;
+    const mem = await stop();
+    if (code !== 0) throw new Error(`walship ${argv[0]} exited ${code}`);
+    return { ms, mem };
+  };
+  log(`backup of ${fmt(dbBytes / MiB, 0)} MiB`);
+  const backup = await run(['backup', '--parallel', '2']);
+  const restore = await run(['restore', '--pgdata', join(base, 'restored'), '--parallel', '2']);
+  pg.stop();
+  if (!KEEP) rmSync(base, { recursive: true, force: true });
+  const out = { dbBytes, backup, restore };
+  log('backup and restore:', JSON.stringify(out));
+  return out;
+}
+
 const rows = [];
 for (const mb of SIZES) rows.push(await one(mb));
+const br = BACKUP_SCALE > 0 ? await backupRestore() : null;
 
 const rate = (bytes, ms) => fmt(bytes / MiB / (ms / 1000), 0);
 const ref = rows.find((r) => r.mb === 16 && !r.memoryMax) ?? rows[0];
@@ -191,7 +241,15 @@ Against ${ref.mb} MiB segments: ${rows
   .filter((r) => r !== ref)
     .map((r) => `${r.mb} MiB${r.memoryMax ? ` with memory_max ${r.memoryMax}` : ''} peaks at ${fmt(r.catchMem.peakMiB / ref.catchMem.peakMiB, 2)}× in catch-up and ${fmt(r.recMem.peakMiB / ref.recMem.peakMiB, 2)}× in recovery`)
   .join('; ')}.
-<!-- /bench-memory -->
+
+What the peaks were made of (the process, MiB): ${rows.map((r) => `${r.mb} MiB${r.memoryMax ? ` (${r.memoryMax})` : ''} catch-up: ${r.catchMem.atPeak}; recovery: ${r.recMem.atPeak}`).join('. ')}.
+${
+  br
+    ? `
+\`walship backup --parallel 2\` of a pgbench database of ${fmt(br.dbBytes / MiB, 0)} MiB (scale ${BACKUP_SCALE}; chunks of 64 MiB): ${fmt(br.backup.ms / 1000)} s, peak ${fmt(br.backup.mem.peakMiB, 0)} MiB (${br.backup.mem.atPeak}). \`walship restore --parallel 2\` of it: ${fmt(br.restore.ms / 1000)} s, peak ${fmt(br.restore.mem.peakMiB, 0)} MiB (${br.restore.mem.atPeak}). Their memory is set by --parallel (chunks in flight), not by memory_max.
+`
+    : ''
+}<!-- /bench-memory -->
 `;
 writeSection(OUT, 'bench-memory', section);
 log(`wrote ${OUT}`);
