@@ -50,7 +50,8 @@ function walshipPids(cmds) {
         // What it runs: the walship command (a client's argv starts with the client itself).
         const argv = cmd.split('\0');
         const at = argv.findIndex((a) => marks.some((m) => a.startsWith(m)));
-        cmds?.set(Number(e), `${argv[at]?.split('/').pop()} ${argv[at + 1] ?? ''}`.trim());
+        // PostgreSQL's shell running archive_command or restore_command names walship in its script.
+        cmds?.set(Number(e), /(^|\/)(ba|da)?sh$/.test(argv[0] ?? '') ? 'sh' : `${argv[at]?.split('/').pop()} ${argv[at + 1] ?? ''}`.trim());
       }
     } catch {
       /* gone */

@@ -8,6 +8,7 @@
  * named by the atomic-write helper's temporary names (so a killed push's file is known for
  * abandoned and removed by the next), and removed when the push ends. It holds the compressed
  * file only: a fraction of the file's size on this host's disk, for as long as one push lasts.
+ * It is read back and checked against the SHA-256 of what was compressed before it is uploaded.
  */
 import { open, readdir, rm, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -94,7 +95,12 @@ export async function readInPieces(fh: FileHandle, size: number, file: WalFileNa
     await flush();
     if (spilled !== bodySize) throw new Error(`the spill file holds ${spilled} bytes of ${bodySize}`);
     const result = judgeScan(scanner.result(), file);
-    return { sum: hash.digest('hex'), v: { segment: validator.info(), scan: { result } }, body: { body: spill.source(bodySize), bodySha256 }, close: spill.close };
+    // What is uploaded is read back from this host's disk: it must be what was compressed.
+    const body = spill.source(bodySize);
+    const again = createHash('sha256');
+    for (let off = 0; off < bodySize; off += PIECE) again.update(await body.read(off, Math.min(PIECE, bodySize - off)));
+    if (again.digest('hex') !== bodySha256) throw new WalshipError('CATALOG_ERROR', `the compressed copy of ${file.name} in ${spillDir} is not what was written to it: check that disk`);
+    return { sum: hash.digest('hex'), v: { segment: validator.info(), scan: { result } }, body: { body, bodySha256 }, close: spill.close };
   } catch (err) {
     await spill.close();
     throw err;
