@@ -13,12 +13,13 @@ import { FILE_REFUSALS, WalshipError, asWalshipError, describeSystemError } from
 import { segmentName, type WalFileName } from '../wal/names.js';
 import { bodySize, type StorageDriver } from '../storage/driver.js';
 import { WHOLE_MAX, readInPieces, spillDirFor } from './read-pieces.js';
+import { openObject } from './repo-reader.js';
 import { sendPendingGaps } from './gaps.js';
 import { Catalog } from '../catalog/catalog.js';
 import { logger } from '../log.js';
 import { VERSION } from '../version.js';
 import { checkIdentity, ensureIdentity, readIdentity } from './identity.js';
-import { decodeObjectStream, frameObject, metaToHeaders, packScan, sha256, EnvelopeError, type EncodedBody, type ObjectMeta } from './envelope.js';
+import { frameObject, metaToHeaders, packScan, sha256, EnvelopeError, type EncodedBody, type ObjectMeta } from './envelope.js';
 import { inlineEncoder } from './body-encoder.js';
 import type { ArchiveContext } from './context.js';
 import { RECHECK_PREFIX, objectKeyFor } from './keys.js';
@@ -52,20 +53,10 @@ export interface PushResult {
  * whole object verifies (decodes, right size, right checksum). Read as a stream, in bounded memory.
  */
 async function inspectExisting(storage: StorageDriver, key: string, retried = false): Promise<{ meta: ObjectMeta; size: number; damage: string | null } | null> {
-  const stream = await storage.getStream(key);
-  if (stream === null) return null;
-  let size = 0;
-  const counted = (async function* () {
-    for await (const chunk of stream) {
-      size += chunk.length;
-      yield chunk;
-    }
-  })();
-  let decoded: Awaited<ReturnType<typeof decodeObjectStream>>;
+  let decoded: Awaited<ReturnType<typeof openObject>>;
   try {
-    decoded = await decodeObjectStream(counted, undefined, { reuse: true });
+    decoded = await openObject(storage, key);
   } catch (err) {
-    await counted.return(undefined);
     if (!(err instanceof EnvelopeError)) throw err;
     // Some object stores expose an upload while it is in flight: look once more before judging.
     if (!retried) {
@@ -77,14 +68,15 @@ async function inspectExisting(storage: StorageDriver, key: string, retried = fa
       `archived object ${storage.location}/${key} is unreadable (${err.message}); walship cannot tell what it held, so it leaves it alone: inspect it, and move it away if it is garbage`,
     );
   }
+  if (decoded === null) return null;
   try {
     for await (const _ of decoded.raw) {
       /* every check is made as it is read */
     }
-    return { meta: decoded.meta, size, damage: null };
+    return { meta: decoded.meta, size: decoded.size(), damage: null };
   } catch (err) {
     if (!(err instanceof EnvelopeError)) throw err;
-    return { meta: decoded.meta, size, damage: err.message };
+    return { meta: decoded.meta, size: decoded.size(), damage: err.message };
   }
 }
 

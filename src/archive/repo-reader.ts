@@ -150,6 +150,31 @@ export async function rescan(storage: StorageDriver, l: ListedFile, shape: Segme
   return { scan: scanArchivedFile(raw, l.file, seg, { archived: true }), raw };
 }
 
+/**
+ * The object at `key` as a stream, its metadata read and checked against `recorded` first
+ * (decodeObjectStream): null when absent; `raw` its content as it is decompressed (in one reused
+ * buffer), `size()` the stored bytes read so far. Throws EnvelopeError when the metadata is
+ * unreadable or disagrees (the stream is closed then).
+ */
+export async function openObject(storage: StorageDriver, key: string, recorded?: Recorded): Promise<{ meta: ObjectMeta; raw: AsyncGenerator<Buffer, void>; size(): number } | null> {
+  const stream = await storage.getStream(key);
+  if (stream === null) return null;
+  let size = 0;
+  const counted = (async function* () {
+    for await (const chunk of stream) {
+      size += chunk.length;
+      yield chunk;
+    }
+  })();
+  try {
+    const { meta, raw } = await decodeObjectStream(counted, recorded, { reuse: true });
+    return { meta, raw, size: () => size };
+  } catch (err) {
+    await counted.return(undefined);
+    throw err;
+  }
+}
+
 /** An archived segment or .partial read in pieces: its metadata, its stored and raw sizes, what its pages and records say. */
 export interface SegmentObject {
   meta: ObjectMeta;
@@ -168,22 +193,8 @@ export interface SegmentObject {
  * first), INVALID_WAL or OBJECT_CORRUPT when its content is not sound WAL.
  */
 export async function readSegmentObject(storage: StorageDriver, key: string, file: WalFileName, recorded?: Recorded): Promise<SegmentObject | null> {
-  const stream = await storage.getStream(key);
-  if (stream === null) return null;
-  let storedSize = 0;
-  const counted = (async function* () {
-    for await (const chunk of stream) {
-      storedSize += chunk.length;
-      yield chunk;
-    }
-  })();
-  let decoded: Awaited<ReturnType<typeof decodeObjectStream>>;
-  try {
-    decoded = await decodeObjectStream(counted, recorded, { reuse: true });
-  } catch (err) {
-    await counted.return(undefined);
-    throw err;
-  }
+  const decoded = await openObject(storage, key, recorded);
+  if (decoded === null) return null;
   const { meta } = decoded;
   let validator: SegmentValidator | undefined;
   let scanner: SegmentScanner | undefined;
@@ -204,7 +215,7 @@ export async function readSegmentObject(storage: StorageDriver, key: string, fil
   }
   if (failure !== null) throw failure;
   if (!validator || !scanner) throw new EnvelopeError('it decompresses to nothing');
-  return { meta, storedSize, rawSize: off, seg: validator.info(), scan: judgeScan(scanner.result(), file, { archived: true }) };
+  return { meta, storedSize: decoded.size(), rawSize: off, seg: validator.info(), scan: judgeScan(scanner.result(), file, { archived: true }) };
 }
 
 /**
