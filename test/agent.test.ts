@@ -236,6 +236,48 @@ describe.each(repoBackends())('walship agent ($name repository)', (backend: Repo
     for (const n of names) expect(archived, n).toContain(n);
   });
 
+  it('when the first call of a backlog runs in node, the agent it starts runs the pusher from then on (no pusher of its own)', async () => {
+    const p = a.primary;
+    const readahead = `${a.catalog}.readahead`;
+    const holder = (lock: string, dir: string) => {
+      try {
+        const pid = (JSON.parse(readFileSync(join(dir, lock), 'utf8')) as { pid: number }).pid;
+        return processAlive(pid) ? pid : null;
+      } catch {
+        return null;
+      }
+    };
+    // No agent and no pusher (the pusher of the test before pushes ahead what it sees), then a
+    // backlog made while archiving is off.
+    await p.sql("ALTER SYSTEM SET archive_command = 'false'");
+    await p.sql('SELECT pg_reload_conf()');
+    for (const deadline = Date.now() + 30_000; holder('agent.lock', agentDir) !== null || holder('pusher.lock', readahead) !== null; await sleep(200)) {
+      const agent = holder('agent.lock', agentDir);
+      if (agent !== null) process.kill(agent, 'SIGTERM');
+      if (Date.now() > deadline) throw new Error('an agent or a pusher is still running');
+    }
+    const names: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      await p.sql(`INSERT INTO t SELECT generate_series(1, 1000)`);
+      names.push(await p.switchWal());
+    }
+    await p.sql(`ALTER SYSTEM SET archive_command = ${confString(walshipCommand(`archive-push %p ${a.settings} --log-level debug`))}`);
+    await p.sql('SELECT pg_reload_conf()');
+    await p.waitArchived(names[names.length - 1]!, 120_000);
+    // (Each pusher begins its log afresh.)
+    const log = readFileSync(join(readahead, 'pusher.log'), 'utf8');
+    const started = [...log.matchAll(/background pusher started .*pid=(\d+)/g)].map((m) => Number(m[1]));
+    expect(started.length, log).toBeGreaterThan(0);
+    // Every pusher was an agent's: one handed the pusher by the first call (its --push-ahead), or one answering calls.
+    for (const pid of started) {
+      const cmdline = existsSync(`/proc/${pid}/cmdline`) ? readFileSync(`/proc/${pid}/cmdline`, 'utf8') : '';
+      expect(cmdline.split('\0'), `pusher ${pid}`).toContain('agent');
+    }
+    expect(readFileSync(join(agentDir, 'agent.log'), 'utf8')).toMatch(/agent listening/);
+    const archived = await backend.listWalNames();
+    for (const n of names) expect(archived, n).toContain(n);
+  });
+
   it('cannot be reached by another OS user, and an agent of another build is not trusted', async () => {
     await waitAgent();
     const other = otherUser();

@@ -33,9 +33,10 @@ import { privateDir } from '../local/private.js';
 import { logger, useLogContexts, type LogContext } from '../log.js';
 import type { Config } from '../config.js';
 import { failureCode, parseFileCall, settingsFor } from '../commands/file-call.js';
-import { AGENT_LOCK, AGENT_SOCKET, SOCKET_PATH_MAX, agentDir, forwardedEnv } from './place.js';
+import { AGENT_LOCK, AGENT_SOCKET, AGENT_STARTING, SOCKET_PATH_MAX, agentDir, forwardedEnv } from './place.js';
 import { DECLINED, decodeRequest, encodeAnswer, encodeHello, type Request } from './protocol.js';
 import { buildId } from './build-id.js';
+import { PUSHER_LOG, readaheadStateDir } from '../archive/readahead.js';
 
 /** Whether an agent answers on `path` (its hello) within 300 ms. */
 async function answers(path: string): Promise<boolean> {
@@ -58,6 +59,8 @@ export interface AgentOptions {
   /** The setting flags it was started with, `--flag=value` each. */
   flagArgs: string[];
   idleExitMs: number;
+  /** The helper the call that started it would have started (agent/start.ts): run at once. */
+  helpers?: { pushAhead?: string };
 }
 
 const sameList = (a: readonly string[], b: readonly string[]) => a.length === b.length && [...a].sort().every((x, i) => x === [...b].sort()[i]);
@@ -119,11 +122,13 @@ export async function runAgent(opts: AgentOptions, startCfg: Config): Promise<vo
   const pusherStarter = (cfg: Config) => async (walDir: string, logPath: string) => {
     const { runPusher } = await import('../archive/pusher.js');
     runHelper(`pusher ${walDir}`, 'archive-push-ahead', cfg, logPath, (logFd) => runPusher(cfg, walDir, repoCanonical(cfg), () => openArchiveContext(cfg), { logFd }));
+    return true;
   };
   const prefetcherStarter = (cfg: Config) => async (spool: string, name: string, logPath: string) => {
     const { runPrefetcher } = await import('../archive/prefetcher.js');
     const own = { ...cfg, spool_dir: spool };
     runHelper(`prefetcher ${spool}`, 'archive-prefetch', cfg, logPath, (logFd) => runPrefetcher(own, name, () => openArchiveContext(own), { logFd }));
+    return true;
   };
 
   // Its compression thread, started now: the first push it answers does not wait for it.
@@ -249,8 +254,12 @@ export async function runAgent(opts: AgentOptions, startCfg: Config): Promise<vo
   socketIno = statSync(socketPath, { throwIfNoEntry: false })?.ino ?? -1;
   const mark = () => writeFileAtomic(join(dir, AGENT_LOCK), JSON.stringify({ pgdata, pid: process.pid, startedAt: new Date().toISOString() }));
   await mark();
+  rmSync(join(dir, AGENT_STARTING), { force: true });
   logger.info('agent listening', { pgdata, socket: socketPath, build: id });
   touch();
+  // What the call that started it handed over: run now, as that call would have run it detached.
+  const then = opts.helpers;
+  if (then?.pushAhead) void pusherStarter(startCfg)(then.pushAhead, join(readaheadStateDir(startCfg.catalog), PUSHER_LOG));
   const beat = setInterval(() => {
     if (statSync(socketPath, { throwIfNoEntry: false })?.ino !== socketIno) {
       logger.info('agent exits: another agent took the socket over', { pgdata });

@@ -9,6 +9,10 @@ import { basename, dirname, join } from 'node:path';
 export const AGENT_SOCKET = 'agent.sock';
 export const AGENT_LOCK = 'agent.lock';
 export const AGENT_LOG = 'agent.log';
+/** Written by the call that starts an agent, with the agent's pid; removed by the agent once it listens. */
+export const AGENT_STARTING = 'agent.starting';
+/** Set by the client on a call it hands to node: why (`absent`: no agent listened; `declined`). */
+export const CLIENT_FALLBACK = 'WALSHIP_CLIENT_FALLBACK';
 /** A unix socket's path is at most this long (sun_path, with its terminating NUL). */
 export const SOCKET_PATH_MAX = 107;
 
@@ -31,5 +35,7 @@ export function forwardedEnv(env: NodeJS.ProcessEnv): Record<string, string> {
 export function isForwarded(name: string): boolean {
   // (walship sets the SDK's warning switch itself, storage/s3.ts: no setting of the call's.)
   if (name === 'AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED') return false;
+  // (the client's word to node on a call it hands over, agent/start.ts: no setting either.)
+  if (name === CLIENT_FALLBACK) return false;
   return name.startsWith('WALSHIP_') || name.startsWith('AWS_') || name.startsWith('PG') || name === 'HOME' || name === 'XDG_STATE_HOME';
 }

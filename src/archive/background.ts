@@ -94,7 +94,7 @@ export function openHelperLog(path: string): number {
  * Starts `walship <args>` detached (same node, same script, same environment), stdin and stdout
  * closed, stderr to `logPath`. Never fails: the caller works without it.
  */
-export async function startDetached(args: string[], logPath: string, what: string): Promise<void> {
+export async function startDetached(args: string[], logPath: string, what: string): Promise<number | undefined> {
   let logFd: number | undefined;
   try {
     // child_process (with net and stream) is loaded only by the call that starts a process.
@@ -108,8 +108,10 @@ export async function startDetached(args: string[], logPath: string, what: strin
     child.on('error', () => undefined);
     child.unref();
     logger.debug(`started the ${what}`, { pid: child.pid ?? 0 });
+    return child.pid;
   } catch (err) {
     logger.debug(`cannot start the ${what}`, { error: (err as Error).message });
+    return undefined;
   } finally {
     if (logFd !== undefined) closeSync(logFd);
   }

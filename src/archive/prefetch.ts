@@ -153,14 +153,24 @@ function notePosition(spool: string, name: string): boolean {
   }
 }
 
-/** Who runs a prefetcher for `spool` from `name` on, logging to `logPath` (the agent runs it itself). */
-export type StartPrefetcher = (spool: string, name: string, logPath: string) => Promise<void>;
+/**
+ * Who runs a prefetcher for `spool` from `name` on, logging to `logPath` (the agent runs it
+ * itself). False: none was started (an agent on its way will, for the next calls).
+ */
+export type StartPrefetcher = (spool: string, name: string, logPath: string) => Promise<boolean>;
+
+/** A prefetcher in a process of its own, started with the call's setting flags. */
+export const detachedPrefetcher =
+  (flagArgs: readonly string[]): StartPrefetcher =>
+  async (spool, name, log) => {
+    await startDetached(['archive-prefetch', name, ...flagArgs, '--spool-dir', spool], log, 'prefetcher');
+    return true;
+  };
 
 /** Starts a prefetcher unless one is alive: by `start`, else a detached one. */
 async function ensurePrefetcher(spool: string, name: string, flagArgs: string[], start?: StartPrefetcher): Promise<void> {
   if (await prefetcherAlive(spool)) return;
-  const detached: StartPrefetcher = (sp, n, log) => startDetached(['archive-prefetch', n, ...flagArgs, '--spool-dir', sp], log, 'prefetcher');
-  await (start ?? detached)(spool, name, join(spool, SPOOL_LOG));
+  await (start ?? detachedPrefetcher(flagArgs))(spool, name, join(spool, SPOOL_LOG));
 }
 
 /**

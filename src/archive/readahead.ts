@@ -206,8 +206,19 @@ export function stateUsable(stateDir: string, create: boolean): boolean {
   return state === 'ok' || (state === 'absent' && !create);
 }
 
-/** Starts the background pusher for `walDir` (its log at `logPath`); never fails. */
-export type StartPusher = (walDir: string, logPath: string) => Promise<void>;
+/**
+ * Starts the background pusher for `walDir` (its log at `logPath`); never fails. False: none was
+ * started (an agent on its way will run it for the next calls), so the call pushes its own file.
+ */
+export type StartPusher = (walDir: string, logPath: string) => Promise<boolean>;
+
+/** A pusher in a process of its own, started with the call's setting flags. */
+export const detachedPusher =
+  (flagArgs: readonly string[]): StartPusher =>
+  async (dir, log) => {
+    await startDetached(['archive-push-ahead', dir, ...flagArgs], log, 'background pusher');
+    return true;
+  };
 
 /**
  * archive-push with read-ahead. `makeCtx` opens the repository lazily: a call answered from a
@@ -255,7 +266,7 @@ export async function archivePushWithReadahead(
       if (!(await othersReady(walDir, name)) || !stateUsable(stateDir, true)) return pushHere();
       noteCall(stateDir);
       const log = join(stateDir, PUSHER_LOG);
-      await (startPusher ?? ((dir) => startDetached(['archive-push-ahead', dir, ...flagArgs], log, 'background pusher')))(realDir, log);
+      if (!(await (startPusher ?? detachedPusher(flagArgs))(realDir, log))) return pushHere();
     }
     if ((await waitForPusher(stateDir, path, repo, realDir, name)) === 'archived') return null;
     return pushHere();

@@ -52,6 +52,17 @@ static void run_node(void) {
   exit(255);
 }
 
+/*
+ * run_node, saying why (WALSHIP_CLIENT_FALLBACK, which node reads and removes): no agent listened
+ * ("absent"), or one did not answer the call ("declined": another user's or build's, it declined,
+ * or it went away). Node starts the helpers of a call it runs accordingly; nothing else.
+ */
+static void fall_back(const char *why) __attribute__((noreturn));
+static void fall_back(const char *why) {
+  setenv("WALSHIP_CLIENT_FALLBACK", why, 1);
+  run_node();
+}
+
 static int write_all(int fd, const void *p, size_t len) {
   const char *c = p;
   while (len > 0) {
@@ -94,6 +105,7 @@ static int put_str(int fd, const char *s) {
 }
 
 static int forwarded(const char *e) {
+  if (strncmp(e, "WALSHIP_CLIENT_FALLBACK=", 24) == 0) return 0;
   return strncmp(e, "WALSHIP_", 8) == 0 || strncmp(e, "AWS_", 4) == 0 || strncmp(e, "PG", 2) == 0 || strncmp(e, "HOME=", 5) == 0 ||
          strncmp(e, "XDG_STATE_HOME=", 15) == 0;
 }
@@ -116,18 +128,18 @@ int main(int argc, char **argv) {
   if (len < 0 || (size_t)len >= sizeof addr.sun_path) run_node();
 
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) run_node();
+  if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) fall_back("absent");
   /* The agent must be this user's. */
   struct ucred cred;
   socklen_t cl = sizeof cred;
-  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) != 0 || cred.uid != geteuid()) run_node();
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) != 0 || cred.uid != geteuid()) fall_back("declined");
   /* ... and of this build: its hello, within a second. */
   struct timeval tv = {.tv_sec = 1};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   const char *want = "WSA1 " WALSHIP_BUILD_ID;
   char hello[128];
   uint32_t hl;
-  if (get_u32(fd, &hl) != 0 || hl != strlen(want) || read_all(fd, hello, hl) != 0 || memcmp(hello, want, hl) != 0) run_node();
+  if (get_u32(fd, &hl) != 0 || hl != strlen(want) || read_all(fd, hello, hl) != 0 || memcmp(hello, want, hl) != 0) fall_back("declined");
   tv.tv_sec = 0;
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 
@@ -139,12 +151,12 @@ int main(int argc, char **argv) {
   int bad = put_u32(fd, n) || put_str(fd, cwd) || put_str(fd, count);
   for (int i = 1; i < argc && !bad; i++) bad = put_str(fd, argv[i]);
   for (char **e = environ; *e && !bad; e++) bad = forwarded(*e) && put_str(fd, *e);
-  if (bad) run_node();
+  if (bad) fall_back("declined");
 
   /* The answer: 'A', exit code, stderr; or 'D' (declined), or nothing (the agent went away). */
   char kind;
   uint32_t code, errlen;
-  if (read_all(fd, &kind, 1) != 0 || kind != 'A' || get_u32(fd, &code) != 0 || get_u32(fd, &errlen) != 0) run_node();
+  if (read_all(fd, &kind, 1) != 0 || kind != 'A' || get_u32(fd, &code) != 0 || get_u32(fd, &errlen) != 0) fall_back("declined");
   char buf[65536];
   while (errlen > 0) {
     size_t chunk = errlen < sizeof buf ? errlen : sizeof buf;

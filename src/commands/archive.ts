@@ -22,6 +22,29 @@ export interface AgentServices {
   startPrefetcher: StartPrefetcher;
 }
 
+/**
+ * Where a call in node has the helper it would start run (agent/start.ts): by the agent it
+ * starts for its data directory, handed the helper; not at all when an agent is on its way
+ * (which runs it for the next calls; the call does its own file's work itself, false); else
+ * detached, as without an agent.
+ */
+async function helperOfNode(flagArgs: readonly string[], helper: string[], detached: () => Promise<boolean>): Promise<boolean> {
+  const state = await (await import('../agent/start.js')).ensureAgent(flagArgs, helper);
+  if (state === 'spawned') return true;
+  if (state === 'starting') return false;
+  return detached();
+}
+
+/**
+ * A call in node: its pusher in the agent it starts (see helperOfNode); its prefetcher detached,
+ * as without an agent (a prefetcher in an agent would end with it, when a new config file or
+ * build makes the agent exit in the middle of a recovery).
+ */
+const inNode = (flagArgs: readonly string[]): Omit<AgentServices, 'open'> => ({
+  startPusher: (dir, log) => helperOfNode(flagArgs, ['--push-ahead', dir], async () => (await import('../archive/readahead.js')).detachedPusher(flagArgs)(dir, log)),
+  startPrefetcher: async (spool, name, log) => (await import('../archive/prefetch.js')).detachedPrefetcher(flagArgs)(spool, name, log),
+});
+
 export interface FileCommand {
   positionals: number;
   /** Without `agent`, the repository context is opened for this call and the helpers run detached. */
@@ -33,7 +56,7 @@ export const FILE_COMMANDS: Record<string, FileCommand> = {
     positionals: 1,
     run: async (cfg, [path], flagArgs, agent) =>
       (await import('../archive/readahead.js'))
-        .archivePushWithReadahead(cfg, path!, agent?.open ?? (() => openArchiveContext(cfg)), flagArgs, agent?.startPusher)
+        .archivePushWithReadahead(cfg, path!, agent?.open ?? (() => openArchiveContext(cfg)), flagArgs, (agent ?? inNode(flagArgs)).startPusher)
         // push_queue_max: a push the repository cannot take, while pg_wal fills (off by default).
         .catch(async (err: unknown) => (await import('../archive/queue-guard.js')).dropIfQueueFull(cfg, path!, err)),
   },
@@ -43,7 +66,7 @@ export const FILE_COMMANDS: Record<string, FileCommand> = {
   },
   'archive-fetch': {
     positionals: 2,
-    run: async (cfg, [name, dest], flagArgs, agent) => (await import('../archive/prefetch.js')).archiveFetchWithPrefetch(cfg, name!, dest!, agent?.open ?? (() => openArchiveContext(cfg)), flagArgs, agent?.startPrefetcher),
+    run: async (cfg, [name, dest], flagArgs, agent) => (await import('../archive/prefetch.js')).archiveFetchWithPrefetch(cfg, name!, dest!, agent?.open ?? (() => openArchiveContext(cfg)), flagArgs, (agent ?? inNode(flagArgs)).startPrefetcher),
   },
   'archive-prefetch': {
     positionals: 1,
