@@ -2,8 +2,9 @@
  * Starting the agent on demand: a call PostgreSQL made (its working directory is a data
  * directory) that ran in node starts one for that data directory when none is alive and the
  * client is built, with the call's own setting flags and environment: the agent then answers
- * the calls made with exactly those. Never fails the call; costs a few system calls when an
- * agent is alive.
+ * the calls made with exactly those. A call that would start the background pusher hands it to
+ * the agent it starts instead (commands/archive.ts). Never fails the call; costs a few system
+ * calls when an agent is alive.
  */
 import { existsSync, realpathSync, statSync } from 'node:fs';
 import { join } from 'node:path';
