@@ -25,13 +25,30 @@ const ANSWERED = /answered by the agent/;
 describe.each(repoBackends())('walship agent ($name repository)', (backend: RepoBackend) => {
   let a: Archiving;
   let agentDir: string;
-  const agentPid = (): number | null => {
+  /** The live process holding `dir/lock`, if any. */
+  const lockHolder = (dir: string, lock: string): number | null => {
     try {
-      const pid = (JSON.parse(readFileSync(join(agentDir, 'agent.lock'), 'utf8')) as { pid: number }).pid;
+      const pid = (JSON.parse(readFileSync(join(dir, lock), 'utf8')) as { pid: number }).pid;
       return processAlive(pid) ? pid : null;
     } catch {
       return null;
     }
+  };
+  const agentPid = () => lockHolder(agentDir, 'agent.lock');
+  const pusherPid = () => lockHolder(`${a.catalog}.readahead`, 'pusher.lock');
+  /** archive_command: walship (at debug level, so that the server log says who answered each call), or `false` (a backlog grows). */
+  const archiving = async (on: boolean) => {
+    await a.primary.sql(`ALTER SYSTEM SET archive_command = ${on ? confString(walshipCommand(`archive-push %p ${a.settings} --log-level debug`)) : "'false'"}`);
+    await a.primary.sql('SELECT pg_reload_conf()');
+  };
+  /** `n` new segments, each with `rows` rows; their names. */
+  const newSegments = async (n: number, rows = 1000) => {
+    const names: string[] = [];
+    for (let i = 0; i < n; i++) {
+      await a.primary.sql(`INSERT INTO t SELECT generate_series(1, ${rows})`);
+      names.push(await a.primary.switchWal());
+    }
+    return names;
   };
   /** Until an agent holds the lock and answers on the socket (its hello). */
   const waitAgent = async () => {
@@ -59,9 +76,7 @@ describe.each(repoBackends())('walship agent ($name repository)', (backend: Repo
   beforeAll(async () => {
     a = await startArchiving(backend, 'agent');
     agentDir = join(a.primary.baseDir, 'walship-agent.data');
-    // At debug level, so that the server log says who answered each call.
-    await a.primary.sql(`ALTER SYSTEM SET archive_command = ${confString(walshipCommand(`archive-push %p ${a.settings} --log-level debug`))}`);
-    await a.primary.sql('SELECT pg_reload_conf()');
+    await archiving(true);
     await a.primary.sql('CREATE TABLE t (v int)');
   });
   afterAll(async () => {
@@ -161,7 +176,6 @@ describe.each(repoBackends())('walship agent ($name repository)', (backend: Repo
 
   it('loses nothing when killed at random points during a backlog; calls fall back to node and a new agent starts', async () => {
     const p = a.primary;
-    const names: string[] = [];
     const failedBefore = await p.value('SELECT failed_count FROM pg_stat_archiver');
     let kills = 0;
     const killer = (async () => {
@@ -174,10 +188,7 @@ describe.each(repoBackends())('walship agent ($name repository)', (backend: Repo
         }
       }
     })();
-    for (let i = 0; i < 12; i++) {
-      await p.sql(`INSERT INTO t SELECT generate_series(1, 2000)`);
-      names.push(await p.switchWal());
-    }
+    const names = await newSegments(12, 2000);
     await killer;
     await p.waitArchived(names[names.length - 1]!, 120_000);
     const info = JSON.parse((await a.run(['info', '--json'])).stdout);
@@ -209,24 +220,11 @@ describe.each(repoBackends())('walship agent ($name repository)', (backend: Repo
     }
     await waitAgent();
     // No pusher left from the tests before (a detached one started while the agent was down).
-    const pusherAlive = () => {
-      try {
-        return processAlive((JSON.parse(readFileSync(join(`${a.catalog}.readahead`, 'pusher.lock'), 'utf8')) as { pid: number }).pid);
-      } catch {
-        return false;
-      }
-    };
-    for (const deadline = Date.now() + 30_000; pusherAlive(); await sleep(100)) if (Date.now() > deadline) throw new Error('a pusher is still running');
+    for (const deadline = Date.now() + 30_000; pusherPid() !== null; await sleep(100)) if (Date.now() > deadline) throw new Error('a pusher is still running');
     // A backlog: archiving fails while segments are made, then walship is back.
-    await p.sql("ALTER SYSTEM SET archive_command = 'false'");
-    await p.sql('SELECT pg_reload_conf()');
-    const names: string[] = [];
-    for (let i = 0; i < 5; i++) {
-      await p.sql(`INSERT INTO t SELECT generate_series(1, 1000)`);
-      names.push(await p.switchWal());
-    }
-    await p.sql(`ALTER SYSTEM SET archive_command = ${confString(walshipCommand(`archive-push %p ${a.settings} --log-level debug`))}`);
-    await p.sql('SELECT pg_reload_conf()');
+    await archiving(false);
+    const names = await newSegments(5);
+    await archiving(true);
     await p.waitArchived(names[names.length - 1]!, 120_000);
     const log = readFileSync(join(`${a.catalog}.readahead`, 'pusher.log'), 'utf8');
     expect(log).toMatch(new RegExp(`background pusher started .*pid=${pid!}(\\s|$)`, 'm'));
@@ -238,34 +236,19 @@ describe.each(repoBackends())('walship agent ($name repository)', (backend: Repo
 
   it('when the first call of a backlog runs in node, the agent it starts runs the pusher from then on (no pusher of its own)', async () => {
     const p = a.primary;
-    const readahead = `${a.catalog}.readahead`;
-    const holder = (lock: string, dir: string) => {
-      try {
-        const pid = (JSON.parse(readFileSync(join(dir, lock), 'utf8')) as { pid: number }).pid;
-        return processAlive(pid) ? pid : null;
-      } catch {
-        return null;
-      }
-    };
     // No agent and no pusher (the pusher of the test before pushes ahead what it sees), then a
     // backlog made while archiving is off.
-    await p.sql("ALTER SYSTEM SET archive_command = 'false'");
-    await p.sql('SELECT pg_reload_conf()');
-    for (const deadline = Date.now() + 30_000; holder('agent.lock', agentDir) !== null || holder('pusher.lock', readahead) !== null; await sleep(200)) {
-      const agent = holder('agent.lock', agentDir);
+    await archiving(false);
+    for (const deadline = Date.now() + 30_000; agentPid() !== null || pusherPid() !== null; await sleep(200)) {
+      const agent = agentPid();
       if (agent !== null) process.kill(agent, 'SIGTERM');
       if (Date.now() > deadline) throw new Error('an agent or a pusher is still running');
     }
-    const names: string[] = [];
-    for (let i = 0; i < 6; i++) {
-      await p.sql(`INSERT INTO t SELECT generate_series(1, 1000)`);
-      names.push(await p.switchWal());
-    }
-    await p.sql(`ALTER SYSTEM SET archive_command = ${confString(walshipCommand(`archive-push %p ${a.settings} --log-level debug`))}`);
-    await p.sql('SELECT pg_reload_conf()');
+    const names = await newSegments(6);
+    await archiving(true);
     await p.waitArchived(names[names.length - 1]!, 120_000);
     // (Each pusher begins its log afresh.)
-    const log = readFileSync(join(readahead, 'pusher.log'), 'utf8');
+    const log = readFileSync(join(`${a.catalog}.readahead`, 'pusher.log'), 'utf8');
     const started = [...log.matchAll(/background pusher started .*pid=(\d+)/g)].map((m) => Number(m[1]));
     expect(started.length, log).toBeGreaterThan(0);
     // Every pusher was an agent's: one handed the pusher by the first call (its --push-ahead), or one answering calls.

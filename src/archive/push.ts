@@ -14,6 +14,7 @@ import { segmentName, type WalFileName } from '../wal/names.js';
 import { bodySize, type StorageDriver } from '../storage/driver.js';
 import { WHOLE_MAX, readInPieces, spillDirFor } from './read-pieces.js';
 import { openObject } from './repo-reader.js';
+import { readFull } from '../local/read-full.js';
 import { sendPendingGaps } from './gaps.js';
 import { Catalog } from '../catalog/catalog.js';
 import { logger } from '../log.js';
@@ -313,13 +314,8 @@ async function store(ctx: ArchiveContext, cat: Catalog, { path, file, rawSize, v
 /** The whole file (`size` bytes), read into a buffer of `alloc`'s (in as few reads as the kernel allows). */
 async function readWhole(fh: FileHandle, size: number, alloc: (size: number) => Buffer): Promise<Buffer> {
   const buf = alloc(size);
-  let off = 0;
-  while (off < size) {
-    const { bytesRead } = await fh.read(buf, off, size - off, off);
-    if (bytesRead === 0) break;
-    off += bytesRead;
-  }
-  return off === size ? buf : buf.subarray(0, off);
+  const got = await readFull(fh, buf, 0);
+  return got === size ? buf : buf.subarray(0, got);
 }
 
 /**

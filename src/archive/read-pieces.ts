@@ -20,6 +20,7 @@ import { SegmentScanner } from '../wal/scanner.js';
 import { judgeScan, scanOptionsFor } from '../wal/scan-file.js';
 import { isAbandonedTemp, tempPathFor } from '../local/atomic-write.js';
 import { privateDir } from '../local/private.js';
+import { readFull } from '../local/read-full.js';
 import type { BodySource } from '../storage/driver.js';
 import { StreamCompressor, type EncodedBody } from './envelope.js';
 import type { Validated } from './validate.js';
@@ -52,13 +53,9 @@ export async function readInPieces(fh: FileHandle, size: number, file: WalFileNa
   const piece = Buffer.allocUnsafeSlow(PIECE);
   const readAt = async (off: number): Promise<Buffer> => {
     const want = Math.min(PIECE, size - off);
-    let got = 0;
+    let got: number;
     try {
-      while (got < want) {
-        const { bytesRead } = await fh.read(piece, got, want - got, off + got);
-        if (bytesRead === 0) break;
-        got += bytesRead;
-      }
+      got = await readFull(fh, piece.subarray(0, want), off);
     } catch (err) {
       throw new WalshipError('FILE_UNREADABLE', `cannot read ${path}: ${describeSystemError(err)}`);
     }
@@ -143,14 +140,8 @@ async function openSpill(dir: string): Promise<Spill> {
     source: (size) => ({
       size,
       async read(offset, length) {
-        const n = Math.max(0, Math.min(length, size - offset));
-        const buf = Buffer.allocUnsafe(n);
-        let got = 0;
-        while (got < n) {
-          const { bytesRead } = await fh.read(buf, got, n - got, offset + got);
-          if (bytesRead === 0) throw new WalshipError('CATALOG_ERROR', `${path} is shorter than walship wrote it`);
-          got += bytesRead;
-        }
+        const buf = Buffer.allocUnsafe(Math.max(0, Math.min(length, size - offset)));
+        if ((await readFull(fh, buf, offset)) < buf.length) throw new WalshipError('CATALOG_ERROR', `${path} is shorter than walship wrote it`);
         return buf;
       },
     }),

@@ -44,6 +44,7 @@ import { connect } from './connect.js';
 import { recordBackupComplete, recordBackupFailure, recordBackupStart } from './record.js';
 import { runPool } from '../pool.js';
 import { StreamCompressor } from '../archive/envelope.js';
+import { readFull } from '../local/read-full.js';
 
 export interface BackupOptions {
   label?: string;
@@ -171,13 +172,9 @@ async function openRange(abs: string, offset: number, length: number): Promise<{
   async function* pieces(): AsyncGenerator<Buffer, void> {
     try {
       for (let done = 0; done < have; ) {
+        // Zeroed: what the file no longer holds (it shrank) stays zero.
         const piece = Buffer.alloc(Math.min(READ_PIECE, have - done));
-        let got = 0;
-        while (got < piece.length) {
-          const { bytesRead } = await fh.read(piece, got, piece.length - got, offset + done + got);
-          if (bytesRead === 0) break; // shrunk: the rest of the piece stays zero
-          got += bytesRead;
-        }
+        await readFull(fh, piece, offset + done);
         done += piece.length;
         yield piece;
       }
