@@ -61,6 +61,16 @@ export interface WalCheck {
   ends?: SegmentEnds;
 }
 
+/** What a check reports for an object found damaged: `detail`, after reading `bytes` of it. */
+const damagedObject = (key: string, detail: string, bytes: number): WalCheck => ({ problem: { kind: 'damaged', what: key, detail }, bytes, rawBytes: 0 });
+
+/** What is wrong with an object's name and sizes against the catalog's row, or null. */
+function notTheRow(row: VerifyRow, meta: ObjectMeta, stored: number, raw: number): string | null {
+  if (meta.name !== row.name) return `it holds ${meta.name}`;
+  if (stored !== row.stored_size || raw !== row.raw_size) return `its size (${stored} stored, ${raw} raw) is not the catalog's (${row.stored_size}, ${row.raw_size})`;
+  return null;
+}
+
 /** What a check reports for a file the catalog lists whose object is not in the repository. */
 function missingObject(row: VerifyRow): WalCheck {
   return { problem: { kind: 'missing', what: row.object_key, detail: `the catalog lists ${row.name}, but the repository has no object for it` }, bytes: 0, rawBytes: 0 };
@@ -75,7 +85,7 @@ function missingObject(row: VerifyRow): WalCheck {
  */
 export async function checkWalObject(storage: StorageDriver, row: VerifyRow, identity: RepoIdentity): Promise<WalCheck> {
   const key = row.object_key;
-  const bad = (detail: string, bytes = 0): WalCheck => ({ problem: { kind: 'damaged', what: key, detail }, bytes, rawBytes: 0 });
+  const bad = (detail: string, bytes: number) => damagedObject(key, detail, bytes);
   const file = parseWalFileName(row.name)!;
   // A large segment is read in pieces, in memory that does not grow with it.
   if (row.raw_size > WHOLE_MAX && (file.kind === 'segment' || file.kind === 'partial')) return checkLargeSegment(storage, row, identity, file);
@@ -89,10 +99,8 @@ export async function checkWalObject(storage: StorageDriver, row: VerifyRow, ide
     if (err instanceof EnvelopeError) return bad(err.message, obj.length);
     throw err;
   }
-  if (meta.name !== row.name) return bad(`it holds ${meta.name}`, obj.length);
-  if (obj.length !== row.stored_size || raw.length !== row.raw_size) {
-    return bad(`its size (${obj.length} stored, ${raw.length} raw) is not the catalog's (${row.stored_size}, ${row.raw_size})`, obj.length);
-  }
+  const wrong = notTheRow(row, meta, obj.length, raw.length);
+  if (wrong !== null) return bad(wrong, obj.length);
   try {
     const v = validateFile(file, raw);
     if (!v.segment) return { problem: null, bytes: obj.length, rawBytes: raw.length };
@@ -108,7 +116,7 @@ export async function checkWalObject(storage: StorageDriver, row: VerifyRow, ide
 /** checkWalObject for a segment larger than 16 MiB: the same checks, its object read in pieces (readSegmentObject). */
 async function checkLargeSegment(storage: StorageDriver, row: VerifyRow, identity: RepoIdentity, file: WalFileName): Promise<WalCheck> {
   const key = row.object_key;
-  const bad = (detail: string, bytes: number): WalCheck => ({ problem: { kind: 'damaged', what: key, detail }, bytes, rawBytes: 0 });
+  const bad = (detail: string, bytes: number) => damagedObject(key, detail, bytes);
   let read: SegmentObject | null;
   try {
     read = await readSegmentObject(storage, key, file, { sha256: row.sha256, bodySha256: row.body_sha256 });
@@ -119,10 +127,8 @@ async function checkLargeSegment(storage: StorageDriver, row: VerifyRow, identit
   }
   if (read === null) return missingObject(row);
   const { meta, storedSize, rawSize } = read;
-  if (meta.name !== row.name) return bad(`it holds ${meta.name}`, storedSize);
-  if (storedSize !== row.stored_size || rawSize !== row.raw_size) {
-    return bad(`its size (${storedSize} stored, ${rawSize} raw) is not the catalog's (${row.stored_size}, ${row.raw_size})`, storedSize);
-  }
+  const wrong = notTheRow(row, meta, storedSize, rawSize);
+  if (wrong !== null) return bad(wrong, storedSize);
   try {
     return await judgeSegment(key, meta, read.seg, () => read.scan, identity, file, storedSize, rawSize);
   } catch (err) {
@@ -133,7 +139,7 @@ async function checkLargeSegment(storage: StorageDriver, row: VerifyRow, identit
 
 /** A segment's content against the repository's identity, then its scan (`scanOf`): its finish, and the scan its metadata carries. */
 async function judgeSegment(key: string, meta: ObjectMeta, seg: SegmentInfo, scanOf: () => ScanResult, identity: RepoIdentity, file: WalFileName, bytes: number, rawBytes: number): Promise<WalCheck> {
-  const bad = (detail: string): WalCheck => ({ problem: { kind: 'damaged', what: key, detail }, bytes, rawBytes: 0 });
+  const bad = (detail: string) => damagedObject(key, detail, bytes);
   if (seg.systemIdentifier !== identity.systemIdentifier || seg.segSize !== identity.walSegmentSize) {
     return bad(`it is WAL of system ${seg.systemIdentifier} (segment size ${seg.segSize}), not of this repository's ${identity.systemIdentifier}`);
   }
@@ -159,7 +165,7 @@ export async function checkStoredWal(storage: StorageDriver, row: VerifyRow, sca
   const key = row.object_key;
   const obj = await storage.get(key);
   if (obj === null) return missingObject(row);
-  const bad = (detail: string): WalCheck => ({ problem: { kind: 'damaged', what: key, detail }, bytes: obj.length, rawBytes: 0 });
+  const bad = (detail: string) => damagedObject(key, detail, obj.length);
   try {
     const { meta, bodyOffset } = decodeMeta(obj);
     if (meta.name !== row.name) return bad(`it holds ${meta.name}`);
